@@ -1,0 +1,63 @@
+/* A resident model ready to generate: the model, its placement on backends, the KV cache and the
+ * resident token sequence. engine_set_prompt reuses the longest common prefix of the new prompt
+ * with what is resident and evaluates only the rest (the prompt cache builds on this).
+ * Owned by one thread at a time (the engine thread in the server); not thread-safe. */
+#ifndef AUGURY_ENGINE_ENGINE_H
+#define AUGURY_ENGINE_ENGINE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/error.h"
+#include "engine/model.h"
+#include "engine/tokenizer.h"
+
+struct engine; /* opaque */
+
+enum engine_kv_type { ENGINE_KV_F16 = 0, ENGINE_KV_Q8_0 = 1 };
+
+struct engine_params {
+  const char *model_path;
+  int n_threads;           /* 0 = physical cores */
+  uint32_t n_ctx;          /* KV cache length in tokens; 0 = min(4096, n_ctx_train) */
+  uint32_t n_batch;        /* tokens per forward call during prompt processing; 0 = 512 */
+  enum engine_kv_type kv_type;
+  bool use_mmap;
+};
+
+struct engine_params engine_params_default(void);
+
+struct engine_eval_stats {
+  size_t n_reused;     /* prompt tokens whose KV was already resident */
+  size_t n_evaluated;  /* prompt tokens evaluated now */
+  double eval_ms;
+};
+
+int engine_create(const struct engine_params *params, struct engine **out, struct aug_err *err);
+void engine_destroy(struct engine *engine); /* NULL is a no-op */
+
+const struct model *engine_model(const struct engine *engine);
+const struct tokenizer *engine_tokenizer(const struct engine *engine);
+uint32_t engine_n_ctx(const struct engine *engine);
+
+/* Makes the resident sequence equal to tokens[0..n): keeps the common prefix, evaluates the rest
+ * and leaves the logits of the last token in engine_logits. cancel (may be NULL) is checked between
+ * batches and layers: on cancellation returns AUG_ECANCELED and the resident sequence is a valid
+ * prefix of tokens. AUG_ERANGE when n > n_ctx or n == 0. */
+int engine_set_prompt(struct engine *engine, const int32_t *tokens, size_t n,
+                      const atomic_bool *cancel, struct engine_eval_stats *stats,
+                      struct aug_err *err);
+/* Appends one token and evaluates it (a decode step); logits refreshed. */
+int engine_push(struct engine *engine, int32_t token, const atomic_bool *cancel,
+                struct aug_err *err);
+/* Drops resident tokens beyond n (KV entries included). */
+int engine_truncate(struct engine *engine, size_t n);
+
+/* n_vocab logits of the last evaluated position; valid until the next call that evaluates. */
+const float *engine_logits(const struct engine *engine);
+size_t engine_n_resident(const struct engine *engine);
+const int32_t *engine_resident_tokens(const struct engine *engine);
+
+#endif
