@@ -78,15 +78,44 @@ int model_load(const char *path, struct model **out, struct aug_err *err);
 void model_destroy(struct model *model); /* NULL is a no-op */
 
 /* Expected tensor names and shapes for an architecture and hyper-parameters: used by model_create
- * and by synth to write files with real shapes. Calls fn for each tensor in file order. */
+ * and by synth to write files with real shapes. Calls fn for each tensor in llama.cpp's loader
+ * order (token_embd, output_norm, output, rope_freqs, then per block attn_norm, attn_q/k/v,
+ * attn_output, q/k/v biases, ffn_norm, ffn_gate, ffn_down, ffn_up). The set follows hp exactly:
+ * output only when !tied_output, rope_freqs only when has_rope_freqs, biases only when
+ * has_qkv_bias. A non-zero return from fn stops the walk and is returned. */
+enum model_tensor_role {
+  MODEL_TENSOR_TOKEN_EMBD,
+  MODEL_TENSOR_OUTPUT_NORM,
+  MODEL_TENSOR_OUTPUT,
+  MODEL_TENSOR_ROPE_FREQS,
+  MODEL_TENSOR_ATTN_NORM,
+  MODEL_TENSOR_ATTN_Q,
+  MODEL_TENSOR_ATTN_K,
+  MODEL_TENSOR_ATTN_V,
+  MODEL_TENSOR_ATTN_OUTPUT,
+  MODEL_TENSOR_ATTN_Q_BIAS,
+  MODEL_TENSOR_ATTN_K_BIAS,
+  MODEL_TENSOR_ATTN_V_BIAS,
+  MODEL_TENSOR_FFN_NORM,
+  MODEL_TENSOR_FFN_GATE,
+  MODEL_TENSOR_FFN_DOWN,
+  MODEL_TENSOR_FFN_UP,
+};
+
 struct model_tensor_spec {
-  const char *name;   /* e.g. "blk.3.attn_q.weight" */
+  const char *name;   /* e.g. "blk.3.attn_q.weight"; valid only during the callback */
   uint32_t n_dims;
   uint64_t ne[4];
   bool optional;      /* rope_freqs, output.weight when tied */
-  bool is_norm_or_bias; /* kept in F32 by quantizers */
+  bool is_norm_or_bias; /* kept in F32 by quantizers (and required to be F32 by model_create) */
+  /* Added with the implementation: */
+  enum model_tensor_role role;
+  int32_t layer;      /* block index, -1 for the global tensors */
 };
 typedef int (*model_tensor_spec_fn)(const struct model_tensor_spec *spec, void *user);
 int model_for_each_tensor_spec(const struct model_hparams *hp, model_tensor_spec_fn fn, void *user);
+
+/* Sum of the element counts of all the model's tensors (the tied output counted once). */
+uint64_t model_param_count(const struct model *model);
 
 #endif
