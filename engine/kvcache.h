@@ -1,0 +1,58 @@
+/* The KV cache: for every layer a K and a V tensor [head_dim, n_head_kv, n_ctx] in a buffer on
+ * that layer's backend (hybrid placement keeps each layer's cache next to its weights). Cell i
+ * holds sequence position i, so the cache is always a prefix [0, n_used) of the sequence:
+ * truncating to a prefix or removing positions from the end only moves n_used (the prompt cache
+ * builds on this). Element type F16 (default, as llama.cpp) or Q8_0 (half the memory).
+ * Owned by the engine thread; not thread-safe. */
+#ifndef AUGURY_ENGINE_KVCACHE_H
+#define AUGURY_ENGINE_KVCACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backends/backend.h"
+#include "engine/error.h"
+
+struct kvcache; /* opaque */
+
+struct kvcache_params {
+  uint32_t n_layer;
+  uint32_t n_ctx;      /* cells (tokens) per layer */
+  uint32_t n_head_kv;
+  uint32_t head_dim;   /* a multiple of 32 for Q8_0 */
+  uint32_t type;       /* QUANT_F16 or QUANT_Q8_0 (enum quant_type) */
+};
+
+/* Allocates the cache of layer il on the backend (ops[il], bes[il]) (borrowed: they must outlive
+ * the cache). AUG_EUNSUPPORTED for another type or a head_dim Q8_0 cannot block. */
+int kvcache_create(const struct kvcache_params *params, const struct backend_ops *const *ops,
+                   struct backend *const *bes, struct kvcache **out, struct aug_err *err);
+void kvcache_destroy(struct kvcache *cache); /* NULL is a no-op */
+
+uint32_t kvcache_n_ctx(const struct kvcache *cache);
+uint32_t kvcache_type(const struct kvcache *cache);
+/* Positions [0, n_used) hold valid K and V in every layer. */
+uint32_t kvcache_n_used(const struct kvcache *cache);
+/* Bytes of all layers' K and V. */
+uint64_t kvcache_bytes(const struct kvcache *cache);
+/* Bytes one token takes across all layers (K and V), for sizing and the planner. */
+uint64_t kvcache_bytes_per_token(const struct kvcache_params *params);
+
+/* The full-length K and V tensors of layer il, as the attention op reads them. */
+const struct backend_tensor *kvcache_k(const struct kvcache *cache, uint32_t il);
+const struct backend_tensor *kvcache_v(const struct kvcache *cache, uint32_t il);
+
+/* Converts k and v (F32 [head_dim, n_head_kv, n_tokens]) into cells [pos, pos + n_tokens) of
+ * layer il with the backend's copy op. pos must be <= n_used (no holes); the cells count as used
+ * only after kvcache_commit, so a pass cancelled between layers leaves the cache consistent. */
+int kvcache_store(struct kvcache *cache, uint32_t il, const struct backend_tensor *k,
+                  const struct backend_tensor *v, uint32_t pos, struct aug_err *err);
+/* Marks [0, n_used) valid after every layer stored its cells; n_used <= n_ctx. */
+int kvcache_commit(struct kvcache *cache, uint32_t n_used);
+
+/* Keeps positions [0, n) and drops the rest (n >= n_used is a no-op). */
+void kvcache_truncate(struct kvcache *cache, uint32_t n);
+/* Removes the last n positions (all of them when n >= n_used). */
+void kvcache_remove_tail(struct kvcache *cache, uint32_t n);
+
+#endif
