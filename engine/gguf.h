@@ -126,4 +126,14 @@ int gguf_writer_add_tensor(struct gguf_writer *w, const char *name, uint32_t typ
                            const uint64_t *ne, const void *data, size_t size);
 int gguf_writer_write(struct gguf_writer *w, const char *path, struct aug_err *err);
 
+/* ---- Limits and helpers added with the implementation ------------------------------------------ */
+#define GGUF_MAX_KEY_LENGTH 65535        /* bytes; longer keys are rejected */
+#define GGUF_MAX_TENSOR_NAME_LENGTH 255  /* bytes; longer tensor names are rejected */
+#define GGUF_MAX_ARRAY_DEPTH 4           /* a kv's array plus up to 3 levels of arrays inside it */
+
+/* The encoded bytes of the value at key_index (after its type field; for arrays this starts at the
+ * element type). Used by gguf_writer_copy_kv; AUG_EINVAL when key_index is out of range. */
+int gguf_kv_raw_value(const struct gguf_file *file, size_t key_index, const void **data,
+                      uint64_t *size);
+
 #endif
