@@ -5,7 +5,9 @@
 
 #define CLI_COMMANDS(X)                                                                            \
   X(info, "info MODEL [--json]                 architecture, tensors, types, sizes")              \
-  X(tokenize, "tokenize -m MODEL [--special] [--json] TEXT   token ids")
+  X(tokenize, "tokenize -m MODEL [--special] [--json] TEXT   token ids")                     \
+  X(generate, "generate -m MODEL -p TEXT [-n N] [--temp T] ...   plain generation, timings")   \
+  X(bench, "bench -m MODEL [-p 512] [-n 128] [-t N] [-r R] [--json]   tokens/s like llama-bench")
 
 #define DECLARE(name, summary) int cli_cmd_##name(int argc, char **argv);
 CLI_COMMANDS(DECLARE)

@@ -60,4 +60,13 @@ const float *engine_logits(const struct engine *engine);
 size_t engine_n_resident(const struct engine *engine);
 const int32_t *engine_resident_tokens(const struct engine *engine);
 
+/* Additions (additive to the first contract). */
+/* The compute device the layers run on, as its backend describes it ("CPU (AVX2, 2 threads)"),
+ * and the thread count the CPU backend resolved (0 = unknown). */
+const char *engine_device_name(const struct engine *engine);
+int engine_n_threads(const struct engine *engine);
+/* Bytes of the KV cache (all layers, K and V) and of the forward pass's scratch. */
+uint64_t engine_kv_bytes(const struct engine *engine);
+uint64_t engine_scratch_bytes(const struct engine *engine);
+
 #endif
