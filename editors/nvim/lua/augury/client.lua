@@ -1,0 +1,183 @@
+-- augury.client: starts one `augury lsp` process for the session (vim.lsp.start_client, which
+-- Neovim 0.7.2 has; vim.lsp.start is 0.8+) and attaches buffers of the configured filetypes to it.
+-- A missing binary or a crashed server gives one warning, then the plugin stays silent and inert.
+local config = require('augury.config')
+local util = require('augury.util')
+
+local M = {}
+
+local state = {
+  client_id = nil,
+  stopping = false,
+  missing = false,   -- the binary was not found: do not try again until setup() runs again
+  progress = {},     -- token -> function(value) for work-done progress the plugin asked for
+  load = nil,        -- last model-load progress from the server: { title, message, percentage, done }
+}
+
+local function capabilities()
+  local caps = vim.lsp.protocol.make_client_capabilities()
+  caps.textDocument = caps.textDocument or {}
+  -- LSP 3.18 inline completion: the client supports it, without dynamic registration.
+  caps.textDocument.inlineCompletion = { dynamicRegistration = false }
+  caps.window = caps.window or {}
+  caps.window.workDoneProgress = true
+  -- LSP 3.17 position encodings. Neovim < 0.9 does not offer them itself; 0.7.2's change tracking
+  -- handles utf-8 correctly, and utf-8 saves the server a conversion. on_init reads the answer.
+  caps.general = caps.general or {}
+  if not caps.general.positionEncodings then caps.general.positionEncodings = { 'utf-8', 'utf-16' } end
+  return caps
+end
+
+local function on_init(client, result)
+  local caps = result and result.capabilities or {}
+  local enc = caps.positionEncoding or result.offsetEncoding
+  if enc == 'utf-8' or enc == 'utf-16' or enc == 'utf-32' then client.offset_encoding = enc end
+end
+
+-- $/progress: the explain float's tokens go to their listeners; model loading is remembered for
+-- :Augury status; everything else goes to Neovim's own handler.
+local function progress_handler(err, result, ctx, cfg)
+  local token = result and result.token
+  local listener = token ~= nil and state.progress[token]
+  if listener then
+    listener(result.value or {})
+    return
+  end
+  local value = result and result.value
+  if type(value) == 'table' then
+    state.load = state.load or {}
+    if value.kind == 'begin' then
+      state.load = { title = value.title, message = value.message, percentage = value.percentage }
+    else
+      state.load.message = value.message or state.load.message
+      state.load.percentage = value.percentage or state.load.percentage
+      state.load.done = value.kind == 'end'
+    end
+  end
+  local default = vim.lsp.handlers['$/progress']
+  if default then return default(err, result, ctx, cfg) end
+end
+
+-- window/showMessage: a model that fails to load must not put an error in the user's face on every
+-- keystroke; each distinct message is shown once, errors as warnings.
+local function show_message_handler(_, result)
+  if not result or not result.message then return end
+  local level = vim.log.levels.INFO
+  if result.type == 1 or result.type == 2 then level = vim.log.levels.WARN end
+  util.notify_once('showMessage:' .. result.message, 'augury: ' .. result.message, level)
+end
+
+--- Registers a listener for $/progress on `token` (nil removes it).
+function M.on_progress(token, fn)
+  state.progress[token] = fn
+end
+
+--- The running client, or nil.
+function M.get()
+  if not state.client_id then return nil end
+  local client = vim.lsp.get_client_by_id(state.client_id)
+  if not client or client.is_stopped() then return nil end
+  return client
+end
+
+--- The client if it is attached to `bufnr` and initialized, else nil.
+function M.for_buffer(bufnr)
+  local client = M.get()
+  if not client or not client.initialized then return nil end
+  if not vim.lsp.buf_is_attached(bufnr, client.id) then return nil end
+  return client
+end
+
+--- Model-load progress last reported by the server (nil if none).
+function M.load_state()
+  return state.load
+end
+
+--- Whether the configured binary was found missing.
+function M.is_missing()
+  return state.missing
+end
+
+--- Starts the server if needed; returns the client id, or nil (with one warning) when it cannot.
+function M.ensure_started()
+  local cfg = config.get()
+  if not cfg then return nil end
+  if M.get() then return state.client_id end
+  if state.missing then return nil end
+  local exe = cfg.cmd[1]
+  if vim.fn.executable(exe) ~= 1 then
+    state.missing = true
+    util.notify_once('missing-binary',
+      string.format("augury: server '%s' not found or not executable; completions are off (see :checkhealth augury)", exe))
+    return nil
+  end
+  state.stopping = false
+  local ok, id = pcall(vim.lsp.start_client, {
+    name = 'augury',
+    cmd = cfg.cmd,
+    root_dir = vim.loop.cwd(),
+    init_options = cfg.settings,
+    settings = cfg.settings,
+    capabilities = capabilities(),
+    handlers = {
+      ['$/progress'] = progress_handler,
+      ['window/showMessage'] = show_message_handler,
+    },
+    on_init = on_init,
+    on_exit = function(code, signal)
+      local was = state.client_id
+      state.client_id = nil
+      state.load = nil
+      if not state.stopping and (code ~= 0 or signal ~= 0) then
+        util.notify_once('server-exit:' .. tostring(was),
+          string.format('augury: server exited (code %d, signal %d); completions are off until :Augury enable',
+            code or -1, signal or 0))
+      end
+    end,
+    flags = { debounce_text_changes = 20 },
+  })
+  if not ok or not id then
+    state.missing = true
+    util.notify_once('start-failed', 'augury: could not start the server: ' .. tostring(id))
+    return nil
+  end
+  state.client_id = id
+  return id
+end
+
+--- Whether `bufnr` is a buffer the configuration wants completions in.
+function M.wants(bufnr)
+  local cfg = config.get()
+  if not cfg or not vim.api.nvim_buf_is_valid(bufnr) then return false end
+  if vim.api.nvim_buf_get_option(bufnr, 'buftype') ~= '' then return false end
+  local ft = vim.api.nvim_buf_get_option(bufnr, 'filetype')
+  if ft == '' then return false end
+  for _, want in ipairs(cfg.filetypes) do
+    if want == '*' or want == ft then return true end
+  end
+  return false
+end
+
+--- Attaches `bufnr` to the server (starting it) when its filetype is configured.
+function M.attach(bufnr)
+  if not M.wants(bufnr) then return false end
+  local id = M.ensure_started()
+  if not id then return false end
+  if vim.lsp.buf_is_attached(bufnr, id) then return true end
+  return vim.lsp.buf_attach_client(bufnr, id)
+end
+
+--- Stops the server (used by tests and when setup() runs again with a new command).
+function M.stop()
+  local client = M.get()
+  state.stopping = true
+  if client then client.stop() end
+  state.client_id = nil
+end
+
+--- Allows another start attempt after a missing binary or a crash (:Augury enable).
+function M.reset()
+  state.missing = false
+end
+
+return M

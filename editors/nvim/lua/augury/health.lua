@@ -1,0 +1,100 @@
+-- augury.health: `:checkhealth augury`: the server binary and its version, the model file, and
+-- whether the server is running and attached to the current buffer.
+local M = {}
+
+-- vim.health (0.8+: report_*; 0.10+: start/ok/...) or 0.7's require('health').
+local function reporter()
+  local h = vim.health
+  if h and h.start then return h.start, h.ok, h.warn, h.error, h.info end
+  h = (h and h.report_start) and h or require('health')
+  return h.report_start, h.report_ok, h.report_warn, h.report_error, h.report_info
+end
+
+local function model_from_config_file()
+  local dir = os.getenv('XDG_CONFIG_HOME') or ((os.getenv('HOME') or '') .. '/.config')
+  local path = dir .. '/augury/config.json'
+  if vim.fn.filereadable(path) ~= 1 then return nil end
+  local ok, data = pcall(vim.fn.json_decode, table.concat(vim.fn.readfile(path), '\n'))
+  if ok and type(data) == 'table' and type(data.model) == 'string' then return data.model, path end
+  return nil, path
+end
+
+function M.check()
+  local start, ok, warn, err, info = reporter()
+  local config = require('augury.config')
+  local client = require('augury.client')
+  local cfg = config.get()
+
+  start('augury: Neovim')
+  if vim.fn.has('nvim-0.10') == 1 then
+    ok('Neovim >= 0.10: the first line is inline virtual text')
+  else
+    ok('Neovim < 0.10: the first line is overlay text at the cursor (end of line when text follows it)')
+  end
+  if not cfg then
+    warn("setup() has not been called", { "add require('augury').setup({}) to your init.lua" })
+    cfg = config.defaults()
+  end
+
+  start('augury: server')
+  local exe = cfg.cmd[1]
+  if vim.fn.executable(exe) == 1 then
+    local path = vim.fn.exepath(exe)
+    local out = vim.fn.systemlist({ path, '--version' })
+    if vim.v.shell_error == 0 and out[1] and out[1] ~= '' then
+      ok(string.format('%s found: %s (%s)', exe, path, out[1]))
+    else
+      ok(string.format('%s found: %s (it reports no version)', exe, path))
+    end
+  else
+    err(string.format("'%s' not found or not executable", exe),
+      { 'build augury and put it on $PATH, or set cmd = { "/path/to/augury", "lsp" } in setup()' })
+  end
+
+  start('augury: model')
+  local model = cfg.model or (cfg.settings and cfg.settings.model)
+  local source = 'setup({ model = ... })'
+  if not model and os.getenv('AUGURY_MODEL') then model, source = os.getenv('AUGURY_MODEL'), '$AUGURY_MODEL' end
+  if not model then
+    local from_file, path = model_from_config_file()
+    if from_file then model, source = from_file, path end
+  end
+  if model then
+    model = vim.fn.expand(model)
+    if vim.fn.filereadable(model) == 1 then
+      ok(string.format('model %s (from %s, %.0f MB)', model, source, vim.fn.getfsize(model) / 1e6))
+    else
+      err(string.format('model %s (from %s) is not a readable file', model, source))
+    end
+  else
+    info('no model configured: the server searches the Hugging Face cache (LLAMA_CACHE, HF_HUB_CACHE, ~/.cache/huggingface/hub); scripts/get-model fetches the default')
+  end
+
+  start('augury: this session')
+  local c = client.get()
+  if not c then
+    if client.is_missing() then
+      err('the server could not be started (binary missing)')
+    else
+      info('the server is not running (it starts when a buffer of a configured filetype opens)')
+    end
+    return
+  end
+  ok(string.format('server running (client id %d, position encoding %s)', c.id, c.offset_encoding or '?'))
+  local buf = vim.api.nvim_get_current_buf()
+  if vim.lsp.buf_is_attached(buf, c.id) then
+    ok('attached to the current buffer')
+  else
+    info('not attached to the current buffer (filetype ' .. vim.bo[buf].filetype .. ')')
+  end
+  if c.initialized then
+    local res = c.request_sync('workspace/executeCommand', { command = 'augury.status', arguments = {} }, 1000)
+    if res and not res.err then
+      ok('server status: ' .. (type(res.result) == 'string' and res.result or vim.inspect(res.result, { newline = ' ', indent = '' })))
+    else
+      warn('augury.status did not answer: ' .. tostring(res and res.err and res.err.message or 'timeout'))
+    end
+  end
+end
+
+return M
