@@ -1,0 +1,335 @@
+/* Settings layers and model lookup (see config.h). The settings table below is the one place that
+ * names every key, its type and its bounds. */
+#include "lsp/config.h"
+
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "engine/alloc.h"
+
+enum setting_kind { SETTING_INT, SETTING_DOUBLE, SETTING_BOOL, SETTING_STRING, SETTING_LANGS };
+
+struct setting {
+  const char *key;
+  enum setting_kind kind;
+  size_t offset;
+  double min, max;
+};
+
+#define FIELD(f) offsetof(struct config, f)
+static const struct setting settings_table[] = {
+    {"model", SETTING_STRING, FIELD(model_path), 0, 0},
+    {"threads", SETTING_INT, FIELD(n_threads), 0, 1024},
+    {"contextSize", SETTING_INT, FIELD(n_ctx), 0, 1 << 20},
+    {"maxTokens", SETTING_INT, FIELD(max_tokens), 1, 4096},
+    {"timeBudgetMs", SETTING_DOUBLE, FIELD(time_budget_ms), 0, 600000},
+    {"debounceMs", SETTING_INT, FIELD(debounce_ms), 0, 10000},
+    {"prefixLines", SETTING_INT, FIELD(prefix_lines), 1, 100000},
+    {"suffixLines", SETTING_INT, FIELD(suffix_lines), 0, 100000},
+    {"prefixTokens", SETTING_INT, FIELD(prefix_tokens), 16, 1 << 20},
+    {"suffixTokens", SETTING_INT, FIELD(suffix_tokens), 0, 1 << 20},
+    {"explainMaxTokens", SETTING_INT, FIELD(explain_max_tokens), 1, 8192},
+    {"explainTemperature", SETTING_DOUBLE, FIELD(explain_temperature), 0, 2},
+    {"enable", SETTING_BOOL, FIELD(enable), 0, 0},
+    {"languages", SETTING_LANGS, FIELD(languages), 0, 0},
+};
+#undef FIELD
+
+struct config_env config_env_from_process(void) {
+  struct config_env env = {
+      getenv("AUGURY_MODEL"), getenv("XDG_CONFIG_HOME"), getenv("HOME"),
+      getenv("LLAMA_CACHE"),  getenv("HF_HUB_CACHE"),    getenv("HF_HOME"),
+  };
+  return env;
+}
+
+int config_init(struct config *cfg, struct aug_err *err) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->max_tokens = 128;
+  cfg->time_budget_ms = 1500;
+  cfg->debounce_ms = 40;
+  cfg->prefix_lines = 120;
+  cfg->suffix_lines = 40;
+  cfg->prefix_tokens = 1536;
+  cfg->suffix_tokens = 384;
+  cfg->explain_max_tokens = 384;
+  cfg->explain_temperature = 0.2;
+  cfg->enable = true;
+  cfg->languages = json_object();
+  if (!cfg->languages) return aug_err_set(err, AUG_ENOMEM, "config: out of memory");
+  return 0;
+}
+
+void config_free(struct config *cfg) {
+  aug_free(cfg->model_path);
+  aug_free(cfg->file_model_path);
+  json_decref(cfg->languages);
+  memset(cfg, 0, sizeof *cfg);
+}
+
+static void warnf(config_warn_fn warn, void *user, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void warnf(config_warn_fn warn, void *user, const char *fmt, ...) {
+  if (!warn) return;
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  warn(user, msg);
+}
+
+/* A short rendering of a JSON value for warnings. */
+static void describe(const json_t *v, char *buf, size_t cap) {
+  size_t n = json_dumpb(v, buf, cap - 1, JSON_COMPACT | JSON_ENCODE_ANY);
+  if (n >= cap - 1) {
+    n = cap - 4;
+    memcpy(buf + n, "...", 3);
+    n += 3;
+  }
+  buf[n] = '\0';
+}
+
+int config_apply_json(struct config *cfg, const json_t *settings, const char *source,
+                      bool from_file, config_warn_fn warn, void *user) {
+  int warnings = 0;
+  if (!settings || json_is_null(settings)) return 0;
+  if (!json_is_object(settings)) {
+    warnf(warn, user, "augury: %s: settings must be an object (ignored)", source);
+    return 1;
+  }
+  json_t *nested = json_object_get(settings, "augury");
+  if (json_is_object(nested)) settings = nested;
+  const char *key;
+  json_t *value;
+  json_object_foreach((json_t *)settings, key, value) {
+    const struct setting *s = NULL;
+    for (size_t i = 0; i < sizeof settings_table / sizeof settings_table[0]; i++)
+      if (!strcmp(settings_table[i].key, key)) s = &settings_table[i];
+    if (!s) {
+      warnf(warn, user, "augury: %s: unknown setting '%s' (ignored)", source, key);
+      warnings++;
+      continue;
+    }
+    char shown[64];
+    describe(value, shown, sizeof shown);
+    char *field = (char *)cfg + s->offset;
+    switch (s->kind) {
+    case SETTING_INT:
+      if (!json_is_integer(value) || json_integer_value(value) < (json_int_t)s->min ||
+          json_integer_value(value) > (json_int_t)s->max) {
+        warnf(warn, user, "augury: %s: setting '%s' must be an integer in %.0f..%.0f, got %s "
+              "(ignored)", source, key, s->min, s->max, shown);
+        warnings++;
+        break;
+      }
+      *(int64_t *)field = json_integer_value(value);
+      break;
+    case SETTING_DOUBLE:
+      if (!json_is_number(value) || json_number_value(value) < s->min ||
+          json_number_value(value) > s->max) {
+        warnf(warn, user, "augury: %s: setting '%s' must be a number in %g..%g, got %s (ignored)",
+              source, key, s->min, s->max, shown);
+        warnings++;
+        break;
+      }
+      *(double *)field = json_number_value(value);
+      break;
+    case SETTING_BOOL:
+      if (!json_is_boolean(value)) {
+        warnf(warn, user, "augury: %s: setting '%s' must be true or false, got %s (ignored)",
+              source, key, shown);
+        warnings++;
+        break;
+      }
+      *(bool *)field = json_is_true(value);
+      break;
+    case SETTING_STRING: {
+      if (!json_is_string(value) && !json_is_null(value)) {
+        warnf(warn, user, "augury: %s: setting '%s' must be a string, got %s (ignored)", source,
+              key, shown);
+        warnings++;
+        break;
+      }
+      char **slot = from_file ? &cfg->file_model_path : (char **)field;
+      char *copy = NULL;
+      if (json_is_string(value) && json_string_length(value) > 0) {
+        copy = aug_strndup(json_string_value(value), json_string_length(value));
+        if (!copy) {
+          warnf(warn, user, "augury: %s: out of memory for setting '%s'", source, key);
+          warnings++;
+          break;
+        }
+      }
+      aug_free(*slot);
+      *slot = copy;
+      break;
+    }
+    case SETTING_LANGS: {
+      if (!json_is_object(value)) {
+        warnf(warn, user, "augury: %s: setting '%s' must be an object of languageId: true|false, "
+              "got %s (ignored)", source, key, shown);
+        warnings++;
+        break;
+      }
+      const char *lang;
+      json_t *on;
+      json_object_foreach(value, lang, on) {
+        if (!json_is_boolean(on)) {
+          char v[64];
+          describe(on, v, sizeof v);
+          warnf(warn, user, "augury: %s: languages.%s must be true or false, got %s (ignored)",
+                source, lang, v);
+          warnings++;
+          continue;
+        }
+        if (json_object_set(cfg->languages, lang, on)) {
+          warnf(warn, user, "augury: %s: out of memory for languages.%s", source, lang);
+          warnings++;
+        }
+      }
+      break;
+    }
+    }
+  }
+  return warnings;
+}
+
+static bool file_exists(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int config_load_file(struct config *cfg, const struct config_env *env, config_warn_fn warn,
+                     void *user) {
+  char path[4096];
+  if (env->xdg_config_home && *env->xdg_config_home)
+    snprintf(path, sizeof path, "%s/augury/config.json", env->xdg_config_home);
+  else if (env->home && *env->home)
+    snprintf(path, sizeof path, "%s/.config/augury/config.json", env->home);
+  else
+    return 0;
+  if (!file_exists(path)) return 0;
+  json_error_t jerr;
+  json_t *root = json_load_file(path, 0, &jerr);
+  if (!root) {
+    warnf(warn, user, "augury: config file %s: %s at line %d (ignored)", path, jerr.text,
+          jerr.line);
+    return 1;
+  }
+  int n = config_apply_json(cfg, root, path, true, warn, user);
+  json_decref(root);
+  return n;
+}
+
+bool config_language_enabled(const struct config *cfg, const char *language_id) {
+  if (!cfg->enable) return false;
+  json_t *v = language_id ? json_object_get(cfg->languages, language_id) : NULL;
+  if (!json_is_boolean(v)) v = json_object_get(cfg->languages, "*");
+  return !json_is_boolean(v) || json_is_true(v);
+}
+
+static bool name_is_model(const char *name) {
+  size_t n = strlen(name);
+  return n > 5 && !strcasecmp(name + n - 5, ".gguf") && strcasestr(name, "coder") &&
+         !strcasestr(name, "mmproj");
+}
+
+/* First coder GGUF directly in dir (LLAMA_CACHE keeps files flat), sorted by name. */
+static bool find_flat(const char *dir, char *out, size_t cap) {
+  struct dirent **names = NULL;
+  int n = scandir(dir, &names, NULL, alphasort);
+  bool found = false;
+  for (int i = 0; i < n; i++) {
+    if (!found && name_is_model(names[i]->d_name)) {
+      snprintf(out, cap, "%s/%s", dir, names[i]->d_name);
+      found = file_exists(out);
+    }
+    free(names[i]);
+  }
+  free(names);
+  return found;
+}
+
+/* Hugging Face hub layout: <hub>/models--<org>--<name>/snapshots/<revision>/<file>.gguf */
+static bool find_hub(const char *hub, char *out, size_t cap) {
+  struct dirent **repos = NULL;
+  int n = scandir(hub, &repos, NULL, alphasort);
+  bool found = false;
+  for (int i = 0; i < n; i++) {
+    if (!found && !strncmp(repos[i]->d_name, "models--", 8)) {
+      char snaps[4096];
+      snprintf(snaps, sizeof snaps, "%s/%s/snapshots", hub, repos[i]->d_name);
+      struct dirent **revs = NULL;
+      int m = scandir(snaps, &revs, NULL, alphasort);
+      for (int j = 0; j < m; j++) {
+        if (!found && revs[j]->d_name[0] != '.') {
+          char rev[4096 + 256];
+          snprintf(rev, sizeof rev, "%s/%s", snaps, revs[j]->d_name);
+          found = find_flat(rev, out, cap);
+        }
+        free(revs[j]);
+      }
+      free(revs);
+    }
+    free(repos[i]);
+  }
+  free(repos);
+  return found;
+}
+
+int config_find_model(const struct config *cfg, const struct config_env *env, char *path,
+                      size_t cap, const char **found_by, struct aug_err *err) {
+  *found_by = NULL;
+  const char *direct[3] = {cfg->model_path, env->augury_model, cfg->file_model_path};
+  const char *rule[3] = {"settings", "AUGURY_MODEL", "config file"};
+  for (int i = 0; i < 3; i++) {
+    if (!direct[i] || !*direct[i]) continue;
+    /* An explicit choice that does not exist is an error, not a reason to pick another model. */
+    if (!file_exists(direct[i]))
+      return aug_err_set(err, AUG_ENOTFOUND, "model '%s' (from %s) does not exist", direct[i],
+                         rule[i]);
+    snprintf(path, cap, "%s", direct[i]);
+    *found_by = rule[i];
+    return 0;
+  }
+  char dir[4096];
+  if (env->llama_cache && *env->llama_cache && find_flat(env->llama_cache, path, cap)) {
+    *found_by = "Hugging Face cache";
+    return 0;
+  }
+  const char *hubs[3] = {NULL, NULL, NULL};
+  char hf_home_hub[4096], home_hub[4096];
+  hubs[0] = env->hf_hub_cache;
+  if (env->hf_home && *env->hf_home) {
+    snprintf(hf_home_hub, sizeof hf_home_hub, "%s/hub", env->hf_home);
+    hubs[1] = hf_home_hub;
+  }
+  if (env->home && *env->home) {
+    snprintf(home_hub, sizeof home_hub, "%s/.cache/huggingface/hub", env->home);
+    hubs[2] = home_hub;
+  }
+  for (int i = 0; i < 3; i++)
+    if (hubs[i] && *hubs[i] && find_hub(hubs[i], path, cap)) {
+      *found_by = "Hugging Face cache";
+      return 0;
+    }
+  if (env->home && *env->home) {
+    snprintf(dir, sizeof dir, "%s/.cache/augury/models/%s", env->home, CONFIG_DEFAULT_MODEL_NAME);
+    if (file_exists(dir)) {
+      snprintf(path, cap, "%s", dir);
+      *found_by = "augury cache";
+      return 0;
+    }
+  }
+  return aug_err_set(err, AUG_ENOTFOUND,
+                     "no model found: set the 'model' setting or AUGURY_MODEL, add \"model\" to "
+                     "the config file, or run scripts/get-model (looked in the Hugging Face cache "
+                     "and ~/.cache/augury/models/%s)",
+                     CONFIG_DEFAULT_MODEL_NAME);
+}

@@ -1,0 +1,73 @@
+/* Server settings: defaults, then $XDG_CONFIG_HOME/augury/config.json, then initializationOptions,
+ * then workspace/didChangeConfiguration (each layer overrides the fields it names). Settings are a
+ * JSON object, flat or under an "augury" key; unknown keys and wrong types produce a warning and are
+ * ignored, never an error. Also finds the model file (DESIGN.md "Models": settings, AUGURY_MODEL,
+ * the config file, the Hugging Face cache layout, then scripts/get-model's default location).
+ * Loop thread (copied into jobs where the engine thread needs values). */
+#ifndef AUGURY_LSP_CONFIG_H
+#define AUGURY_LSP_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "engine/error.h"
+
+#define CONFIG_DEFAULT_MODEL_NAME "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+
+struct config {
+  char *model_path;      /* from settings (owned; NULL = not set) */
+  char *file_model_path; /* from the config file (owned; NULL = not set) */
+  int64_t n_threads;     /* 0 = the engine's choice */
+  int64_t n_ctx;         /* 0 = the engine's choice */
+  int64_t max_tokens;    /* completion token budget */
+  double time_budget_ms; /* completion time budget, counted from the first generated newline */
+  int64_t debounce_ms;   /* delay before serving a typing-triggered (Automatic) request */
+  int64_t prefix_lines, suffix_lines;   /* window bounds in lines */
+  int64_t prefix_tokens, suffix_tokens; /* window bounds in tokens */
+  int64_t explain_max_tokens;
+  double explain_temperature;
+  bool enable;        /* master switch */
+  json_t *languages;  /* owned object: languageId -> bool; "*" is the default */
+};
+
+/* Process environment the lookups read; config_env_from_process fills it with getenv values. */
+struct config_env {
+  const char *augury_model;    /* AUGURY_MODEL */
+  const char *xdg_config_home; /* XDG_CONFIG_HOME */
+  const char *home;            /* HOME */
+  const char *llama_cache;     /* LLAMA_CACHE */
+  const char *hf_hub_cache;    /* HF_HUB_CACHE */
+  const char *hf_home;         /* HF_HOME */
+};
+struct config_env config_env_from_process(void);
+
+/* Fills defaults (max_tokens 128, time budget 1500 ms, debounce 40 ms, prefix 120 lines / 1536
+ * tokens, suffix 40 lines / 384 tokens, explain 384 tokens at temperature 0.2, enabled). */
+int config_init(struct config *cfg, struct aug_err *err);
+void config_free(struct config *cfg);
+
+typedef void (*config_warn_fn)(void *user, const char *message);
+
+/* Applies a settings object. source names the layer in warnings ("initializationOptions"). When
+ * from_file is set a "model" key goes to file_model_path. Returns the number of warnings given. */
+int config_apply_json(struct config *cfg, const json_t *settings, const char *source,
+                      bool from_file, config_warn_fn warn, void *user);
+
+/* Reads $XDG_CONFIG_HOME/augury/config.json (or $HOME/.config/...) when it exists. A file that
+ * does not parse is a warning. Returns the number of warnings. */
+int config_load_file(struct config *cfg, const struct config_env *env, config_warn_fn warn,
+                     void *user);
+
+/* Whether completions are enabled for a languageId. */
+bool config_language_enabled(const struct config *cfg, const char *language_id);
+
+/* Finds the model file in the documented order; writes the path and which rule found it
+ * ("settings", "AUGURY_MODEL", "config file", "Hugging Face cache", "augury cache").
+ * AUG_ENOTFOUND lists where it looked. */
+int config_find_model(const struct config *cfg, const struct config_env *env, char *path,
+                      size_t cap, const char **found_by, struct aug_err *err);
+
+#endif

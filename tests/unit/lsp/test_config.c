@@ -1,0 +1,155 @@
+/* Tests for lsp/config.c: settings layers (flat and under "augury"), warnings for unknown keys and
+ * wrong types without changing values, per-language enablement, the config file, and the model
+ * lookup order over a temporary directory tree. */
+#include "../test_support.h"
+
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lsp/config.h"
+
+struct warnings {
+  int n;
+  char last[512];
+};
+
+static void collect(void *user, const char *message) {
+  struct warnings *w = user;
+  w->n++;
+  snprintf(w->last, sizeof w->last, "%s", message);
+}
+
+static void test_apply_and_warn(void **state) {
+  (void)state;
+  struct config cfg;
+  struct aug_err err = {0};
+  assert_int_equal(config_init(&cfg, &err), 0);
+  struct warnings w = {0};
+  json_t *s = json_loads("{\"augury\":{\"maxTokens\":64,\"debounceMs\":10,\"timeBudgetMs\":250.5,"
+                         "\"model\":\"/m.gguf\",\"languages\":{\"markdown\":false,\"c\":1}}}",
+                         0, NULL);
+  assert_int_equal(config_apply_json(&cfg, s, "initializationOptions", false, collect, &w), 1);
+  assert_non_null(strstr(w.last, "languages.c"));
+  assert_int_equal(cfg.max_tokens, 64);
+  assert_int_equal(cfg.debounce_ms, 10);
+  assert_true(cfg.time_budget_ms == 250.5);
+  assert_string_equal(cfg.model_path, "/m.gguf");
+  assert_false(config_language_enabled(&cfg, "markdown"));
+  assert_true(config_language_enabled(&cfg, "python"));
+  json_decref(s);
+
+  /* Wrong types, out-of-range values and unknown keys: one warning each, values unchanged. */
+  w.n = 0;
+  s = json_loads("{\"maxTokens\":\"many\",\"threads\":-3,\"bogus\":1,\"enable\":\"yes\","
+                 "\"languages\":[1]}", 0, NULL);
+  assert_int_equal(config_apply_json(&cfg, s, "didChangeConfiguration", false, collect, &w), 5);
+  assert_int_equal(w.n, 5);
+  assert_int_equal(cfg.max_tokens, 64);
+  assert_int_equal(cfg.n_threads, 0);
+  assert_true(cfg.enable);
+  json_decref(s);
+  s = json_loads("[1,2]", 0, NULL);
+  assert_int_equal(config_apply_json(&cfg, s, "x", false, collect, &w), 1);
+  json_decref(s);
+
+  s = json_loads("{\"enable\":false,\"languages\":{\"*\":false,\"python\":true}}", 0, NULL);
+  assert_int_equal(config_apply_json(&cfg, s, "x", false, collect, &w), 0);
+  assert_false(config_language_enabled(&cfg, "python"));
+  json_decref(s);
+  s = json_loads("{\"enable\":true,\"model\":null}", 0, NULL);
+  assert_int_equal(config_apply_json(&cfg, s, "x", false, collect, &w), 0);
+  assert_true(config_language_enabled(&cfg, "python"));
+  assert_false(config_language_enabled(&cfg, "go"));
+  assert_null(cfg.model_path);
+  json_decref(s);
+  config_free(&cfg);
+}
+
+static void write_file(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+static void test_file_and_model_lookup(void **state) {
+  (void)state;
+  char root[] = "/tmp/augury-config-XXXXXX";
+  assert_non_null(mkdtemp(root));
+  char p[1024], q[1024];
+  snprintf(p, sizeof p, "%s/xdg", root);
+  mkdir(p, 0700);
+  snprintf(p, sizeof p, "%s/xdg/augury", root);
+  mkdir(p, 0700);
+  snprintf(p, sizeof p, "%s/file.gguf", root);
+  write_file(p, "x");
+  snprintf(q, sizeof q, "%s/xdg/augury/config.json", root);
+  char json[2048];
+  snprintf(json, sizeof json, "{\"model\":\"%s\",\"maxTokens\":32,\"nope\":true}", p);
+  write_file(q, json);
+
+  struct config cfg;
+  struct aug_err err = {0};
+  assert_int_equal(config_init(&cfg, &err), 0);
+  char xdg[1024], home[1024];
+  snprintf(xdg, sizeof xdg, "%s/xdg", root);
+  snprintf(home, sizeof home, "%s/home", root);
+  struct config_env env = {NULL, xdg, home, NULL, NULL, NULL};
+  struct warnings w = {0};
+  assert_int_equal(config_load_file(&cfg, &env, collect, &w), 1);
+  assert_non_null(strstr(w.last, "nope"));
+  assert_int_equal(cfg.max_tokens, 32);
+  assert_null(cfg.model_path);
+
+  char found[4096];
+  const char *by = NULL;
+  assert_int_equal(config_find_model(&cfg, &env, found, sizeof found, &by, &err), 0);
+  assert_string_equal(by, "config file");
+  assert_string_equal(found, p);
+
+  /* AUGURY_MODEL beats the config file; a missing explicit model is an error naming it. */
+  env.augury_model = "/nonexistent/x.gguf";
+  assert_int_equal(config_find_model(&cfg, &env, found, sizeof found, &by, &err), AUG_ENOTFOUND);
+  assert_non_null(strstr(err.msg, "/nonexistent/x.gguf"));
+  assert_non_null(strstr(err.msg, "AUGURY_MODEL"));
+  env.augury_model = NULL;
+
+  /* Without explicit choices: the Hugging Face hub layout, then the augury cache. */
+  free(cfg.file_model_path);
+  cfg.file_model_path = NULL;
+  assert_int_equal(config_find_model(&cfg, &env, found, sizeof found, &by, &err), AUG_ENOTFOUND);
+  const char *dirs[] = {"home", "home/.cache", "home/.cache/augury", "home/.cache/augury/models",
+                        "hf", "hf/hub", "hf/hub/models--Qwen--coder",
+                        "hf/hub/models--Qwen--coder/snapshots",
+                        "hf/hub/models--Qwen--coder/snapshots/abc"};
+  for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+    snprintf(p, sizeof p, "%s/%s", root, dirs[i]);
+    mkdir(p, 0700);
+  }
+  snprintf(p, sizeof p, "%s/home/.cache/augury/models/%s", root, CONFIG_DEFAULT_MODEL_NAME);
+  write_file(p, "x");
+  assert_int_equal(config_find_model(&cfg, &env, found, sizeof found, &by, &err), 0);
+  assert_string_equal(by, "augury cache");
+  snprintf(p, sizeof p, "%s/hf/hub/models--Qwen--coder/snapshots/abc/qwen2.5-coder-7b-q8_0.gguf",
+           root);
+  write_file(p, "x");
+  char hf[1024];
+  snprintf(hf, sizeof hf, "%s/hf", root);
+  env.hf_home = hf;
+  assert_int_equal(config_find_model(&cfg, &env, found, sizeof found, &by, &err), 0);
+  assert_string_equal(by, "Hugging Face cache");
+  assert_string_equal(found, p);
+  config_free(&cfg);
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+  assert_int_equal(system(cmd), 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_apply_and_warn),
+      cmocka_unit_test(test_file_and_model_lookup),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
