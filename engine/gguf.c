@@ -181,7 +181,7 @@ static int read_u64(struct gguf_reader *r, const char *field, uint64_t *out) {
 static int read_name(struct gguf_reader *r, const char *what, uint64_t max_len, uint64_t *offset,
                      uint64_t *len) {
   char field[64];
-  snprintf(field, sizeof field, "%s length", what);
+  snprintf(field, sizeof field, "%.48s length", what);
   int rc = read_u64(r, field, len);
   if (rc) return rc;
   if (*len == 0) return format_error(r, "%s is empty", what);
@@ -688,7 +688,7 @@ int gguf_open_memory(const void *buf, size_t size, const char *name, struct gguf
                      struct aug_err *err) {
   if (!out || (!buf && size)) return aug_err_set(err, AUG_EINVAL, "gguf: no buffer or output");
   *out = NULL;
-  struct gguf_file *f;
+  struct gguf_file *f = NULL;
   int rc = file_create(name ? name : "<memory>", &f, err);
   if (rc) return rc;
   f->base = size ? buf : (const uint8_t *)"";
@@ -737,7 +737,7 @@ int gguf_open(const char *path, const struct gguf_open_params *params, struct gg
     close(fd);
     return aug_err_set(err, AUG_EIO, "gguf: %s: not a regular file", path);
   }
-  struct gguf_file *f;
+  struct gguf_file *f = NULL;
   int rc = file_create(path, &f, err);
   if (rc) {
     close(fd);

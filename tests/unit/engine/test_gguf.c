@@ -808,7 +808,7 @@ static void compare_kvs(const struct gguf_file *f, const char *stem) {
   char *save = NULL;
   for (char *line = strtok_r(tsv, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
     if (line[0] == '#') continue;
-    char *c[6];
+    char *c[6] = {0};
     size_t nc = split_tabs(line, c, 6);
     assert_true(nc >= 3);
     int64_t index = gguf_find_key(f, c[0]);
@@ -866,7 +866,7 @@ static void compare_tensors(const struct gguf_file *f, const char *stem) {
   char *save = NULL;
   for (char *line = strtok_r(tsv, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
     if (line[0] == '#') continue;
-    char *c[9];
+    char *c[9] = {0};
     assert_int_equal(split_tabs(line, c, 9), 9);
     const struct gguf_tensor *t = gguf_tensor_at(f, n);
     assert_non_null(t);
