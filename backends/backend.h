@@ -131,6 +131,9 @@ struct backend_ops {
 int backend_find(const char *name, const struct backend_ops **out, struct aug_err *err);
 size_t backend_count(void);
 const struct backend_ops *backend_at(size_t index);
+/* 0 when ops was built against this header (abi_version and struct_size), else
+ * AUG_EUNSUPPORTED with both versions in the message. backend_find applies it. */
+int backend_check_abi(const struct backend_ops *ops, struct aug_err *err);
 
 /* The CPU backend's table (always compiled in). options: "threads=N" (0 or absent = physical
  * cores), "scalar=1" (force the portable scalar kernels: the reference the fast path is tested

@@ -1,0 +1,144 @@
+/* Private to backends/cpu/: the backend instance, buffers, and the kernel table that the
+ * dispatcher fills at create time (portable scalar kernels, or AVX2/FMA/F16C ones when the CPU
+ * has them and "scalar=1" was not given). Ops in cpu_ops.c and cpu_matmul.c only ever call
+ * kernels through this table, so the scalar path is exercised by the same drivers as the fast
+ * one. Thread ownership: a struct backend belongs to the engine thread that created it; the
+ * compute pool's workers only touch the per-op contexts handed to them. */
+#ifndef AUGURY_BACKENDS_CPU_CPU_INTERNAL_H
+#define AUGURY_BACKENDS_CPU_CPU_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "backends/backend.h"
+#include "backends/cpu/cpu_threadpool.h"
+#include "engine/quant.h"
+
+/* Most tokens one matmul kernel call handles for one weight row (the batched tile height). */
+#define CPU_MATMUL_TILE_TOKENS 4
+
+/* out[r * out_stride] = dot(weight row w (k elements), activation row r) for r < nr
+ * (1 <= nr <= CPU_MATMUL_TILE_TOKENS). Activation rows sit act_stride bytes apart, in the
+ * activation type the weight type asks for (cpu_matmul_act_type). */
+typedef void (*cpu_dot_fn)(int64_t k, const void *w, const void *act, size_t act_stride, int nr,
+                           float *out, size_t out_stride);
+
+struct cpu_kernels {
+  const char *isa; /* "AVX2" or "scalar" */
+  cpu_dot_fn dot[QUANT_TYPE_COUNT]; /* NULL: no direct kernel (generic dequantize path) */
+  /* Activation quantization, k a multiple of the block size. Both paths round half to even,
+   * so they produce identical blocks. */
+  void (*quantize_q8_0)(const float *x, struct block_q8_0 *y, int64_t k);
+  void (*quantize_q8_k)(const float *x, struct block_q8_k *y, int64_t k);
+  float (*dot_f32)(const float *a, const float *b, int64_t n);
+  void (*axpy_f32)(float a, const float *x, float *y, int64_t n); /* y += a * x */
+  void (*f16_to_f32)(const quant_f16 *x, float *y, int64_t n);
+};
+
+const struct cpu_kernels *cpu_kernels_scalar(void);
+/* The AVX2/FMA/F16C table; only call its kernels after checking the CPU (cpu_backend.c). */
+const struct cpu_kernels *cpu_kernels_avx2(void);
+
+/* Per-thread scratch for one op (scores, a dequantized row), grown outside the kernels. */
+struct cpu_scratch {
+  void *data;
+  size_t size;
+};
+
+struct backend {
+  struct cpu_threadpool *pool; /* n_threads - 1 workers; the calling thread is thread 0 */
+  int n_threads;
+  const struct cpu_kernels *kernels;
+  struct cpu_scratch act;                 /* quantized activations of the current matmul */
+  struct cpu_scratch *thread_scratch;     /* [n_threads] */
+};
+
+struct backend_buffer {
+  unsigned char *data;
+  size_t size;
+  enum backend_buffer_kind kind;
+  bool owned; /* false for buffer_from_host: the caller keeps the memory alive */
+};
+
+/* Grow s to at least size bytes (64-byte aligned); 0 or AUG_ENOMEM. Contents are not kept. */
+int cpu_scratch_reserve(struct cpu_scratch *s, size_t size);
+/* Make every thread's scratch at least size bytes. */
+int cpu_thread_scratch_reserve(struct backend *be, size_t size);
+
+/* Address of row (i1, i2, i3) of a tensor. */
+static inline unsigned char *cpu_tensor_row(const struct backend_tensor *t, int64_t i1, int64_t i2,
+                                            int64_t i3) {
+  size_t plane = t->plane_stride ? t->plane_stride : (size_t)t->ne[1] * t->row_stride;
+  return t->buffer->data + t->offset + (size_t)i1 * t->row_stride + (size_t)i2 * plane +
+         (size_t)i3 * plane * (size_t)t->ne[2];
+}
+
+/* Validates a descriptor: known type, positive dims, rows of ne[0] elements fit row_stride,
+ * everything inside its buffer. 0 or AUG_EINVAL. */
+int cpu_tensor_check(const struct backend_tensor *t);
+
+/* IEEE half -> float without tables, inlined into the scalar kernels (same result as
+ * quant_f16_to_f32, which the tests check). */
+static inline float cpu_f16_to_f32(quant_f16 h) {
+  uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+  uint32_t exp = (h >> 10) & 0x1f;
+  uint32_t mant = h & 0x3ff;
+  uint32_t bits;
+  if (exp == 0x1f) {
+    bits = sign | 0x7f800000u | (mant << 13);
+  } else if (exp != 0) {
+    bits = sign | ((exp + 112) << 23) | (mant << 13);
+  } else if (mant == 0) {
+    bits = sign;
+  } else {
+    /* subnormal: normalize */
+    int e = -1;
+    do {
+      e++;
+      mant <<= 1;
+    } while ((mant & 0x400) == 0);
+    bits = sign | ((uint32_t)(112 - e) << 23) | ((mant & 0x3ff) << 13);
+  }
+  float f;
+  memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+/* Q4_K's 8 six-bit scales and mins packed in 12 bytes (ggml-common.h, get_scale_min_k4). */
+static inline void cpu_q4_k_scales(const uint8_t *s, uint8_t sc[8], uint8_t mn[8]) {
+  for (int j = 0; j < 4; j++) {
+    sc[j] = s[j] & 63;
+    mn[j] = s[j + 4] & 63;
+  }
+  for (int j = 4; j < 8; j++) {
+    sc[j] = (uint8_t)((s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4));
+    mn[j] = (uint8_t)((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
+  }
+}
+
+/* The weight types with a direct kernel take activations in this type (Q8_0, Q8_K or F32);
+ * others are dequantized row by row and dotted in F32. */
+uint32_t cpu_matmul_act_type(uint32_t weight_type);
+
+/* Ops (cpu_matmul.c, cpu_ops.c); the vtable in cpu_backend.c forwards to them. */
+int cpu_matmul(struct backend *be, const struct backend_tensor *w, const struct backend_tensor *x,
+               struct backend_tensor *y);
+int cpu_rms_norm(struct backend *be, const struct backend_tensor *x, const struct backend_tensor *w,
+                 float eps, struct backend_tensor *y);
+int cpu_rope(struct backend *be, struct backend_tensor *x, const int32_t *pos,
+             const struct backend_rope_params *params);
+int cpu_attention(struct backend *be, const struct backend_tensor *q,
+                  const struct backend_tensor *k, const struct backend_tensor *v,
+                  const struct backend_attention_params *params, struct backend_tensor *out);
+int cpu_silu_mul(struct backend *be, const struct backend_tensor *gate,
+                 const struct backend_tensor *up, struct backend_tensor *out);
+int cpu_add(struct backend *be, const struct backend_tensor *a, const struct backend_tensor *b,
+            struct backend_tensor *out);
+int cpu_get_rows(struct backend *be, const struct backend_tensor *table, const int32_t *ids,
+                 int64_t n_ids, struct backend_tensor *out);
+int cpu_softmax(struct backend *be, struct backend_tensor *x);
+int cpu_copy(struct backend *be, const struct backend_tensor *src, struct backend_tensor *dst);
+
+#endif

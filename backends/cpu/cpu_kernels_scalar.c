@@ -1,0 +1,234 @@
+/* Portable scalar kernels: the path used on CPUs without AVX2/FMA/F16C or with "scalar=1", and
+ * the reference the AVX2 kernels are tested against. Written plainly, one function per weight
+ * type: each dot product does the same integer arithmetic per block as its AVX2 twin
+ * (activations quantized to Q8_0 or Q8_K), so the two differ only in float summation order.
+ * Block layouts: ggml-common.h (see engine/quant.h). */
+#include <math.h>
+
+#include "backends/cpu/cpu_internal.h"
+
+/* Activations: Q8_0, 32 per block, d = amax / 127, q = round-half-even(x / d). */
+static void scalar_quantize_q8_0(const float *x, struct block_q8_0 *y, int64_t k) {
+  for (int64_t ib = 0; ib < k / QK8_0; ib++) {
+    const float *xb = x + ib * QK8_0; /* [32] */
+    float amax = 0.0f;
+    for (int i = 0; i < QK8_0; i++) amax = fmaxf(amax, fabsf(xb[i]));
+    float d = amax / 127.0f;
+    float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[ib].d = quant_f32_to_f16(d);
+    for (int i = 0; i < QK8_0; i++) {
+      float v = fminf(fmaxf(nearbyintf(xb[i] * id), -127.0f), 127.0f);
+      y[ib].qs[i] = (int8_t)v;
+    }
+  }
+}
+
+/* Activations: Q8_K, 256 per block, d kept in f32, bsums = sums of each 16 quants. */
+static void scalar_quantize_q8_k(const float *x, struct block_q8_k *y, int64_t k) {
+  for (int64_t ib = 0; ib < k / QK_K; ib++) {
+    const float *xb = x + ib * QK_K; /* [256] */
+    float amax = 0.0f;
+    for (int i = 0; i < QK_K; i++) amax = fmaxf(amax, fabsf(xb[i]));
+    float d = amax / 127.0f;
+    float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[ib].d = d;
+    for (int i = 0; i < QK_K; i++) {
+      float v = fminf(fmaxf(nearbyintf(xb[i] * id), -127.0f), 127.0f);
+      y[ib].qs[i] = (int8_t)v;
+    }
+    for (int g = 0; g < QK_K / 16; g++) {
+      int sum = 0;
+      for (int i = 0; i < 16; i++) sum += y[ib].qs[g * 16 + i];
+      y[ib].bsums[g] = (int16_t)sum;
+    }
+  }
+}
+
+/* w[k] f32 . x[k] f32, nr activation rows. */
+static void scalar_dot_f32(int64_t k, const void *w, const void *act, size_t act_stride, int nr,
+                           float *out, size_t out_stride) {
+  const float *wr = w;
+  for (int r = 0; r < nr; r++) {
+    const float *x = (const float *)((const char *)act + (size_t)r * act_stride);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < k; i++) sum += wr[i] * x[i];
+    out[(size_t)r * out_stride] = sum;
+  }
+}
+
+/* w[k] f16 . x[k] f32. */
+static void scalar_dot_f16(int64_t k, const void *w, const void *act, size_t act_stride, int nr,
+                           float *out, size_t out_stride) {
+  const quant_f16 *wr = w;
+  for (int r = 0; r < nr; r++) {
+    const float *x = (const float *)((const char *)act + (size_t)r * act_stride);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < k; i++) sum += cpu_f16_to_f32(wr[i]) * x[i];
+    out[(size_t)r * out_stride] = sum;
+  }
+}
+
+/* Q8_0 weights . Q8_0 activations: per block d_w * d_x * sum(qw * qx). */
+static void scalar_dot_q8_0(int64_t k, const void *w, const void *act, size_t act_stride, int nr,
+                            float *out, size_t out_stride) {
+  const struct block_q8_0 *wb = w; /* [k / 32] */
+  for (int r = 0; r < nr; r++) {
+    const struct block_q8_0 *xb = (const struct block_q8_0 *)((const char *)act + r * act_stride);
+    float sum = 0.0f;
+    for (int64_t ib = 0; ib < k / QK8_0; ib++) {
+      int isum = 0;
+      for (int i = 0; i < QK8_0; i++) isum += wb[ib].qs[i] * xb[ib].qs[i];
+      sum += cpu_f16_to_f32(wb[ib].d) * cpu_f16_to_f32(xb[ib].d) * (float)isum;
+    }
+    out[(size_t)r * out_stride] = sum;
+  }
+}
+
+/* Q4_0: element i < 16 is the low nibble of qs[i], element i >= 16 the high nibble of qs[i-16],
+ * value (nibble - 8) * d. */
+static void scalar_dot_q4_0(int64_t k, const void *w, const void *act, size_t act_stride, int nr,
+                            float *out, size_t out_stride) {
+  const struct block_q4_0 *wb = w; /* [k / 32] */
+  for (int r = 0; r < nr; r++) {
+    const struct block_q8_0 *xb = (const struct block_q8_0 *)((const char *)act + r * act_stride);
+    float sum = 0.0f;
+    for (int64_t ib = 0; ib < k / QK4_0; ib++) {
+      int isum = 0;
+      for (int i = 0; i < QK4_0 / 2; i++) {
+        isum += ((wb[ib].qs[i] & 0x0f) - 8) * xb[ib].qs[i];
+        isum += ((wb[ib].qs[i] >> 4) - 8) * xb[ib].qs[i + QK4_0 / 2];
+      }
+      sum += cpu_f16_to_f32(wb[ib].d) * cpu_f16_to_f32(xb[ib].d) * (float)isum;
+    }
+    out[(size_t)r * out_stride] = sum;
+  }
+}
+
+/* Q5_0: as Q4_0 with a fifth bit per element in qh (bit i for element i), value
+ * ((nibble | bit << 4) - 16) * d. */
+static void scalar_dot_q5_0(int64_t k, const void *w, const void *act, size_t act_stride, int nr,
+                            float *out, size_t out_stride) {
+  const struct block_q5_0 *wb = w; /* [k / 32] */
+  for (int r = 0; r < nr; r++) {
+    const struct block_q8_0 *xb = (const struct block_q8_0 *)((const char *)act + r * act_stride);
+    float sum = 0.0f;
+    for (int64_t ib = 0; ib < k / QK5_0; ib++) {
+      uint32_t qh;
+      memcpy(&qh, wb[ib].qh, sizeof qh);
+      int isum = 0;
+      for (int i = 0; i < QK5_0 / 2; i++) {
+        int lo = (wb[ib].qs[i] & 0x0f) | (int)(((qh >> i) & 1) << 4);
+        int hi = (wb[ib].qs[i] >> 4) | (int)(((qh >> (i + 16)) & 1) << 4);
+        isum += (lo - 16) * xb[ib].qs[i];
+        isum += (hi - 16) * xb[ib].qs[i + QK5_0 / 2];
+      }
+      sum += cpu_f16_to_f32(wb[ib].d) * cpu_f16_to_f32(xb[ib].d) * (float)isum;
+    }
+    out[(size_t)r * out_stride] = sum;
+  }
+}
+
+/* Q4_K: 8 sub-blocks of 32; value = d * sc[j] * q - dmin * mn[j]. qs[32 * c .. 32 * c + 31] hold
+ * sub-block 2c in the low nibbles and 2c + 1 in the high nibbles. The min term uses the
+ * activation block sums (bsums), so it costs 8 multiplies per block. */
+static void scalar_dot_q4_k(int64_t k, const void *w, const void *act, size_t act_stride, int nr,
+                            float *out, size_t out_stride) {
+  const struct block_q4_k *wb = w; /* [k / 256] */
+  for (int r = 0; r < nr; r++) {
+    const struct block_q8_k *xb = (const struct block_q8_k *)((const char *)act + r * act_stride);
+    float sum = 0.0f;
+    for (int64_t ib = 0; ib < k / QK_K; ib++) {
+      uint8_t sc[8], mn[8];
+      cpu_q4_k_scales(wb[ib].scales, sc, mn);
+      int isum = 0;
+      for (int c = 0; c < 4; c++) {
+        const uint8_t *q = wb[ib].qs + 32 * c; /* [32] */
+        const int8_t *a = xb[ib].qs + 64 * c;  /* [64] */
+        int lo = 0, hi = 0;
+        for (int l = 0; l < 32; l++) {
+          lo += (q[l] & 0x0f) * a[l];
+          hi += (q[l] >> 4) * a[l + 32];
+        }
+        isum += sc[2 * c] * lo + sc[2 * c + 1] * hi;
+      }
+      int msum = 0;
+      for (int j = 0; j < 8; j++) msum += mn[j] * (xb[ib].bsums[2 * j] + xb[ib].bsums[2 * j + 1]);
+      sum += cpu_f16_to_f32(wb[ib].d) * xb[ib].d * (float)isum -
+             cpu_f16_to_f32(wb[ib].dmin) * xb[ib].d * (float)msum;
+    }
+    out[(size_t)r * out_stride] = sum;
+  }
+}
+
+/* Q6_K: 16 groups of 16 with int8 scales; value = d * scales[g] * (q6 - 32), where q6 is 4 low
+ * bits from ql and 2 high bits from qh. Per 128-half n (l < 32): ql[l] low/high nibbles are
+ * elements l and l + 64, ql[l + 32] elements l + 32 and l + 96, qh[l] bits 0-1, 2-3, 4-5, 6-7
+ * the high bits of elements l, l + 32, l + 64, l + 96. Group of element e is e / 16. The -32 is
+ * applied through bsums. */
+static void scalar_dot_q6_k(int64_t k, const void *w, const void *act, size_t act_stride, int nr,
+                            float *out, size_t out_stride) {
+  const struct block_q6_k *wb = w; /* [k / 256] */
+  for (int r = 0; r < nr; r++) {
+    const struct block_q8_k *xb = (const struct block_q8_k *)((const char *)act + r * act_stride);
+    float sum = 0.0f;
+    for (int64_t ib = 0; ib < k / QK_K; ib++) {
+      int group[16] = {0};
+      for (int n = 0; n < 2; n++) {
+        const uint8_t *ql = wb[ib].ql + 64 * n;  /* [64] */
+        const uint8_t *qh = wb[ib].qh + 32 * n;  /* [32] */
+        const int8_t *a = xb[ib].qs + 128 * n;   /* [128] */
+        for (int l = 0; l < 32; l++) {
+          int q1 = (ql[l] & 0x0f) | ((qh[l] & 3) << 4);
+          int q2 = (ql[l + 32] & 0x0f) | (((qh[l] >> 2) & 3) << 4);
+          int q3 = (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4);
+          int q4 = (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4);
+          group[8 * n + (l) / 16] += q1 * a[l];
+          group[8 * n + (l + 32) / 16] += q2 * a[l + 32];
+          group[8 * n + (l + 64) / 16] += q3 * a[l + 64];
+          group[8 * n + (l + 96) / 16] += q4 * a[l + 96];
+        }
+      }
+      int isum = 0;
+      for (int g = 0; g < 16; g++) isum += wb[ib].scales[g] * (group[g] - 32 * xb[ib].bsums[g]);
+      sum += cpu_f16_to_f32(wb[ib].d) * xb[ib].d * (float)isum;
+    }
+    out[(size_t)r * out_stride] = sum;
+  }
+}
+
+static float scalar_vec_dot_f32(const float *a, const float *b, int64_t n) {
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; i++) sum += a[i] * b[i];
+  return sum;
+}
+
+static void scalar_axpy_f32(float a, const float *x, float *y, int64_t n) {
+  for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+static void scalar_f16_to_f32(const quant_f16 *x, float *y, int64_t n) {
+  for (int64_t i = 0; i < n; i++) y[i] = cpu_f16_to_f32(x[i]);
+}
+
+static const struct cpu_kernels scalar_kernels = {
+    .isa = "scalar",
+    .dot =
+        {
+            [QUANT_F32] = scalar_dot_f32,
+            [QUANT_F16] = scalar_dot_f16,
+            [QUANT_Q4_0] = scalar_dot_q4_0,
+            [QUANT_Q5_0] = scalar_dot_q5_0,
+            [QUANT_Q8_0] = scalar_dot_q8_0,
+            [QUANT_Q4_K] = scalar_dot_q4_k,
+            [QUANT_Q6_K] = scalar_dot_q6_k,
+        },
+    .quantize_q8_0 = scalar_quantize_q8_0,
+    .quantize_q8_k = scalar_quantize_q8_k,
+    .dot_f32 = scalar_vec_dot_f32,
+    .axpy_f32 = scalar_axpy_f32,
+    .f16_to_f32 = scalar_f16_to_f32,
+};
+
+const struct cpu_kernels *cpu_kernels_scalar(void) {
+  return &scalar_kernels;
+}

@@ -1,0 +1,409 @@
+/* The non-matmul ops of the CPU backend: the plain scalar references (cpu_ref.h) and the drivers
+ * behind the backend table, which validate descriptors, then run the references row by row on
+ * the pool (only when the op is big enough to pay for a dispatch). Attention is the one driver
+ * with its own inner loop: it converts each K/V cache row once for all the query heads that share
+ * it (GQA) and uses the kernel table's dot/axpy. */
+#include <math.h>
+#include <stdatomic.h>
+
+#include "backends/cpu/cpu_internal.h"
+#include "backends/cpu/cpu_ref.h"
+
+/* ---- references ---------------------------------------------------------------------------- */
+
+void cpu_ref_rms_norm(float *o, const float *x, const float *w, int64_t n, float eps) {
+  double sum = 0.0; /* x[n], w[n], o[n] */
+  for (int64_t i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
+  float scale = 1.0f / sqrtf((float)(sum / (double)n) + eps);
+  for (int64_t i = 0; i < n; i++) o[i] = (x[i] * scale) * w[i];
+}
+
+void cpu_ref_rope_cache(float *cos_sin, int32_t pos, int n_rot, float freq_base, float freq_scale,
+                        const float *freq_factors) {
+  /* RoPE (Su et al. 2021, eq. 34): theta_i = pos * base^(-2i/d). The angle is built by repeated
+   * multiplication, as ggml does, so that positions far out round the same way. */
+  float theta_scale = powf(freq_base, -2.0f / (float)n_rot);
+  float theta = (float)pos; /* cos_sin[n_rot] */
+  for (int i = 0; i < n_rot / 2; i++) {
+    float ff = freq_factors ? freq_factors[i] : 1.0f;
+    float angle = freq_scale * (theta / ff);
+    cos_sin[2 * i] = cosf(angle);
+    cos_sin[2 * i + 1] = sinf(angle);
+    theta *= theta_scale;
+  }
+}
+
+void cpu_ref_rope_head(float *x, const float *cos_sin, int n_rot, int neox) {
+  for (int i = 0; i < n_rot / 2; i++) { /* x[head_dim], cos_sin[n_rot] */
+    float c = cos_sin[2 * i], s = cos_sin[2 * i + 1];
+    int a = neox ? i : 2 * i;
+    int b = neox ? i + n_rot / 2 : 2 * i + 1;
+    float x0 = x[a], x1 = x[b];
+    x[a] = x0 * c - x1 * s;
+    x[b] = x0 * s + x1 * c;
+  }
+}
+
+void cpu_ref_attention_head(float *out, const float *q, const float *k, const float *v, int64_t n,
+                            int64_t hd, float scale, float *scores) {
+  /* out[hd], q[hd], k[n][hd], v[n][hd], scores[n] */
+  for (int64_t i = 0; i < hd; i++) out[i] = 0.0f;
+  if (n <= 0) return;
+  float max = -INFINITY;
+  for (int64_t j = 0; j < n; j++) {
+    float s = 0.0f;
+    for (int64_t i = 0; i < hd; i++) s += q[i] * k[j * hd + i];
+    scores[j] = s * scale;
+    if (scores[j] > max) max = scores[j];
+  }
+  double sum = 0.0;
+  for (int64_t j = 0; j < n; j++) {
+    scores[j] = expf(scores[j] - max);
+    sum += scores[j];
+  }
+  for (int64_t j = 0; j < n; j++) {
+    float p = (float)(scores[j] / sum);
+    for (int64_t i = 0; i < hd; i++) out[i] += p * v[j * hd + i];
+  }
+}
+
+void cpu_ref_silu_mul(float *o, const float *g, const float *u, int64_t n) {
+  for (int64_t i = 0; i < n; i++) o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+void cpu_ref_add(float *o, const float *a, const float *b, int64_t n) {
+  for (int64_t i = 0; i < n; i++) o[i] = a[i] + b[i];
+}
+
+void cpu_ref_softmax(float *x, int64_t n) {
+  float max = -INFINITY;
+  for (int64_t i = 0; i < n; i++) max = x[i] > max ? x[i] : max;
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; i++) {
+    x[i] = expf(x[i] - max);
+    sum += x[i];
+  }
+  float inv = (float)(1.0 / sum);
+  for (int64_t i = 0; i < n; i++) x[i] *= inv;
+}
+
+/* ---- row drivers ----------------------------------------------------------------------------- */
+
+/* Below this many elements an op runs on the calling thread: a dispatch costs about as much as
+ * touching ~16K floats. */
+#define OPS_PARALLEL_MIN_ELEMENTS 16384
+
+enum row_op { ROW_RMS_NORM, ROW_ROPE, ROW_SILU_MUL, ROW_ADD, ROW_SOFTMAX, ROW_GET_ROWS, ROW_COPY };
+
+struct row_task {
+  struct backend *be;
+  enum row_op op;
+  int64_t n_rows;
+  const struct backend_tensor *a, *b;
+  struct backend_tensor *out;
+  float eps;
+  const int32_t *pos;
+  const int32_t *ids;
+  const struct backend_rope_params *rope;
+  atomic_int failed;
+};
+
+static void row_index(const struct backend_tensor *t, int64_t r, int64_t *i1, int64_t *i2,
+                      int64_t *i3) {
+  *i1 = r % t->ne[1];
+  *i2 = (r / t->ne[1]) % t->ne[2];
+  *i3 = r / (t->ne[1] * t->ne[2]);
+}
+
+static void row_copy(struct row_task *t, const void *src, void *dst, int64_t n) {
+  uint32_t st = t->a->type, dt = t->out->type;
+  if (st == dt && (st == QUANT_F32 || st == QUANT_F16)) {
+    memcpy(dst, src, quant_row_size(st, (uint64_t)n));
+  } else if (st == QUANT_F32 && dt == QUANT_Q8_0) {
+    t->be->kernels->quantize_q8_0(src, dst, n);
+  } else if (st == QUANT_F32) {
+    if (quant_quantize_row(dt, src, dst, n)) atomic_store(&t->failed, 1);
+  } else if (dt == QUANT_F32) {
+    if (quant_dequantize_row(st, src, dst, n)) atomic_store(&t->failed, 1);
+  } else {
+    atomic_store(&t->failed, 1);
+  }
+}
+
+static void row_task_one(struct row_task *t, int64_t r) {
+  int64_t i1, i2, i3;
+  const struct backend_tensor *out = t->out;
+  row_index(out, r, &i1, &i2, &i3);
+  int64_t n = out->ne[0];
+  float *o = (float *)cpu_tensor_row(out, i1, i2, i3); /* [ne0] */
+  switch (t->op) {
+  case ROW_RMS_NORM:
+    cpu_ref_rms_norm(o, (const float *)cpu_tensor_row(t->a, i1, i2, i3),
+                     (const float *)cpu_tensor_row(t->b, 0, 0, 0), n, t->eps);
+    break;
+  case ROW_ROPE: {
+    /* out is x [head_dim, n_head, n_tokens]: one row per (head, token); the cache is recomputed
+     * per head, which costs n_rot/2 sin/cos per row: small next to the matmuls. */
+    float cos_sin[1024];
+    int n_rot = t->rope->n_rot;
+    cpu_ref_rope_cache(cos_sin, t->pos[i2], n_rot, t->rope->freq_base, t->rope->freq_scale,
+                       t->rope->freq_factors);
+    cpu_ref_rope_head(o, cos_sin, n_rot, t->rope->layout == BACKEND_ROPE_NEOX);
+    break;
+  }
+  case ROW_SILU_MUL:
+    cpu_ref_silu_mul(o, (const float *)cpu_tensor_row(t->a, i1, i2, i3),
+                     (const float *)cpu_tensor_row(t->b, i1, i2, i3), n);
+    break;
+  case ROW_ADD: {
+    const struct backend_tensor *b = t->b;
+    cpu_ref_add(o, (const float *)cpu_tensor_row(t->a, i1, i2, i3),
+                (const float *)cpu_tensor_row(b, i1 % b->ne[1], i2 % b->ne[2], i3 % b->ne[3]), n);
+    break;
+  }
+  case ROW_SOFTMAX: cpu_ref_softmax(o, n); break;
+  case ROW_GET_ROWS: {
+    const struct backend_tensor *table = t->a;
+    const void *src = cpu_tensor_row(table, t->ids[r], 0, 0);
+    if (table->type == QUANT_F32) {
+      memcpy(o, src, (size_t)n * sizeof(float));
+    } else if (quant_dequantize_row(table->type, src, o, n)) {
+      atomic_store(&t->failed, 1);
+    }
+    break;
+  }
+  case ROW_COPY: row_copy(t, cpu_tensor_row(t->a, i1, i2, i3), o, n); break;
+  }
+}
+
+static void row_task_run(void *arg, int ith, int nth) {
+  struct row_task *t = arg;
+  /* Contiguous ranges keep each thread's rows together in cache. */
+  int64_t per = (t->n_rows + nth - 1) / nth;
+  int64_t r0 = per * ith, r1 = r0 + per < t->n_rows ? r0 + per : t->n_rows;
+  for (int64_t r = r0; r < r1; r++) row_task_one(t, r);
+}
+
+static int row_task_dispatch(struct row_task *t) {
+  t->n_rows = t->out->ne[1] * t->out->ne[2] * t->out->ne[3];
+  atomic_init(&t->failed, 0);
+  if (t->n_rows * t->out->ne[0] < OPS_PARALLEL_MIN_ELEMENTS || t->be->n_threads == 1) {
+    row_task_run(t, 0, 1);
+  } else {
+    cpu_threadpool_run(t->be->pool, row_task_run, t);
+  }
+  return atomic_load(&t->failed) ? AUG_EUNSUPPORTED : 0;
+}
+
+static bool same_shape(const struct backend_tensor *a, const struct backend_tensor *b) {
+  return a->ne[0] == b->ne[0] && a->ne[1] == b->ne[1] && a->ne[2] == b->ne[2] &&
+         a->ne[3] == b->ne[3];
+}
+
+int cpu_rms_norm(struct backend *be, const struct backend_tensor *x, const struct backend_tensor *w,
+                 float eps, struct backend_tensor *y) {
+  if (cpu_tensor_check(x) || cpu_tensor_check(w) || cpu_tensor_check(y)) return AUG_EINVAL;
+  if (x->type != QUANT_F32 || w->type != QUANT_F32 || y->type != QUANT_F32) return AUG_EINVAL;
+  if (!same_shape(x, y) || w->ne[0] != x->ne[0]) return AUG_EINVAL;
+  struct row_task t = {.be = be, .op = ROW_RMS_NORM, .a = x, .b = w, .out = y, .eps = eps};
+  return row_task_dispatch(&t);
+}
+
+int cpu_rope(struct backend *be, struct backend_tensor *x, const int32_t *pos,
+             const struct backend_rope_params *params) {
+  if (cpu_tensor_check(x) || x->type != QUANT_F32 || !pos || !params) return AUG_EINVAL;
+  if (params->n_rot <= 0 || params->n_rot % 2 || params->n_rot > x->ne[0] ||
+      params->n_rot > 1024 || x->ne[3] != 1) {
+    return AUG_EINVAL;
+  }
+  struct row_task t = {.be = be, .op = ROW_ROPE, .a = x, .out = x, .pos = pos, .rope = params};
+  return row_task_dispatch(&t);
+}
+
+int cpu_silu_mul(struct backend *be, const struct backend_tensor *gate,
+                 const struct backend_tensor *up, struct backend_tensor *out) {
+  if (cpu_tensor_check(gate) || cpu_tensor_check(up) || cpu_tensor_check(out)) return AUG_EINVAL;
+  if (gate->type != QUANT_F32 || up->type != QUANT_F32 || out->type != QUANT_F32) return AUG_EINVAL;
+  if (!same_shape(gate, out) || !same_shape(up, out)) return AUG_EINVAL;
+  struct row_task t = {.be = be, .op = ROW_SILU_MUL, .a = gate, .b = up, .out = out};
+  return row_task_dispatch(&t);
+}
+
+int cpu_add(struct backend *be, const struct backend_tensor *a, const struct backend_tensor *b,
+            struct backend_tensor *out) {
+  if (cpu_tensor_check(a) || cpu_tensor_check(b) || cpu_tensor_check(out)) return AUG_EINVAL;
+  if (a->type != QUANT_F32 || b->type != QUANT_F32 || out->type != QUANT_F32) return AUG_EINVAL;
+  if (!same_shape(a, out) || b->ne[0] != a->ne[0]) return AUG_EINVAL;
+  for (int d = 1; d < 4; d++) {
+    if (b->ne[d] != 1 && b->ne[d] != a->ne[d]) return AUG_EINVAL;
+  }
+  struct row_task t = {.be = be, .op = ROW_ADD, .a = a, .b = b, .out = out};
+  return row_task_dispatch(&t);
+}
+
+int cpu_softmax(struct backend *be, struct backend_tensor *x) {
+  if (cpu_tensor_check(x) || x->type != QUANT_F32) return AUG_EINVAL;
+  struct row_task t = {.be = be, .op = ROW_SOFTMAX, .out = x};
+  return row_task_dispatch(&t);
+}
+
+int cpu_get_rows(struct backend *be, const struct backend_tensor *table, const int32_t *ids,
+                 int64_t n_ids, struct backend_tensor *out) {
+  if (cpu_tensor_check(table) || cpu_tensor_check(out) || !ids || n_ids < 1) return AUG_EINVAL;
+  if (out->type != QUANT_F32 || out->ne[0] != table->ne[0] || out->ne[1] != n_ids ||
+      out->ne[2] * out->ne[3] != 1 || table->ne[2] * table->ne[3] != 1) {
+    return AUG_EINVAL;
+  }
+  for (int64_t i = 0; i < n_ids; i++) {
+    if (ids[i] < 0 || ids[i] >= table->ne[1]) return AUG_ERANGE;
+  }
+  const struct quant_type_traits *tr = quant_traits(table->type);
+  if (table->type != QUANT_F32 && !tr->can_dequantize) return AUG_EUNSUPPORTED;
+  struct row_task t = {.be = be, .op = ROW_GET_ROWS, .a = table, .out = out, .ids = ids};
+  return row_task_dispatch(&t);
+}
+
+int cpu_copy(struct backend *be, const struct backend_tensor *src, struct backend_tensor *dst) {
+  if (cpu_tensor_check(src) || cpu_tensor_check(dst) || !same_shape(src, dst)) return AUG_EINVAL;
+  bool ok = src->type == QUANT_F32 || dst->type == QUANT_F32;
+  const struct quant_type_traits *dtr = quant_traits(dst->type);
+  const struct quant_type_traits *str = quant_traits(src->type);
+  if (src->type == QUANT_F32 && dst->type != QUANT_F32 && !dtr->can_quantize) ok = false;
+  if (dst->type == QUANT_F32 && src->type != QUANT_F32 && !str->can_dequantize) ok = false;
+  if (!ok) return AUG_EUNSUPPORTED;
+  struct row_task t = {.be = be, .op = ROW_COPY, .a = src, .out = dst};
+  return row_task_dispatch(&t);
+}
+
+/* ---- attention ------------------------------------------------------------------------------- */
+
+struct attention_task {
+  struct backend *be;
+  const struct backend_tensor *q, *k, *v;
+  struct backend_tensor *out;
+  const struct backend_attention_params *params;
+  int64_t hd, n_head, n_head_kv, n_rep, n_tokens;
+  atomic_llong next;
+};
+
+/* One cache row (K or V, head_dim elements of type F32/F16/Q8_0) as f32: either the row itself
+ * or a conversion into buf. */
+static const float *attention_row(const struct cpu_kernels *kernels, const struct backend_tensor *t,
+                                   int64_t head, int64_t j, int64_t hd, float *buf) {
+  const void *src = cpu_tensor_row(t, head, j, 0);
+  switch (t->type) {
+  case QUANT_F32: return src;
+  case QUANT_F16: kernels->f16_to_f32(src, buf, hd); return buf;
+  default: {
+    const struct block_q8_0 *b = src; /* [hd / 32] */
+    for (int64_t ib = 0; ib < hd / QK8_0; ib++) {
+      float d = cpu_f16_to_f32(b[ib].d);
+      for (int i = 0; i < QK8_0; i++) buf[ib * QK8_0 + i] = d * (float)b[ib].qs[i];
+    }
+    return buf;
+  }
+  }
+}
+
+/* Work item (kv head g, token t): the n_rep query heads of group g for token t, two passes
+ * (scores and their max, then exp-weighted V) so the softmax never overflows. */
+static void attention_item(struct attention_task *t, float *scratch, int64_t g, int64_t tok) {
+  const struct cpu_kernels *kernels = t->be->kernels;
+  int64_t hd = t->hd, n_rep = t->n_rep;
+  int64_t n_vis = (int64_t)t->params->q_pos[tok] + 1;
+  if (n_vis > t->params->n_kv) n_vis = t->params->n_kv;
+  if (n_vis < 0) n_vis = 0;
+  float *row = scratch;                 /* [hd] */
+  float *scores = scratch + hd;         /* [n_rep][n_vis] */
+  float max[64], sum[64];               /* [n_rep], n_rep <= 64 checked by the caller */
+  for (int64_t r = 0; r < n_rep; r++) {
+    float *o = (float *)cpu_tensor_row(t->out, g * n_rep + r, tok, 0);
+    for (int64_t i = 0; i < hd; i++) o[i] = 0.0f;
+    max[r] = -INFINITY;
+    sum[r] = 0.0f;
+  }
+  if (n_vis == 0) return;
+  for (int64_t j = 0; j < n_vis; j++) {
+    const float *kr = attention_row(kernels, t->k, g, j, hd, row);
+    for (int64_t r = 0; r < n_rep; r++) {
+      const float *qr = (const float *)cpu_tensor_row(t->q, g * n_rep + r, tok, 0);
+      float s = kernels->dot_f32(qr, kr, hd) * t->params->scale;
+      scores[r * n_vis + j] = s;
+      if (s > max[r]) max[r] = s;
+    }
+  }
+  for (int64_t r = 0; r < n_rep; r++) {
+    float *sr = scores + r * n_vis;
+    double acc = 0.0;
+    for (int64_t j = 0; j < n_vis; j++) {
+      sr[j] = expf(sr[j] - max[r]);
+      acc += sr[j];
+    }
+    sum[r] = (float)acc;
+  }
+  for (int64_t j = 0; j < n_vis; j++) {
+    const float *vr = attention_row(kernels, t->v, g, j, hd, row);
+    for (int64_t r = 0; r < n_rep; r++) {
+      float *o = (float *)cpu_tensor_row(t->out, g * n_rep + r, tok, 0);
+      kernels->axpy_f32(scores[r * n_vis + j], vr, o, hd);
+    }
+  }
+  for (int64_t r = 0; r < n_rep; r++) {
+    float *o = (float *)cpu_tensor_row(t->out, g * n_rep + r, tok, 0);
+    float inv = 1.0f / sum[r];
+    for (int64_t i = 0; i < hd; i++) o[i] *= inv;
+  }
+}
+
+static void attention_task_run(void *arg, int ith, int nth) {
+  struct attention_task *t = arg;
+  float *scratch = t->be->thread_scratch[ith].data;
+  int64_t n_items = t->n_head_kv * t->n_tokens;
+  for (;;) {
+    int64_t i = atomic_fetch_add_explicit(&t->next, 1, memory_order_relaxed);
+    if (i >= n_items) break;
+    attention_item(t, scratch, i % t->n_head_kv, i / t->n_head_kv);
+  }
+}
+
+int cpu_attention(struct backend *be, const struct backend_tensor *q,
+                  const struct backend_tensor *k, const struct backend_tensor *v,
+                  const struct backend_attention_params *params, struct backend_tensor *out) {
+  if (cpu_tensor_check(q) || cpu_tensor_check(k) || cpu_tensor_check(v) || cpu_tensor_check(out) ||
+      !params || !params->q_pos) {
+    return AUG_EINVAL;
+  }
+  if (q->type != QUANT_F32 || out->type != QUANT_F32 || !same_shape(q, out)) return AUG_EINVAL;
+  for (int i = 0; i < 2; i++) {
+    const struct backend_tensor *c = i ? v : k;
+    if (c->type != QUANT_F32 && c->type != QUANT_F16 && c->type != QUANT_Q8_0) {
+      return AUG_EUNSUPPORTED;
+    }
+    if (c->ne[0] != q->ne[0] || c->ne[1] != k->ne[1] || c->ne[2] < params->n_kv) return AUG_EINVAL;
+  }
+  int64_t n_head = q->ne[1], n_head_kv = k->ne[1];
+  if (n_head % n_head_kv || n_head / n_head_kv > 64 || params->n_kv < 0) return AUG_EINVAL;
+  struct attention_task t = {
+      .be = be,
+      .q = q,
+      .k = k,
+      .v = v,
+      .out = out,
+      .params = params,
+      .hd = q->ne[0],
+      .n_head = n_head,
+      .n_head_kv = n_head_kv,
+      .n_rep = n_head / n_head_kv,
+      .n_tokens = q->ne[2],
+  };
+  size_t need = ((size_t)t.hd + (size_t)t.n_rep * (size_t)(params->n_kv > 0 ? params->n_kv : 1)) *
+                sizeof(float);
+  if (cpu_thread_scratch_reserve(be, need)) return AUG_ENOMEM;
+  atomic_init(&t.next, 0);
+  if (n_head_kv * t.n_tokens == 1) {
+    attention_task_run(&t, 0, 1);
+  } else {
+    cpu_threadpool_run(be->pool, attention_task_run, &t);
+  }
+  return 0;
+}
