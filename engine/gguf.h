@@ -131,6 +131,10 @@ int gguf_writer_write(struct gguf_writer *w, const char *path, struct aug_err *e
 #define GGUF_MAX_TENSOR_NAME_LENGTH 255  /* bytes; longer tensor names are rejected */
 #define GGUF_MAX_ARRAY_DEPTH 4           /* a kv's array plus up to 3 levels of arrays inside it */
 
+/* Notes on the getters above: gguf_get_array also answers for arrays of STRING or ARRAY elements
+ * (elem_type says which); then *data points at the first encoded element, and string elements are
+ * read with gguf_get_array_string. BOOL values read as true when their byte is nonzero. */
+
 /* The encoded bytes of the value at key_index (after its type field; for arrays this starts at the
  * element type). Used by gguf_writer_copy_kv; AUG_EINVAL when key_index is out of range. */
 int gguf_kv_raw_value(const struct gguf_file *file, size_t key_index, const void **data,

@@ -4,6 +4,7 @@
  * step, and the real models against gguf-py's listing of every tensor and key. */
 #include "tests/unit/test_support.h"
 
+#include <dirent.h>
 #include <stdbool.h>
 #include <time.h>
 #include <unistd.h>
@@ -90,6 +91,89 @@ static void test_bad_corpus(void **state) {
   }
   assert_true(n_files >= 30);
   free(tsv);
+  /* Every file in the directory is listed, so none goes untested. */
+  char dir_path[4096];
+  fixture_path(dir_path, sizeof dir_path, "bad-gguf");
+  DIR *dir = opendir(dir_path);
+  assert_non_null(dir);
+  size_t n_present = 0;
+  for (struct dirent *e = readdir(dir); e; e = readdir(dir)) {
+    size_t len = strlen(e->d_name);
+    if (len > 5 && !strcmp(e->d_name + len - 5, ".gguf")) n_present++;
+  }
+  closedir(dir);
+  assert_int_equal(n_present, n_files);
+}
+
+/* Every prefix of a valid file: rejected (with a message naming the file) while any tensor's
+ * data is cut, accepted once all of it is there. Exact-size buffers let ASan see overreads. */
+static void test_every_truncation(void **state) {
+  (void)state;
+  char path[4096];
+  fixture_path(path, sizeof path, "gguf/writer-small.gguf");
+  size_t size;
+  uint8_t *whole = read_exact(path, &size);
+  struct aug_err err = {0};
+  struct gguf_file *f = NULL;
+  assert_int_equal(gguf_open_memory(whole, size, path, &f, &err), 0);
+  uint64_t data_end = 0;
+  for (size_t i = 0; i < gguf_tensor_count(f); i++) {
+    const struct gguf_tensor *t = gguf_tensor_at(f, i);
+    if (t->file_offset + t->size > data_end) data_end = t->file_offset + t->size;
+  }
+  gguf_close(f);
+  for (size_t len = 0; len < size; len++) {
+    uint8_t *prefix = malloc(len ? len : 1);
+    memcpy(prefix, whole, len);
+    f = NULL;
+    int rc = gguf_open_memory(len ? prefix : NULL, len, "cut.gguf", &f, &err);
+    if (len < data_end) {
+      if (rc != AUG_EFORMAT || !strstr(err.msg, "cut.gguf"))
+        fail_msg("prefix of %zu bytes: rc %d (%s)", len, rc, rc ? err.msg : "opened");
+      assert_null(f);
+    } else {
+      if (rc) fail_msg("prefix of %zu bytes (all tensor data present): %s", len, err.msg);
+      gguf_close(f);
+    }
+    free(prefix);
+  }
+  free(whole);
+}
+
+/* Each byte of a valid file set to 0x00, 0xff and its value + 1: the reader either opens the
+ * result (then every tensor lies inside it) or rejects it with AUG_EFORMAT. */
+static void test_every_byte_changed(void **state) {
+  (void)state;
+  char path[4096];
+  fixture_path(path, sizeof path, "gguf/writer-small.gguf");
+  size_t size;
+  uint8_t *buf = read_exact(path, &size);
+  size_t opened = 0, rejected = 0;
+  for (size_t i = 0; i < size; i++) {
+    uint8_t saved = buf[i];
+    const uint8_t values[3] = {0x00, 0xff, (uint8_t)(saved + 1)};
+    for (int v = 0; v < 3; v++) {
+      buf[i] = values[v];
+      struct gguf_file *f = NULL;
+      struct aug_err err = {0};
+      int rc = gguf_open_memory(buf, size, "changed.gguf", &f, &err);
+      if (rc == 0) {
+        for (size_t k = 0; k < gguf_tensor_count(f); k++) {
+          const struct gguf_tensor *t = gguf_tensor_at(f, k);
+          assert_true(t->file_offset + t->size <= size);
+        }
+        gguf_close(f);
+        opened++;
+      } else {
+        if (rc != AUG_EFORMAT) fail_msg("byte %zu = 0x%02x: rc %d (%s)", i, values[v], rc, err.msg);
+        rejected++;
+      }
+    }
+    buf[i] = saved;
+  }
+  /* Data bytes and many values change nothing structural; header bytes mostly do. */
+  assert_true(opened > 0 && rejected > 0);
+  free(buf);
 }
 
 /* ---- the defect-free base of the corpus --------------------------------------------------------
@@ -936,6 +1020,8 @@ static void test_small_model(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_bad_corpus),
+      cmocka_unit_test(test_every_truncation),
+      cmocka_unit_test(test_every_byte_changed),
       cmocka_unit_test(test_base_opens),
       cmocka_unit_test(test_version_2),
       cmocka_unit_test(test_metadata_only_without_padding),
