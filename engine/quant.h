@@ -58,35 +58,100 @@ enum quant_type {
 typedef uint16_t quant_f16; /* IEEE half, stored little-endian */
 
 /* Block layouts (sizes asserted in quant.c). d = scale, m = min, qs = low bits, qh = high bits. */
-struct block_q4_0 { quant_f16 d; uint8_t qs[QK4_0 / 2]; };
-struct block_q4_1 { quant_f16 d; quant_f16 m; uint8_t qs[QK4_1 / 2]; };
-struct block_q5_0 { quant_f16 d; uint8_t qh[4]; uint8_t qs[QK5_0 / 2]; };
-struct block_q5_1 { quant_f16 d; quant_f16 m; uint8_t qh[4]; uint8_t qs[QK5_1 / 2]; };
-struct block_q8_0 { quant_f16 d; int8_t qs[QK8_0]; };
-struct block_q8_1 { quant_f16 d; quant_f16 s; int8_t qs[QK8_1]; }; /* s = d * sum(qs) */
-struct block_q4_k { quant_f16 d; quant_f16 dmin; uint8_t scales[K_SCALE_SIZE]; uint8_t qs[QK_K / 2]; };
-struct block_q5_k { quant_f16 d; quant_f16 dmin; uint8_t scales[K_SCALE_SIZE]; uint8_t qh[QK_K / 8]; uint8_t qs[QK_K / 2]; };
-struct block_q6_k { uint8_t ql[QK_K / 2]; uint8_t qh[QK_K / 4]; int8_t scales[QK_K / 16]; quant_f16 d; };
-struct block_q8_k { float d; int8_t qs[QK_K]; int16_t bsums[QK_K / 16]; }; /* activations only */
-struct block_iq4_nl { quant_f16 d; uint8_t qs[QK4_NL / 2]; };
-struct block_iq4_xs { quant_f16 d; uint16_t scales_h; uint8_t scales_l[QK_K / 64]; uint8_t qs[QK_K / 2]; };
-
-struct quant_type_traits {
-  const char *name;      /* "Q4_K", as gguf-py and llama.cpp print it */
-  uint32_t block_size;   /* elements per block (1 for plain types) */
-  uint32_t type_size;    /* bytes per block */
-  bool can_dequantize;   /* quant_dequantize_row supports it */
-  bool can_quantize;     /* quant_quantize_row supports it */
+struct block_q4_0 {
+  quant_f16 d;
+  uint8_t qs[QK4_0 / 2];
+};
+struct block_q4_1 {
+  quant_f16 d;
+  quant_f16 m;
+  uint8_t qs[QK4_1 / 2];
+};
+struct block_q5_0 {
+  quant_f16 d;
+  uint8_t qh[4];
+  uint8_t qs[QK5_0 / 2];
+};
+struct block_q5_1 {
+  quant_f16 d;
+  quant_f16 m;
+  uint8_t qh[4];
+  uint8_t qs[QK5_1 / 2];
+};
+struct block_q8_0 {
+  quant_f16 d;
+  int8_t qs[QK8_0];
+};
+struct block_q8_1 {
+  quant_f16 d;
+  quant_f16 s;
+  int8_t qs[QK8_1];
+}; /* s = d * sum(qs) */
+struct block_q2_k {
+  uint8_t scales[QK_K / 16];
+  uint8_t qs[QK_K / 4];
+  quant_f16 d;
+  quant_f16 dmin;
+};
+struct block_q3_k {
+  uint8_t hmask[QK_K / 8];
+  uint8_t qs[QK_K / 4];
+  uint8_t scales[12];
+  quant_f16 d;
+};
+struct block_q4_k {
+  quant_f16 d;
+  quant_f16 dmin;
+  uint8_t scales[K_SCALE_SIZE];
+  uint8_t qs[QK_K / 2];
+};
+struct block_q5_k {
+  quant_f16 d;
+  quant_f16 dmin;
+  uint8_t scales[K_SCALE_SIZE];
+  uint8_t qh[QK_K / 8];
+  uint8_t qs[QK_K / 2];
+};
+struct block_q6_k {
+  uint8_t ql[QK_K / 2];
+  uint8_t qh[QK_K / 4];
+  int8_t scales[QK_K / 16];
+  quant_f16 d;
+};
+struct block_q8_k {
+  float d;
+  int8_t qs[QK_K];
+  int16_t bsums[QK_K / 16];
+}; /* activations only */
+struct block_iq4_nl {
+  quant_f16 d;
+  uint8_t qs[QK4_NL / 2];
+};
+struct block_iq4_xs {
+  quant_f16 d;
+  uint16_t scales_h;
+  uint8_t scales_l[QK_K / 64];
+  uint8_t qs[QK_K / 2];
 };
 
-/* Traits of a type id; NULL for ids that are unknown or removed from the format (4, 5, 31..33). */
+struct quant_type_traits {
+  const char *name;    /* "Q4_K", as gguf-py and llama.cpp print it */
+  uint32_t block_size; /* elements per block (1 for plain types) */
+  uint32_t type_size;  /* bytes per block */
+  bool can_dequantize; /* quant_dequantize_row supports it */
+  bool can_quantize;   /* quant_quantize_row supports it */
+};
+
+/* Traits of a type id; NULL for ids that are unknown or removed from the format (4,
+ * 5, 31..33, 36..38). */
 const struct quant_type_traits *quant_traits(uint32_t type);
 const char *quant_type_name(uint32_t type); /* "unknown" when not a type */
 
 /* Bytes of a row of n elements; 0 when n is not a multiple of the block size or type unknown. */
 size_t quant_row_size(uint32_t type, uint64_t n);
 
-/* Dequantize n elements (a multiple of the block size). Returns 0 or AUG_EUNSUPPORTED/AUG_EINVAL. */
+/* Dequantize n elements (a multiple of the block size). Returns 0 or AUG_EUNSUPPORTED/AUG_EINVAL.
+ */
 int quant_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
 /* Quantize n f32 values to type (Q8_0, Q4_0, Q4_K, Q6_K, Q8_K, F16, BF16, F32). */
 int quant_quantize_row(uint32_t type, const float *src, void *dst, int64_t n);

@@ -1,0 +1,424 @@
+/* The k-quants: 256-element super-blocks whose sub-blocks carry small integer scales (and mins)
+ * relative to one or two f16 super-block scales. Block layouts and dequantization order follow
+ * ggml-common.h and the k-quants PR (ggml-org/llama.cpp#1684). Quantization to Q4_K and Q6_K
+ * searches each sub-block's scale (and min) by weighted least squares over a grid of candidate
+ * scales, then quantizes the scales themselves to 6 (Q4_K) or 8 (Q6_K) bits and re-fits the
+ * weights to the scales that will actually be stored. Q8_K is the activation format of the
+ * k-quant dot products: one f32 scale, 8-bit values and per-16 sums. */
+#include <math.h>
+#include <string.h>
+
+#include "engine/quant_internal.h"
+
+/* ---- dequantization ---- */
+
+/* Q2_K: 16 sub-blocks of 16; scales[i] holds a 4-bit scale (low) and a 4-bit min (high).
+ * x = d * sc * q - dmin * m with q in 0..3. Each 32-byte group of qs holds 128 values as four
+ * 2-bit planes (shift 0, 2, 4, 6), each plane being two sub-blocks of 16. */
+static void dequantize_block_q2_k(const struct block_q2_k *b, float *y /* [256] */) {
+  float d = quant_f16_to_f32(b->d), dmin = quant_f16_to_f32(b->dmin);
+  const uint8_t *q = b->qs;
+  int is = 0;
+  for (int n = 0; n < QK_K; n += 128) {
+    for (int shift = 0; shift < 8; shift += 2) {
+      for (int half = 0; half < 2; half++) {
+        uint8_t sc = b->scales[is++];
+        float dl = d * (float)(sc & 0x0f), ml = dmin * (float)(sc >> 4);
+        for (int l = 0; l < 16; l++)
+          *y++ = dl * (float)((q[l + 16 * half] >> shift) & 3) - ml;
+      }
+    }
+    q += 32;
+  }
+}
+
+/* Q3_K scale i (6 bits, biased by 32): low 4 bits in scales[i % 8] (low nibble for i < 8, high
+ * nibble after), high 2 bits in scales[8 + i % 4] at bit 2 * (i / 4). */
+static int q3_k_scale(const uint8_t *scales, int i) {
+  int lo = i < 8 ? scales[i] & 0x0f : scales[i - 8] >> 4;
+  int hi = (scales[8 + i % 4] >> (2 * (i / 4))) & 3;
+  return (lo | hi << 4) - 32;
+}
+
+/* Q3_K: 16 sub-blocks of 16; x = d * sc * (q - 4 * !h), q the 2-bit value (planes as in Q2_K)
+ * and h its bit in hmask (bit j of hmask[l] for the j-th plane of 32). */
+static void dequantize_block_q3_k(const struct block_q3_k *b, float *y /* [256] */) {
+  float d = quant_f16_to_f32(b->d);
+  const uint8_t *q = b->qs;
+  int is = 0;
+  uint8_t m = 1;
+  for (int n = 0; n < QK_K; n += 128) {
+    for (int shift = 0; shift < 8; shift += 2) {
+      for (int half = 0; half < 2; half++) {
+        float dl = d * (float)q3_k_scale(b->scales, is++);
+        for (int l = 16 * half; l < 16 * half + 16; l++) {
+          int v = ((q[l] >> shift) & 3) - ((b->hmask[l] & m) ? 0 : 4);
+          *y++ = dl * (float)v;
+        }
+      }
+      m = (uint8_t)(m << 1);
+    }
+    q += 32;
+  }
+}
+
+/* Q4_K/Q5_K sub-block j's 6-bit scale and min, packed in 12 bytes: j < 4 in the low 6 bits of
+ * bytes j and j+4; j >= 4 as a nibble in byte j+4 plus 2 high bits in the top of bytes j-4
+ * (scale) and j (min). (get_scale_min_k4 in ggml-quants.c.) */
+static void k4_scale_min(const uint8_t *q, int j, uint8_t *sc, uint8_t *m) {
+  if (j < 4) {
+    *sc = q[j] & 63;
+    *m = q[j + 4] & 63;
+  } else {
+    *sc = (uint8_t)((q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4));
+    *m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+  }
+}
+
+/* Q4_K: 8 sub-blocks of 32; x = d * sc * q - dmin * m. Each 32 bytes of qs hold two sub-blocks:
+ * the first in the low nibbles, the second in the high nibbles. */
+static void dequantize_block_q4_k(const struct block_q4_k *b, float *y /* [256] */) {
+  float d = quant_f16_to_f32(b->d), dmin = quant_f16_to_f32(b->dmin);
+  const uint8_t *q = b->qs;
+  for (int j = 0; j < QK_K / 32; j += 2) {
+    uint8_t sc, m;
+    k4_scale_min(b->scales, j, &sc, &m);
+    float d1 = d * (float)sc, m1 = dmin * (float)m;
+    k4_scale_min(b->scales, j + 1, &sc, &m);
+    float d2 = d * (float)sc, m2 = dmin * (float)m;
+    for (int l = 0; l < 32; l++)
+      *y++ = d1 * (float)(q[l] & 0x0f) - m1;
+    for (int l = 0; l < 32; l++)
+      *y++ = d2 * (float)(q[l] >> 4) - m2;
+    q += 32;
+  }
+}
+
+/* Q5_K: Q4_K plus a fifth bit per value: sub-block j's bit is bit j of qh[l]. */
+static void dequantize_block_q5_k(const struct block_q5_k *b, float *y /* [256] */) {
+  float d = quant_f16_to_f32(b->d), dmin = quant_f16_to_f32(b->dmin);
+  const uint8_t *q = b->qs;
+  for (int j = 0; j < QK_K / 32; j += 2) {
+    uint8_t sc, m;
+    k4_scale_min(b->scales, j, &sc, &m);
+    float d1 = d * (float)sc, m1 = dmin * (float)m;
+    k4_scale_min(b->scales, j + 1, &sc, &m);
+    float d2 = d * (float)sc, m2 = dmin * (float)m;
+    for (int l = 0; l < 32; l++) {
+      int v = (q[l] & 0x0f) + (((b->qh[l] >> j) & 1) << 4);
+      *y++ = d1 * (float)v - m1;
+    }
+    for (int l = 0; l < 32; l++) {
+      int v = (q[l] >> 4) + (((b->qh[l] >> (j + 1)) & 1) << 4);
+      *y++ = d2 * (float)v - m2;
+    }
+    q += 32;
+  }
+}
+
+/* Q6_K: 16 sub-blocks of 16 with int8 scales; x = d * sc * (q - 32), q 6 bits: 4 in ql, 2 in qh.
+ * Per 128 values: ql[0..63] and qh[0..31]; element l (< 32) of each quarter k takes the nibble
+ * (k & 1 ? ql[l + 32] : ql[l]) >> (k & 2 ? 4 : 0) and bits 2k..2k+1 of qh[l]. */
+static void dequantize_block_q6_k(const struct block_q6_k *b, float *y /* [256] */) {
+  float d = quant_f16_to_f32(b->d);
+  const uint8_t *ql = b->ql, *qh = b->qh;
+  const int8_t *sc = b->scales;
+  for (int n = 0; n < QK_K; n += 128) {
+    for (int l = 0; l < 32; l++) {
+      int is = l / 16;
+      int q1 = ((ql[l] & 0x0f) | ((qh[l] & 3) << 4)) - 32;
+      int q2 = ((ql[l + 32] & 0x0f) | (((qh[l] >> 2) & 3) << 4)) - 32;
+      int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+      int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+      y[l] = d * (float)sc[is] * (float)q1;
+      y[l + 32] = d * (float)sc[is + 2] * (float)q2;
+      y[l + 64] = d * (float)sc[is + 4] * (float)q3;
+      y[l + 96] = d * (float)sc[is + 6] * (float)q4;
+    }
+    y += 128;
+    ql += 64;
+    qh += 32;
+    sc += 8;
+  }
+}
+
+/* Q8_K: x = d * q (bsums only serve dot products). */
+static void dequantize_block_q8_k(const struct block_q8_k *b, float *y /* [256] */) {
+  for (int j = 0; j < QK_K; j++)
+    y[j] = b->d * (float)b->qs[j];
+}
+
+void quant_dequantize_q2_k(const void *src, float *dst, int64_t nb) {
+  for (int64_t i = 0; i < nb; i++)
+    dequantize_block_q2_k((const struct block_q2_k *)src + i, dst + i * QK_K);
+}
+
+void quant_dequantize_q3_k(const void *src, float *dst, int64_t nb) {
+  for (int64_t i = 0; i < nb; i++)
+    dequantize_block_q3_k((const struct block_q3_k *)src + i, dst + i * QK_K);
+}
+
+void quant_dequantize_q4_k(const void *src, float *dst, int64_t nb) {
+  for (int64_t i = 0; i < nb; i++)
+    dequantize_block_q4_k((const struct block_q4_k *)src + i, dst + i * QK_K);
+}
+
+void quant_dequantize_q5_k(const void *src, float *dst, int64_t nb) {
+  for (int64_t i = 0; i < nb; i++)
+    dequantize_block_q5_k((const struct block_q5_k *)src + i, dst + i * QK_K);
+}
+
+void quant_dequantize_q6_k(const void *src, float *dst, int64_t nb) {
+  for (int64_t i = 0; i < nb; i++)
+    dequantize_block_q6_k((const struct block_q6_k *)src + i, dst + i * QK_K);
+}
+
+void quant_dequantize_q8_k(const void *src, float *dst, int64_t nb) {
+  for (int64_t i = 0; i < nb; i++)
+    dequantize_block_q8_k((const struct block_q8_k *)src + i, dst + i * QK_K);
+}
+
+/* ---- quantization ---- */
+
+static int clamp_int(int v, int lo, int hi) {
+  return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* Fits x[i] ~ scale * L[i] - min with L in 0..nmax, scale > 0 and min >= 0, minimizing
+ * sum w[i] * err[i]^2. Candidates: the min/max grid spacing stretched by -1.0..+1.0 levels in
+ * steps of 0.1; for each, L is rounded and (scale, min) solved by weighted least squares.
+ * Returns scale (0 when x is constant) and stores min. */
+static float fit_scale_min(int n, int nmax, const float *x, const float *w, uint8_t *L,
+                           float *min_out) {
+  float xmin = x[0], xmax = x[0];
+  for (int i = 1; i < n; i++) {
+    xmin = fminf(xmin, x[i]);
+    xmax = fmaxf(xmax, x[i]);
+  }
+  if (xmin > 0.0f) xmin = 0.0f; /* the stored offset -min can only lower values */
+  if (xmax <= xmin) {
+    memset(L, 0, (size_t)n);
+    *min_out = -xmin;
+    return 0.0f;
+  }
+  /* Start from plain min/max: the level grid spans exactly [xmin, xmax]. */
+  float best_scale = (xmax - xmin) / (float)nmax, best_offset = xmin;
+  float best_err = 0.0f;
+  for (int i = 0; i < n; i++) {
+    L[i] = (uint8_t)clamp_int(quant_round((x[i] - xmin) / best_scale), 0, nmax);
+    float e = best_scale * (float)L[i] + xmin - x[i];
+    best_err += w[i] * e * e;
+  }
+  uint8_t trial[QK_K];
+  for (int step = -10; step <= 10; step++) {
+    float iscale = ((float)nmax + 0.1f * (float)step) / (xmax - xmin);
+    float sw = 0, sl = 0, sl2 = 0, sx = 0, slx = 0;
+    for (int i = 0; i < n; i++) {
+      int l = clamp_int(quant_round(iscale * (x[i] - xmin)), 0, nmax);
+      trial[i] = (uint8_t)l;
+      sw += w[i];
+      sl += w[i] * (float)l;
+      sl2 += w[i] * (float)l * (float)l;
+      sx += w[i] * x[i];
+      slx += w[i] * (float)l * x[i];
+    }
+    float det = sw * sl2 - sl * sl;
+    if (det <= 0.0f) continue;
+    float scale = (sw * slx - sx * sl) / det;
+    float offset = (sl2 * sx - sl * slx) / det;
+    if (offset > 0.0f) { /* the best fit wants a positive offset: pin it to 0 */
+      offset = 0.0f;
+      scale = slx / sl2;
+    }
+    if (!(scale > 0.0f)) continue;
+    float err = 0.0f;
+    for (int i = 0; i < n; i++) {
+      float e = scale * (float)trial[i] + offset - x[i];
+      err += w[i] * e * e;
+    }
+    if (err < best_err) {
+      best_err = err;
+      best_scale = scale;
+      best_offset = offset;
+      memcpy(L, trial, (size_t)n);
+    }
+  }
+  *min_out = -best_offset;
+  return best_scale;
+}
+
+/* Q4_K: per sub-block of 32 a (scale, min) fit weighted towards large magnitudes (w = rms + |x|,
+ * as the reference quantizer does, since large weights matter most in a dot product); the 8
+ * scales and 8 mins are then stored as 6-bit multiples of d = max scale / 63 and dmin = max min /
+ * 63, and every value is re-quantized against the stored scales. */
+static void quantize_block_q4_k(const float *x /* [256] */, struct block_q4_k *b) {
+  uint8_t L[QK_K];
+  float w[32], scales[QK_K / 32], mins[QK_K / 32];
+  float sum_x2 = 0.0f;
+  for (int i = 0; i < QK_K; i++)
+    sum_x2 += x[i] * x[i];
+  float rms = sqrtf(sum_x2 / QK_K);
+  float max_scale = 0.0f, max_min = 0.0f;
+  for (int j = 0; j < QK_K / 32; j++) {
+    for (int l = 0; l < 32; l++)
+      w[l] = rms + fabsf(x[32 * j + l]);
+    scales[j] = fit_scale_min(32, 15, x + 32 * j, w, L + 32 * j, &mins[j]);
+    max_scale = fmaxf(max_scale, scales[j]);
+    max_min = fmaxf(max_min, mins[j]);
+  }
+  float inv_scale = max_scale > 0.0f ? 63.0f / max_scale : 0.0f;
+  float inv_min = max_min > 0.0f ? 63.0f / max_min : 0.0f;
+  memset(b->scales, 0, sizeof b->scales);
+  for (int j = 0; j < QK_K / 32; j++) {
+    uint8_t ls = (uint8_t)clamp_int(quant_round(inv_scale * scales[j]), 0, 63);
+    uint8_t lm = (uint8_t)clamp_int(quant_round(inv_min * mins[j]), 0, 63);
+    if (j < 4) {
+      b->scales[j] = ls;
+      b->scales[j + 4] = lm;
+    } else {
+      b->scales[j + 4] = (uint8_t)((ls & 0x0f) | (lm & 0x0f) << 4);
+      b->scales[j - 4] |= (uint8_t)((ls >> 4) << 6);
+      b->scales[j] |= (uint8_t)((lm >> 4) << 6);
+    }
+  }
+  b->d = quant_f32_to_f16(max_scale / 63.0f);
+  b->dmin = quant_f32_to_f16(max_min / 63.0f);
+  float d = quant_f16_to_f32(b->d), dmin = quant_f16_to_f32(b->dmin);
+  for (int j = 0; j < QK_K / 32; j++) {
+    uint8_t sc, m;
+    k4_scale_min(b->scales, j, &sc, &m);
+    float dl = d * (float)sc, ml = dmin * (float)m;
+    for (int l = 0; l < 32; l++) {
+      int v = dl > 0.0f ? quant_round((x[32 * j + l] + ml) / dl) : 0;
+      L[32 * j + l] = (uint8_t)clamp_int(v, 0, 15);
+    }
+  }
+  for (int j = 0; j < QK_K; j += 64) {
+    for (int l = 0; l < 32; l++)
+      b->qs[j / 2 + l] = (uint8_t)(L[j + l] | L[j + l + 32] << 4);
+  }
+}
+
+/* Fits x[i] ~ scale * L[i] with L in -nmax..nmax-1 (signed, no offset), minimizing the squared
+ * error. The value of largest magnitude fixes the grid (it maps to -nmax, using the asymmetric
+ * end of the range), stretched by -0.9..+0.9 levels; each candidate's scale is solved by least
+ * squares. Returns scale, which carries the sign. */
+static float fit_scale_signed(int n, int nmax, const float *x, int8_t *L) {
+  float amax = 0.0f, max = 0.0f;
+  for (int i = 0; i < n; i++) {
+    if (fabsf(x[i]) > amax) {
+      amax = fabsf(x[i]);
+      max = x[i];
+    }
+  }
+  if (amax == 0.0f) {
+    memset(L, 0, (size_t)n);
+    return 0.0f;
+  }
+  float best_scale = 0.0f, best_merit = -1.0f;
+  int8_t trial[32];
+  for (int step = -9; step <= 9; step++) {
+    float iscale = -((float)nmax + 0.1f * (float)step) / max;
+    float slx = 0.0f, sl2 = 0.0f;
+    for (int i = 0; i < n; i++) {
+      int l = clamp_int(quant_round(iscale * x[i]), -nmax, nmax - 1);
+      trial[i] = (int8_t)l;
+      slx += (float)l * x[i];
+      sl2 += (float)l * (float)l;
+    }
+    /* With scale = slx / sl2 the squared error is sum x^2 - slx^2 / sl2: maximize the latter. */
+    if (sl2 <= 0.0f) continue;
+    float merit = slx * slx / sl2;
+    if (merit > best_merit) {
+      best_merit = merit;
+      best_scale = slx / sl2;
+      memcpy(L, trial, (size_t)n);
+    }
+  }
+  return best_scale;
+}
+
+/* Q6_K: 16 sub-blocks of 16, each with a signed scale fit; the scales are stored as int8
+ * multiples of d, with the largest-magnitude scale mapped to -128; values are re-quantized
+ * against the stored scales. */
+static void quantize_block_q6_k(const float *x /* [256] */, struct block_q6_k *b) {
+  int8_t L[QK_K];
+  float scales[QK_K / 16];
+  float amax = 0.0f, max_scale = 0.0f;
+  for (int ib = 0; ib < QK_K / 16; ib++) {
+    scales[ib] = fit_scale_signed(16, 32, x + 16 * ib, L + 16 * ib);
+    if (fabsf(scales[ib]) > amax) {
+      amax = fabsf(scales[ib]);
+      max_scale = scales[ib];
+    }
+  }
+  if (amax == 0.0f) {
+    memset(b, 0, sizeof *b); /* d = 0: every value dequantizes to 0 */
+    return;
+  }
+  float iscale = -128.0f / max_scale;
+  b->d = quant_f32_to_f16(1.0f / iscale);
+  for (int ib = 0; ib < QK_K / 16; ib++)
+    b->scales[ib] = (int8_t)clamp_int(quant_round(iscale * scales[ib]), -128, 127);
+  float d = quant_f16_to_f32(b->d);
+  uint8_t U[QK_K]; /* q + 32, 0..63 */
+  for (int ib = 0; ib < QK_K / 16; ib++) {
+    float dl = d * (float)b->scales[ib];
+    for (int l = 0; l < 16; l++) {
+      int v = dl != 0.0f ? quant_round(x[16 * ib + l] / dl) : 0;
+      U[16 * ib + l] = (uint8_t)(clamp_int(v, -32, 31) + 32);
+    }
+  }
+  uint8_t *ql = b->ql, *qh = b->qh;
+  for (int j = 0; j < QK_K; j += 128) {
+    for (int l = 0; l < 32; l++) {
+      const uint8_t *u = U + j + l;
+      ql[l] = (uint8_t)((u[0] & 0x0f) | (u[64] & 0x0f) << 4);
+      ql[l + 32] = (uint8_t)((u[32] & 0x0f) | (u[96] & 0x0f) << 4);
+      qh[l] = (uint8_t)((u[0] >> 4) | (u[32] >> 4) << 2 | (u[64] >> 4) << 4 | (u[96] >> 4) << 6);
+    }
+    ql += 64;
+    qh += 32;
+  }
+}
+
+/* Q8_K: the value of largest magnitude maps to -127; d = 1 / iscale; bsums[k] = sum of qs over
+ * the k-th group of 16 (quantize_row_q8_K_ref). */
+static void quantize_block_q8_k(const float *x /* [256] */, struct block_q8_k *b) {
+  float amax = 0.0f, max = 0.0f;
+  for (int j = 0; j < QK_K; j++) {
+    if (fabsf(x[j]) > amax) {
+      amax = fabsf(x[j]);
+      max = x[j];
+    }
+  }
+  if (amax == 0.0f) {
+    memset(b, 0, sizeof *b);
+    return;
+  }
+  float iscale = -127.0f / max;
+  for (int j = 0; j < QK_K; j++)
+    b->qs[j] = (int8_t)clamp_int(quant_round(iscale * x[j]), -127, 127);
+  for (int k = 0; k < QK_K / 16; k++) {
+    int sum = 0;
+    for (int l = 0; l < 16; l++)
+      sum += b->qs[16 * k + l];
+    b->bsums[k] = (int16_t)sum;
+  }
+  b->d = 1.0f / iscale;
+}
+
+void quant_quantize_q4_k(const float *src, void *dst, int64_t nb) {
+  for (int64_t i = 0; i < nb; i++)
+    quantize_block_q4_k(src + i * QK_K, (struct block_q4_k *)dst + i);
+}
+
+void quant_quantize_q6_k(const float *src, void *dst, int64_t nb) {
+  for (int64_t i = 0; i < nb; i++)
+    quantize_block_q6_k(src + i * QK_K, (struct block_q6_k *)dst + i);
+}
+
+void quant_quantize_q8_k(const float *src, void *dst, int64_t nb) {
+  for (int64_t i = 0; i < nb; i++)
+    quantize_block_q8_k(src + i * QK_K, (struct block_q8_k *)dst + i);
+}
