@@ -38,8 +38,8 @@ struct quant_type_entry {
   quant_quantize_fn quantize;     /* NULL when can_quantize is false */
 };
 
-#define QUANT_TYPE(name, block, size, deq, q)                                                      \
-  { {name, block, size, (deq) != NULL, (q) != NULL}, deq, q }
+/* can_dequantize / can_quantize are spelled out (a function address is not a constant expression
+ * for every compiler); the fixture test checks they agree with what the row functions accept. */
 
 static void quant_dequantize_q4_0(const void *src, float *dst, int64_t nb);
 static void quant_dequantize_q4_1(const void *src, float *dst, int64_t nb);
@@ -57,51 +57,70 @@ static void quant_quantize_f16(const float *src, void *dst, int64_t n);
 static void quant_quantize_bf16(const float *src, void *dst, int64_t n);
 
 static const struct quant_type_entry quant_types[QUANT_TYPE_COUNT] = {
-    [QUANT_F32] = QUANT_TYPE("F32", 1, 4, quant_dequantize_f32, quant_quantize_f32),
-    [QUANT_F16] = QUANT_TYPE("F16", 1, 2, quant_dequantize_f16, quant_quantize_f16),
-    [QUANT_Q4_0] = QUANT_TYPE("Q4_0", QK4_0, sizeof(struct block_q4_0), quant_dequantize_q4_0,
-                              quant_quantize_q4_0),
-    [QUANT_Q4_1] =
-        QUANT_TYPE("Q4_1", QK4_1, sizeof(struct block_q4_1), quant_dequantize_q4_1, NULL),
-    [QUANT_Q5_0] =
-        QUANT_TYPE("Q5_0", QK5_0, sizeof(struct block_q5_0), quant_dequantize_q5_0, NULL),
-    [QUANT_Q5_1] =
-        QUANT_TYPE("Q5_1", QK5_1, sizeof(struct block_q5_1), quant_dequantize_q5_1, NULL),
-    [QUANT_Q8_0] = QUANT_TYPE("Q8_0", QK8_0, sizeof(struct block_q8_0), quant_dequantize_q8_0,
-                              quant_quantize_q8_0),
-    [QUANT_Q8_1] =
-        QUANT_TYPE("Q8_1", QK8_1, sizeof(struct block_q8_1), quant_dequantize_q8_1, NULL),
-    [QUANT_Q2_K] = QUANT_TYPE("Q2_K", QK_K, sizeof(struct block_q2_k), quant_dequantize_q2_k, NULL),
-    [QUANT_Q3_K] = QUANT_TYPE("Q3_K", QK_K, sizeof(struct block_q3_k), quant_dequantize_q3_k, NULL),
-    [QUANT_Q4_K] = QUANT_TYPE("Q4_K", QK_K, sizeof(struct block_q4_k), quant_dequantize_q4_k,
-                              quant_quantize_q4_k),
-    [QUANT_Q5_K] = QUANT_TYPE("Q5_K", QK_K, sizeof(struct block_q5_k), quant_dequantize_q5_k, NULL),
-    [QUANT_Q6_K] = QUANT_TYPE("Q6_K", QK_K, sizeof(struct block_q6_k), quant_dequantize_q6_k,
-                              quant_quantize_q6_k),
-    [QUANT_Q8_K] = QUANT_TYPE("Q8_K", QK_K, sizeof(struct block_q8_k), quant_dequantize_q8_k,
-                              quant_quantize_q8_k),
-    [QUANT_IQ2_XXS] = QUANT_TYPE("IQ2_XXS", QK_K, 2 + QK_K / 4, NULL, NULL),
-    [QUANT_IQ2_XS] = QUANT_TYPE("IQ2_XS", QK_K, 2 + QK_K / 4 + QK_K / 32, NULL, NULL),
-    [QUANT_IQ3_XXS] = QUANT_TYPE("IQ3_XXS", QK_K, 2 + 3 * (QK_K / 8), NULL, NULL),
-    [QUANT_IQ1_S] = QUANT_TYPE("IQ1_S", QK_K, 2 + QK_K / 8 + QK_K / 16, NULL, NULL),
-    [QUANT_IQ4_NL] =
-        QUANT_TYPE("IQ4_NL", QK4_NL, sizeof(struct block_iq4_nl), quant_dequantize_iq4_nl, NULL),
-    [QUANT_IQ3_S] =
-        QUANT_TYPE("IQ3_S", QK_K, 2 + QK_K / 4 + QK_K / 32 + QK_K / 8 + QK_K / 64, NULL, NULL),
-    [QUANT_IQ2_S] = QUANT_TYPE("IQ2_S", QK_K, 2 + QK_K / 4 + QK_K / 16, NULL, NULL),
-    [QUANT_IQ4_XS] =
-        QUANT_TYPE("IQ4_XS", QK_K, sizeof(struct block_iq4_xs), quant_dequantize_iq4_xs, NULL),
-    [QUANT_I8] = QUANT_TYPE("I8", 1, 1, NULL, NULL),
-    [QUANT_I16] = QUANT_TYPE("I16", 1, 2, NULL, NULL),
-    [QUANT_I32] = QUANT_TYPE("I32", 1, 4, NULL, NULL),
-    [QUANT_I64] = QUANT_TYPE("I64", 1, 8, NULL, NULL),
-    [QUANT_F64] = QUANT_TYPE("F64", 1, 8, NULL, NULL),
-    [QUANT_IQ1_M] = QUANT_TYPE("IQ1_M", QK_K, QK_K / 8 + QK_K / 16 + QK_K / 32, NULL, NULL),
-    [QUANT_BF16] = QUANT_TYPE("BF16", 1, 2, quant_dequantize_bf16, quant_quantize_bf16),
-    [QUANT_TQ1_0] =
-        QUANT_TYPE("TQ1_0", QK_K, 2 + (QK_K - 4 * QK_K / 64) / 5 + QK_K / 64, NULL, NULL),
-    [QUANT_TQ2_0] = QUANT_TYPE("TQ2_0", QK_K, 2 + QK_K / 4, NULL, NULL),
-    [QUANT_MXFP4] = QUANT_TYPE("MXFP4", 32, 1 + 16, NULL, NULL),
+    [QUANT_F32] = {{"F32", 1, 4, true, true}, quant_dequantize_f32, quant_quantize_f32},
+    [QUANT_F16] = {{"F16", 1, 2, true, true}, quant_dequantize_f16, quant_quantize_f16},
+    [QUANT_Q4_0] = {{"Q4_0", QK4_0, sizeof(struct block_q4_0), true, true},
+                    quant_dequantize_q4_0,
+                    quant_quantize_q4_0},
+    [QUANT_Q4_1] = {{"Q4_1", QK4_1, sizeof(struct block_q4_1), true, false},
+                    quant_dequantize_q4_1,
+                    NULL},
+    [QUANT_Q5_0] = {{"Q5_0", QK5_0, sizeof(struct block_q5_0), true, false},
+                    quant_dequantize_q5_0,
+                    NULL},
+    [QUANT_Q5_1] = {{"Q5_1", QK5_1, sizeof(struct block_q5_1), true, false},
+                    quant_dequantize_q5_1,
+                    NULL},
+    [QUANT_Q8_0] = {{"Q8_0", QK8_0, sizeof(struct block_q8_0), true, true},
+                    quant_dequantize_q8_0,
+                    quant_quantize_q8_0},
+    [QUANT_Q8_1] = {{"Q8_1", QK8_1, sizeof(struct block_q8_1), true, false},
+                    quant_dequantize_q8_1,
+                    NULL},
+    [QUANT_Q2_K] = {{"Q2_K", QK_K, sizeof(struct block_q2_k), true, false},
+                    quant_dequantize_q2_k,
+                    NULL},
+    [QUANT_Q3_K] = {{"Q3_K", QK_K, sizeof(struct block_q3_k), true, false},
+                    quant_dequantize_q3_k,
+                    NULL},
+    [QUANT_Q4_K] = {{"Q4_K", QK_K, sizeof(struct block_q4_k), true, true},
+                    quant_dequantize_q4_k,
+                    quant_quantize_q4_k},
+    [QUANT_Q5_K] = {{"Q5_K", QK_K, sizeof(struct block_q5_k), true, false},
+                    quant_dequantize_q5_k,
+                    NULL},
+    [QUANT_Q6_K] = {{"Q6_K", QK_K, sizeof(struct block_q6_k), true, true},
+                    quant_dequantize_q6_k,
+                    quant_quantize_q6_k},
+    [QUANT_Q8_K] = {{"Q8_K", QK_K, sizeof(struct block_q8_k), true, true},
+                    quant_dequantize_q8_k,
+                    quant_quantize_q8_k},
+    [QUANT_IQ2_XXS] = {{"IQ2_XXS", QK_K, 2 + QK_K / 4, false, false}, NULL, NULL},
+    [QUANT_IQ2_XS] = {{"IQ2_XS", QK_K, 2 + QK_K / 4 + QK_K / 32, false, false}, NULL, NULL},
+    [QUANT_IQ3_XXS] = {{"IQ3_XXS", QK_K, 2 + 3 * (QK_K / 8), false, false}, NULL, NULL},
+    [QUANT_IQ1_S] = {{"IQ1_S", QK_K, 2 + QK_K / 8 + QK_K / 16, false, false}, NULL, NULL},
+    [QUANT_IQ4_NL] = {{"IQ4_NL", QK4_NL, sizeof(struct block_iq4_nl), true, false},
+                      quant_dequantize_iq4_nl,
+                      NULL},
+    [QUANT_IQ3_S] = {{"IQ3_S", QK_K, 2 + QK_K / 4 + QK_K / 32 + QK_K / 8 + QK_K / 64, false, false},
+                     NULL,
+                     NULL},
+    [QUANT_IQ2_S] = {{"IQ2_S", QK_K, 2 + QK_K / 4 + QK_K / 16, false, false}, NULL, NULL},
+    [QUANT_IQ4_XS] = {{"IQ4_XS", QK_K, sizeof(struct block_iq4_xs), true, false},
+                      quant_dequantize_iq4_xs,
+                      NULL},
+    [QUANT_I8] = {{"I8", 1, 1, false, false}, NULL, NULL},
+    [QUANT_I16] = {{"I16", 1, 2, false, false}, NULL, NULL},
+    [QUANT_I32] = {{"I32", 1, 4, false, false}, NULL, NULL},
+    [QUANT_I64] = {{"I64", 1, 8, false, false}, NULL, NULL},
+    [QUANT_F64] = {{"F64", 1, 8, false, false}, NULL, NULL},
+    [QUANT_IQ1_M] = {{"IQ1_M", QK_K, QK_K / 8 + QK_K / 16 + QK_K / 32, false, false}, NULL, NULL},
+    [QUANT_BF16] = {{"BF16", 1, 2, true, true}, quant_dequantize_bf16, quant_quantize_bf16},
+    [QUANT_TQ1_0] = {{"TQ1_0", QK_K, 2 + (QK_K - 4 * QK_K / 64) / 5 + QK_K / 64, false, false},
+                     NULL,
+                     NULL},
+    [QUANT_TQ2_0] = {{"TQ2_0", QK_K, 2 + QK_K / 4, false, false}, NULL, NULL},
+    [QUANT_MXFP4] = {{"MXFP4", 32, 1 + 16, false, false}, NULL, NULL},
 };
 
 const struct quant_type_traits *quant_traits(uint32_t type) {
