@@ -124,12 +124,13 @@ function M.ensure_started()
       ['window/showMessage'] = show_message_handler,
     },
     on_init = on_init,
-    on_exit = function(code, signal)
-      local was = state.client_id
+    on_exit = function(code, signal, client_id)
+      -- A client stopped by setup() may exit after its replacement started: leave that one alone.
+      if client_id ~= state.client_id then return end
       state.client_id = nil
       state.load = nil
       if not state.stopping and (code ~= 0 or signal ~= 0) then
-        util.notify_once('server-exit:' .. tostring(was),
+        util.notify_once('server-exit:' .. tostring(client_id),
           string.format('augury: server exited (code %d, signal %d); completions are off until :Augury enable',
             code or -1, signal or 0))
       end

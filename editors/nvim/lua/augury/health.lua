@@ -81,11 +81,16 @@ function M.check()
     return
   end
   ok(string.format('server running (client id %d, position encoding %s)', c.id, c.offset_encoding or '?'))
-  local buf = vim.api.nvim_get_current_buf()
-  if vim.lsp.buf_is_attached(buf, c.id) then
-    ok('attached to the current buffer')
+  -- :checkhealth runs in its own buffer, so report every buffer the server follows.
+  local names = {}
+  for _, b in ipairs(vim.lsp.get_buffers_by_client_id(c.id)) do
+    names[#names + 1] = string.format('%s (%s)', vim.fn.fnamemodify(vim.api.nvim_buf_get_name(b), ':~:.'),
+      vim.api.nvim_buf_get_option(b, 'filetype'))
+  end
+  if #names > 0 then
+    ok(string.format('attached to %d buffer(s): %s', #names, table.concat(names, ', ')))
   else
-    info('not attached to the current buffer (filetype ' .. vim.bo[buf].filetype .. ')')
+    info('not attached to any buffer (filetypes: ' .. table.concat(cfg.filetypes, ', ') .. ')')
   end
   if c.initialized then
     local res = c.request_sync('workspace/executeCommand', { command = 'augury.status', arguments = {} }, 1000)
