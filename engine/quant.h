@@ -142,18 +142,21 @@ struct quant_type_traits {
   bool can_quantize;   /* quant_quantize_row supports it */
 };
 
-/* Traits of a type id; NULL for ids that are unknown or removed from the format (4,
- * 5, 31..33, 36..38). */
+/* Traits of a type id; NULL for ids that are unknown or removed from the format
+ * (4, 5, 31..33, 36..38). */
 const struct quant_type_traits *quant_traits(uint32_t type);
 const char *quant_type_name(uint32_t type); /* "unknown" when not a type */
 
 /* Bytes of a row of n elements; 0 when n is not a multiple of the block size or type unknown. */
 size_t quant_row_size(uint32_t type, uint64_t n);
 
-/* Dequantize n elements (a multiple of the block size). Returns 0 or AUG_EUNSUPPORTED/AUG_EINVAL.
- */
+/* Dequantize n elements (a multiple of the block size): 0, AUG_EUNSUPPORTED or AUG_EINVAL.
+ * src must be aligned like its block struct (2 bytes; 4 for Q8_K), as GGUF tensor data is. Scalar
+ * reference code: allocates nothing, never fails for a supported type and valid n. */
 int quant_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
-/* Quantize n f32 values to type (Q8_0, Q4_0, Q4_K, Q6_K, Q8_K, F16, BF16, F32). */
+/* Quantize n f32 values to type (Q8_0, Q4_0, Q4_K, Q6_K, Q8_K, F16, BF16, F32; see can_quantize).
+ * Q8_0 and Q4_0 match ggml's reference quantizers bit for bit; Q4_K and Q6_K search their scales
+ * (within 1% of llama.cpp's RMS error, tests/unit/engine/test_quant.c); Q8_K fills bsums. */
 int quant_quantize_row(uint32_t type, const float *src, void *dst, int64_t n);
 
 float quant_f16_to_f32(quant_f16 h);
