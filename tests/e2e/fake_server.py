@@ -13,7 +13,8 @@ initializationOptions.fake (all optional):
          ("line") starts the item's range at the identifier (the first non-blank) before the
          cursor, so insertText includes it; "eol" ends the range at the end of the line.
   encoding: force "utf-8" or "utf-16" (default: utf-8 when the client offers it, like augury).
-  loading_ms: answer empty results for this long after initialize (a model still loading).
+  loading_ms: answer empty results for this long after initialize (a model still loading), with
+              work-done progress begin/end on a server-created token, as augury reports the load.
   explain_chunks: list of strings streamed as $/progress reports (cumulative text in `message`).
 Every request is recorded; the command "fake.log" returns the record.
 """
@@ -137,6 +138,17 @@ class Server:
                 },
                 "serverInfo": {"name": "fake-augury", "version": "0"},
             })
+        elif method == "initialized":
+            loading = (self.options.get("fake") or {}).get("loading_ms", 0)
+            if loading:
+                # Like augury: the model loads in the background, reported as work-done progress.
+                self.send({"jsonrpc": "2.0", "id": "load-1", "method": "window/workDoneProgress/create",
+                           "params": {"token": "augury-load"}})
+                self.send({"jsonrpc": "2.0", "method": "$/progress", "params": {"token": "augury-load",
+                           "value": {"kind": "begin", "title": "augury: loading model", "percentage": 0}}})
+                self.timed.append([self.started + loading / 1000.0, {
+                    "jsonrpc": "2.0", "method": "$/progress", "params": {"token": "augury-load",
+                                                                     "value": {"kind": "end", "message": "ready"}}}])
         elif method == "shutdown":
             self.shutdown = True
             self.reply(rid, None)

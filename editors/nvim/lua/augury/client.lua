@@ -12,6 +12,7 @@ local state = {
   missing = false,   -- the binary was not found: do not try again until setup() runs again
   progress = {},     -- token -> function(value) for work-done progress the plugin asked for
   load = nil,        -- last model-load progress from the server: { title, message, percentage, done }
+  on_ready = nil,    -- called when server progress ends (the model finished loading)
 }
 
 local function capabilities()
@@ -53,6 +54,8 @@ local function progress_handler(err, result, ctx, cfg)
       state.load.percentage = value.percentage or state.load.percentage
       state.load.done = value.kind == 'end'
     end
+    -- Requests made while the model loaded got empty answers: ask again now that it is ready.
+    if value.kind == 'end' and state.on_ready then vim.schedule(state.on_ready) end
   end
   local default = vim.lsp.handlers['$/progress']
   if default then return default(err, result, ctx, cfg) end
@@ -86,6 +89,11 @@ function M.for_buffer(bufnr)
   if not client or not client.initialized then return nil end
   if not vim.lsp.buf_is_attached(bufnr, client.id) then return nil end
   return client
+end
+
+--- Sets the function called when the server's work-done progress (the model load) ends.
+function M.set_ready_hook(fn)
+  state.on_ready = fn
 end
 
 --- Model-load progress last reported by the server (nil if none).

@@ -129,8 +129,9 @@ function M.enable()
   suggestion.set_enabled(true)
   client.reset()
   util.reset_notices()
-  local buf = vim.api.nvim_get_current_buf()
-  client.attach(buf)
+  for _, buf in ipairs(vim.api.nvim_list_bufs()) do
+    if vim.api.nvim_buf_is_loaded(buf) then client.attach(buf) end
+  end
 end
 
 function M.disable()

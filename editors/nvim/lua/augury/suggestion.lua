@@ -338,6 +338,14 @@ function M.on_change()
   schedule_request()
 end
 
+-- The model finished loading: a user waiting in insert mode gets the suggestion they paused for.
+client_mod.set_ready_hook(function()
+  local buf = vim.api.nvim_get_current_buf()
+  if in_insert_mode() and not state.sugg and not state.req and client_mod.for_buffer(buf) then
+    M.request(TRIGGER_AUTOMATIC)
+  end
+end)
+
 --- InsertLeave, BufLeave: nothing survives leaving insert mode.
 function M.on_leave()
   M.dismiss()
