@@ -42,7 +42,10 @@ void tokenizer_destroy(struct tokenizer *tok); /* NULL is a no-op */
 int32_t tokenizer_vocab_size(const struct tokenizer *tok);
 const struct tokenizer_special *tokenizer_special(const struct tokenizer *tok);
 const char *tokenizer_model_name(const struct tokenizer *tok); /* "gpt2", "llama" */
-const char *tokenizer_pre_name(const struct tokenizer *tok);   /* "qwen2", "llama-bpe", ... */
+/* The pre-tokenizer in use: "qwen2", "llama-bpe", "gpt-2", "default", "deepseek-coder", ...; for a
+ * tokenizer.ggml.pre we do not know, "gpt-2 (fallback for unknown 'NAME')" (llama.cpp refuses such
+ * files; we split as GPT-2 does and say so). "none" for SentencePiece vocabularies. */
+const char *tokenizer_pre_name(const struct tokenizer *tok);
 enum token_kind tokenizer_token_kind(const struct tokenizer *tok, int32_t id);
 /* The vocabulary entry as stored (e.g. "Ġfoo"); NULL for an id out of range. */
 const char *tokenizer_token_text(const struct tokenizer *tok, int32_t id);
@@ -50,6 +53,8 @@ const char *tokenizer_token_text(const struct tokenizer *tok, int32_t id);
 bool tokenizer_is_eog(const struct tokenizer *tok, int32_t id);
 /* Id of a token whose stored text is exactly text, or TOKEN_NONE. */
 int32_t tokenizer_find(const struct tokenizer *tok, const char *text);
+/* Length of the longest token piece (tokenizer_token_bytes with special = true). */
+size_t tokenizer_max_token_bytes(const struct tokenizer *tok);
 
 struct tokenize_options {
   bool add_special;   /* prepend BOS (and append EOS) where the vocabulary asks for it */
@@ -75,11 +80,14 @@ struct detokenizer {
   size_t n_pending;
 };
 void detokenizer_init(struct detokenizer *d);
-/* Appends the text of id to out; returns bytes written (<= cap), or a negative code. cap >= 64
- * always suffices for one token. */
+/* Appends the text of id to out; returns bytes written (<= cap), or a negative code: AUG_ERANGE
+ * for an id out of range or when out is too small (d is then unchanged). Each invalid byte may
+ * become 3 bytes of U+FFFD, so cap >= 3 * (tokenizer_max_token_bytes(tok) + 4) always suffices;
+ * for real vocabularies 256 does (tests/unit/engine/test_tokenizer.c checks the default model). */
 int detokenizer_push(struct detokenizer *d, const struct tokenizer *tok, int32_t id, bool special,
                      char *out, size_t cap);
-/* Flushes what is pending (as U+FFFD when incomplete); returns bytes written. */
+/* Flushes what is pending (as U+FFFD when incomplete); returns bytes written (cap >= 16 always
+ * suffices). */
 int detokenizer_flush(struct detokenizer *d, char *out, size_t cap);
 
 #endif
