@@ -8,6 +8,11 @@ H.root = vim.env.AUGURY_SOURCE_DIR or vim.fn.getcwd()
 H.python = vim.env.AUGURY_PYTHON or 'python3'
 H.fake_server = { H.python, H.root .. '/tests/e2e/fake_server.py' }
 
+--- Every LSP client (get_clients is 0.10+).
+function H.clients()
+  return (vim.lsp.get_clients or vim.lsp.get_active_clients)()
+end
+
 local co = nil
 local finished = false
 local current_case = '(setup)'
@@ -20,7 +25,8 @@ end
 local function quit(code)
   finished = true
   -- Stop servers first so that no child process outlives the test.
-  for _, c in ipairs(vim.lsp.get_active_clients()) do c.stop(true) end
+  local util = require('augury.util')
+  for _, c in ipairs(H.clients()) do util.call(c, 'stop', true) end
   if code == 0 then vim.cmd('qa!') else vim.cmd('cq') end
 end
 
@@ -171,7 +177,8 @@ end
 --- Runs the fake server's fake.log command: what it received so far.
 function H.fake_log()
   local c = require('augury.client').get()
-  local res = c.request_sync('workspace/executeCommand', { command = 'fake.log', arguments = {} }, 2000)
+  local res = require('augury.util').call(c, 'request_sync', 'workspace/executeCommand',
+    { command = 'fake.log', arguments = {} }, 2000)
   assert(res and not res.err, 'fake.log failed')
   return res.result
 end

@@ -56,6 +56,6 @@ H.run(function()
     return c and c.initialized and c.offset_encoding == 'utf-8'
   end, 'the restarted server')
   check('utf-8', 15 + 3)
-  H.eq(1, #vim.lsp.get_active_clients(), 'the old server was stopped')
+  H.eq(1, #H.clients(), 'the old server was stopped')
   H.eq({}, notes, 'no messages')
 end, 30000)

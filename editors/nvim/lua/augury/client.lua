@@ -79,7 +79,7 @@ end
 function M.get()
   if not state.client_id then return nil end
   local client = vim.lsp.get_client_by_id(state.client_id)
-  if not client or client.is_stopped() then return nil end
+  if not client or util.call(client, 'is_stopped') then return nil end
   return client
 end
 
@@ -123,7 +123,7 @@ function M.ensure_started()
   local ok, id = pcall(vim.lsp.start_client, {
     name = 'augury',
     cmd = cfg.cmd,
-    root_dir = vim.loop.cwd(),
+    root_dir = util.uv.cwd(),
     init_options = cfg.settings,
     settings = cfg.settings,
     capabilities = capabilities(),
@@ -158,8 +158,8 @@ end
 function M.wants(bufnr)
   local cfg = config.get()
   if not cfg or not vim.api.nvim_buf_is_valid(bufnr) then return false end
-  if vim.api.nvim_buf_get_option(bufnr, 'buftype') ~= '' then return false end
-  local ft = vim.api.nvim_buf_get_option(bufnr, 'filetype')
+  if vim.bo[bufnr].buftype ~= '' then return false end
+  local ft = vim.bo[bufnr].filetype
   if ft == '' then return false end
   for _, want in ipairs(cfg.filetypes) do
     if want == '*' or want == ft then return true end
@@ -180,7 +180,7 @@ end
 function M.stop()
   local client = M.get()
   state.stopping = true
-  if client then client.stop() end
+  if client then util.call(client, 'stop') end
   state.client_id = nil
 end
 

@@ -24,9 +24,9 @@ local function set_text(view, text)
   if not vim.api.nvim_buf_is_valid(view.buf) then return end
   view.text = text
   local lines = vim.split(text, '\n', { plain = true })
-  vim.api.nvim_buf_set_option(view.buf, 'modifiable', true)
+  vim.bo[view.buf].modifiable = true
   vim.api.nvim_buf_set_lines(view.buf, 0, -1, false, lines)
-  vim.api.nvim_buf_set_option(view.buf, 'modifiable', false)
+  vim.bo[view.buf].modifiable = false
   if not vim.api.nvim_win_is_valid(view.win) then return end
   local width = wrap_width()
   local height = 0
@@ -38,8 +38,8 @@ end
 
 local function open_float(title)
   local buf = vim.api.nvim_create_buf(false, true)
-  vim.api.nvim_buf_set_option(buf, 'bufhidden', 'wipe')
-  vim.api.nvim_buf_set_option(buf, 'filetype', 'markdown')
+  vim.bo[buf].bufhidden = 'wipe'
+  vim.bo[buf].filetype = 'markdown'
   local width = wrap_width()
   local win = vim.api.nvim_open_win(buf, true, {
     relative = 'editor',
@@ -50,8 +50,8 @@ local function open_float(title)
     style = 'minimal',
     border = 'rounded',
   })
-  vim.api.nvim_win_set_option(win, 'wrap', true)
-  vim.api.nvim_win_set_option(win, 'linebreak', true)
+  vim.wo[win].wrap = true
+  vim.wo[win].linebreak = true
   for _, key in ipairs({ 'q', '<Esc>' }) do
     vim.api.nvim_buf_set_keymap(buf, 'n', key, '<Cmd>close<CR>', { noremap = true, silent = true, nowait = true })
   end
@@ -106,7 +106,7 @@ function M.explain(line1, line2, cols)
     arguments = { { uri = vim.uri_from_bufnr(buf), range = range } },
     workDoneToken = token,
   }
-  client.request('workspace/executeCommand', params, function(err, result)
+  util.call(client, 'request', 'workspace/executeCommand', params, function(err, result)
     client_mod.on_progress(token, nil)
     view.done = true
     if err then

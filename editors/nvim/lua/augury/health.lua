@@ -83,9 +83,11 @@ function M.check()
   ok(string.format('server running (client id %d, position encoding %s)', c.id, c.offset_encoding or '?'))
   -- :checkhealth runs in its own buffer, so report every buffer the server follows.
   local names = {}
-  for _, b in ipairs(vim.lsp.get_buffers_by_client_id(c.id)) do
+  local bufs = c.attached_buffers and vim.tbl_keys(c.attached_buffers) or vim.lsp.get_buffers_by_client_id(c.id)
+  table.sort(bufs)
+  for _, b in ipairs(bufs) do
     names[#names + 1] = string.format('%s (%s)', vim.fn.fnamemodify(vim.api.nvim_buf_get_name(b), ':~:.'),
-      vim.api.nvim_buf_get_option(b, 'filetype'))
+      vim.bo[b].filetype)
   end
   if #names > 0 then
     ok(string.format('attached to %d buffer(s): %s', #names, table.concat(names, ', ')))
@@ -93,7 +95,8 @@ function M.check()
     info('not attached to any buffer (filetypes: ' .. table.concat(cfg.filetypes, ', ') .. ')')
   end
   if c.initialized then
-    local res = c.request_sync('workspace/executeCommand', { command = 'augury.status', arguments = {} }, 1000)
+    local res = require('augury.util').call(c, 'request_sync', 'workspace/executeCommand',
+      { command = 'augury.status', arguments = {} }, 1000)
     if res and not res.err then
       ok('server status: ' .. (type(res.result) == 'string' and res.result or vim.inspect(res.result, { newline = ' ', indent = '' })))
     else

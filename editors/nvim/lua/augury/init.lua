@@ -159,7 +159,8 @@ function M.status()
   if c then
     st.encoding = c.offset_encoding
     if c.initialized then
-      local res = c.request_sync('workspace/executeCommand', { command = 'augury.status', arguments = {} }, 500)
+      local res = util.call(c, 'request_sync', 'workspace/executeCommand',
+        { command = 'augury.status', arguments = {} }, 500)
       if res and not res.err then st.server = res.result end
     end
   end

@@ -90,7 +90,7 @@ local function draw()
   if not s then return end
   undraw(s.buf)
   local cfg = config.get() or config.defaults()
-  local ts = vim.api.nvim_buf_get_option(s.buf, 'tabstop')
+  local ts = vim.bo[s.buf].tabstop
   local lines = vim.split(s.text, '\n', { plain = true })
   local stats = cfg.show_stats and s.stats or nil
   local first = util.expand_tabs(lines[1], vim.fn.strdisplaywidth(s.prefix), ts)
@@ -148,7 +148,9 @@ function M.cancel()
   if state.timer then state.timer:stop() end
   local req = state.req
   state.req = nil
-  if req and req.client and not req.client.is_stopped() then pcall(req.client.cancel_request, req.id) end
+  if req and req.id and not util.call(req.client, 'is_stopped') then
+    pcall(util.call, req.client, 'cancel_request', req.id)
+  end
 end
 
 --- Hides and forgets the suggestion.
@@ -257,7 +259,7 @@ function M.request(kind)
   }
   local req = { seq = seq, client = client, buf = buf, row = row, col = col, encoding = encoding }
   state.req = req
-  local ok, id = client.request('textDocument/inlineCompletion', params, function(err, result)
+  local ok, id = util.call(client, 'request', 'textDocument/inlineCompletion', params, function(err, result)
     on_result(seq, err, result)
   end, buf)
   if not ok then
@@ -279,7 +281,7 @@ end
 local function schedule_request()
   local cfg = config.get()
   if not cfg or not cfg.auto_trigger or not state.enabled then return end
-  if not state.timer then state.timer = vim.loop.new_timer() end
+  if not state.timer then state.timer = util.uv.new_timer() end
   state.timer:stop()
   state.timer:start(cfg.debounce_ms, 0, vim.schedule_wrap(function()
     if in_insert_mode() and not state.req then M.request(TRIGGER_AUTOMATIC) end

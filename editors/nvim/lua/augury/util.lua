@@ -2,32 +2,55 @@
 -- and warnings that are shown once per session (the plugin never repeats a warning at the user).
 local M = {}
 
+-- Code units of the character whose UTF-8 lead byte is `b` (LSP 3.17 PositionEncodingKind):
+-- utf-16 needs a surrogate pair for the 4-byte (astral) characters. Written out rather than
+-- vim.str_utfindex, whose signature changed in 0.11.
+local function units(b, encoding)
+  if encoding == 'utf-16' and b >= 0xF0 then return 2 end
+  return 1
+end
+
+local function is_continuation(b)
+  return b >= 0x80 and b < 0xC0
+end
+
 --- Byte column `col` of `line` as a column in `encoding` ('utf-8', 'utf-16' or 'utf-32').
+--- A byte column inside a character counts that character as reached.
 function M.col_to_lsp(line, col, encoding)
   col = math.min(col, #line)
   if encoding == 'utf-8' then return col end
-  -- str_utfindex counts up to a byte index; it rejects an index inside a character, so step back
-  -- to the start of the character (a cursor never sits inside one, a range might).
-  while col > 0 and col < #line and bit.band(line:byte(col + 1), 0xC0) == 0x80 do col = col - 1 end
-  local utf32, utf16 = vim.str_utfindex(line, col)
-  return encoding == 'utf-32' and utf32 or utf16
+  local n = 0
+  for i = 1, col do
+    local b = line:byte(i)
+    if not is_continuation(b) then n = n + units(b, encoding) end
+  end
+  return n
 end
 
 --- Column `character` in `encoding` of `line` as a byte column (clamped to the line length).
+--- A column between the halves of a surrogate pair rounds to the character's start.
 function M.lsp_to_col(line, character, encoding)
   if encoding == 'utf-8' then return math.min(character, #line) end
-  local _, utf16_total = vim.str_utfindex(line)
-  local utf32_total = vim.str_utfindex(line)
-  if encoding == 'utf-32' then
-    if character >= utf32_total then return #line end
-    return vim.str_byteindex(line, character, false)
+  local n = 0
+  for i = 1, #line do
+    local b = line:byte(i)
+    if not is_continuation(b) then
+      local u = units(b, encoding)
+      if n + u > character then return i - 1 end
+      n = n + u
+    end
   end
-  if character >= utf16_total then return #line end
-  -- A column between the halves of a surrogate pair rounds to the character's start.
-  local ok, byte = pcall(vim.str_byteindex, line, character, true)
-  if ok then return byte end
-  return vim.str_byteindex(line, character - 1, true)
+  return #line
 end
+
+--- Client methods across versions: 0.11 made them methods (client:request); 0.7-0.10 take no self.
+local method_style = vim.fn.has('nvim-0.11') == 1
+function M.call(client, name, ...)
+  if method_style then return client[name](client, ...) end
+  return client[name](...)
+end
+
+M.uv = vim.uv or vim.loop
 
 local shown = {}
 
