@@ -5,7 +5,8 @@
 
 #define CLI_COMMANDS(X)                                                                            \
   X(info, "info MODEL [--json]                 architecture, tensors, types, sizes")              \
-  X(tokenize, "tokenize -m MODEL [--special] [--json] TEXT   token ids")                     \
+  X(tokenize, "tokenize -m MODEL [--special] [--json] TEXT   token ids")                           \
+  X(synth, "synth --like NAME --type TYPE -o OUT  random-weight model with real shapes")           \
   X(generate, "generate -m MODEL -p TEXT [-n N] [--temp T] ...   plain generation, timings")   \
   X(bench, "bench -m MODEL [-p 512] [-n 128] [-t N] [-r R] [--json]   tokens/s like llama-bench")
 

@@ -1,0 +1,270 @@
+/* Tests for engine/synth.c: presets reduced to 2 blocks and a small vocabulary are written, pass
+ * the GGUF reader and model_create with the preset's hyper-parameters, hold the tensor types
+ * llama.cpp would choose and dequantize to sane values (synth_check.h); the same seed gives the
+ * same file; the built-in vocabulary; --vocab-from with padding; the Q4_K_M mix on full layer
+ * counts; parameter errors. test_synth_slow.c runs every preset x type. */
+#include "tests/unit/engine/synth_check.h"
+
+#include <math.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine/gguf.h"
+#include "engine/model.h"
+#include "engine/quant.h"
+#include "engine/synth.h"
+#include "engine/tokenizer.h"
+
+static char tmpdir[] = "/tmp/augury-test-synth-XXXXXX";
+
+static int setup(void **state) {
+  (void)state;
+  return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  return rmdir(tmpdir);
+}
+
+/* The full preset x type matrix is in test_synth_slow.c (about 2 GB written: the 7B's f16
+ * blocks alone are 880 MB); here every preset in the mixed type and the small one in every type. */
+static void test_presets_q4_k_m(void **state) {
+  (void)state;
+  for (size_t i = 0; i < synth_preset_count(); i++)
+    synth_check_one(tmpdir, synth_preset_name(i), SYNTH_TYPE_Q4_K_M);
+}
+
+static void test_small_every_type(void **state) {
+  (void)state;
+  for (int t = 0; t < SYNTH_TYPE_COUNT; t++)
+    synth_check_one(tmpdir, "qwen2.5-coder-0.5b", (enum synth_type)t);
+}
+
+static void read_file(const char *path, char **data, size_t *size) {
+  FILE *f = fopen(path, "rb");
+  assert_non_null(f);
+  fseek(f, 0, SEEK_END);
+  *size = (size_t)ftell(f);
+  fseek(f, 0, SEEK_SET);
+  *data = malloc(*size);
+  assert_int_equal(fread(*data, 1, *size, f), *size);
+  fclose(f);
+}
+
+static void test_seed_reproducible(void **state) {
+  (void)state;
+  struct synth_params p = synth_params_default();
+  p.like = "qwen2.5-coder-0.5b";
+  p.type = SYNTH_TYPE_Q4_K_M;
+  p.n_layers = 1;
+  p.n_vocab = 300;
+  char a[256], b[256], c[256];
+  snprintf(a, sizeof a, "%s/a.gguf", tmpdir);
+  snprintf(b, sizeof b, "%s/b.gguf", tmpdir);
+  snprintf(c, sizeof c, "%s/c.gguf", tmpdir);
+  assert_int_equal(synth_write(&p, a, NULL), 0);
+  assert_int_equal(synth_write(&p, b, NULL), 0);
+  p.seed = 2;
+  assert_int_equal(synth_write(&p, c, NULL), 0);
+  char *da, *db, *dc;
+  size_t na, nb, nc;
+  read_file(a, &da, &na);
+  read_file(b, &db, &nb);
+  read_file(c, &dc, &nc);
+  assert_int_equal(na, nb);
+  assert_int_equal(na, nc);
+  assert_memory_equal(da, db, na);
+  assert_memory_not_equal(da, dc, na);
+  free(da);
+  free(db);
+  free(dc);
+  unlink(a);
+  unlink(b);
+  unlink(c);
+}
+
+static void test_builtin_vocab(void **state) {
+  (void)state;
+  struct synth_params p = synth_params_default();
+  p.like = "llama-3.2-1b";
+  p.type = SYNTH_TYPE_Q8_0;
+  p.n_layers = 1;
+  p.n_vocab = 400;
+  char path[256];
+  snprintf(path, sizeof path, "%s/vocab.gguf", tmpdir);
+  struct aug_err err = {0};
+  assert_int_equal(synth_write(&p, path, &err), 0);
+  struct gguf_file *f = NULL;
+  assert_int_equal(gguf_open(path, NULL, &f, &err), 0);
+  const char *s;
+  size_t len;
+  assert_int_equal(gguf_get_string(f, "tokenizer.ggml.model", &s, &len, NULL), 0);
+  assert_memory_equal(s, "gpt2", 4);
+  assert_int_equal(gguf_get_string(f, "tokenizer.ggml.pre", &s, &len, NULL), 0);
+  assert_memory_equal(s, "llama-bpe", 9);
+  int64_t idx = gguf_find_key(f, "tokenizer.ggml.tokens");
+  assert_true(idx >= 0);
+  assert_int_equal(gguf_kv_array_count(f, (size_t)idx), 400);
+  /* Byte 0x20 is 'Ġ' (U+0120) in GPT-2's byte-to-unicode map; byte 'A' is itself. */
+  assert_int_equal(gguf_get_array_string(f, (size_t)idx, ' ', &s, &len), 0);
+  assert_int_equal(len, 2);
+  assert_memory_equal(s, "\xc4\xa0", 2);
+  assert_int_equal(gguf_get_array_string(f, (size_t)idx, 'A', &s, &len), 0);
+  assert_int_equal(len, 1);
+  assert_memory_equal(s, "A", 1);
+  assert_int_equal(gguf_get_array_string(f, (size_t)idx, 399, &s, &len), 0);
+  assert_memory_equal(s, "[PAD399]", len);
+  uint64_t fim = 0;
+  assert_int_equal(gguf_get_uint(f, "tokenizer.ggml.fim_pre_token_id", &fim, NULL), 0);
+  assert_int_equal(gguf_get_array_string(f, (size_t)idx, fim, &s, &len), 0);
+  assert_memory_equal(s, "<|fim_prefix|>", len);
+  gguf_close(f);
+  unlink(path);
+}
+
+static void test_vocab_from_real_model(void **state) {
+  (void)state;
+  const char *src = test_model_path(TEST_MODEL_DEFAULT);
+  struct synth_params p = synth_params_default();
+  p.like = "qwen2.5-coder-7b"; /* 152064 tokens: the 151936 of the source are padded */
+  p.type = SYNTH_TYPE_Q4_0;
+  p.n_layers = 1;
+  p.vocab_from = src;
+  char path[256];
+  snprintf(path, sizeof path, "%s/vocab-from.gguf", tmpdir);
+  struct aug_err err = {0};
+  if (synth_write(&p, path, &err) != 0) fail_msg("%s", err.msg);
+  struct gguf_file *f = NULL, *s = NULL;
+  assert_int_equal(gguf_open(path, NULL, &f, &err), 0);
+  assert_int_equal(gguf_open(src, NULL, &s, &err), 0);
+  int64_t idx = gguf_find_key(f, "tokenizer.ggml.tokens");
+  assert_int_equal(gguf_kv_array_count(f, (size_t)idx), 152064);
+  int64_t sidx = gguf_find_key(s, "tokenizer.ggml.tokens");
+  const char *a, *b;
+  size_t la, lb;
+  assert_int_equal(gguf_get_array_string(f, (size_t)idx, 151643, &a, &la), 0);
+  assert_int_equal(gguf_get_array_string(s, (size_t)sidx, 151643, &b, &lb), 0);
+  assert_int_equal(la, lb);
+  assert_memory_equal(a, b, la);
+  assert_int_equal(gguf_get_array_string(f, (size_t)idx, 152063, &a, &la), 0);
+  assert_memory_equal(a, "[PAD152063]", la);
+  /* Every tokenizer.* key of the source is present; the merges are copied unchanged. */
+  for (size_t i = 0; i < gguf_kv_count(s); i++) {
+    const char *key = gguf_kv_key(s, i);
+    if (strncmp(key, "tokenizer.", 10) == 0 && gguf_find_key(f, key) < 0)
+      fail_msg("key %s was not copied", key);
+  }
+  int64_t mf = gguf_find_key(f, "tokenizer.ggml.merges"),
+          ms = gguf_find_key(s, "tokenizer.ggml.merges");
+  assert_int_equal(gguf_kv_array_count(f, (size_t)mf), gguf_kv_array_count(s, (size_t)ms));
+  /* The tokenizer accepts the copy and encodes as it does for the source. */
+  struct tokenizer *tf = NULL, *ts = NULL;
+  if (tokenizer_create(f, &tf, &err) != 0) fail_msg("%s", err.msg);
+  assert_int_equal(tokenizer_create(s, &ts, &err), 0);
+  assert_int_equal(tokenizer_vocab_size(tf), 152064);
+  const char *text = "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n";
+  int32_t ia[64], ib[64];
+  size_t na = 0, nb = 0;
+  struct tokenize_options o = {.add_special = true, .parse_special = false};
+  assert_int_equal(tokenizer_encode(tf, text, strlen(text), o, ia, 64, &na, &err), 0);
+  assert_int_equal(tokenizer_encode(ts, text, strlen(text), o, ib, 64, &nb, &err), 0);
+  assert_int_equal(na, nb);
+  assert_memory_equal(ia, ib, na * sizeof ia[0]);
+  tokenizer_destroy(tf);
+  tokenizer_destroy(ts);
+  gguf_close(f);
+  gguf_close(s);
+  unlink(path);
+
+  /* A vocabulary larger than the model's is refused. */
+  p.like = "llama-3.2-1b";
+  assert_int_equal(synth_write(&p, path, &err), AUG_EINVAL);
+  assert_non_null(strstr(err.msg, "more than the model's 128256"));
+}
+
+struct mix_count {
+  const struct model_hparams *hp;
+  int q6_attn_v, q6_ffn_down, q4_other, total_2d;
+};
+
+static int count_mix(const struct model_tensor_spec *spec, void *user) {
+  struct mix_count *c = user;
+  uint32_t t = synth_tensor_type(SYNTH_TYPE_Q4_K_M, c->hp, spec);
+  if (spec->n_dims < 2) {
+    assert_int_equal(t, QUANT_F32);
+    return 0;
+  }
+  c->total_2d++;
+  if (spec->role == MODEL_TENSOR_ATTN_V && t == QUANT_Q6_K)
+    c->q6_attn_v++;
+  else if (spec->role == MODEL_TENSOR_FFN_DOWN && t == QUANT_Q6_K)
+    c->q6_ffn_down++;
+  else if (t == QUANT_Q4_K)
+    c->q4_other++;
+  return 0;
+}
+
+/* The Q4_K_M mix over the full 28 blocks of the 1.5B: use_more_bits picks blocks 0-2, 24-27 and
+ * every third in between (5, 8, ..., 23): 14 of 28 attn_v and ffn_down get Q6_K, as in the real
+ * qwen2.5-coder-1.5b-instruct-q4_k_m.gguf. */
+static void test_q4_k_m_mix(void **state) {
+  (void)state;
+  struct synth_params p = synth_params_default();
+  p.like = "qwen2.5-coder-1.5b";
+  struct model_hparams hp;
+  assert_int_equal(synth_hparams(&p, &hp, NULL), 0);
+  assert_int_equal(hp.n_layer, 28);
+  assert_int_equal(hp.n_vocab, 151936);
+  struct mix_count c = {.hp = &hp};
+  assert_int_equal(model_for_each_tensor_spec(&hp, count_mix, &c), 0);
+  assert_int_equal(c.q6_attn_v, 14);
+  assert_int_equal(c.q6_ffn_down, 14);
+  /* token_embd (tied: Q6_K) + 28 * 7 matrices; all but the Q6_K ones are Q4_K */
+  assert_int_equal(c.total_2d, 1 + 28 * 7);
+  assert_int_equal(c.q4_other, 28 * 7 - 28);
+}
+
+static void test_bad_params(void **state) {
+  (void)state;
+  struct synth_params p = synth_params_default();
+  struct aug_err err = {0};
+  char path[256];
+  snprintf(path, sizeof path, "%s/never.gguf", tmpdir);
+  p.like = "gpt-5";
+  assert_int_equal(synth_write(&p, path, &err), AUG_EINVAL);
+  assert_non_null(strstr(err.msg, "unknown model 'gpt-5'"));
+  p = synth_params_default();
+  p.n_layers = 29;
+  assert_int_equal(synth_write(&p, path, &err), AUG_EINVAL);
+  assert_non_null(strstr(err.msg, "has 28 layers, not 29"));
+  p = synth_params_default();
+  p.n_vocab = 100;
+  assert_int_equal(synth_write(&p, path, &err), AUG_EINVAL);
+  assert_non_null(strstr(err.msg, "built-in vocabulary needs"));
+  p = synth_params_default();
+  p.n_layers = 1;
+  p.n_vocab = 300;
+  p.vocab_from = "/nonexistent/x.gguf";
+  assert_true(synth_write(&p, path, &err) < 0);
+  assert_non_null(strstr(err.msg, "/nonexistent/x.gguf"));
+  struct stat st;
+  assert_int_equal(stat(path, &st), -1);
+  enum synth_type t;
+  assert_int_equal(synth_type_from_name("q4_k_m", &t), 0);
+  assert_int_equal(t, SYNTH_TYPE_Q4_K_M);
+  assert_int_equal(synth_type_from_name("q5_k", &t), AUG_EINVAL);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_presets_q4_k_m),
+      cmocka_unit_test(test_small_every_type),
+      cmocka_unit_test(test_seed_reproducible),
+      cmocka_unit_test(test_builtin_vocab),
+      cmocka_unit_test(test_vocab_from_real_model),
+      cmocka_unit_test(test_q4_k_m_mix),
+      cmocka_unit_test(test_bad_params),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
