@@ -1,8 +1,9 @@
 /* Tensor types: the trait table (names as gguf-py prints them, block and type sizes as ggml's
  * type_traits), f16/bf16 conversions, and scalar dequantization and quantization of the 32-element
- * block types. The k-quants (256-element super-blocks) live in quant_k.c, the non-linear IQ types
- * in quant_iq.c. Every routine here is the scalar reference that faster kernels are checked
- * against; none allocates. Block layouts: ggml/src/ggml-common.h. */
+ * block types. The k-quants (256-element super-blocks) live in quant_k.c; the looked-up types
+ * (IQ*, TQ*, MXFP4) in quant_iq.c with their grids in quant_grids.c. Every routine here is the
+ * scalar reference that faster kernels are checked against; none allocates. Block layouts:
+ * ggml/src/ggml-common.h. */
 #include "engine/quant.h"
 
 #include <math.h>
@@ -28,6 +29,16 @@ _Static_assert(sizeof(struct block_q6_k) == QK_K / 2 + QK_K / 4 + QK_K / 16 + 2,
 _Static_assert(sizeof(struct block_q8_k) == 4 + QK_K + QK_K / 16 * 2, "block_q8_k size");
 _Static_assert(sizeof(struct block_iq4_nl) == 2 + QK4_NL / 2, "block_iq4_nl size");
 _Static_assert(sizeof(struct block_iq4_xs) == 4 + QK_K / 64 + QK_K / 2, "block_iq4_xs size");
+_Static_assert(sizeof(struct block_iq2_xxs) == 2 + QK_K / 4, "block_iq2_xxs size");
+_Static_assert(sizeof(struct block_iq2_xs) == 2 + QK_K / 4 + QK_K / 32, "block_iq2_xs size");
+_Static_assert(sizeof(struct block_iq2_s) == 2 + QK_K / 4 + QK_K / 16, "block_iq2_s size");
+_Static_assert(sizeof(struct block_iq3_xxs) == 2 + 3 * QK_K / 8, "block_iq3_xxs size");
+_Static_assert(sizeof(struct block_iq3_s) == 2 + 13 * QK_K / 32 + QK_K / 64, "block_iq3_s size");
+_Static_assert(sizeof(struct block_iq1_s) == 2 + QK_K / 8 + QK_K / 16, "block_iq1_s size");
+_Static_assert(sizeof(struct block_iq1_m) == QK_K / 8 + QK_K / 16 + QK_K / 32, "block_iq1_m size");
+_Static_assert(sizeof(struct block_tq1_0) == 2 + 4 * 13, "block_tq1_0 size");
+_Static_assert(sizeof(struct block_tq2_0) == 2 + QK_K / 4, "block_tq2_0 size");
+_Static_assert(sizeof(struct block_mxfp4) == 1 + QK_MXFP4 / 2, "block_mxfp4 size");
 
 /* ids 4 and 5 (Q4_2, Q4_3), 31..33 (Q4_0_4_4 ..) and 36..38 (IQ4_NL_4_4 ..) were removed from the
  * format; they stay empty so a file that uses them is rejected by name. Sizes: ggml's type_traits,
@@ -95,17 +106,27 @@ static const struct quant_type_entry quant_types[QUANT_TYPE_COUNT] = {
     [QUANT_Q8_K] = {{"Q8_K", QK_K, sizeof(struct block_q8_k), true, true},
                     quant_dequantize_q8_k,
                     quant_quantize_q8_k},
-    [QUANT_IQ2_XXS] = {{"IQ2_XXS", QK_K, 2 + QK_K / 4, false, false}, NULL, NULL},
-    [QUANT_IQ2_XS] = {{"IQ2_XS", QK_K, 2 + QK_K / 4 + QK_K / 32, false, false}, NULL, NULL},
-    [QUANT_IQ3_XXS] = {{"IQ3_XXS", QK_K, 2 + 3 * (QK_K / 8), false, false}, NULL, NULL},
-    [QUANT_IQ1_S] = {{"IQ1_S", QK_K, 2 + QK_K / 8 + QK_K / 16, false, false}, NULL, NULL},
+    [QUANT_IQ2_XXS] = {{"IQ2_XXS", QK_K, sizeof(struct block_iq2_xxs), true, false},
+                       quant_dequantize_iq2_xxs,
+                       NULL},
+    [QUANT_IQ2_XS] = {{"IQ2_XS", QK_K, sizeof(struct block_iq2_xs), true, false},
+                      quant_dequantize_iq2_xs,
+                      NULL},
+    [QUANT_IQ3_XXS] = {{"IQ3_XXS", QK_K, sizeof(struct block_iq3_xxs), true, false},
+                       quant_dequantize_iq3_xxs,
+                       NULL},
+    [QUANT_IQ1_S] = {{"IQ1_S", QK_K, sizeof(struct block_iq1_s), true, false},
+                     quant_dequantize_iq1_s,
+                     NULL},
     [QUANT_IQ4_NL] = {{"IQ4_NL", QK4_NL, sizeof(struct block_iq4_nl), true, false},
                       quant_dequantize_iq4_nl,
                       NULL},
-    [QUANT_IQ3_S] = {{"IQ3_S", QK_K, 2 + QK_K / 4 + QK_K / 32 + QK_K / 8 + QK_K / 64, false, false},
-                     NULL,
+    [QUANT_IQ3_S] = {{"IQ3_S", QK_K, sizeof(struct block_iq3_s), true, false},
+                     quant_dequantize_iq3_s,
                      NULL},
-    [QUANT_IQ2_S] = {{"IQ2_S", QK_K, 2 + QK_K / 4 + QK_K / 16, false, false}, NULL, NULL},
+    [QUANT_IQ2_S] = {{"IQ2_S", QK_K, sizeof(struct block_iq2_s), true, false},
+                     quant_dequantize_iq2_s,
+                     NULL},
     [QUANT_IQ4_XS] = {{"IQ4_XS", QK_K, sizeof(struct block_iq4_xs), true, false},
                       quant_dequantize_iq4_xs,
                       NULL},
@@ -114,13 +135,19 @@ static const struct quant_type_entry quant_types[QUANT_TYPE_COUNT] = {
     [QUANT_I32] = {{"I32", 1, 4, false, false}, NULL, NULL},
     [QUANT_I64] = {{"I64", 1, 8, false, false}, NULL, NULL},
     [QUANT_F64] = {{"F64", 1, 8, false, false}, NULL, NULL},
-    [QUANT_IQ1_M] = {{"IQ1_M", QK_K, QK_K / 8 + QK_K / 16 + QK_K / 32, false, false}, NULL, NULL},
-    [QUANT_BF16] = {{"BF16", 1, 2, true, true}, quant_dequantize_bf16, quant_quantize_bf16},
-    [QUANT_TQ1_0] = {{"TQ1_0", QK_K, 2 + (QK_K - 4 * QK_K / 64) / 5 + QK_K / 64, false, false},
-                     NULL,
+    [QUANT_IQ1_M] = {{"IQ1_M", QK_K, sizeof(struct block_iq1_m), true, false},
+                     quant_dequantize_iq1_m,
                      NULL},
-    [QUANT_TQ2_0] = {{"TQ2_0", QK_K, 2 + QK_K / 4, false, false}, NULL, NULL},
-    [QUANT_MXFP4] = {{"MXFP4", 32, 1 + 16, false, false}, NULL, NULL},
+    [QUANT_BF16] = {{"BF16", 1, 2, true, true}, quant_dequantize_bf16, quant_quantize_bf16},
+    [QUANT_TQ1_0] = {{"TQ1_0", QK_K, sizeof(struct block_tq1_0), true, false},
+                     quant_dequantize_tq1_0,
+                     NULL},
+    [QUANT_TQ2_0] = {{"TQ2_0", QK_K, sizeof(struct block_tq2_0), true, false},
+                     quant_dequantize_tq2_0,
+                     NULL},
+    [QUANT_MXFP4] = {{"MXFP4", QK_MXFP4, sizeof(struct block_mxfp4), true, false},
+                     quant_dequantize_mxfp4,
+                     NULL},
 };
 
 const struct quant_type_traits *quant_traits(uint32_t type) {
