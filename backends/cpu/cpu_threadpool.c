@@ -9,6 +9,8 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
 
 #include "engine/alloc.h"
 
@@ -19,9 +21,18 @@
 #define CPU_PAUSE() ((void)0)
 #endif
 
-/* Spin iterations before a worker sleeps: ~100 us of pause instructions, longer than the gap
- * between ops of one token, much shorter than the gap between requests. */
-#define POOL_SPIN_ITERS 20000
+/* How long a worker spins before it sleeps: longer than the gap between two ops of one token,
+ * much shorter than the gap between requests. Measured in time, not iterations: a pause costs
+ * 10 ns on one CPU and 50+ ns on another (or under a hypervisor). */
+#define POOL_SPIN_NS 100000
+/* Pauses between clock reads while spinning. */
+#define POOL_SPIN_CHECK 16
+
+static int64_t pool_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 struct cpu_threadpool;
 
@@ -51,11 +62,13 @@ static void *pool_worker_main(void *arg) {
   for (;;) {
     unsigned gen;
     int spins = 0;
+    int64_t spin_start = 0;
     while ((gen = atomic_load_explicit(&pool->generation, memory_order_acquire)) == seen) {
-      if (++spins < POOL_SPIN_ITERS) {
-        CPU_PAUSE();
-        continue;
-      }
+      CPU_PAUSE();
+      if (++spins % POOL_SPIN_CHECK) continue;
+      int64_t now = pool_now_ns();
+      if (spin_start == 0) spin_start = now;
+      if (now - spin_start < POOL_SPIN_NS) continue;
       pthread_mutex_lock(&pool->mutex);
       atomic_fetch_add(&pool->sleepers, 1);
       while ((gen = atomic_load(&pool->generation)) == seen) pthread_cond_wait(&pool->wake, &pool->mutex);
@@ -83,13 +96,14 @@ static void pool_publish(struct cpu_threadpool *pool) {
 
 static void pool_wait(struct cpu_threadpool *pool) {
   int spins = 0;
+  int64_t spin_start = 0;
   while (atomic_load_explicit(&pool->pending, memory_order_acquire) != 0) {
-    /* A worker descheduled on a busy machine should not cost us a whole time slice of spinning. */
-    if (++spins > POOL_SPIN_ITERS) {
-      sched_yield();
-    } else {
-      CPU_PAUSE();
-    }
+    CPU_PAUSE();
+    if (++spins % POOL_SPIN_CHECK) continue;
+    int64_t now = pool_now_ns();
+    if (spin_start == 0) spin_start = now;
+    /* A worker descheduled on a busy (or oversubscribed) machine needs our core: give it. */
+    if (now - spin_start > POOL_SPIN_NS / 4) sched_yield();
   }
 }
 
