@@ -8,8 +8,9 @@ Like the real server it supersedes an older pending request on the same document
 $/cancelRequest (-32800), and streams augury.explain text as $/progress reports.
 
 initializationOptions.fake (all optional):
-  rules: [{match, insertText, range: "word"|"line"|"eol"|null, delay_ms, data, bare_array}]
-         the first rule whose `match` ends the line text before the cursor wins; range "word"
+  rules: [{match, line_above, insertText, range: "word"|"line"|"eol"|null, delay_ms, data, bare_array}]
+         the first rule whose `match` ends the line text before the cursor (and `line_above` the
+         line above, when given) wins; range "word"
          ("line") starts the item's range at the identifier (the first non-blank) before the
          cursor, so insertText includes it; "eol" ends the range at the end of the line.
   encoding: force "utf-8" or "utf-16" (default: utf-8 when the client offers it, like augury).
@@ -195,7 +196,9 @@ class Server:
         if time.monotonic() - self.started < fake.get("loading_ms", 0) / 1000.0:
             self.reply(rid, {"items": []})
             return
-        rule = next((r for r in fake.get("rules", []) if before.endswith(r["match"])), None)
+        above = lines[pos["line"] - 1] if 0 < pos["line"] <= len(lines) else ""
+        rule = next((r for r in fake.get("rules", []) if before.endswith(r["match"])
+                     and above.endswith(r.get("line_above", ""))), None)
         if rule is None:
             self.reply(rid, {"items": []})
             return

@@ -16,6 +16,7 @@ local rules = {
   { match = '    slow', insertText = 'slow_answer()', delay_ms = 600 },
   { match = 'total = ', insertText = 'a + b  # done', bare_array = true },
   { match = 'x = (', insertText = 'a, b)', range = 'eol' },
+  { match = '', line_above = '# pause here', insertText = 'pass' },
 }
 
 require('augury').setup({
@@ -210,6 +211,14 @@ H.run(function()
   H.eq(vim.fn.has('nvim-0.10') == 1 and 'inline' or 'eol', g.details.virt_text_pos, 'text after the cursor')
   H.feed('<Tab>')
   H.eq('x = (a, b)', vim.api.nvim_get_current_line(), 'accepted without a doubled bracket')
+  H.normal()
+
+  H.case('a pause right after entering insert mode (o) asks too')
+  vim.api.nvim_buf_set_lines(0, 0, -1, false, { '# pause here' })
+  vim.api.nvim_win_set_cursor(0, { 1, 0 })
+  H.feed('o')
+  g = ghost_text()
+  H.eq('pass', g.text, 'suggestion on the new line without typing')
   H.normal()
 
   H.case('disable / enable')

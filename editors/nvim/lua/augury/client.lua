@@ -158,7 +158,8 @@ end
 function M.wants(bufnr)
   local cfg = config.get()
   if not cfg or not vim.api.nvim_buf_is_valid(bufnr) then return false end
-  if vim.bo[bufnr].buftype ~= '' then return false end
+  -- Only file buffers: the server needs a file URI (an unnamed buffer has none).
+  if vim.bo[bufnr].buftype ~= '' or vim.api.nvim_buf_get_name(bufnr) == '' then return false end
   local ft = vim.bo[bufnr].filetype
   if ft == '' then return false end
   for _, want in ipairs(cfg.filetypes) do

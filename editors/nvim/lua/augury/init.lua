@@ -89,7 +89,9 @@ local function set_autocmds(cfg)
     group = group,
     callback = function(args) client.attach(args.buf) end,
   })
-  vim.api.nvim_create_autocmd({ 'TextChangedI', 'CursorMovedI' }, {
+  -- InsertEnter too: a pause right after `o` or `A` deserves a suggestion. TextChangedP: typing
+  -- while the completion menu is open fires that instead of TextChangedI.
+  vim.api.nvim_create_autocmd({ 'InsertEnter', 'TextChangedI', 'TextChangedP', 'CursorMovedI' }, {
     group = group, callback = in_buffer(function() suggestion.on_change() end),
   })
   vim.api.nvim_create_autocmd({ 'InsertLeave', 'BufLeave' }, {

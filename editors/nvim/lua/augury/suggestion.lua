@@ -239,7 +239,7 @@ end
 --- Asks the server for a suggestion at the cursor. kind: 1 invoked (a key), 2 automatic (a pause).
 function M.request(kind)
   local buf = vim.api.nvim_get_current_buf()
-  if not state.enabled then return false end
+  if not state.enabled or not vim.bo[buf].modifiable then return false end
   local client = client_mod.for_buffer(buf)
   if not client then
     -- A manual trigger in a configured buffer that lost its server: try to bring it back once.
