@@ -13,7 +13,7 @@ else()
     "AUGURY_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
     "AUGURY_PYTHON=${Python3_EXECUTABLE}"
     "AUGURY_BIN=${CMAKE_BINARY_DIR}/augury")
-  foreach(name util plugin explain encoding missing_binary real_model)
+  foreach(name util plugin keymaps explain encoding missing_binary real_model)
     add_test(NAME e2e/nvim_${name}
       COMMAND ${AUGURY_NVIM} --headless -u NONE -i NONE
               --cmd "set rtp+=${CMAKE_SOURCE_DIR}/editors/nvim"

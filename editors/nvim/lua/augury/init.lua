@@ -24,7 +24,12 @@ local ACCEPT_DESC = 'augury: accept suggestion'
 local function save_fallback(lhs)
   local want = termcodes(lhs)
   for _, map in ipairs(vim.api.nvim_get_keymap('i')) do
-    if termcodes(map.lhs) == want and map.desc ~= ACCEPT_DESC then
+    -- setup() again: the key is already ours and the fallback saved the first time stays.
+    if termcodes(map.lhs) == want and map.desc == ACCEPT_DESC then
+      -- (maparg's dict, not its rhs string: a Lua-callback mapping has an empty rhs)
+      return next(vim.fn.maparg(PLUG_FALLBACK, 'i', false, true)) ~= nil
+    end
+    if termcodes(map.lhs) == want then
       local opts = {
         noremap = map.noremap == 1, expr = map.expr == 1, silent = map.silent == 1,
         nowait = map.nowait == 1, callback = map.callback,
