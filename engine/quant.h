@@ -210,7 +210,7 @@ size_t quant_row_size(uint32_t type, uint64_t n);
 int quant_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
 /* Quantize n f32 values to type (Q8_0, Q4_0, Q4_K, Q6_K, Q8_K, F16, BF16, F32; see can_quantize).
  * Q8_0 and Q4_0 match ggml's reference quantizers bit for bit; Q4_K and Q6_K search their scales
- * (within 1% of llama.cpp's RMS error, tests/unit/engine/test_quant.c); Q8_K fills bsums. */
+ * (RMS error no higher than llama.cpp's, tests/unit/engine/test_quant.c); Q8_K fills bsums. */
 int quant_quantize_row(uint32_t type, const float *src, void *dst, int64_t n);
 
 float quant_f16_to_f32(quant_f16 h);

@@ -247,12 +247,32 @@ static float fit_scale_min(int n, int nmax, const float *x, const float *w, uint
   return best_scale;
 }
 
-/* Q4_K: per sub-block of 32 a (scale, min) fit weighted towards large magnitudes (w = rms + |x|,
- * as the reference quantizer does, since large weights matter most in a dot product); the 8
- * scales and 8 mins are then stored as 6-bit multiples of d = max scale / 63 and dmin = max min /
- * 63, and every value is re-quantized against the stored scales. */
+/* Q4_K/Q5_K-style weights: large magnitudes matter most in a dot product, so errors on them
+ * count more (w = rms + |x|, as llama.cpp's reference quantizer weighs them). */
+static void k4_weights(const float *x /* [32] */, float rms, float *w /* [32] */) {
+  for (int l = 0; l < 32; l++)
+    w[l] = rms + fabsf(x[l]);
+}
+
+/* Quantizes 32 values with x ~ dl * L - ml, L in 0..nmax; returns the weighted squared error. */
+static float k4_requantize(const float *x, const float *w, float dl, float ml, int nmax,
+                           uint8_t *L /* [32] */) {
+  float err = 0.0f;
+  for (int l = 0; l < 32; l++) {
+    int v = dl > 0.0f ? clamp_int(quant_round((x[l] + ml) / dl), 0, nmax) : 0;
+    L[l] = (uint8_t)v;
+    float e = dl * (float)v - ml - x[l];
+    err += w[l] * e * e;
+  }
+  return err;
+}
+
+/* Q4_K: per sub-block of 32 a weighted (scale, min) fit; the 8 scales and 8 mins are stored as
+ * 6-bit multiples of d = max scale / 63 and dmin = max min / 63. Rounding a 6-bit scale to the
+ * nearest is not always best once the values are re-quantized against it, so each sub-block then
+ * tries the neighbouring 6-bit scale and min and keeps the pair with the least error. */
 static void quantize_block_q4_k(const float *x /* [256] */, struct block_q4_k *b) {
-  uint8_t L[QK_K];
+  uint8_t L[QK_K], trial[32];
   float w[32], scales[QK_K / 32], mins[QK_K / 32];
   float sum_x2 = 0.0f;
   for (int i = 0; i < QK_K; i++)
@@ -260,37 +280,42 @@ static void quantize_block_q4_k(const float *x /* [256] */, struct block_q4_k *b
   float rms = sqrtf(sum_x2 / QK_K);
   float max_scale = 0.0f, max_min = 0.0f;
   for (int j = 0; j < QK_K / 32; j++) {
-    for (int l = 0; l < 32; l++)
-      w[l] = rms + fabsf(x[32 * j + l]);
+    k4_weights(x + 32 * j, rms, w);
     scales[j] = fit_scale_min(32, 15, x + 32 * j, w, L + 32 * j, &mins[j]);
     max_scale = fmaxf(max_scale, scales[j]);
     max_min = fmaxf(max_min, mins[j]);
   }
-  float inv_scale = max_scale > 0.0f ? 63.0f / max_scale : 0.0f;
-  float inv_min = max_min > 0.0f ? 63.0f / max_min : 0.0f;
+  b->d = quant_f32_to_f16(max_scale / 63.0f);
+  b->dmin = quant_f32_to_f16(max_min / 63.0f);
+  float d = quant_f16_to_f32(b->d), dmin = quant_f16_to_f32(b->dmin);
+  float inv_scale = d > 0.0f ? 1.0f / d : 0.0f, inv_min = dmin > 0.0f ? 1.0f / dmin : 0.0f;
   memset(b->scales, 0, sizeof b->scales);
   for (int j = 0; j < QK_K / 32; j++) {
-    uint8_t ls = (uint8_t)clamp_int(quant_round(inv_scale * scales[j]), 0, 63);
-    uint8_t lm = (uint8_t)clamp_int(quant_round(inv_min * mins[j]), 0, 63);
+    const float *xj = x + 32 * j;
+    k4_weights(xj, rms, w);
+    int ls0 = clamp_int(quant_round(inv_scale * scales[j]), 0, 63);
+    int lm0 = clamp_int(quant_round(inv_min * mins[j]), 0, 63);
+    int ls = ls0, lm = lm0;
+    float best = k4_requantize(xj, w, d * (float)ls, dmin * (float)lm, 15, L + 32 * j);
+    for (int s = ls0 - 1; s <= ls0 + 1; s++) {
+      for (int m = lm0 - 1; m <= lm0 + 1; m++) {
+        if (s < 0 || s > 63 || m < 0 || m > 63 || (s == ls0 && m == lm0)) continue;
+        float err = k4_requantize(xj, w, d * (float)s, dmin * (float)m, 15, trial);
+        if (err < best) {
+          best = err;
+          ls = s;
+          lm = m;
+          memcpy(L + 32 * j, trial, sizeof trial);
+        }
+      }
+    }
     if (j < 4) {
-      b->scales[j] = ls;
-      b->scales[j + 4] = lm;
+      b->scales[j] = (uint8_t)ls;
+      b->scales[j + 4] = (uint8_t)lm;
     } else {
       b->scales[j + 4] = (uint8_t)((ls & 0x0f) | (lm & 0x0f) << 4);
       b->scales[j - 4] |= (uint8_t)((ls >> 4) << 6);
       b->scales[j] |= (uint8_t)((lm >> 4) << 6);
-    }
-  }
-  b->d = quant_f32_to_f16(max_scale / 63.0f);
-  b->dmin = quant_f32_to_f16(max_min / 63.0f);
-  float d = quant_f16_to_f32(b->d), dmin = quant_f16_to_f32(b->dmin);
-  for (int j = 0; j < QK_K / 32; j++) {
-    uint8_t sc, m;
-    k4_scale_min(b->scales, j, &sc, &m);
-    float dl = d * (float)sc, ml = dmin * (float)m;
-    for (int l = 0; l < 32; l++) {
-      int v = dl > 0.0f ? quant_round((x[32 * j + l] + ml) / dl) : 0;
-      L[32 * j + l] = (uint8_t)clamp_int(v, 0, 15);
     }
   }
   for (int j = 0; j < QK_K; j += 64) {

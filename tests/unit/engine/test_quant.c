@@ -508,14 +508,14 @@ static double round_trip_rms(uint32_t type, int64_t n, uint64_t seed, float *x, 
 
 static void test_round_trip_error_bounds(void **state) {
   (void)state;
-  /* Bounds: about 1.2x what these implementations measure (printed below), and each well under
-   * the error of the uniform quantizer of the same bits over the block's range. */
+  /* Bounds: about 1.2x what these implementations measure (printed below), so that a change
+   * that makes a quantizer measurably worse fails here. */
   const struct {
     uint32_t type;
     double bound;
   } cases[] = {
-      {QUANT_F32, 0.0},      {QUANT_F16, 3.5e-4},  {QUANT_BF16, 2.8e-3}, {QUANT_Q8_0, 8.0e-3},
-      {QUANT_Q8_K, 1.65e-2}, {QUANT_Q6_K, 2.6e-2}, {QUANT_Q4_K, 0.11},   {QUANT_Q4_0, 0.14},
+      {QUANT_F32, 0.0},      {QUANT_F16, 2.5e-4},  {QUANT_BF16, 2.0e-3}, {QUANT_Q8_0, 8.0e-3},
+      {QUANT_Q8_K, 1.65e-2}, {QUANT_Q6_K, 2.6e-2}, {QUANT_Q4_K, 0.097},  {QUANT_Q4_0, 0.13},
   };
   enum { N = QK_K * 64 };
   float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y);
@@ -536,10 +536,54 @@ static void test_round_trip_error_bounds(void **state) {
   free(q);
 }
 
+/* Degenerate blocks: all zero, constant, a lone spike, tiny and mixed-sign values. Every
+ * quantizer must give finite values, zeros for zeros, and an error within half a step of its
+ * grid: a spike must come back within 1/(2 * levels) of its size. */
+static void test_quantize_degenerate_blocks(void **state) {
+  (void)state;
+  const uint32_t types[] = {QUANT_Q8_0, QUANT_Q4_0, QUANT_Q4_K, QUANT_Q6_K,
+                            QUANT_Q8_K, QUANT_F16,  QUANT_BF16};
+  /* Steps across [0, max|x|]. Q4_0 (-8..7) and Q6_K (-32..31) map the largest value to the
+   * negative end, so its opposite clamps one level short: a whole step of error, written as half
+   * a step of half the levels. Q4_K spans [min, max], up to 2 max|x| wide, in 15 steps. */
+  const float levels[] = {127, 4, 7.5f, 16, 127, 1024, 128};
+  enum { N = QK_K * 5 };
+  static float x[N], y[N];
+  static uint8_t q[N * 4];
+  for (int i = 0; i < QK_K; i++) {
+    x[i] = 0.0f;                                    /* block 0: zeros */
+    x[QK_K + i] = 0.75f;                            /* block 1: constant */
+    x[2 * QK_K + i] = i == 77 ? -3.0f : 0.0f;       /* block 2: one spike */
+    x[3 * QK_K + i] = 1e-2f * (float)((i % 7) - 3); /* block 3: small, f16 scales stay normal */
+    x[4 * QK_K + i] = (i % 2 ? 1.0f : -1.0f) * (float)(i % 5); /* block 4: mixed signs */
+  }
+  for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+    const char *name = quant_type_name(types[t]);
+    assert_int_equal(quant_quantize_row(types[t], x, q, N), 0);
+    assert_int_equal(quant_dequantize_row(types[t], q, y, N), 0);
+    for (int blk = 0; blk < 5; blk++) {
+      float amax = 0.0f;
+      for (int i = 0; i < QK_K; i++)
+        amax = fmaxf(amax, fabsf(x[blk * QK_K + i]));
+      for (int i = 0; i < QK_K; i++) {
+        float xi = x[blk * QK_K + i], yi = y[blk * QK_K + i];
+        if (!isfinite(yi)) fail_msg("%s block %d [%d]: %g", name, blk, i, (double)yi);
+        if (blk == 0 && yi != 0.0f) fail_msg("%s: zero became %g", name, (double)yi);
+        /* A block's grid covers its max|x| with `levels` steps; rounding the scale to f16
+         * costs a little more. */
+        float tol = amax / levels[t] * 0.5f * 1.01f + amax * 1e-3f;
+        if (fabsf(yi - xi) > tol)
+          fail_msg("%s block %d [%d]: %g came back as %g (tolerance %g)", name, blk, i, (double)xi,
+                   (double)yi, (double)tol);
+      }
+    }
+  }
+}
+
 /* Our quantizers against llama.cpp's own (ggml_quantize_chunk, recorded by make_fixtures.py) on
  * the same data: both dequantized here, relative RMS errors compared. Q8_0 and Q4_0 follow the
- * same formula and must be identical; Q4_K and Q6_K search differently and must do no worse than
- * 2% over llama.cpp's error. */
+ * same formula and must be identical; Q4_K and Q6_K search differently and must do at least as
+ * well as llama.cpp (the data is fixed, so this cannot flake). */
 static void test_quantize_error_vs_llama_cpp(void **state) {
   (void)state;
   char *index = test_read_fixture("quant/index.tsv", NULL);
@@ -577,7 +621,7 @@ static void test_quantize_error_vs_llama_cpp(void **state) {
            rms_ref, rms_ours / rms_ref);
     if (type == QUANT_Q8_0 || type == QUANT_Q4_0) {
       assert_memory_equal(q, q_ref, ref_size);
-    } else if (rms_ours > 1.02 * rms_ref) {
+    } else if (rms_ours > rms_ref) {
       fail_msg("%s: relative RMS error %.5g, llama.cpp's %.5g", f[1], rms_ours, rms_ref);
     }
     n_cases++;
@@ -619,7 +663,8 @@ static void test_requantize_real_rows(void **state) {
     }
     printf("requantize %s row: relative RMS error %.4g\n", quant_type_name(types[k]),
            sqrt(err / norm));
-    assert_true(sqrt(err / norm) < (types[k] == QUANT_Q4_K ? 0.05 : 0.01));
+    /* Measured 0: the scale search lands on the file's own scales. */
+    assert_true(sqrt(err / norm) < 1e-3);
     free(x);
     free(y);
     free(q);
@@ -643,6 +688,7 @@ int main(void) {
       cmocka_unit_test(test_quantize_q8_0_formula),
       cmocka_unit_test(test_quantize_q8_k),
       cmocka_unit_test(test_round_trip_error_bounds),
+      cmocka_unit_test(test_quantize_degenerate_blocks),
       cmocka_unit_test(test_quantize_error_vs_llama_cpp),
       cmocka_unit_test(test_requantize_real_rows),
   };
