@@ -1,0 +1,305 @@
+#!/usr/bin/env python3
+"""Script-driven checks of the augury command line (registered by tests/cli/tests.cmake).
+
+usage: cli_tests.py AUGURY_BIN FIXTURES_DIR CASE
+
+Cases: usage (usage errors exit 2 with usage, bad files exit 1 with a message), bad_gguf (`augury
+info` refuses every file of the hostile corpus with the substring expected.tsv gives), info_json
+(`augury info --json` agrees with the gguf package's listing of the real models on every tensor's
+name, type, shape, offset and size, and with their hyper-parameter keys), tokenize (ids identical
+to llama.cpp's for a spread of the tokenizer fixture corpus, parse_special off and on, argv, stdin
+and --file), synth (a synthetic model through synth, info and tokenize, incl. --vocab-from).
+
+Cases that need a real model read AUGURY_TEST_MODEL / AUGURY_TEST_MODEL_SMALL and exit 77 (skip)
+when unset, unless AUGURY_REQUIRE_MODELS=1. Python standard library only.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+SKIP = 77
+
+
+class Failure(Exception):
+    pass
+
+
+def run(args, stdin=None, expect=None):
+    """Runs augury with args; returns (rc, stdout, stderr). expect: the exit status required."""
+    p = subprocess.run([AUGURY] + args, input=stdin, capture_output=True, timeout=600)
+    out, err = p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+    if expect is not None and p.returncode != expect:
+        raise Failure(f"augury {' '.join(args)[:200]}: exit {p.returncode}, expected {expect}\n"
+                      f"stdout: {out[:2000]}\nstderr: {err[:2000]}")
+    return p.returncode, out, err
+
+
+def check(cond, message):
+    if not cond:
+        raise Failure(message)
+
+
+def model_path(var):
+    path = os.environ.get(var)
+    if path:
+        return path
+    if os.environ.get("AUGURY_REQUIRE_MODELS") == "1":
+        raise Failure(f"{var} is not set but AUGURY_REQUIRE_MODELS=1 (run scripts/get-model)")
+    print(f"skip: {var} is not set")
+    sys.exit(SKIP)
+
+
+# ---- usage ------------------------------------------------------------------------------------
+
+def case_usage():
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "x.gguf")
+        usage_errors = [
+            [],
+            ["no-such-command"],
+            ["info"],
+            ["info", "a.gguf", "b.gguf"],
+            ["info", "--bogus", "a.gguf"],
+            ["tokenize", "hello"],
+            ["tokenize", "-m"],
+            ["tokenize", "-m", "a.gguf"],
+            ["tokenize", "-m", "a.gguf", "--file", "t.txt", "text"],
+            ["synth", "--like", "qwen2.5-coder-0.5b", "-o", out],
+            ["synth", "--like", "qwen2.5-coder-0.5b", "--type", "q5_k", "-o", out],
+            ["synth", "--like", "gpt-5", "--type", "f16", "-o", out],
+            ["synth", "--like", "qwen2.5-coder-0.5b", "--type", "f16", "-o", out, "--layers", "0"],
+            ["synth", "--like", "qwen2.5-coder-0.5b", "--type", "f16", "-o", out, "--seed", "x"],
+        ]
+        _, stdout, stderr = run([], expect=2)  # no command: main prints the command list
+        check("usage: augury" in stdout + stderr, "augury without a command: no usage")
+        for args in usage_errors[1:]:
+            _, stdout, stderr = run(args, expect=2)
+            check("usage: augury" in stderr, f"augury {args}: no usage on stderr: {stderr!r}")
+            check(stdout == "", f"augury {args}: usage error wrote to stdout: {stdout!r}")
+        check(not os.path.exists(out), "a failed synth left a file behind")
+        for args in (["--help"], ["info", "--help"], ["tokenize", "-h"], ["synth", "--help"]):
+            _, stdout, _ = run(args, expect=0)
+            check("usage: augury" in stdout, f"augury {args}: no usage on stdout")
+        missing = os.path.join(tmp, "missing.gguf")
+        for args in (["info", missing], ["info", "--json", missing],
+                     ["tokenize", "-m", missing, "hi"]):
+            _, stdout, stderr = run(args, expect=1)
+            check(stderr.startswith("augury: gguf: ") and missing in stderr
+                  and "cannot open" in stderr, f"augury {args}: message {stderr!r}")
+            check(stdout == "", f"augury {args}: wrote to stdout: {stdout!r}")
+        _, _, stderr = run(["tokenize", "-m", missing, "--file", missing], expect=1)
+        check(missing in stderr, f"tokenize --file of a missing file: {stderr!r}")
+        # A directory in place of the output: synth reports it and exits 1.
+        _, _, stderr = run(["synth", "--like", "qwen2.5-coder-0.5b", "--type", "q8_0",
+                            "--layers", "1", "--n-vocab", "300", "-o", tmp], expect=1)
+        check("synth" in stderr and tmp in stderr, f"synth into a directory: {stderr!r}")
+
+
+# ---- bad-gguf ---------------------------------------------------------------------------------
+
+def case_bad_gguf():
+    corpus = os.path.join(FIXTURES, "bad-gguf")
+    n = 0
+    with open(os.path.join(corpus, "expected.tsv"), encoding="utf-8") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if not line or line.startswith("#"):
+                continue
+            name, expected = line.split("\t", 1)
+            path = os.path.join(corpus, name)
+            for args in (["info", path], ["info", "--json", path]):
+                _, stdout, stderr = run(args, expect=1)
+                check(stderr.startswith("augury: "), f"{name}: message {stderr!r}")
+                check(expected in stderr, f"{name}: message {stderr!r} lacks {expected!r}")
+                check(stdout == "", f"{name}: wrote to stdout: {stdout[:200]!r}")
+            n += 1
+    check(n >= 30, f"only {n} files in the corpus")
+    print(f"{n} malformed files rejected")
+
+
+# ---- info --json ------------------------------------------------------------------------------
+
+def listing_for(path):
+    base = os.path.basename(path)
+    stem = base[:-5] if base.endswith(".gguf") else base
+    tsv = os.path.join(FIXTURES, "gguf", stem + ".tensors.tsv")
+    if not os.path.exists(tsv):
+        raise Failure(f"no tensor listing {tsv} for {path}")
+    return tsv, os.path.join(FIXTURES, "gguf", stem + ".kvs.tsv")
+
+
+def check_info_json(path):
+    tensors_tsv, kvs_tsv = listing_for(path)
+    _, stdout, _ = run(["info", "--json", path], expect=0)
+    info = json.loads(stdout)
+    expected = []
+    with open(tensors_tsv, encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("#") or not line.strip():
+                continue
+            name, typ, n_dims, ne0, ne1, ne2, ne3, offset, n_bytes = line.rstrip("\n").split("\t")
+            shape = [int(x) for x in (ne0, ne1, ne2, ne3)][: int(n_dims)]
+            expected.append((name, int(typ), shape, int(offset), int(n_bytes)))
+    got = [(t["name"], t["type_id"], t["shape"], t["offset"], t["size"]) for t in info["tensors"]]
+    check(len(got) == len(expected), f"{len(got)} tensors, the listing has {len(expected)}")
+    for g, e in zip(got, expected):
+        check(g == e, f"tensor differs: augury {g}, gguf package {e}")
+    check(info["tensor_count"] == len(expected), "tensor_count")
+    check(sum(t["count"] for t in info["types"]) == len(expected), "types: counts")
+    check(sum(t["bytes"] for t in info["types"]) == sum(e[4] for e in expected), "types: bytes")
+    check(info["file_size"] == os.path.getsize(path), "file_size")
+    kvs = {}
+    with open(kvs_tsv, encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("#"):
+                continue
+            cols = line.rstrip("\n").split("\t")
+            kvs[cols[0]] = cols
+    arch = kvs["general.architecture"][2]
+    check(info["architecture"] == arch, f"architecture {info['architecture']} != {arch}")
+    hp = info["hparams"]
+    for key, field in (("block_count", "n_layer"), ("embedding_length", "n_embd"),
+                       ("feed_forward_length", "n_ff"), ("attention.head_count", "n_head"),
+                       ("attention.head_count_kv", "n_head_kv"),
+                       ("context_length", "n_ctx_train")):
+        want = int(kvs[f"{arch}.{key}"][2])
+        check(hp[field] == want, f"{field} {hp[field]} != {arch}.{key} {want}")
+    check(hp["n_vocab"] == int(kvs["tokenizer.ggml.tokens"][3]), "n_vocab")
+    tok = info["tokenizer"]
+    check(tok.get("model") == kvs["tokenizer.ggml.model"][2], f"tokenizer {tok}")
+    check(tok["special"]["eos"]["id"] == int(kvs["tokenizer.ggml.eos_token_id"][2]), "eos id")
+    check(tok["fim"]["prefix"]["text"] == "<|fim_prefix|>", f"fim prefix {tok['fim']}")
+    print(f"{path}: {len(expected)} tensors agree")
+    # The text form carries the same facts.
+    _, text, _ = run(["info", path], expect=0)
+    check(f"tensors:        {len(expected)}," in text, "text: tensor count")
+    check(f"n_layer        {hp['n_layer']}" in text, "text: n_layer")
+    check("fim_prefix" in text, "text: FIM tokens")
+
+
+def case_info_json():
+    paths = [model_path("AUGURY_TEST_MODEL")]
+    small = os.environ.get("AUGURY_TEST_MODEL_SMALL")
+    if small:
+        paths.append(small)
+    for p in paths:
+        check_info_json(p)
+
+
+# ---- tokenize ---------------------------------------------------------------------------------
+
+def corpus_sample():
+    """A spread of the fixture corpus (every 15th text, plus every text with a control token)."""
+    texts, ids = [], []
+    tdir = os.path.join(FIXTURES, "tokenizer")
+    with open(os.path.join(tdir, "corpus.jsonl"), encoding="utf-8") as f:
+        for line in f:
+            e = json.loads(line)
+            texts.append(e["text"].encode("utf-8") if "text" in e else bytes.fromhex(e["hex"]))
+    with open(os.path.join(tdir, "ids-default.jsonl"), encoding="utf-8") as f:
+        ids = [json.loads(line) for line in f]
+    check(len(texts) == len(ids), "corpus and ids differ in length")
+    chosen = [i for i in range(len(texts)) if i % 15 == 0 or b"<|" in texts[i]]
+    return [(texts[i], ids[i]) for i in chosen[:60]]
+
+
+def case_tokenize():
+    path = model_path("AUGURY_TEST_MODEL")
+    base = os.path.basename(path)
+    check(base == "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+          f"the fixtures were made with the default model, not {base}")
+    sample = corpus_sample()
+    with tempfile.TemporaryDirectory() as tmp:
+        text_file = os.path.join(tmp, "text")
+        for n, (text, want) in enumerate(sample):
+            with open(text_file, "wb") as f:
+                f.write(text)
+            for mode in ("plain", "special"):
+                args = ["tokenize", "-m", path, "--no-bos", "--json", "--file", text_file]
+                if mode == "special":
+                    args.insert(3, "--special")
+                _, stdout, _ = run(args, expect=0)
+                got = json.loads(stdout)
+                check(got == want[mode], f"text {n} ({mode}) {text[:60]!r}: augury {got[:20]}, "
+                      f"llama.cpp {want[mode][:20]}")
+        # argv and stdin give the same as --file; one id per line without --json.
+        text, want = sample[1]
+        if not text.startswith(b"-") and b"\0" not in text:
+            _, stdout, _ = run(["tokenize", "-m", path, "--no-bos", os.fsdecode(text)], expect=0)
+            check([int(x) for x in stdout.split()] == want["plain"], "argv text")
+        _, stdout, _ = run(["tokenize", "-m", path, "--no-bos", "-"], stdin=text, expect=0)
+        check([int(x) for x in stdout.split()] == want["plain"], "stdin text")
+    # --bos prepends BOS (151643) although Qwen's vocabulary does not ask for it.
+    _, stdout, _ = run(["tokenize", "-m", path, "--bos", "--json", "hi"], expect=0)
+    ids = json.loads(stdout)
+    check(ids[0] == 151643 and len(ids) >= 2, f"--bos: {ids}")
+    print(f"{len(sample)} texts x 2 modes agree with llama.cpp")
+
+
+# ---- synth ------------------------------------------------------------------------------------
+
+def case_synth():
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "synth.gguf")
+        # The full 151936-token vocabulary of the 0.5B, one block: types fall back as llama.cpp's.
+        run(["synth", "--like", "qwen2.5-coder-0.5b", "--type", "q4_k_m", "--layers", "1",
+             "--seed", "7", "-o", out], expect=0)
+        check(not os.path.exists(out + ".tmp"), "synth left its temporary file")
+        _, stdout, _ = run(["info", "--json", out], expect=0)
+        info = json.loads(stdout)
+        hp = info["hparams"]
+        check(hp["n_embd"] == 896 and hp["n_layer"] == 1 and hp["n_head"] == 14
+              and hp["n_head_kv"] == 2 and hp["n_ff"] == 4864 and hp["n_vocab"] == 151936
+              and hp["tied_output"], f"hparams {hp}")
+        types = {t["name"]: t["type"] for t in info["tensors"]}
+        want = {"token_embd.weight": "Q8_0", "blk.0.attn_q.weight": "Q5_0",
+                "blk.0.attn_v.weight": "Q8_0", "blk.0.ffn_down.weight": "Q6_K",
+                "blk.0.attn_norm.weight": "F32", "blk.0.attn_q.bias": "F32"}
+        for name, t in want.items():
+            check(types.get(name) == t, f"{name}: {types.get(name)}, expected {t}")
+        check("output.weight" not in types, "tied model has output.weight")
+        tok = info["tokenizer"]
+        check(tok.get("model") == "gpt2" and tok["vocab_size"] == 151936, f"tokenizer {tok}")
+        check(tok["fim"]["middle"]["text"] == "<|fim_middle|>", f"fim {tok['fim']}")
+        # The built-in vocabulary: 'A' is byte token 65, ' the' is one merged token.
+        _, stdout, _ = run(["tokenize", "-m", out, "--json", "A the"], expect=0)
+        ids = json.loads(stdout)
+        check(ids[0] == 65 and len(ids) == 2, f"built-in vocabulary: 'A the' -> {ids}")
+        _, stdout, _ = run(["tokenize", "-m", out, "--special", "--json", "<|fim_prefix|>x"],
+                           expect=0)
+        check(json.loads(stdout)[0] == tok["fim"]["prefix"]["id"], "built-in FIM token")
+        # Same seed, same bytes.
+        again = os.path.join(tmp, "again.gguf")
+        run(["synth", "--like", "qwen2.5-coder-0.5b", "--type", "q4_k_m", "--layers", "1",
+             "--seed", "7", "-o", again], expect=0)
+        with open(out, "rb") as a, open(again, "rb") as b:
+            check(a.read() == b.read(), "same seed gave different files")
+        os.unlink(again)
+
+        src = os.environ.get("AUGURY_TEST_MODEL")
+        if src:
+            # --vocab-from: the copied tokenizer encodes exactly as the source model's.
+            run(["synth", "--like", "qwen2.5-coder-1.5b", "--type", "q8_0", "--layers", "1",
+                 "--vocab-from", src, "-o", out], expect=0)
+            text = "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n"
+            _, a, _ = run(["tokenize", "-m", out, "--json", text], expect=0)
+            _, b, _ = run(["tokenize", "-m", src, "--json", text], expect=0)
+            check(a == b, f"--vocab-from tokenizes differently: {a} vs {b}")
+        print("synth, info and tokenize agree")
+
+
+CASES = {"usage": case_usage, "bad_gguf": case_bad_gguf, "info_json": case_info_json,
+         "tokenize": case_tokenize, "synth": case_synth}
+
+if __name__ == "__main__":
+    if len(sys.argv) != 4 or sys.argv[3] not in CASES:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    AUGURY, FIXTURES = sys.argv[1], sys.argv[2]
+    try:
+        CASES[sys.argv[3]]()
+    except Failure as e:
+        print(f"FAIL: {e}", file=sys.stderr)
+        sys.exit(1)
