@@ -8,7 +8,8 @@ Like the real server it supersedes an older pending request on the same document
 $/cancelRequest (-32800), and streams augury.explain text as $/progress reports.
 
 initializationOptions.fake (all optional):
-  rules: [{match, line_above, insertText, range: "word"|"line"|"eol"|null, delay_ms, data, bare_array}]
+  rules: [{match, line_above, insertText, range: "word"|"line"|"eol"|null, delay_ms, data, bare_array,
+          crash (exit with status 3 instead of answering)}]
          the first rule whose `match` ends the line text before the cursor (and `line_above` the
          line above, when given) wins; range "word"
          ("line") starts the item's range at the identifier (the first non-blank) before the
@@ -202,6 +203,8 @@ class Server:
         if rule is None:
             self.reply(rid, {"items": []})
             return
+        if rule.get("crash"):
+            os._exit(3)  # a server that dies mid-session
         item = {"insertText": rule["insertText"], "data": rule.get("data", {})}
         if rule.get("range") in ("word", "line", "eol"):
             start, end = index, index

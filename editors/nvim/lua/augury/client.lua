@@ -12,8 +12,48 @@ local state = {
   missing = false,   -- the binary was not found: do not try again until setup() runs again
   progress = {},     -- token -> function(value) for work-done progress the plugin asked for
   load = nil,        -- last model-load progress from the server: { title, message, percentage, done }
+  exit = nil,        -- { code, signal } of a server that exited without being asked to
   on_ready = nil,    -- called when server progress ends (the model finished loading)
+  generation = 0,    -- counts server starts
+  attached = {},     -- bufnr -> true: buffers attached to the current server
+  orphaned = {},     -- bufnr -> true: 0.7 buffers whose LSP change tracking detached (see below)
 }
+
+-- Neovim 0.7: when a buffer's only client exits and the buffer then changes, the LSP on_lines
+-- callback detaches itself but leaves the buffer's empty client table behind, so a client attached
+-- later never gets didChange. The plugin watches for that change after an exit and, before
+-- attaching the restarted server, drops the stale table (an upvalue of buf_attach_client) so that
+-- attaching starts afresh. 0.8 reworked this code; the workaround is not needed there.
+local legacy_attach = vim.fn.has('nvim-0.8') == 0
+
+local function watch_orphans(bufs)
+  local gen = state.generation
+  for buf in pairs(bufs) do
+    if vim.api.nvim_buf_is_loaded(buf) then
+      vim.api.nvim_buf_attach(buf, false, {
+        on_lines = function()
+          if state.generation == gen then state.orphaned[buf] = true end
+          return true -- one change is enough to know
+        end,
+      })
+    end
+  end
+end
+
+local function forget_dead_attachment(bufnr)
+  local i = 1
+  while true do
+    local name, value = debug.getupvalue(vim.lsp.buf_attach_client, i)
+    if not name then return end
+    if name == 'all_buffer_active_clients' then
+      if type(value) == 'table' and type(value[bufnr]) == 'table' and next(value[bufnr]) == nil then
+        value[bufnr] = nil
+      end
+      return
+    end
+    i = i + 1
+  end
+end
 
 local function capabilities()
   local caps = vim.lsp.protocol.make_client_capabilities()
@@ -101,6 +141,11 @@ function M.load_state()
   return state.load
 end
 
+--- How the last server exited on its own ({ code, signal }), or nil.
+function M.last_exit()
+  return state.exit
+end
+
 --- Whether the configured binary was found missing.
 function M.is_missing()
   return state.missing
@@ -120,6 +165,7 @@ function M.ensure_started()
     return nil
   end
   state.stopping = false
+  state.exit = nil
   local ok, id = pcall(vim.lsp.start_client, {
     name = 'augury',
     cmd = cfg.cmd,
@@ -137,10 +183,17 @@ function M.ensure_started()
       if client_id ~= state.client_id then return end
       state.client_id = nil
       state.load = nil
-      if not state.stopping and (code ~= 0 or signal ~= 0) then
+      local bufs = state.attached
+      state.attached = {}
+      -- on_exit runs in a libuv callback, where buffer functions are not allowed.
+      if legacy_attach then vim.schedule(function() watch_orphans(bufs) end) end
+      if state.stopping then return end
+      state.exit = { code = code, signal = signal }
+      -- Neovim itself warns "Client N quit with exit code C and signal S" unless the signal was
+      -- SIGTERM (15); one warning is enough, so the plugin speaks only in that case.
+      if signal == 15 then
         util.notify_once('server-exit:' .. tostring(client_id),
-          string.format('augury: server exited (code %d, signal %d); completions are off until :Augury enable',
-            code or -1, signal or 0))
+          'augury: the server was terminated; completions are off until :Augury enable')
       end
     end,
     flags = { debounce_text_changes = 20 },
@@ -151,6 +204,7 @@ function M.ensure_started()
     return nil
   end
   state.client_id = id
+  state.generation = state.generation + 1
   return id
 end
 
@@ -174,6 +228,11 @@ function M.attach(bufnr)
   local id = M.ensure_started()
   if not id then return false end
   if vim.lsp.buf_is_attached(bufnr, id) then return true end
+  if state.orphaned[bufnr] then
+    state.orphaned[bufnr] = nil
+    if legacy_attach then forget_dead_attachment(bufnr) end
+  end
+  state.attached[bufnr] = true
   return vim.lsp.buf_attach_client(bufnr, id)
 end
 

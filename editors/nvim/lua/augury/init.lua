@@ -158,6 +158,7 @@ function M.status()
     binary = cfg and cfg.cmd[1] or nil,
     binary_missing = client.is_missing(),
     running = client.get() ~= nil,
+    exit = client.last_exit(),
     attached = client.for_buffer(vim.api.nvim_get_current_buf()) ~= nil,
     load = client.load_state(),
     last_stats = suggestion.last_stats(),
@@ -184,6 +185,10 @@ local function status_lines(st)
   end
   add('  server %s: %s', st.binary or '?',
     st.binary_missing and 'NOT FOUND' or (st.running and 'running' or 'not running'))
+  if st.exit then
+    add('  the server exited (code %s, signal %s): :Augury enable starts it again',
+      tostring(st.exit.code), tostring(st.exit.signal))
+  end
   add('  this buffer: %s', st.attached and 'attached' or 'not attached')
   if st.encoding then add('  position encoding: %s', st.encoding) end
   if st.load then
