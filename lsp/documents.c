@@ -2,6 +2,8 @@
  * so typing into a document reaches a steady state with no allocation per keystroke. */
 #include "lsp/documents.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "engine/alloc.h"
@@ -57,6 +59,27 @@ int document_text_set(struct document_text *t, const char *data, size_t len, str
   t->len = len;
   if (index_lines(t))
     return aug_err_set(err, AUG_ENOMEM, "documents: out of memory indexing %zu bytes", len);
+  return 0;
+}
+
+int document_text_load(struct document_text *t, const char *path, struct aug_err *err) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return aug_err_set(err, AUG_EIO, "cannot open %s: %s", path, strerror(errno));
+  t->len = 0;
+  for (;;) {
+    if (grow((void **)&t->data, &t->cap, t->len + 65536 + 1, 1)) {
+      fclose(f);
+      return aug_err_set(err, AUG_ENOMEM, "out of memory reading %s", path);
+    }
+    size_t n = fread(t->data + t->len, 1, 65536, f);
+    t->len += n;
+    if (n < 65536) break;
+  }
+  int bad = ferror(f);
+  fclose(f);
+  if (bad) return aug_err_set(err, AUG_EIO, "cannot read %s", path);
+  t->data[t->len] = '\0';
+  if (index_lines(t)) return aug_err_set(err, AUG_ENOMEM, "out of memory indexing %s", path);
   return 0;
 }
 

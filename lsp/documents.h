@@ -83,5 +83,7 @@ void document_text_line(const struct document_text *text, size_t line, size_t *s
 int document_text_set(struct document_text *text, const char *data, size_t len,
                       struct aug_err *err);
 void document_text_free(struct document_text *text);
+/* Reads a whole file into text (for the CLI commands). */
+int document_text_load(struct document_text *text, const char *path, struct aug_err *err);
 
 #endif

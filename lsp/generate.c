@@ -1,0 +1,254 @@
+/* Completion and explain decode loops over a resident engine (see generate.h). The token buffer is
+ * sized to the context at load, so a request allocates nothing but its sampler (explain only). */
+#include "lsp/generate.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/alloc.h"
+#include "engine/sampler.h"
+#include "lsp/postprocess.h"
+
+struct generator {
+  struct engine *engine;
+  const struct tokenizer *tok;
+  struct fim_tokens fim;
+  bool has_fim;
+  enum chat_format chat;
+  int32_t *ids; /* n_ctx prompt tokens */
+  size_t n_ctx;
+  char description[256];
+};
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+int generator_create(const struct engine_params *params, struct generator **out,
+                     struct aug_err *err) {
+  *out = NULL;
+  struct generator *g = aug_calloc(1, sizeof *g);
+  if (!g) return aug_err_set(err, AUG_ENOMEM, "generate: out of memory");
+  int rc = engine_create(params, &g->engine, err);
+  if (rc) {
+    aug_free(g);
+    return rc;
+  }
+  g->tok = engine_tokenizer(g->engine);
+  g->n_ctx = engine_n_ctx(g->engine);
+  g->ids = aug_malloc(g->n_ctx * sizeof *g->ids);
+  if (!g->ids) {
+    generator_destroy(g);
+    return aug_err_set(err, AUG_ENOMEM, "generate: out of memory for %zu prompt tokens", g->n_ctx);
+  }
+  struct aug_err fim_err = {0};
+  g->has_fim = prompt_fim_tokens(g->tok, &g->fim, &fim_err) == 0;
+  const struct model *model = engine_model(g->engine);
+  const char *tmpl = NULL, *name = NULL;
+  size_t tmpl_len = 0, name_len = 0;
+  /* gguf strings are not NUL-terminated in the file: copy the template before searching it. */
+  char tmpl_buf[8192] = "";
+  if (gguf_get_string(model->file, "tokenizer.chat_template", &tmpl, &tmpl_len, NULL) == 0) {
+    size_t n = tmpl_len < sizeof tmpl_buf - 1 ? tmpl_len : sizeof tmpl_buf - 1;
+    memcpy(tmpl_buf, tmpl, n);
+    tmpl_buf[n] = '\0';
+  }
+  g->chat = prompt_chat_format(tmpl_buf[0] ? tmpl_buf : NULL, g->tok);
+  if (gguf_get_string(model->file, "general.name", &name, &name_len, NULL) != 0) {
+    name = "model";
+    name_len = 5;
+  }
+  static const char *const families[] = {"qwen", "codellama", "deepseek"};
+  snprintf(g->description, sizeof g->description, "%.*s (%s, FIM %s, chat %s, %s)",
+           (int)(name_len > 80 ? 80 : name_len), name, model->hp.arch_name,
+           g->has_fim ? families[g->fim.family] : "none", prompt_chat_format_name(g->chat),
+           engine_device_name(g->engine));
+  *out = g;
+  return 0;
+}
+
+void generator_destroy(struct generator *g) {
+  if (!g) return;
+  engine_destroy(g->engine);
+  aug_free(g->ids);
+  aug_free(g);
+}
+
+struct engine *generator_engine(struct generator *g) { return g->engine; }
+const char *generator_description(const struct generator *g) { return g->description; }
+bool generator_has_fim(const struct generator *g) { return g->has_fim; }
+
+static int32_t argmax(const float *logits, size_t n) {
+  size_t best = 0;
+  for (size_t i = 1; i < n; i++)
+    if (logits[i] > logits[best]) best = i;
+  return (int32_t)best;
+}
+
+int generator_complete(struct generator *g, const struct completion_request *req,
+                       const atomic_bool *cancel, char *out, size_t cap, size_t *len,
+                       struct generation_stats *stats, struct aug_err *err) {
+  double t0 = now_ms();
+  memset(stats, 0, sizeof *stats);
+  *len = 0;
+  out[0] = '\0';
+  if (!g->has_fim)
+    return aug_err_set(err, AUG_EUNSUPPORTED,
+                       "generate: %s has no fill-in-the-middle tokens: completions need a code "
+                       "model such as Qwen2.5-Coder", g->description);
+  int max_tokens = req->max_tokens > 0 ? req->max_tokens : 1;
+  if ((size_t)max_tokens + 64 >= g->n_ctx)
+    return aug_err_set(err, AUG_ERANGE, "generate: %d tokens to generate do not fit a context of %zu",
+                       max_tokens, g->n_ctx);
+  struct fim_input in = {req->prefix,        req->prefix_len,    req->suffix,
+                         req->suffix_len,    req->repo_name,     req->path,
+                         req->prefix_tokens, req->suffix_tokens, req->snap_lines};
+  size_t n_ids = 0, dropped = 0;
+  int rc = prompt_build_fim(g->tok, &g->fim, &in, g->ids, g->n_ctx - (size_t)max_tokens, &n_ids,
+                            &dropped, err);
+  if (rc) return rc;
+  struct engine_eval_stats es = {0};
+  rc = engine_set_prompt(g->engine, g->ids, n_ids, cancel, &es, err);
+  stats->n_prompt = n_ids;
+  stats->n_reused = es.n_reused;
+  stats->n_evaluated = es.n_evaluated;
+  double t1 = now_ms();
+  stats->prompt_ms = t1 - t0;
+  if (rc) return rc;
+
+  /* The cursor's line up to the cursor is the tail of the prefix. */
+  size_t lb = req->prefix_len;
+  while (lb > 0 && req->prefix[lb - 1] != '\n') lb--;
+  struct postprocess_context pp;
+  postprocess_context_init(&pp, req->prefix + lb, req->prefix_len - lb, req->suffix,
+                           req->suffix_len, req->time_budget_ms);
+  struct detokenizer detok;
+  detokenizer_init(&detok);
+  size_t n = 0, n_vocab = (size_t)tokenizer_vocab_size(g->tok);
+  stats->stop = "max_tokens";
+  for (int i = 0; i < max_tokens; i++) {
+    if (cancel && atomic_load(cancel)) {
+      rc = aug_err_set(err, AUG_ECANCELED, "generate: cancelled after %d tokens", i);
+      break;
+    }
+    int32_t t = argmax(engine_logits(g->engine), n_vocab);
+    if (prompt_fim_is_stop(g->tok, &g->fim, t)) {
+      stats->stop = "eog";
+      break;
+    }
+    stats->n_generated++;
+    if (cap - 1 - n < 64) {
+      stats->stop = "buffer";
+      break;
+    }
+    int w = detokenizer_push(&detok, g->tok, t, false, out + n, cap - 1 - n);
+    if (w > 0) n += (size_t)w;
+    size_t keep = n;
+    double elapsed = now_ms() - t0;
+    if (postprocess_check(&pp, out, n, elapsed, &keep) == POSTPROCESS_STOP) {
+      n = keep;
+      stats->stop = pp.time_budget_ms > 0 && elapsed > pp.time_budget_ms ? "time" : "rule";
+      break;
+    }
+    if (i + 1 == max_tokens) break; /* the last token's successor is not needed */
+    rc = engine_push(g->engine, t, cancel, err);
+    if (rc) break;
+  }
+  if (rc == 0 && !strcmp(stats->stop, "max_tokens")) {
+    int w = detokenizer_flush(&detok, out + n, cap - 1 - n);
+    if (w > 0) n += (size_t)w;
+  }
+  double t2 = now_ms();
+  stats->generate_ms = t2 - t1;
+  stats->total_ms = t2 - t0;
+  if (rc) return rc;
+  n = postprocess_finish(&pp, out, n);
+  out[n] = '\0';
+  *len = n;
+  return 0;
+}
+
+int generator_explain(struct generator *g, const struct explain_request *req,
+                      const atomic_bool *cancel, generator_text_fn on_text, void *user, char *out,
+                      size_t cap, size_t *len, struct generation_stats *stats,
+                      struct aug_err *err) {
+  double t0 = now_ms();
+  memset(stats, 0, sizeof *stats);
+  *len = 0;
+  out[0] = '\0';
+  int max_tokens = req->max_tokens > 0 ? req->max_tokens : 1;
+  if ((size_t)max_tokens + 64 >= g->n_ctx)
+    return aug_err_set(err, AUG_ERANGE, "generate: %d tokens to generate do not fit a context of %zu",
+                       max_tokens, g->n_ctx);
+  char instruction[256];
+  const char *lang = req->language && *req->language ? req->language : "";
+  snprintf(instruction, sizeof instruction,
+           "Explain what the following %s%scode does, briefly and precisely:\n\n```%s\n", lang,
+           *lang ? " " : "", lang);
+  size_t n_ids = 0;
+  int rc = prompt_build_chat(g->tok, g->chat,
+                             "You are an expert programmer. You explain code to a colleague.",
+                             instruction, req->code, req->code_len, "\n```", g->ids,
+                             g->n_ctx - (size_t)max_tokens, &n_ids, err);
+  if (rc) return rc;
+  struct sampler_params sp = sampler_params_default();
+  sp.temperature = req->temperature;
+  sp.seed = req->seed;
+  struct sampler *sampler = NULL;
+  rc = sampler_create(&sp, tokenizer_vocab_size(g->tok), &sampler, err);
+  if (rc) return rc;
+  struct engine_eval_stats es = {0};
+  rc = engine_set_prompt(g->engine, g->ids, n_ids, cancel, &es, err);
+  stats->n_prompt = n_ids;
+  stats->n_reused = es.n_reused;
+  stats->n_evaluated = es.n_evaluated;
+  double t1 = now_ms();
+  stats->prompt_ms = t1 - t0;
+  struct detokenizer detok;
+  detokenizer_init(&detok);
+  size_t n = 0;
+  stats->stop = "max_tokens";
+  for (int i = 0; rc == 0 && i < max_tokens; i++) {
+    if (cancel && atomic_load(cancel)) {
+      rc = aug_err_set(err, AUG_ECANCELED, "generate: explain cancelled after %d tokens", i);
+      break;
+    }
+    int32_t t = sampler_sample(sampler, engine_logits(g->engine));
+    sampler_accept(sampler, t);
+    if (prompt_chat_is_stop(g->tok, t)) {
+      stats->stop = "eog";
+      break;
+    }
+    stats->n_generated++;
+    if (cap - 1 - n < 64) {
+      stats->stop = "buffer";
+      break;
+    }
+    int w = detokenizer_push(&detok, g->tok, t, false, out + n, cap - 1 - n);
+    if (w > 0) {
+      if (on_text) on_text(user, out + n, (size_t)w);
+      n += (size_t)w;
+    }
+    if (i + 1 == max_tokens) break;
+    rc = engine_push(g->engine, t, cancel, err);
+  }
+  if (rc == 0) {
+    int w = detokenizer_flush(&detok, out + n, cap - 1 - n);
+    if (w > 0) {
+      if (on_text) on_text(user, out + n, (size_t)w);
+      n += (size_t)w;
+    }
+  }
+  sampler_destroy(sampler);
+  double t2 = now_ms();
+  stats->generate_ms = t2 - t1;
+  stats->total_ms = t2 - t0;
+  if (rc) return rc;
+  while (n > 0 && (out[n - 1] == ' ' || out[n - 1] == '\n')) n--;
+  out[n] = '\0';
+  *len = n;
+  return 0;
+}

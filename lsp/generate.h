@@ -1,0 +1,75 @@
+/* Model-side work for the server and the CLI: a resident engine with its prompt formats, the FIM
+ * completion decode loop (greedy, stopping rules from postprocess.h, cancellation checked every
+ * token) and the explain loop (chat prompt, sampled, text streamed through a callback). Runs on
+ * the engine thread in the server (on the main thread in `augury complete`); not thread-safe.
+ * Output goes to caller-provided buffers: decoding a token allocates nothing. */
+#ifndef AUGURY_LSP_GENERATE_H
+#define AUGURY_LSP_GENERATE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/engine.h"
+#include "engine/error.h"
+#include "lsp/prompt.h"
+
+struct generator; /* opaque */
+
+/* Loads the model (engine_create) and resolves its FIM tokens and chat format. A model without FIM
+ * tokens loads (explain works) but completions fail with AUG_EUNSUPPORTED. */
+int generator_create(const struct engine_params *params, struct generator **out,
+                     struct aug_err *err);
+void generator_destroy(struct generator *g); /* NULL is a no-op */
+
+struct engine *generator_engine(struct generator *g);
+/* "qwen2.5-coder-1.5b-instruct (qwen2, FIM qwen, chat chatml, CPU (AVX2, 2 threads))" */
+const char *generator_description(const struct generator *g);
+bool generator_has_fim(const struct generator *g);
+
+struct completion_request {
+  const char *prefix; /* document text before the cursor, from the window start (borrowed) */
+  size_t prefix_len;
+  const char *suffix; /* document text after the cursor, to the window end */
+  size_t suffix_len;
+  const char *repo_name, *path; /* repository header; NULL to leave it out */
+  size_t prefix_tokens, suffix_tokens, snap_lines;
+  int max_tokens;
+  double time_budget_ms; /* counted from the request start, applied once a newline exists */
+};
+
+struct generation_stats {
+  size_t n_prompt;    /* prompt tokens */
+  size_t n_reused;    /* of which were resident already */
+  size_t n_evaluated; /* of which were evaluated now */
+  size_t n_generated;
+  double prompt_ms, generate_ms, total_ms;
+  const char *stop; /* "eog", "max_tokens", "rule", "time", "buffer" */
+};
+
+/* Completes at the cursor. out[0..*len) receives the post-processed text (NUL-terminated; cap >=
+ * 64). AUG_ECANCELED when cancel was raised. */
+int generator_complete(struct generator *g, const struct completion_request *req,
+                       const atomic_bool *cancel, char *out, size_t cap, size_t *len,
+                       struct generation_stats *stats, struct aug_err *err);
+
+/* Called with each new piece of explain text as it is generated. */
+typedef void (*generator_text_fn)(void *user, const char *text, size_t len);
+
+struct explain_request {
+  const char *code; /* the selection (borrowed) */
+  size_t code_len;
+  const char *language; /* languageId or file extension; may be NULL */
+  int max_tokens;
+  float temperature;
+  uint64_t seed;
+};
+
+/* Explains a selection with the model's chat format; out as for generator_complete. */
+int generator_explain(struct generator *g, const struct explain_request *req,
+                      const atomic_bool *cancel, generator_text_fn on_text, void *user, char *out,
+                      size_t cap, size_t *len, struct generation_stats *stats,
+                      struct aug_err *err);
+
+#endif

@@ -1,0 +1,79 @@
+/* Prompts: fill-in-the-middle for completions and chat for explain, assembled as token ids.
+ * FIM tokens come from the tokenizer's special ids, else from a table of known families
+ * (Qwen2.5-Coder <|fim_prefix|>/<|fim_suffix|>/<|fim_middle|> with the <|repo_name|>/<|file_sep|>
+ * repository format; CodeLlama <PRE>/<SUF>/<MID>; DeepSeek-Coder <｜fim▁begin｜>/<｜fim▁hole｜>/
+ * <｜fim▁end｜>). Document text is always encoded with parse_special off, so text that spells a
+ * control token cannot inject one. The prefix window starts on a line that moves only in coarse
+ * steps, so consecutive prompts share a long token prefix and the engine reuses its KV cache. */
+#ifndef AUGURY_LSP_PROMPT_H
+#define AUGURY_LSP_PROMPT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/error.h"
+#include "engine/tokenizer.h"
+
+enum fim_family { FIM_FAMILY_QWEN, FIM_FAMILY_CODELLAMA, FIM_FAMILY_DEEPSEEK };
+
+struct fim_tokens {
+  enum fim_family family;
+  int32_t prefix, suffix, middle;
+  int32_t repo_name, file_sep; /* TOKEN_NONE when the repository format is unavailable */
+};
+
+/* Finds the FIM tokens of a vocabulary; AUG_EUNSUPPORTED when it has none (not a FIM model). */
+int prompt_fim_tokens(const struct tokenizer *tok, struct fim_tokens *out, struct aug_err *err);
+
+/* Whether generating id ends a FIM completion: end-of-generation ids, any FIM/repository token,
+ * and any other control token (a FIM model that emits one has left the middle). */
+bool prompt_fim_is_stop(const struct tokenizer *tok, const struct fim_tokens *fim, int32_t id);
+
+/* Line window around a cursor at byte offset cursor of text[0..len). The prefix starts at line
+ * max(0, ceil((cursor_line - prefix_lines) / snap) * snap), so it holds at most prefix_lines lines
+ * and its start moves only every snap lines; the suffix ends after suffix_lines lines past the
+ * cursor's line. Outputs byte offsets. */
+void prompt_window(const char *text, size_t len, size_t cursor, size_t prefix_lines,
+                   size_t suffix_lines, size_t snap, size_t *prefix_start, size_t *suffix_end);
+
+/* What a FIM prompt is built from (all borrowed). */
+struct fim_input {
+  const char *prefix; /* text before the cursor, from the window start */
+  size_t prefix_len;
+  const char *suffix; /* text after the cursor, to the window end */
+  size_t suffix_len;
+  const char *repo_name; /* NULL or "" to leave out the repository header */
+  const char *path;      /* file path relative to the repository, or NULL */
+  size_t prefix_tokens;  /* token bounds of the two windows */
+  size_t suffix_tokens;
+  size_t snap_lines;     /* when the prefix is over its token bound, drop lines in these steps */
+};
+
+/* Builds the FIM prompt into ids[0..cap). When the prefix is over its token bound whole snap_lines
+ * blocks are dropped from its start (stable for the next keystrokes); the suffix is cut at its end.
+ * *n_prefix_dropped receives the bytes dropped from the prefix. AUG_ERANGE when even the bounded
+ * prompt does not fit cap. */
+int prompt_build_fim(const struct tokenizer *tok, const struct fim_tokens *fim,
+                     const struct fim_input *in, int32_t *ids, size_t cap, size_t *n_ids,
+                     size_t *n_prefix_dropped, struct aug_err *err);
+
+enum chat_format { CHAT_FORMAT_CHATML, CHAT_FORMAT_LLAMA3, CHAT_FORMAT_PLAIN };
+
+/* Picks the chat format from tokenizer.chat_template text (may be NULL) and the vocabulary:
+ * ChatML (<|im_start|>, Qwen), Llama 3 (<|start_header_id|>), else plain instruction text. */
+enum chat_format prompt_chat_format(const char *chat_template, const struct tokenizer *tok);
+const char *prompt_chat_format_name(enum chat_format format);
+
+/* Builds a chat prompt: a system message, then one user message made of our instruction, the user's
+ * code and our closing text (e.g. a code fence), then the assistant header. All message text is
+ * encoded with parse_special off; only the template's own markers are control tokens. */
+int prompt_build_chat(const struct tokenizer *tok, enum chat_format format, const char *system,
+                      const char *instruction, const char *code, size_t code_len,
+                      const char *after_code, int32_t *ids, size_t cap, size_t *n_ids,
+                      struct aug_err *err);
+
+/* Whether a generated id ends a chat answer (end-of-generation or any control token). */
+bool prompt_chat_is_stop(const struct tokenizer *tok, int32_t id);
+
+#endif

@@ -1,0 +1,185 @@
+/* The server's shared state and helpers, for the modules that handle its methods (server.c:
+ * lifecycle, documents, settings, model load; completion.c; explain.c; progress.c). Everything
+ * here belongs to the loop thread except where a field says "engine thread". */
+#ifndef AUGURY_LSP_SERVER_INTERNAL_H
+#define AUGURY_LSP_SERVER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "engine/scheduler.h"
+#include "lsp/config.h"
+#include "lsp/documents.h"
+#include "lsp/generate.h"
+#include "lsp/jsonrpc.h"
+#include "lsp/server.h"
+
+struct server;
+struct progress;
+
+enum server_phase { PHASE_UNINITIALIZED, PHASE_RUNNING, PHASE_SHUTDOWN };
+enum model_state { MODEL_NONE, MODEL_LOADING, MODEL_READY, MODEL_FAILED };
+
+/* A server-to-client request waiting for its reply (matched by id). */
+typedef void (*server_reply_fn)(struct server *s, json_t *result, json_t *error, void *user);
+struct outgoing_request {
+  struct outgoing_request *next;
+  int64_t id;
+  server_reply_fn on_reply;
+  void (*drop)(void *user); /* (optional) frees user when the reply never comes */
+  void *user;
+};
+
+enum request_kind { REQUEST_INLINE_COMPLETION, REQUEST_COMPLETION, REQUEST_EXPLAIN };
+
+/* A client request being served asynchronously: it stays on the server's list until it got its one
+ * reply. The job runs on the engine thread; every other field is the loop thread's. */
+struct active_request {
+  struct active_request *prev, *next;
+  struct server *server;
+  enum request_kind kind;
+  json_t *id;
+  char *uri;
+  struct lsp_position position; /* completion: the cursor as the client sent it */
+  int reply_code;               /* non-zero: answer with this error (-32800, -32801) */
+  bool submitted;               /* the job is on the engine thread's queue */
+  double due_ms;                /* debounce: submit at this loop time; 0 = submitted */
+  struct scheduler_job job;
+  /* Inputs (owned, read by the engine thread while the job runs). */
+  char *text;                   /* prefix window + suffix window, or the explain selection */
+  size_t prefix_len, suffix_len;
+  char *repo_name, *path, *language;
+  struct config settings;       /* values copied at request time (strings not used) */
+  /* Outputs (written by the engine thread, read after done). */
+  int rc;
+  struct aug_err err;
+  struct generation_stats stats;
+  size_t out_len;
+  size_t out_cap;
+  char *out;
+  /* Explain streaming: the engine thread publishes out[0..published) under this lock. */
+  pthread_mutex_t lock;
+  size_t published;
+  struct progress *progress;
+};
+
+struct server {
+  uv_loop_t loop;
+  struct server_options options;
+  /* stdin: a pipe/tty stream, or a file read with uv_fs_read */
+  union {
+    uv_pipe_t pipe;
+    uv_tty_t tty;
+  } in;
+  bool in_is_stream, in_open, in_file;
+  uv_fs_t in_read;
+  char in_buf[65536];
+  /* stdout */
+  union {
+    uv_pipe_t pipe;
+    uv_tty_t tty;
+  } out;
+  bool out_is_stream, out_open;
+  uv_shutdown_t out_shutdown;
+  size_t writes_pending;
+  uv_timer_t parent_timer, debounce_timer;
+  bool timers_open;
+
+  struct jsonrpc_framer *framer;
+  enum server_phase phase;
+  bool stopping;
+  int exit_code;
+  enum position_encoding encoding;
+  bool client_work_done_progress; /* capabilities.window.workDoneProgress */
+  bool client_show_message_request;
+  char *root_path;                /* workspace root (a path, not a URI), or NULL */
+  int64_t parent_pid;
+
+  struct documents *docs;
+  struct config config;
+  struct config_env env;
+
+  struct scheduler *scheduler;
+  struct generator *generator; /* engine thread: created and used only inside jobs */
+  enum model_state model_state;
+  char model_path[4096];
+  const char *model_found_by;
+  char model_description[256];
+  char model_error[AUG_ERR_MSG_SIZE];
+  double load_ms;
+  bool load_in_flight;
+  bool reload_wanted; /* settings changed the model while a load was running */
+  struct scheduler_job load_job;
+  struct aug_err load_err;
+  int load_rc;
+  struct progress *load_progress;
+  struct engine_params load_params; /* read by the load job; model_path points at model_path */
+  double load_started_ms;
+  bool model_has_fim;
+
+  struct active_request *active; /* doubly linked */
+  struct outgoing_request *outgoing;
+  int64_t next_outgoing_id;
+  int64_t next_progress_token;
+
+  /* Totals for augury.status. */
+  uint64_t n_completions, n_cancelled, n_superseded, n_empty;
+  uint64_t tokens_reused, tokens_evaluated, tokens_generated;
+  double last_total_ms;
+};
+
+/* Sending (all steal msg/result/params). A failed send is logged to nothing: the peer is gone. */
+void server_send(struct server *s, json_t *msg);
+void server_reply(struct server *s, json_t *id, json_t *result);
+void server_reply_error(struct server *s, json_t *id, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void server_notify(struct server *s, const char *method, json_t *params);
+/* Sends a request to the client; on_reply runs when its reply arrives. */
+void server_request(struct server *s, const char *method, json_t *params, server_reply_fn on_reply,
+                    void (*drop)(void *user), void *user);
+/* window/logMessage (type 1 error .. 4 log) and window/showMessage. */
+void server_log(struct server *s, int type, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void server_show(struct server *s, int type, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+double server_now_ms(struct server *s);
+
+/* Active requests. */
+struct active_request *server_request_new(struct server *s, enum request_kind kind, json_t *id);
+void server_request_free(struct active_request *r); /* unlinks */
+/* Answers r with reply_code (when set) or the given result, then frees r. result is stolen. */
+void server_request_finish(struct active_request *r, json_t *result);
+/* Marks r to be answered with code and cancels it: answered now if not on the engine thread yet,
+ * else when its job returns. */
+void server_request_abort(struct active_request *r, int code);
+void server_arm_debounce(struct server *s);
+
+/* Reads a Position object; false when it is not {line: int, character: int}. */
+bool server_parse_position(const json_t *v, struct lsp_position *out);
+bool server_parse_range(const json_t *v, struct lsp_position *start, struct lsp_position *end);
+
+/* completion.c */
+void completion_handle(struct server *s, json_t *id, json_t *params, bool inline_format);
+void completion_submit_due(struct server *s);
+/* Cancels (ContentModified) the completions on uri, e.g. when its text changes. */
+void completion_abort_for_uri(struct server *s, const char *uri, int code);
+
+/* explain.c */
+void explain_handle(struct server *s, json_t *id, json_t *arguments, json_t *work_done_token);
+
+/* progress.c: one work-done progress (LSP 3.18 "Work Done Progress"). token: the client's
+ * workDoneToken (borrowed) or NULL to create one with window/workDoneProgress/create when the
+ * client supports it. Returns NULL (all calls accept NULL) when there is nowhere to report. */
+struct progress *progress_begin(struct server *s, const json_t *token, const char *title,
+                                const char *message);
+/* message is copied; percentage < 0 leaves it out. */
+void progress_report(struct progress *p, const char *message, size_t message_len, int percentage);
+/* Sends end (after begin, once the token exists) and frees p. */
+void progress_end(struct progress *p, const char *message);
+
+#endif
