@@ -291,7 +291,6 @@ static int parse_array(struct gguf_reader *r, const struct kv_context *c, unsign
     }
     for (uint64_t i = 0; i < count; i++) {
       if (top) top->string_offsets[i] = r->pos;
-      /* The common case inline (151k vocab strings): the count check above leaves 8 bytes. */
       rc = skip_string(r, c, "array string");
       if (rc) return rc;
     }
