@@ -135,9 +135,9 @@ const struct backend_ops *backend_at(size_t index);
  * AUG_EUNSUPPORTED with both versions in the message. backend_find applies it. */
 int backend_check_abi(const struct backend_ops *ops, struct aug_err *err);
 
-/* The CPU backend's table (always compiled in). options: "threads=N" (0 or absent = physical
- * cores), "scalar=1" (force the portable scalar kernels: the reference the fast path is tested
- * against). */
+/* The CPU backend's table (always compiled in). options, comma-separated: "threads=N" (0 or
+ * absent = physical cores), "scalar=1" (force the portable scalar kernels: the reference the fast
+ * path is tested against), "avx512=0" (use the AVX2 kernels even where AVX512-VNNI exists). */
 const struct backend_ops *backend_cpu_ops(void);
 
 /* Helpers for descriptors. */

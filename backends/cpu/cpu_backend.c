@@ -1,7 +1,8 @@
 /* The CPU backend's table: options, device description, host-memory buffers and the op entry
  * points (which live in cpu_ops.c and cpu_matmul.c). Kernels are chosen once at create time:
  * AVX2/FMA/F16C when the CPU has them (checked with __builtin_cpu_supports), else the portable
- * scalar ones; "scalar=1" forces the scalar ones so tests can compare the two. */
+ * scalar ones; with AVX512-VNNI (and VL/BW) the same kernels with fused int8/int16 dot steps.
+ * "scalar=1" forces the scalar kernels and "avx512=0" the AVX2 ones, so tests can compare them. */
 #include <errno.h>
 #include <sched.h>
 #include <stdio.h>
@@ -32,7 +33,8 @@ static int cpu_physical_cores(void) {
         siblings = b - a + 1;
       } else {
         siblings = 1;
-        for (const char *p = line; *p; p++) siblings += *p == ',';
+        for (const char *p = line; *p; p++)
+          siblings += *p == ',';
       }
     }
     fclose(f);
@@ -51,15 +53,26 @@ static bool cpu_has_avx2(void) {
 #endif
 }
 
+static bool cpu_has_vnni(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  return cpu_has_avx2() && __builtin_cpu_supports("avx512vnni") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
+#else
+  return false;
+#endif
+}
+
 struct cpu_options {
   int threads;
   bool scalar;
+  int isa; /* highest kernel table allowed: 0 scalar, 1 AVX2, 2 AVX512-VNNI */
 };
 
 /* "threads=N,scalar=1" (either order, either absent). */
 static int cpu_parse_options(const char *options, struct cpu_options *opt, struct aug_err *err) {
   opt->threads = 0;
   opt->scalar = false;
+  opt->isa = 2;
   if (!options) return 0;
   const char *p = options;
   while (*p) {
@@ -89,11 +102,17 @@ static int cpu_parse_options(const char *options, struct cpu_options *opt, struc
         }
         opt->threads = (int)v;
       } else if (!strcmp(item, "scalar")) {
-        if (v != 0 && v != 1) return aug_err_set(err, AUG_EINVAL, "cpu: scalar=%ld is not 0 or 1", v);
+        if (v != 0 && v != 1)
+          return aug_err_set(err, AUG_EINVAL, "cpu: scalar=%ld is not 0 or 1", v);
         opt->scalar = v == 1;
+        if (opt->scalar) opt->isa = 0;
+      } else if (!strcmp(item, "avx512")) {
+        if (v != 0 && v != 1)
+          return aug_err_set(err, AUG_EINVAL, "cpu: avx512=%ld is not 0 or 1", v);
+        if (v == 0 && opt->isa > 1) opt->isa = 1;
       } else {
-        return aug_err_set(err, AUG_EINVAL, "cpu: unknown option '%s' (known: threads, scalar)",
-                           item);
+        return aug_err_set(err, AUG_EINVAL,
+                           "cpu: unknown option '%s' (known: threads, scalar, avx512)", item);
       }
     }
     p += len;
@@ -142,7 +161,8 @@ static void cpu_destroy(struct backend *be) {
   if (!be) return;
   cpu_threadpool_destroy(be->pool);
   if (be->thread_scratch) {
-    for (int i = 0; i < be->n_threads; i++) free(be->thread_scratch[i].data);
+    for (int i = 0; i < be->n_threads; i++)
+      free(be->thread_scratch[i].data);
   }
   aug_free(be->thread_scratch);
   free(be->act.data);
@@ -158,7 +178,8 @@ static int cpu_create(const char *options, struct backend **out, struct aug_err 
   if (!be) return aug_err_set(err, AUG_ENOMEM, "cpu: cannot allocate the backend");
   be->n_threads = opt.threads > 0 ? opt.threads : cpu_physical_cores();
   be->kernels = cpu_kernels_scalar();
-  if (!opt.scalar && cpu_has_avx2()) be->kernels = cpu_kernels_avx2();
+  if (opt.isa >= 1 && cpu_has_avx2()) be->kernels = cpu_kernels_avx2();
+  if (opt.isa >= 2 && cpu_has_vnni()) be->kernels = cpu_kernels_vnni();
   be->thread_scratch = aug_calloc((size_t)be->n_threads, sizeof *be->thread_scratch);
   if (!be->thread_scratch) {
     cpu_destroy(be);

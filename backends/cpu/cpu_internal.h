@@ -26,7 +26,7 @@ typedef void (*cpu_dot_fn)(int64_t k, const void *w, const void *act, size_t act
                            float *out, size_t out_stride);
 
 struct cpu_kernels {
-  const char *isa; /* "AVX2" or "scalar" */
+  const char *isa;                  /* "AVX512-VNNI", "AVX2" or "scalar" */
   cpu_dot_fn dot[QUANT_TYPE_COUNT]; /* NULL: no direct kernel (generic dequantize path) */
   /* Activation quantization, k a multiple of the block size. Both paths round half to even,
    * so they produce identical blocks. */
@@ -38,8 +38,10 @@ struct cpu_kernels {
 };
 
 const struct cpu_kernels *cpu_kernels_scalar(void);
-/* The AVX2/FMA/F16C table; only call its kernels after checking the CPU (cpu_backend.c). */
+/* The AVX2/FMA/F16C table and the AVX512-VNNI one (AVX2 + 256-bit vpdpwssd/vpdpbusd); only call
+ * their kernels after checking the CPU (cpu_backend.c). */
 const struct cpu_kernels *cpu_kernels_avx2(void);
+const struct cpu_kernels *cpu_kernels_vnni(void);
 
 /* Per-thread scratch for one op (scores, a dequantized row), grown outside the kernels. */
 struct cpu_scratch {
@@ -51,8 +53,8 @@ struct backend {
   struct cpu_threadpool *pool; /* n_threads - 1 workers; the calling thread is thread 0 */
   int n_threads;
   const struct cpu_kernels *kernels;
-  struct cpu_scratch act;                 /* quantized activations of the current matmul */
-  struct cpu_scratch *thread_scratch;     /* [n_threads] */
+  struct cpu_scratch act;             /* quantized activations of the current matmul */
+  struct cpu_scratch *thread_scratch; /* [n_threads] */
 };
 
 struct backend_buffer {

@@ -12,7 +12,8 @@ static void scalar_quantize_q8_0(const float *x, struct block_q8_0 *y, int64_t k
   for (int64_t ib = 0; ib < k / QK8_0; ib++) {
     const float *xb = x + ib * QK8_0; /* [32] */
     float amax = 0.0f;
-    for (int i = 0; i < QK8_0; i++) amax = fmaxf(amax, fabsf(xb[i]));
+    for (int i = 0; i < QK8_0; i++)
+      amax = fmaxf(amax, fabsf(xb[i]));
     float d = amax / 127.0f;
     float id = d != 0.0f ? 1.0f / d : 0.0f;
     y[ib].d = quant_f32_to_f16(d);
@@ -28,7 +29,8 @@ static void scalar_quantize_q8_k(const float *x, struct block_q8_k *y, int64_t k
   for (int64_t ib = 0; ib < k / QK_K; ib++) {
     const float *xb = x + ib * QK_K; /* [256] */
     float amax = 0.0f;
-    for (int i = 0; i < QK_K; i++) amax = fmaxf(amax, fabsf(xb[i]));
+    for (int i = 0; i < QK_K; i++)
+      amax = fmaxf(amax, fabsf(xb[i]));
     float d = amax / 127.0f;
     float id = d != 0.0f ? 1.0f / d : 0.0f;
     y[ib].d = d;
@@ -38,7 +40,8 @@ static void scalar_quantize_q8_k(const float *x, struct block_q8_k *y, int64_t k
     }
     for (int g = 0; g < QK_K / 16; g++) {
       int sum = 0;
-      for (int i = 0; i < 16; i++) sum += y[ib].qs[g * 16 + i];
+      for (int i = 0; i < 16; i++)
+        sum += y[ib].qs[g * 16 + i];
       y[ib].bsums[g] = (int16_t)sum;
     }
   }
@@ -51,7 +54,8 @@ static void scalar_dot_f32(int64_t k, const void *w, const void *act, size_t act
   for (int r = 0; r < nr; r++) {
     const float *x = (const float *)((const char *)act + (size_t)r * act_stride);
     float sum = 0.0f;
-    for (int64_t i = 0; i < k; i++) sum += wr[i] * x[i];
+    for (int64_t i = 0; i < k; i++)
+      sum += wr[i] * x[i];
     out[(size_t)r * out_stride] = sum;
   }
 }
@@ -63,7 +67,8 @@ static void scalar_dot_f16(int64_t k, const void *w, const void *act, size_t act
   for (int r = 0; r < nr; r++) {
     const float *x = (const float *)((const char *)act + (size_t)r * act_stride);
     float sum = 0.0f;
-    for (int64_t i = 0; i < k; i++) sum += cpu_f16_to_f32(wr[i]) * x[i];
+    for (int64_t i = 0; i < k; i++)
+      sum += cpu_f16_to_f32(wr[i]) * x[i];
     out[(size_t)r * out_stride] = sum;
   }
 }
@@ -77,7 +82,8 @@ static void scalar_dot_q8_0(int64_t k, const void *w, const void *act, size_t ac
     float sum = 0.0f;
     for (int64_t ib = 0; ib < k / QK8_0; ib++) {
       int isum = 0;
-      for (int i = 0; i < QK8_0; i++) isum += wb[ib].qs[i] * xb[ib].qs[i];
+      for (int i = 0; i < QK8_0; i++)
+        isum += wb[ib].qs[i] * xb[ib].qs[i];
       sum += cpu_f16_to_f32(wb[ib].d) * cpu_f16_to_f32(xb[ib].d) * (float)isum;
     }
     out[(size_t)r * out_stride] = sum;
@@ -152,7 +158,8 @@ static void scalar_dot_q4_k(int64_t k, const void *w, const void *act, size_t ac
         isum += sc[2 * c] * lo + sc[2 * c + 1] * hi;
       }
       int msum = 0;
-      for (int j = 0; j < 8; j++) msum += mn[j] * (xb[ib].bsums[2 * j] + xb[ib].bsums[2 * j + 1]);
+      for (int j = 0; j < 8; j++)
+        msum += mn[j] * (xb[ib].bsums[2 * j] + xb[ib].bsums[2 * j + 1]);
       sum += cpu_f16_to_f32(wb[ib].d) * xb[ib].d * (float)isum -
              cpu_f16_to_f32(wb[ib].dmin) * xb[ib].d * (float)msum;
     }
@@ -174,9 +181,9 @@ static void scalar_dot_q6_k(int64_t k, const void *w, const void *act, size_t ac
     for (int64_t ib = 0; ib < k / QK_K; ib++) {
       int group[16] = {0};
       for (int n = 0; n < 2; n++) {
-        const uint8_t *ql = wb[ib].ql + 64 * n;  /* [64] */
-        const uint8_t *qh = wb[ib].qh + 32 * n;  /* [32] */
-        const int8_t *a = xb[ib].qs + 128 * n;   /* [128] */
+        const uint8_t *ql = wb[ib].ql + 64 * n; /* [64] */
+        const uint8_t *qh = wb[ib].qh + 32 * n; /* [32] */
+        const int8_t *a = xb[ib].qs + 128 * n;  /* [128] */
         for (int l = 0; l < 32; l++) {
           int q1 = (ql[l] & 0x0f) | ((qh[l] & 3) << 4);
           int q2 = (ql[l + 32] & 0x0f) | (((qh[l] >> 2) & 3) << 4);
@@ -189,7 +196,8 @@ static void scalar_dot_q6_k(int64_t k, const void *w, const void *act, size_t ac
         }
       }
       int isum = 0;
-      for (int g = 0; g < 16; g++) isum += wb[ib].scales[g] * (group[g] - 32 * xb[ib].bsums[g]);
+      for (int g = 0; g < 16; g++)
+        isum += wb[ib].scales[g] * (group[g] - 32 * xb[ib].bsums[g]);
       sum += cpu_f16_to_f32(wb[ib].d) * xb[ib].d * (float)isum;
     }
     out[(size_t)r * out_stride] = sum;
@@ -198,16 +206,19 @@ static void scalar_dot_q6_k(int64_t k, const void *w, const void *act, size_t ac
 
 static float scalar_vec_dot_f32(const float *a, const float *b, int64_t n) {
   float sum = 0.0f;
-  for (int64_t i = 0; i < n; i++) sum += a[i] * b[i];
+  for (int64_t i = 0; i < n; i++)
+    sum += a[i] * b[i];
   return sum;
 }
 
 static void scalar_axpy_f32(float a, const float *x, float *y, int64_t n) {
-  for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+  for (int64_t i = 0; i < n; i++)
+    y[i] += a * x[i];
 }
 
 static void scalar_f16_to_f32(const quant_f16 *x, float *y, int64_t n) {
-  for (int64_t i = 0; i < n; i++) y[i] = cpu_f16_to_f32(x[i]);
+  for (int64_t i = 0; i < n; i++)
+    y[i] = cpu_f16_to_f32(x[i]);
 }
 
 static const struct cpu_kernels scalar_kernels = {

@@ -28,14 +28,14 @@ uint32_t cpu_matmul_act_type(uint32_t weight_type) {
 struct matmul_task {
   const struct cpu_kernels *kernels;
   struct backend *be;
-  cpu_dot_fn dot;          /* NULL: generic dequantize path */
+  cpu_dot_fn dot; /* NULL: generic dequantize path */
   uint32_t w_type;
-  const unsigned char *w;  /* row n at w + n * w_stride */
+  const unsigned char *w; /* row n at w + n * w_stride */
   size_t w_stride;
   const unsigned char *act; /* token m at act + m * act_stride */
   size_t act_stride;
-  float *y;                /* y[n, m] at y[m * y_stride + n] */
-  size_t y_stride;         /* floats */
+  float *y;        /* y[n, m] at y[m * y_stride + n] */
+  size_t y_stride; /* floats */
   int64_t k, n, m;
   int64_t chunk_rows, chunk_tokens, n_row_chunks, n_chunks;
   atomic_llong next_chunk;

@@ -13,9 +13,11 @@
 
 void cpu_ref_rms_norm(float *o, const float *x, const float *w, int64_t n, float eps) {
   double sum = 0.0; /* x[n], w[n], o[n] */
-  for (int64_t i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
+  for (int64_t i = 0; i < n; i++)
+    sum += (double)(x[i] * x[i]);
   float scale = 1.0f / sqrtf((float)(sum / (double)n) + eps);
-  for (int64_t i = 0; i < n; i++) o[i] = (x[i] * scale) * w[i];
+  for (int64_t i = 0; i < n; i++)
+    o[i] = (x[i] * scale) * w[i];
 }
 
 void cpu_ref_rope_cache(float *cos_sin, int32_t pos, int n_rot, float freq_base, float freq_scale,
@@ -47,12 +49,14 @@ void cpu_ref_rope_head(float *x, const float *cos_sin, int n_rot, int neox) {
 void cpu_ref_attention_head(float *out, const float *q, const float *k, const float *v, int64_t n,
                             int64_t hd, float scale, float *scores) {
   /* out[hd], q[hd], k[n][hd], v[n][hd], scores[n] */
-  for (int64_t i = 0; i < hd; i++) out[i] = 0.0f;
+  for (int64_t i = 0; i < hd; i++)
+    out[i] = 0.0f;
   if (n <= 0) return;
   float max = -INFINITY;
   for (int64_t j = 0; j < n; j++) {
     float s = 0.0f;
-    for (int64_t i = 0; i < hd; i++) s += q[i] * k[j * hd + i];
+    for (int64_t i = 0; i < hd; i++)
+      s += q[i] * k[j * hd + i];
     scores[j] = s * scale;
     if (scores[j] > max) max = scores[j];
   }
@@ -63,28 +67,33 @@ void cpu_ref_attention_head(float *out, const float *q, const float *k, const fl
   }
   for (int64_t j = 0; j < n; j++) {
     float p = (float)(scores[j] / sum);
-    for (int64_t i = 0; i < hd; i++) out[i] += p * v[j * hd + i];
+    for (int64_t i = 0; i < hd; i++)
+      out[i] += p * v[j * hd + i];
   }
 }
 
 void cpu_ref_silu_mul(float *o, const float *g, const float *u, int64_t n) {
-  for (int64_t i = 0; i < n; i++) o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+  for (int64_t i = 0; i < n; i++)
+    o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
 void cpu_ref_add(float *o, const float *a, const float *b, int64_t n) {
-  for (int64_t i = 0; i < n; i++) o[i] = a[i] + b[i];
+  for (int64_t i = 0; i < n; i++)
+    o[i] = a[i] + b[i];
 }
 
 void cpu_ref_softmax(float *x, int64_t n) {
   float max = -INFINITY;
-  for (int64_t i = 0; i < n; i++) max = x[i] > max ? x[i] : max;
+  for (int64_t i = 0; i < n; i++)
+    max = x[i] > max ? x[i] : max;
   double sum = 0.0;
   for (int64_t i = 0; i < n; i++) {
     x[i] = expf(x[i] - max);
     sum += x[i];
   }
   float inv = (float)(1.0 / sum);
-  for (int64_t i = 0; i < n; i++) x[i] *= inv;
+  for (int64_t i = 0; i < n; i++)
+    x[i] *= inv;
 }
 
 /* ---- row drivers ----------------------------------------------------------------------------- */
@@ -181,7 +190,8 @@ static void row_task_run(void *arg, int ith, int nth) {
   /* Contiguous ranges keep each thread's rows together in cache. */
   int64_t per = (t->n_rows + nth - 1) / nth;
   int64_t r0 = per * ith, r1 = r0 + per < t->n_rows ? r0 + per : t->n_rows;
-  for (int64_t r = r0; r < r1; r++) row_task_one(t, r);
+  for (int64_t r = r0; r < r1; r++)
+    row_task_one(t, r);
 }
 
 static int row_task_dispatch(struct row_task *t) {
@@ -212,8 +222,8 @@ int cpu_rms_norm(struct backend *be, const struct backend_tensor *x, const struc
 int cpu_rope(struct backend *be, struct backend_tensor *x, const int32_t *pos,
              const struct backend_rope_params *params) {
   if (cpu_tensor_check(x) || x->type != QUANT_F32 || !pos || !params) return AUG_EINVAL;
-  if (params->n_rot <= 0 || params->n_rot % 2 || params->n_rot > x->ne[0] ||
-      params->n_rot > 1024 || x->ne[3] != 1) {
+  if (params->n_rot <= 0 || params->n_rot % 2 || params->n_rot > x->ne[0] || params->n_rot > 1024 ||
+      x->ne[3] != 1) {
     return AUG_EINVAL;
   }
   struct row_task t = {.be = be, .op = ROW_ROPE, .a = x, .out = x, .pos = pos, .rope = params};
@@ -289,7 +299,7 @@ struct attention_task {
 /* One cache row (K or V, head_dim elements of type F32/F16/Q8_0) as f32: either the row itself
  * or a conversion into buf. */
 static const float *attention_row(const struct cpu_kernels *kernels, const struct backend_tensor *t,
-                                   int64_t head, int64_t j, int64_t hd, float *buf) {
+                                  int64_t head, int64_t j, int64_t hd, float *buf) {
   const void *src = cpu_tensor_row(t, head, j, 0);
   switch (t->type) {
   case QUANT_F32: return src;
@@ -298,7 +308,8 @@ static const float *attention_row(const struct cpu_kernels *kernels, const struc
     const struct block_q8_0 *b = src; /* [hd / 32] */
     for (int64_t ib = 0; ib < hd / QK8_0; ib++) {
       float d = cpu_f16_to_f32(b[ib].d);
-      for (int i = 0; i < QK8_0; i++) buf[ib * QK8_0 + i] = d * (float)b[ib].qs[i];
+      for (int i = 0; i < QK8_0; i++)
+        buf[ib * QK8_0 + i] = d * (float)b[ib].qs[i];
     }
     return buf;
   }
@@ -313,12 +324,13 @@ static void attention_item(struct attention_task *t, float *scratch, int64_t g, 
   int64_t n_vis = (int64_t)t->params->q_pos[tok] + 1;
   if (n_vis > t->params->n_kv) n_vis = t->params->n_kv;
   if (n_vis < 0) n_vis = 0;
-  float *row = scratch;                 /* [hd] */
-  float *scores = scratch + hd;         /* [n_rep][n_vis] */
-  float max[64], sum[64];               /* [n_rep], n_rep <= 64 checked by the caller */
+  float *row = scratch;         /* [hd] */
+  float *scores = scratch + hd; /* [n_rep][n_vis] */
+  float max[64], sum[64];       /* [n_rep], n_rep <= 64 checked by the caller */
   for (int64_t r = 0; r < n_rep; r++) {
     float *o = (float *)cpu_tensor_row(t->out, g * n_rep + r, tok, 0);
-    for (int64_t i = 0; i < hd; i++) o[i] = 0.0f;
+    for (int64_t i = 0; i < hd; i++)
+      o[i] = 0.0f;
     max[r] = -INFINITY;
     sum[r] = 0.0f;
   }
@@ -351,7 +363,8 @@ static void attention_item(struct attention_task *t, float *scratch, int64_t g, 
   for (int64_t r = 0; r < n_rep; r++) {
     float *o = (float *)cpu_tensor_row(t->out, g * n_rep + r, tok, 0);
     float inv = 1.0f / sum[r];
-    for (int64_t i = 0; i < hd; i++) o[i] *= inv;
+    for (int64_t i = 0; i < hd; i++)
+      o[i] *= inv;
   }
 }
 

@@ -71,7 +71,8 @@ static void *pool_worker_main(void *arg) {
       if (now - spin_start < POOL_SPIN_NS) continue;
       pthread_mutex_lock(&pool->mutex);
       atomic_fetch_add(&pool->sleepers, 1);
-      while ((gen = atomic_load(&pool->generation)) == seen) pthread_cond_wait(&pool->wake, &pool->mutex);
+      while ((gen = atomic_load(&pool->generation)) == seen)
+        pthread_cond_wait(&pool->wake, &pool->mutex);
       atomic_fetch_sub(&pool->sleepers, 1);
       pthread_mutex_unlock(&pool->mutex);
       break;
@@ -111,7 +112,8 @@ static void pool_stop_and_join(struct cpu_threadpool *pool, int started) {
   pool->stop = true;
   pool->fn = NULL;
   pool_publish(pool);
-  for (int i = 0; i < started; i++) pthread_join(pool->workers[i].thread, NULL);
+  for (int i = 0; i < started; i++)
+    pthread_join(pool->workers[i].thread, NULL);
 }
 
 int cpu_threadpool_create(int n_threads, struct cpu_threadpool **out, struct aug_err *err) {

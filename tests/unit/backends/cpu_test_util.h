@@ -76,11 +76,13 @@ static inline bool test_fill_weights(uint32_t type, void *dst, int64_t k, int64_
   }
   int offs[3];
   if (!test_scale_offsets(type, offs)) return false;
-  for (size_t i = 0; i < row * (size_t)rows; i++) p[i] = (unsigned char)test_rng_next(seed);
+  for (size_t i = 0; i < row * (size_t)rows; i++)
+    p[i] = (unsigned char)test_rng_next(seed);
   size_t n_blocks = row * (size_t)rows / tr->type_size;
   for (size_t b = 0; b < n_blocks; b++) {
     for (int j = 0; j < 3 && offs[j] >= 0; j++) {
-      /* d in [0.002, 0.02) with a random sign on d only (mins stay positive, as quantizers write) */
+      /* d in [0.002, 0.02) with a random sign on d only (mins stay positive, as quantizers write)
+       */
       float v = 0.002f + 0.018f * (test_rng_float(seed) * 0.5f + 0.5f);
       if (j == 0 && (test_rng_next(seed) & 1)) v = -v;
       quant_f16 h = quant_f32_to_f16(v);

@@ -9,7 +9,8 @@
 
 struct fixture {
   const struct backend_ops *ops;
-  struct backend *fast;   /* AVX2 when the CPU has it, threads=2 */
+  struct backend *fast;   /* the best table for this CPU (AVX512-VNNI or AVX2), threads=2 */
+  struct backend *avx2;   /* avx512=0: the AVX2 table even where VNNI exists, threads=2 */
   struct backend *scalar; /* scalar=1, threads=3 (odd, to vary the chunking) */
   struct backend *one;    /* AVX2 or scalar, threads=1 */
   bool have_avx2;
@@ -20,11 +21,12 @@ static int setup(void **state) {
   struct aug_err err;
   f->ops = backend_cpu_ops();
   if (f->ops->create("threads=2", &f->fast, &err)) return -1;
+  if (f->ops->create("threads=2,avx512=0", &f->avx2, &err)) return -1;
   if (f->ops->create("threads=3,scalar=1", &f->scalar, &err)) return -1;
   if (f->ops->create("threads=1", &f->one, &err)) return -1;
   struct backend_device_info info;
   f->ops->device_info(f->fast, &info);
-  f->have_avx2 = strstr(info.name, "AVX2") != NULL;
+  f->have_avx2 = strstr(info.name, "AVX") != NULL;
   *state = f;
   return 0;
 }
@@ -32,6 +34,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
   struct fixture *f = *state;
   f->ops->destroy(f->fast);
+  f->ops->destroy(f->avx2);
   f->ops->destroy(f->scalar);
   f->ops->destroy(f->one);
   free(f);
@@ -60,7 +63,8 @@ static void problem_make(struct problem *p, uint32_t type, int64_t k, int64_t n,
     if (i % 97 == 5) p->x[i] *= 30.0f; /* outliers, as real activations have */
   }
   /* one all-zero activation block exercises the d == 0 case */
-  for (int64_t i = 0; i < 32 && i < k; i++) p->x[i] = 0.0f;
+  for (int64_t i = 0; i < 32 && i < k; i++)
+    p->x[i] = 0.0f;
 }
 
 static void problem_free(struct problem *p) {
@@ -161,16 +165,20 @@ static const int64_t sizes[][2] = {{1, 1}, {7, 1}, {33, 1}, {1, 7}, {7, 7}, {33,
 static void test_quantize_paths_identical(void **state) {
   struct fixture *f = *state;
   if (!f->have_avx2) skip();
-  const struct cpu_kernels *s = cpu_kernels_scalar(), *a = cpu_kernels_avx2();
+  const struct cpu_kernels *s = cpu_kernels_scalar(), *a = f->fast->kernels;
   uint64_t seed = 7;
   float x[3 * QK_K];
-  for (int i = 0; i < 3 * QK_K; i++) x[i] = test_rng_float(&seed) * (i % 64 == 3 ? 50.0f : 1.0f);
-  for (int i = 0; i < QK_K; i++) x[QK_K + i] = 0.0f; /* an all-zero block */
+  for (int i = 0; i < 3 * QK_K; i++)
+    x[i] = test_rng_float(&seed) * (i % 64 == 3 ? 50.0f : 1.0f);
+  for (int i = 0; i < QK_K; i++)
+    x[QK_K + i] = 0.0f;          /* an all-zero block */
   x[5] = 0.5f * 127.0f / 127.0f; /* a value on a rounding tie once scaled is still deterministic */
-  struct block_q8_0 qs[3 * QK_K / QK8_0], qa[3 * QK_K / QK8_0];
+  struct block_q8_0 qs[3 * QK_K / QK8_0], qa[3 * QK_K / QK8_0], q2[3 * QK_K / QK8_0];
+  cpu_kernels_avx2()->quantize_q8_0(x, q2, 3 * QK_K);
   s->quantize_q8_0(x, qs, 3 * QK_K);
   a->quantize_q8_0(x, qa, 3 * QK_K);
   assert_memory_equal(qs, qa, sizeof qs);
+  assert_memory_equal(qs, q2, sizeof qs);
   struct block_q8_k ks[3], ka[3];
   s->quantize_q8_k(x, ks, 3 * QK_K);
   a->quantize_q8_k(x, ka, 3 * QK_K);
@@ -184,7 +192,8 @@ static void test_quantize_paths_identical(void **state) {
   }
   for (int g = 0; g < 3 * QK_K / 16; g++) {
     int sum = 0;
-    for (int i = 0; i < 16; i++) sum += ks[g / 16].qs[(g % 16) * 16 + i];
+    for (int i = 0; i < 16; i++)
+      sum += ks[g / 16].qs[(g % 16) * 16 + i];
     assert_int_equal(ks[g / 16].bsums[g % 16], sum);
   }
 }
@@ -200,37 +209,38 @@ static void test_f16_conversion_matches_quant(void **state) {
   }
 }
 
-/* AVX2 vs scalar: the same integer sums per block, so only the f32 summation order differs:
- * |diff| <= 1e-5 * sum |w x| + 1e-6. */
+/* AVX2 (and AVX512-VNNI) vs scalar: the same integer sums per block, so only the f32 summation
+ * order differs: |diff| <= 1e-5 * sum |w x| + 1e-6. */
 static void test_avx2_matches_scalar(void **state) {
   struct fixture *f = *state;
   if (!f->have_avx2) skip();
-  for (size_t ti = 0; ti < sizeof direct_types / sizeof direct_types[0]; ti++) {
-    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
-      struct problem p;
-      uint32_t type = direct_types[ti];
-      problem_make(&p, type, problem_k(type, (int)si % 2), sizes[si][0], sizes[si][1], 100 + si);
-      size_t ny = (size_t)(p.n * p.m);
-      float *ya = malloc(sizeof(float) * ny), *ys = malloc(sizeof(float) * ny);
-      double *yr = malloc(sizeof(double) * ny), *abs_sum = malloc(sizeof(double) * ny);
-      assert_int_equal(run_matmul(f->ops, f->fast, &p, 0, p.m, ya), 0);
-      assert_int_equal(run_matmul(f->ops, f->scalar, &p, 0, p.m, ys), 0);
-      reference(&p, yr, abs_sum);
-      for (size_t i = 0; i < ny; i++) {
-        double tol = 1e-5 * abs_sum[i] + 1e-6;
-        if (fabs((double)ya[i] - ys[i]) > tol) {
-          fail_msg("%s k=%lld n=%lld m=%lld at %zu: avx2 %.9g scalar %.9g (tol %.3g)",
-                   quant_type_name(type), (long long)p.k, (long long)p.n, (long long)p.m, i,
-                   ya[i], ys[i], tol);
+  for (int fast = 0; fast < 2; fast++)
+    for (size_t ti = 0; ti < sizeof direct_types / sizeof direct_types[0]; ti++) {
+      for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        struct problem p;
+        uint32_t type = direct_types[ti];
+        problem_make(&p, type, problem_k(type, (int)si % 2), sizes[si][0], sizes[si][1], 100 + si);
+        size_t ny = (size_t)(p.n * p.m);
+        float *ya = malloc(sizeof(float) * ny), *ys = malloc(sizeof(float) * ny);
+        double *yr = malloc(sizeof(double) * ny), *abs_sum = malloc(sizeof(double) * ny);
+        assert_int_equal(run_matmul(f->ops, fast ? f->fast : f->avx2, &p, 0, p.m, ya), 0);
+        assert_int_equal(run_matmul(f->ops, f->scalar, &p, 0, p.m, ys), 0);
+        reference(&p, yr, abs_sum);
+        for (size_t i = 0; i < ny; i++) {
+          double tol = 1e-5 * abs_sum[i] + 1e-6;
+          if (fabs((double)ya[i] - ys[i]) > tol) {
+            fail_msg("%s %s k=%lld n=%lld m=%lld at %zu: fast %.9g scalar %.9g (tol %.3g)",
+                     (fast ? f->fast : f->avx2)->kernels->isa, quant_type_name(type),
+                     (long long)p.k, (long long)p.n, (long long)p.m, i, ya[i], ys[i], tol);
+          }
         }
+        free(ya);
+        free(ys);
+        free(yr);
+        free(abs_sum);
+        problem_free(&p);
       }
-      free(ya);
-      free(ys);
-      free(yr);
-      free(abs_sum);
-      problem_free(&p);
     }
-  }
 }
 
 /* Scalar path vs dequantize + f64 dot: within the activation-quantization bound plus f32
@@ -253,8 +263,8 @@ static void test_scalar_matches_dequantize(void **state) {
         double tol = bound[i] + 1e-5 * abs_sum[i] + 1e-6;
         if (fabs(ys[i] - yr[i]) > tol) {
           fail_msg("%s k=%lld n=%lld m=%lld at %zu: scalar %.9g reference %.9g (tol %.3g)",
-                   quant_type_name(type), (long long)p.k, (long long)p.n, (long long)p.m, i,
-                   ys[i], yr[i], tol);
+                   quant_type_name(type), (long long)p.k, (long long)p.n, (long long)p.m, i, ys[i],
+                   yr[i], tol);
         }
       }
       free(ys);
@@ -270,9 +280,9 @@ static void test_scalar_matches_dequantize(void **state) {
  * count only changes who computes a row: both bit-exact. */
 static void test_batched_equals_token_by_token(void **state) {
   struct fixture *f = *state;
-  struct backend *bes[2] = {f->fast, f->scalar};
+  struct backend *bes[3] = {f->fast, f->scalar, f->avx2};
   for (size_t ti = 0; ti < sizeof direct_types / sizeof direct_types[0]; ti++) {
-    for (int b = 0; b < 2; b++) {
+    for (int b = 0; b < 3; b++) {
       struct problem p;
       uint32_t type = direct_types[ti];
       problem_make(&p, type, problem_k(type, 1), 37, 71, 300 + ti); /* 71 tokens: 17 tiles + 3 */

@@ -33,7 +33,8 @@ static int teardown(void **state) {
 }
 
 static void fill(float *x, int64_t n, uint64_t *seed, float scale) {
-  for (int64_t i = 0; i < n; i++) x[i] = test_rng_float(seed) * scale;
+  for (int64_t i = 0; i < n; i++)
+    x[i] = test_rng_float(seed) * scale;
 }
 
 static void assert_close(const float *a, const float *b, int64_t n, double rel, double abs_tol,
@@ -52,7 +53,8 @@ static void test_ref_rms_norm(void **state) {
   float x[5] = {1, -2, 3, -4, 5}, w[5] = {1, 2, 0.5f, 1, -1}, o[5];
   cpu_ref_rms_norm(o, x, w, 5, 1e-6f);
   double rms = sqrt((1 + 4 + 9 + 16 + 25) / 5.0 + 1e-6);
-  for (int i = 0; i < 5; i++) assert_float_equal(o[i], x[i] / rms * w[i], 1e-6);
+  for (int i = 0; i < 5; i++)
+    assert_float_equal(o[i], x[i] / rms * w[i], 1e-6);
 }
 
 static void test_ref_rope_math(void **state) {
@@ -85,10 +87,12 @@ static void test_ref_softmax_and_silu(void **state) {
   float x[4] = {1000, 1001, 999, -5}; /* stable for large values */
   cpu_ref_softmax(x, 4);
   double e[4] = {exp(-1.0), 1.0, exp(-2.0), exp(-1006.0)}, s = e[0] + e[1] + e[2] + e[3];
-  for (int i = 0; i < 4; i++) assert_float_equal(x[i], e[i] / s, 1e-6);
+  for (int i = 0; i < 4; i++)
+    assert_float_equal(x[i], e[i] / s, 1e-6);
   float g[3] = {-2, 0, 3}, u[3] = {1, 5, 2}, o[3];
   cpu_ref_silu_mul(o, g, u, 3);
-  for (int i = 0; i < 3; i++) assert_float_equal(o[i], g[i] / (1 + exp(-g[i])) * u[i], 1e-6);
+  for (int i = 0; i < 3; i++)
+    assert_float_equal(o[i], g[i] / (1 + exp(-g[i])) * u[i], 1e-6);
 }
 
 /* ---- ops vs references ------------------------------------------------------------------- */
@@ -98,7 +102,8 @@ static void test_rms_norm_op(void **state) {
   const int64_t n = 131, m = 300; /* 39300 elements: the threaded path */
   uint64_t seed = 11;
   for (int b = 0; b < 2; b++) {
-    struct test_buffer tb = test_buffer_make(f->ops, f->be[b], sizeof(float) * (size_t)(n * m * 2 + n));
+    struct test_buffer tb =
+        test_buffer_make(f->ops, f->be[b], sizeof(float) * (size_t)(n * m * 2 + n));
     float *x = tb.data, *w = x + n * m, *y = w + n;
     fill(x, n * m, &seed, 3.0f);
     fill(w, n, &seed, 1.0f);
@@ -126,7 +131,8 @@ static void test_rope_op(void **state) {
   const int64_t hd = 72, n_head = 5, n_tok = 3; /* n_rot 64 < head_dim: 8 dims pass through */
   int32_t pos[3] = {0, 17, 4095};
   float ff[32];
-  for (int i = 0; i < 32; i++) ff[i] = 1.0f + (float)i / 8.0f;
+  for (int i = 0; i < 32; i++)
+    ff[i] = 1.0f + (float)i / 8.0f;
   uint64_t seed = 12;
   for (int layout = 0; layout < 2; layout++) {
     for (int b = 0; b < 2; b++) {
@@ -135,7 +141,8 @@ static void test_rope_op(void **state) {
                                        .freq_base = 1000000.0f,
                                        .freq_scale = layout ? 0.25f : 1.0f,
                                        .freq_factors = layout ? ff : NULL};
-      struct test_buffer tb = test_buffer_make(f->ops, f->be[b], sizeof(float) * hd * n_head * n_tok);
+      struct test_buffer tb =
+          test_buffer_make(f->ops, f->be[b], sizeof(float) * hd * n_head * n_tok);
       float *x = tb.data, orig[72 * 5 * 3];
       fill(x, hd * n_head * n_tok, &seed, 1.0f);
       memcpy(orig, x, sizeof orig);
@@ -181,7 +188,8 @@ static void test_elementwise_ops(void **state) {
     /* row broadcast (bias) */
     assert_int_equal(f->ops->add(f->be[b], &ta, &tbias, &to), 0);
     for (int64_t r = 0; r < m; r++) {
-      for (int64_t i = 0; i < n; i++) assert_true(o[r * n + i] == a[r * n + i] + bias[i]);
+      for (int64_t i = 0; i < n; i++)
+        assert_true(o[r * n + i] == a[r * n + i] + bias[i]);
     }
     /* softmax in place, rows sum to 1 */
     memcpy(o, a, sz);
@@ -191,7 +199,8 @@ static void test_elementwise_ops(void **state) {
       cpu_ref_softmax(ref, n);
       assert_memory_equal(o + r * n, ref, sizeof(float) * n);
       double s = 0;
-      for (int64_t i = 0; i < n; i++) s += o[r * n + i];
+      for (int64_t i = 0; i < n; i++)
+        s += o[r * n + i];
       assert_float_equal(s, 1.0, 1e-5);
     }
     struct backend_tensor bad = tc;
@@ -216,7 +225,8 @@ static void test_get_rows_all_types(void **state) {
       struct backend_buffer *wb;
       struct aug_err err;
       assert_int_equal(f->ops->buffer_from_host(f->be[b], table, row * rows, &wb, &err), 0);
-      struct backend_tensor tt = {.type = type, .ne = {k, rows, 1, 1}, .row_stride = row, .buffer = wb};
+      struct backend_tensor tt = {
+          .type = type, .ne = {k, rows, 1, 1}, .row_stride = row, .buffer = wb};
       struct test_buffer ob = test_buffer_make(f->ops, f->be[b], sizeof(float) * (size_t)(k * 5));
       struct backend_tensor to = test_tensor(&ob, QUANT_F32, k, 5, 1, 0);
       assert_int_equal(f->ops->get_rows(f->be[b], &tt, ids, 5, &to), 0);
@@ -256,7 +266,8 @@ static void test_copy_op(void **state) {
     struct backend_tensor th = test_tensor(&tb, QUANT_F16, n, m, 1, off);
     assert_int_equal(f->ops->copy(f->be[b], &ts, &th), 0);
     const quant_f16 *h = (const quant_f16 *)((char *)tb.data + off);
-    for (int64_t i = 0; i < n * m; i++) assert_int_equal(h[i], quant_f32_to_f16(src[i]));
+    for (int64_t i = 0; i < n * m; i++)
+      assert_int_equal(h[i], quant_f32_to_f16(src[i]));
     /* F32 -> Q8_0: within half a step (+ f16 rounding of d) of the source */
     struct backend_tensor tq = test_tensor(&tb, QUANT_Q8_0, n, m, 1, 2 * off);
     assert_int_equal(f->ops->copy(f->be[b], &ts, &tq), 0);
@@ -297,14 +308,17 @@ static void attention_expected(const float *q, const float *kf, const float *vf,
       double s[64], max = -1e300, sum = 0;
       for (int64_t j = 0; j < n_vis; j++) {
         double d = 0;
-        for (int64_t i = 0; i < hd; i++) d += (double)qr[i] * kf[(j * n_head_kv + g) * hd + i];
+        for (int64_t i = 0; i < hd; i++)
+          d += (double)qr[i] * kf[(j * n_head_kv + g) * hd + i];
         s[j] = d * scale;
         max = s[j] > max ? s[j] : max;
       }
-      for (int64_t j = 0; j < n_vis; j++) sum += (s[j] = exp(s[j] - max));
+      for (int64_t j = 0; j < n_vis; j++)
+        sum += (s[j] = exp(s[j] - max));
       for (int64_t i = 0; i < hd; i++) {
         double o = 0;
-        for (int64_t j = 0; j < n_vis; j++) o += s[j] / sum * vf[(j * n_head_kv + g) * hd + i];
+        for (int64_t j = 0; j < n_vis; j++)
+          o += s[j] / sum * vf[(j * n_head_kv + g) * hd + i];
         out[(t * n_head + h) * hd + i] = (float)o;
       }
     }
@@ -332,7 +346,8 @@ static void test_attention_gqa(void **state) {
       float *kf = malloc(sizeof(float) * (size_t)(hd * n_head_kv * n_ctx));
       float *vf = malloc(sizeof(float) * (size_t)(hd * n_head_kv * n_ctx));
       struct backend_tensor tk = test_tensor(&tb, type, hd, n_head_kv, n_ctx, 2 * q_bytes);
-      struct backend_tensor tv = test_tensor(&tb, type, hd, n_head_kv, n_ctx, 2 * q_bytes + kv_bytes);
+      struct backend_tensor tv =
+          test_tensor(&tb, type, hd, n_head_kv, n_ctx, 2 * q_bytes + kv_bytes);
       for (int c = 0; c < 2; c++) {
         struct backend_tensor *t = c ? &tv : &tk;
         float *back = c ? vf : kf;
@@ -416,7 +431,8 @@ static void test_buffers(void **state) {
   struct aug_err err;
   assert_int_equal(f->ops->buffer_alloc(f->be[0], BACKEND_BUFFER_KV, 100, &buf, &err), 0);
   char in[100], out[100];
-  for (int i = 0; i < 100; i++) in[i] = (char)i;
+  for (int i = 0; i < 100; i++)
+    in[i] = (char)i;
   assert_int_equal(f->ops->upload(f->be[0], buf, 0, in, 100), 0);
   assert_int_equal(f->ops->download(f->be[0], buf, 10, out, 90), 0);
   assert_memory_equal(out, in + 10, 90);

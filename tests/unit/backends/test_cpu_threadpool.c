@@ -29,7 +29,8 @@ static void test_every_thread_runs_each_task_once(void **state) {
     assert_int_equal(cpu_threadpool_size(pool), n);
     struct count_task t = {0};
     int reps = n <= 2 ? 2000 : 200; /* more threads than this machine's cores: slow by design */
-    for (int rep = 0; rep < reps; rep++) cpu_threadpool_run(pool, count_run, &t);
+    for (int rep = 0; rep < reps; rep++)
+      cpu_threadpool_run(pool, count_run, &t);
     for (int i = 0; i < n; i++) {
       assert_int_equal(t.counts[i], reps);
       assert_int_equal(t.nth_seen[i], n);
@@ -51,7 +52,8 @@ static void test_sleeping_workers_wake(void **state) {
     nanosleep(&ts, NULL);
     cpu_threadpool_run(pool, count_run, &t);
   }
-  for (int i = 0; i < 3; i++) assert_int_equal(t.counts[i], 3);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(t.counts[i], 3);
   cpu_threadpool_destroy(pool);
 }
 

@@ -1,0 +1,34 @@
+/* The AVX512-VNNI kernel table: the AVX2 kernels (cpu_kernels_x86.h) with vpdpwssd/vpdpbusd
+ * (256-bit, AVX512VL) fusing the int16 widen-and-add steps, which the batched kernels are bound
+ * by. The file name gives it -mavx2 -mfma -mf16c; the pragma adds AVX512 for this file only, and
+ * cpu_backend.c checks avx512vnni/vl/bw before using the table. */
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni")
+#include <immintrin.h>
+
+#define X86_MADD_ACC(acc, p16, s16) _mm256_dpwssd_epi32((acc), (p16), (s16))
+#define X86_DOT_U8_I8(u, s) _mm256_dpbusd_epi32(_mm256_setzero_si256(), (u), (s))
+
+#include "backends/cpu/cpu_kernels_x86.h"
+
+static const struct cpu_kernels vnni_kernels = {
+    .isa = "AVX512-VNNI",
+    .dot =
+        {
+            [QUANT_F32] = avx2_dot_f32,
+            [QUANT_F16] = avx2_dot_f16,
+            [QUANT_Q4_0] = avx2_dot_q4_0,
+            [QUANT_Q5_0] = avx2_dot_q5_0,
+            [QUANT_Q8_0] = avx2_dot_q8_0,
+            [QUANT_Q4_K] = avx2_dot_q4_k,
+            [QUANT_Q6_K] = avx2_dot_q6_k,
+        },
+    .quantize_q8_0 = avx2_quantize_q8_0,
+    .quantize_q8_k = avx2_quantize_q8_k,
+    .dot_f32 = avx2_vec_dot_f32,
+    .axpy_f32 = avx2_axpy_f32,
+    .f16_to_f32 = avx2_f16_to_f32,
+};
+
+const struct cpu_kernels *cpu_kernels_vnni(void) {
+  return &vnni_kernels;
+}
