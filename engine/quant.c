@@ -63,6 +63,9 @@ static void quant_dequantize_f16(const void *src, float *dst, int64_t n);
 static void quant_dequantize_bf16(const void *src, float *dst, int64_t n);
 static void quant_quantize_q4_0(const float *src, void *dst, int64_t nb);
 static void quant_quantize_q8_0(const float *src, void *dst, int64_t nb);
+static void quant_quantize_q4_1(const float *src, void *dst, int64_t nb);
+static void quant_quantize_q5_0(const float *src, void *dst, int64_t nb);
+static void quant_quantize_q5_1(const float *src, void *dst, int64_t nb);
 static void quant_quantize_f32(const float *src, void *dst, int64_t n);
 static void quant_quantize_f16(const float *src, void *dst, int64_t n);
 static void quant_quantize_bf16(const float *src, void *dst, int64_t n);
@@ -73,15 +76,15 @@ static const struct quant_type_entry quant_types[QUANT_TYPE_COUNT] = {
     [QUANT_Q4_0] = {{"Q4_0", QK4_0, sizeof(struct block_q4_0), true, true},
                     quant_dequantize_q4_0,
                     quant_quantize_q4_0},
-    [QUANT_Q4_1] = {{"Q4_1", QK4_1, sizeof(struct block_q4_1), true, false},
+    [QUANT_Q4_1] = {{"Q4_1", QK4_1, sizeof(struct block_q4_1), true, true},
                     quant_dequantize_q4_1,
-                    NULL},
-    [QUANT_Q5_0] = {{"Q5_0", QK5_0, sizeof(struct block_q5_0), true, false},
+                    quant_quantize_q4_1},
+    [QUANT_Q5_0] = {{"Q5_0", QK5_0, sizeof(struct block_q5_0), true, true},
                     quant_dequantize_q5_0,
-                    NULL},
-    [QUANT_Q5_1] = {{"Q5_1", QK5_1, sizeof(struct block_q5_1), true, false},
+                    quant_quantize_q5_0},
+    [QUANT_Q5_1] = {{"Q5_1", QK5_1, sizeof(struct block_q5_1), true, true},
                     quant_dequantize_q5_1,
-                    NULL},
+                    quant_quantize_q5_1},
     [QUANT_Q8_0] = {{"Q8_0", QK8_0, sizeof(struct block_q8_0), true, true},
                     quant_dequantize_q8_0,
                     quant_quantize_q8_0},
@@ -97,9 +100,9 @@ static const struct quant_type_entry quant_types[QUANT_TYPE_COUNT] = {
     [QUANT_Q4_K] = {{"Q4_K", QK_K, sizeof(struct block_q4_k), true, true},
                     quant_dequantize_q4_k,
                     quant_quantize_q4_k},
-    [QUANT_Q5_K] = {{"Q5_K", QK_K, sizeof(struct block_q5_k), true, false},
+    [QUANT_Q5_K] = {{"Q5_K", QK_K, sizeof(struct block_q5_k), true, true},
                     quant_dequantize_q5_k,
-                    NULL},
+                    quant_quantize_q5_k},
     [QUANT_Q6_K] = {{"Q6_K", QK_K, sizeof(struct block_q6_k), true, true},
                     quant_dequantize_q6_k,
                     quant_quantize_q6_k},
@@ -344,6 +347,24 @@ static void quant_dequantize_bf16(const void *src, float *dst, int64_t n) {
 
 /* ---- quantization of the 32-element types (quantize_row_*_ref in ggml-quants.c) ---- */
 
+/* Index of the value of largest magnitude (the first one on ties), as the reference picks it. */
+static int index_of_amax(const float *x, int n) {
+  int best = 0;
+  float amax = 0.0f;
+  for (int j = 0; j < n; j++) {
+    if (amax < fabsf(x[j])) {
+      amax = fabsf(x[j]);
+      best = j;
+    }
+  }
+  return best;
+}
+
+/* trunc(v) limited to hi; v >= 0 here. */
+static int trunc_at_most(float v, int hi) {
+  return v >= (float)hi ? hi : (int)v;
+}
+
 /* Q8_0: d = amax / 127, q = round(x / d), halves away from zero. */
 static void quantize_block_q8_0(const float *x /* [32] */, struct block_q8_0 *b) {
   float amax = 0.0f;
@@ -359,26 +380,92 @@ static void quantize_block_q8_0(const float *x /* [32] */, struct block_q8_0 *b)
 /* Q4_0: the value of largest magnitude maps to -8 exactly (d = max / -8), so the full signed
  * range [-8, 7] is used on the side that needs it. q = trunc(x / d + 8.5) clamped to 15. */
 static void quantize_block_q4_0(const float *x /* [32] */, struct block_q4_0 *b) {
-  float amax = 0.0f, max = 0.0f;
-  for (int j = 0; j < QK4_0; j++) {
-    if (amax < fabsf(x[j])) {
-      amax = fabsf(x[j]);
-      max = x[j];
-    }
-  }
-  float d = max / -8.0f;
+  float d = x[index_of_amax(x, QK4_0)] / -8.0f;
   float id = d != 0.0f ? 1.0f / d : 0.0f;
   b->d = quant_f32_to_f16(d);
   for (int j = 0; j < QK4_0 / 2; j++) {
-    float lo = x[j] * id + 8.5f, hi = x[j + QK4_0 / 2] * id + 8.5f;
-    int qlo = lo >= 15.0f ? 15 : (int)lo, qhi = hi >= 15.0f ? 15 : (int)hi;
-    b->qs[j] = (uint8_t)(qlo | qhi << 4);
+    int lo = trunc_at_most(x[j] * id + 8.5f, 15);
+    int hi = trunc_at_most(x[j + QK4_0 / 2] * id + 8.5f, 15);
+    b->qs[j] = (uint8_t)(lo | hi << 4);
   }
+}
+
+/* Q4_1: the block's [min, max] in 15 steps; q = trunc((x - min) / d + 0.5). */
+static void quantize_block_q4_1(const float *x /* [32] */, struct block_q4_1 *b) {
+  float min = x[0], max = x[0];
+  for (int j = 1; j < QK4_1; j++) {
+    min = fminf(min, x[j]);
+    max = fmaxf(max, x[j]);
+  }
+  float d = (max - min) / 15.0f;
+  float id = d != 0.0f ? 1.0f / d : 0.0f;
+  b->d = quant_f32_to_f16(d);
+  b->m = quant_f32_to_f16(min);
+  for (int j = 0; j < QK4_1 / 2; j++) {
+    int lo = trunc_at_most((x[j] - min) * id + 0.5f, 15);
+    int hi = trunc_at_most((x[j + QK4_1 / 2] - min) * id + 0.5f, 15);
+    b->qs[j] = (uint8_t)(lo | hi << 4);
+  }
+}
+
+/* Q5_0 and Q5_1 keep the fifth bit of element j in bit j of qh. */
+static void pack_q5(const int *q /* [32] */, uint8_t *qs /* [16] */, uint8_t *qh /* [4] */) {
+  uint32_t h = 0;
+  for (int j = 0; j < 16; j++) {
+    qs[j] = (uint8_t)((q[j] & 0x0f) | (q[j + 16] & 0x0f) << 4);
+    h |= (uint32_t)((q[j] >> 4) & 1) << j;
+    h |= (uint32_t)((q[j + 16] >> 4) & 1) << (j + 16);
+  }
+  for (int k = 0; k < 4; k++)
+    qh[k] = (uint8_t)(h >> (8 * k));
+}
+
+/* Q5_0: as Q4_0 with 32 levels: d = max / -16, q = trunc(x / d + 16.5) limited to 31. */
+static void quantize_block_q5_0(const float *x /* [32] */, struct block_q5_0 *b) {
+  float d = x[index_of_amax(x, QK5_0)] / -16.0f;
+  float id = d != 0.0f ? 1.0f / d : 0.0f;
+  int q[QK5_0];
+  for (int j = 0; j < QK5_0; j++)
+    q[j] = trunc_at_most(x[j] * id + 16.5f, 31);
+  b->d = quant_f32_to_f16(d);
+  pack_q5(q, b->qs, b->qh);
+}
+
+/* Q5_1: as Q4_1 with 31 steps. */
+static void quantize_block_q5_1(const float *x /* [32] */, struct block_q5_1 *b) {
+  float min = x[0], max = x[0];
+  for (int j = 1; j < QK5_1; j++) {
+    min = fminf(min, x[j]);
+    max = fmaxf(max, x[j]);
+  }
+  float d = (max - min) / 31.0f;
+  float id = d != 0.0f ? 1.0f / d : 0.0f;
+  int q[QK5_1];
+  for (int j = 0; j < QK5_1; j++)
+    q[j] = trunc_at_most((x[j] - min) * id + 0.5f, 31);
+  b->d = quant_f32_to_f16(d);
+  b->m = quant_f32_to_f16(min);
+  pack_q5(q, b->qs, b->qh);
 }
 
 static void quant_quantize_q4_0(const float *src, void *dst, int64_t nb) {
   for (int64_t i = 0; i < nb; i++)
     quantize_block_q4_0(src + i * QK4_0, (struct block_q4_0 *)dst + i);
+}
+
+static void quant_quantize_q4_1(const float *src, void *dst, int64_t nb) {
+  for (int64_t i = 0; i < nb; i++)
+    quantize_block_q4_1(src + i * QK4_1, (struct block_q4_1 *)dst + i);
+}
+
+static void quant_quantize_q5_0(const float *src, void *dst, int64_t nb) {
+  for (int64_t i = 0; i < nb; i++)
+    quantize_block_q5_0(src + i * QK5_0, (struct block_q5_0 *)dst + i);
+}
+
+static void quant_quantize_q5_1(const float *src, void *dst, int64_t nb) {
+  for (int64_t i = 0; i < nb; i++)
+    quantize_block_q5_1(src + i * QK5_1, (struct block_q5_1 *)dst + i);
 }
 
 static void quant_quantize_q8_0(const float *src, void *dst, int64_t nb) {

@@ -208,9 +208,10 @@ size_t quant_row_size(uint32_t type, uint64_t n);
  * src must be aligned like its block struct (2 bytes; 4 for Q8_K), as GGUF tensor data is. Scalar
  * reference code: allocates nothing, never fails for a supported type and valid n. */
 int quant_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
-/* Quantize n f32 values to type (Q8_0, Q4_0, Q4_K, Q6_K, Q8_K, F16, BF16, F32; see can_quantize).
- * Q8_0 and Q4_0 match ggml's reference quantizers bit for bit; Q4_K and Q6_K search their scales
- * (RMS error no higher than llama.cpp's, tests/unit/engine/test_quant.c); Q8_K fills bsums. */
+/* Quantize n f32 values to type (see can_quantize: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
+ * Q4_K, Q5_K, Q6_K, Q8_K). The 32-element types match ggml's reference quantizers bit for bit;
+ * Q4_K/Q5_K/Q6_K search their scales (RMS error at or below llama.cpp's on the test data,
+ * tests/unit/engine/test_quant.c); Q8_K fills bsums. Allocates nothing. */
 int quant_quantize_row(uint32_t type, const float *src, void *dst, int64_t n);
 
 float quant_f16_to_f32(quant_f16 h);

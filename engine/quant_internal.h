@@ -36,6 +36,7 @@ void quant_dequantize_q5_k(const void *src, float *dst, int64_t nb);
 void quant_dequantize_q6_k(const void *src, float *dst, int64_t nb);
 void quant_dequantize_q8_k(const void *src, float *dst, int64_t nb);
 void quant_quantize_q4_k(const float *src, void *dst, int64_t nb);
+void quant_quantize_q5_k(const float *src, void *dst, int64_t nb);
 void quant_quantize_q6_k(const float *src, void *dst, int64_t nb);
 void quant_quantize_q8_k(const float *src, void *dst, int64_t nb);
 

@@ -1,11 +1,12 @@
 /* The k-quants: 256-element super-blocks whose sub-blocks carry small integer scales (and mins)
  * relative to one or two f16 super-block scales. Block layouts and dequantization order follow
- * ggml-common.h and the k-quants PR (ggml-org/llama.cpp#1684). Quantization to Q4_K and Q6_K
+ * ggml-common.h and the k-quants PR (ggml-org/llama.cpp#1684). Quantization to Q4_K, Q5_K, Q6_K
  * searches each sub-block's scale (and min) by weighted least squares over a grid of candidate
- * scales, then quantizes the scales themselves to 6 (Q4_K) or 8 (Q6_K) bits and re-fits the
+ * scales, then quantizes the scales themselves to 6 (Q4_K, Q5_K) or 8 (Q6_K) bits and re-fits the
  * weights to the scales that will actually be stored. Q8_K is the activation format of the
  * k-quant dot products: one f32 scale, 8-bit values and per-16 sums. */
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "engine/quant_internal.h"
@@ -184,10 +185,43 @@ static int clamp_int(int v, int lo, int hi) {
   return v < lo ? lo : v > hi ? hi : v;
 }
 
+/* Weighted least squares for x[i] ~ scale * L[i] + offset with offset <= 0 and L fixed; returns
+ * the weighted squared error, or -1 when no positive scale fits. */
+static float solve_scale_offset(int n, const float *x, const float *w, const uint8_t *L,
+                                float *scale_out, float *offset_out) {
+  float sw = 0, sl = 0, sl2 = 0, sx = 0, slx = 0;
+  for (int i = 0; i < n; i++) {
+    float l = (float)L[i];
+    sw += w[i];
+    sl += w[i] * l;
+    sl2 += w[i] * l * l;
+    sx += w[i] * x[i];
+    slx += w[i] * l * x[i];
+  }
+  float det = sw * sl2 - sl * sl;
+  if (!(det > 0.0f)) return -1.0f;
+  float scale = (sw * slx - sx * sl) / det;
+  float offset = (sl2 * sx - sl * slx) / det;
+  if (offset > 0.0f) { /* the best fit wants a positive offset: pin it to 0 */
+    offset = 0.0f;
+    scale = slx / sl2;
+  }
+  if (!(scale > 0.0f)) return -1.0f;
+  float err = 0.0f;
+  for (int i = 0; i < n; i++) {
+    float e = scale * (float)L[i] + offset - x[i];
+    err += w[i] * e * e;
+  }
+  *scale_out = scale;
+  *offset_out = offset;
+  return err;
+}
+
 /* Fits x[i] ~ scale * L[i] - min with L in 0..nmax, scale > 0 and min >= 0, minimizing
  * sum w[i] * err[i]^2. Candidates: the min/max grid spacing stretched by -1.0..+1.0 levels in
- * steps of 0.1; for each, L is rounded and (scale, min) solved by weighted least squares.
- * Returns scale (0 when x is constant) and stores min. */
+ * steps of 0.1; for each, L is rounded, (scale, min) solved by weighted least squares, and L
+ * re-rounded against the solution until it settles (at most 3 rounds: each round can only lower
+ * the error, and most settle in one). Returns scale (0 when x is constant) and stores min. */
 static float fit_scale_min(int n, int nmax, const float *x, const float *w, uint8_t *L,
                            float *min_out) {
   float xmin = x[0], xmax = x[0];
@@ -212,35 +246,25 @@ static float fit_scale_min(int n, int nmax, const float *x, const float *w, uint
   uint8_t trial[QK_K];
   for (int step = -10; step <= 10; step++) {
     float iscale = ((float)nmax + 0.1f * (float)step) / (xmax - xmin);
-    float sw = 0, sl = 0, sl2 = 0, sx = 0, slx = 0;
-    for (int i = 0; i < n; i++) {
-      int l = clamp_int(quant_round(iscale * (x[i] - xmin)), 0, nmax);
-      trial[i] = (uint8_t)l;
-      sw += w[i];
-      sl += w[i] * (float)l;
-      sl2 += w[i] * (float)l * (float)l;
-      sx += w[i] * x[i];
-      slx += w[i] * (float)l * x[i];
-    }
-    float det = sw * sl2 - sl * sl;
-    if (det <= 0.0f) continue;
-    float scale = (sw * slx - sx * sl) / det;
-    float offset = (sl2 * sx - sl * slx) / det;
-    if (offset > 0.0f) { /* the best fit wants a positive offset: pin it to 0 */
-      offset = 0.0f;
-      scale = slx / sl2;
-    }
-    if (!(scale > 0.0f)) continue;
-    float err = 0.0f;
-    for (int i = 0; i < n; i++) {
-      float e = scale * (float)trial[i] + offset - x[i];
-      err += w[i] * e * e;
-    }
-    if (err < best_err) {
-      best_err = err;
-      best_scale = scale;
-      best_offset = offset;
-      memcpy(L, trial, (size_t)n);
+    for (int i = 0; i < n; i++)
+      trial[i] = (uint8_t)clamp_int(quant_round(iscale * (x[i] - xmin)), 0, nmax);
+    float scale, offset;
+    float err = solve_scale_offset(n, x, w, trial, &scale, &offset);
+    for (int round = 0; round < 3 && err >= 0.0f; round++) {
+      if (err < best_err) {
+        best_err = err;
+        best_scale = scale;
+        best_offset = offset;
+        memcpy(L, trial, (size_t)n);
+      }
+      bool changed = false;
+      for (int i = 0; i < n; i++) {
+        uint8_t l = (uint8_t)clamp_int(quant_round((x[i] - offset) / scale), 0, nmax);
+        changed |= l != trial[i];
+        trial[i] = l;
+      }
+      if (!changed) break;
+      err = solve_scale_offset(n, x, w, trial, &scale, &offset);
     }
   }
   *min_out = -best_offset;
@@ -267,12 +291,15 @@ static float k4_requantize(const float *x, const float *w, float dl, float ml, i
   return err;
 }
 
-/* Q4_K: per sub-block of 32 a weighted (scale, min) fit; the 8 scales and 8 mins are stored as
- * 6-bit multiples of d = max scale / 63 and dmin = max min / 63. Rounding a 6-bit scale to the
- * nearest is not always best once the values are re-quantized against it, so each sub-block then
- * tries the neighbouring 6-bit scale and min and keeps the pair with the least error. */
-static void quantize_block_q4_k(const float *x /* [256] */, struct block_q4_k *b) {
-  uint8_t L[QK_K], trial[32];
+/* Q4_K and Q5_K (nmax = 15 or 31): per sub-block of 32 a weighted (scale, min) fit; the 8 scales
+ * and 8 mins are stored as 6-bit multiples of d = max scale / 63 and dmin = max min / 63.
+ * Rounding a 6-bit scale to the nearest is not always best once the values are re-quantized
+ * against it, so each sub-block then tries the neighbouring 6-bit scale and min and keeps the
+ * pair with the least error. Fills L (0..nmax), the 12 packed scale bytes, d and dmin. */
+static void k4_quantize_superblock(const float *x /* [256] */, int nmax, uint8_t *L /* [256] */,
+                                   uint8_t *packed /* [12] */, quant_f16 *d_out,
+                                   quant_f16 *dmin_out) {
+  uint8_t trial[32];
   float w[32], scales[QK_K / 32], mins[QK_K / 32];
   float sum_x2 = 0.0f;
   for (int i = 0; i < QK_K; i++)
@@ -281,26 +308,26 @@ static void quantize_block_q4_k(const float *x /* [256] */, struct block_q4_k *b
   float max_scale = 0.0f, max_min = 0.0f;
   for (int j = 0; j < QK_K / 32; j++) {
     k4_weights(x + 32 * j, rms, w);
-    scales[j] = fit_scale_min(32, 15, x + 32 * j, w, L + 32 * j, &mins[j]);
+    scales[j] = fit_scale_min(32, nmax, x + 32 * j, w, L + 32 * j, &mins[j]);
     max_scale = fmaxf(max_scale, scales[j]);
     max_min = fmaxf(max_min, mins[j]);
   }
-  b->d = quant_f32_to_f16(max_scale / 63.0f);
-  b->dmin = quant_f32_to_f16(max_min / 63.0f);
-  float d = quant_f16_to_f32(b->d), dmin = quant_f16_to_f32(b->dmin);
+  *d_out = quant_f32_to_f16(max_scale / 63.0f);
+  *dmin_out = quant_f32_to_f16(max_min / 63.0f);
+  float d = quant_f16_to_f32(*d_out), dmin = quant_f16_to_f32(*dmin_out);
   float inv_scale = d > 0.0f ? 1.0f / d : 0.0f, inv_min = dmin > 0.0f ? 1.0f / dmin : 0.0f;
-  memset(b->scales, 0, sizeof b->scales);
+  memset(packed, 0, K_SCALE_SIZE);
   for (int j = 0; j < QK_K / 32; j++) {
     const float *xj = x + 32 * j;
     k4_weights(xj, rms, w);
     int ls0 = clamp_int(quant_round(inv_scale * scales[j]), 0, 63);
     int lm0 = clamp_int(quant_round(inv_min * mins[j]), 0, 63);
     int ls = ls0, lm = lm0;
-    float best = k4_requantize(xj, w, d * (float)ls, dmin * (float)lm, 15, L + 32 * j);
+    float best = k4_requantize(xj, w, d * (float)ls, dmin * (float)lm, nmax, L + 32 * j);
     for (int s = ls0 - 1; s <= ls0 + 1; s++) {
       for (int m = lm0 - 1; m <= lm0 + 1; m++) {
         if (s < 0 || s > 63 || m < 0 || m > 63 || (s == ls0 && m == lm0)) continue;
-        float err = k4_requantize(xj, w, d * (float)s, dmin * (float)m, 15, trial);
+        float err = k4_requantize(xj, w, d * (float)s, dmin * (float)m, nmax, trial);
         if (err < best) {
           best = err;
           ls = s;
@@ -309,18 +336,39 @@ static void quantize_block_q4_k(const float *x /* [256] */, struct block_q4_k *b
         }
       }
     }
+    /* the inverse of k4_scale_min */
     if (j < 4) {
-      b->scales[j] = (uint8_t)ls;
-      b->scales[j + 4] = (uint8_t)lm;
+      packed[j] = (uint8_t)ls;
+      packed[j + 4] = (uint8_t)lm;
     } else {
-      b->scales[j + 4] = (uint8_t)((ls & 0x0f) | (lm & 0x0f) << 4);
-      b->scales[j - 4] |= (uint8_t)((ls >> 4) << 6);
-      b->scales[j] |= (uint8_t)((lm >> 4) << 6);
+      packed[j + 4] = (uint8_t)((ls & 0x0f) | (lm & 0x0f) << 4);
+      packed[j - 4] |= (uint8_t)((ls >> 4) << 6);
+      packed[j] |= (uint8_t)((lm >> 4) << 6);
     }
   }
+}
+
+/* Q4_K: 4-bit values; each 32 bytes of qs hold sub-blocks 2k (low nibbles) and 2k+1 (high). */
+static void quantize_block_q4_k(const float *x /* [256] */, struct block_q4_k *b) {
+  uint8_t L[QK_K];
+  k4_quantize_superblock(x, 15, L, b->scales, &b->d, &b->dmin);
   for (int j = 0; j < QK_K; j += 64) {
     for (int l = 0; l < 32; l++)
       b->qs[j / 2 + l] = (uint8_t)(L[j + l] | L[j + l + 32] << 4);
+  }
+}
+
+/* Q5_K: as Q4_K, with the fifth bit of sub-block j's value l in bit j of qh[l]. */
+static void quantize_block_q5_k(const float *x /* [256] */, struct block_q5_k *b) {
+  uint8_t L[QK_K];
+  k4_quantize_superblock(x, 31, L, b->scales, &b->d, &b->dmin);
+  memset(b->qh, 0, sizeof b->qh);
+  for (int j = 0; j < QK_K / 32; j += 2) {
+    for (int l = 0; l < 32; l++) {
+      uint8_t lo = L[32 * j + l], hi = L[32 * (j + 1) + l];
+      b->qs[16 * j + l] = (uint8_t)((lo & 0x0f) | (hi & 0x0f) << 4);
+      b->qh[l] |= (uint8_t)(((lo >> 4) & 1) << j | ((hi >> 4) & 1) << (j + 1));
+    }
   }
 }
 
@@ -436,6 +484,11 @@ static void quantize_block_q8_k(const float *x /* [256] */, struct block_q8_k *b
 void quant_quantize_q4_k(const float *src, void *dst, int64_t nb) {
   for (int64_t i = 0; i < nb; i++)
     quantize_block_q4_k(src + i * QK_K, (struct block_q4_k *)dst + i);
+}
+
+void quant_quantize_q5_k(const float *src, void *dst, int64_t nb) {
+  for (int64_t i = 0; i < nb; i++)
+    quantize_block_q5_k(src + i * QK_K, (struct block_q5_k *)dst + i);
 }
 
 void quant_quantize_q6_k(const float *src, void *dst, int64_t nb) {

@@ -126,8 +126,8 @@ static void test_required_types_supported(void **state) {
     if (!quant_traits(deq[i])->can_dequantize)
       fail_msg("%s: cannot dequantize", quant_type_name(deq[i]));
   }
-  const uint32_t q[] = {QUANT_F32,  QUANT_F16,  QUANT_BF16, QUANT_Q8_0,
-                        QUANT_Q4_0, QUANT_Q4_K, QUANT_Q6_K, QUANT_Q8_K};
+  const uint32_t q[] = {QUANT_F32,  QUANT_F16,  QUANT_BF16, QUANT_Q8_0, QUANT_Q4_0, QUANT_Q4_1,
+                        QUANT_Q5_0, QUANT_Q5_1, QUANT_Q4_K, QUANT_Q5_K, QUANT_Q6_K, QUANT_Q8_K};
   for (size_t i = 0; i < sizeof q / sizeof q[0]; i++) {
     if (!quant_traits(q[i])->can_quantize) fail_msg("%s: cannot quantize", quant_type_name(q[i]));
   }
@@ -161,7 +161,7 @@ static void test_row_errors(void **state) {
   assert_int_equal(quant_dequantize_row(QUANT_I32, buf, x, 1), AUG_EUNSUPPORTED);
   assert_int_equal(quant_quantize_row(QUANT_Q8_0, x, buf, 31), AUG_EINVAL);
   assert_int_equal(quant_quantize_row(QUANT_Q8_0, x, NULL, 32), AUG_EINVAL);
-  assert_int_equal(quant_quantize_row(QUANT_Q5_1, x, buf, 32), AUG_EUNSUPPORTED);
+  assert_int_equal(quant_quantize_row(QUANT_Q2_K, x, buf, 256), AUG_EUNSUPPORTED);
   assert_int_equal(quant_quantize_row(99, x, buf, 32), AUG_EUNSUPPORTED);
 }
 
@@ -430,7 +430,7 @@ static void test_quantize_matches_gguf_py(void **state) {
     free(ref);
   }
   free(index);
-  assert_int_equal(n_cases, 2);
+  assert_int_equal(n_cases, 5);
 }
 
 /* Q8_0 follows the reference formula: d = amax / 127 stored as f16, q = round(x / d) with halves
@@ -516,6 +516,7 @@ static void test_round_trip_error_bounds(void **state) {
   } cases[] = {
       {QUANT_F32, 0.0},      {QUANT_F16, 2.5e-4},  {QUANT_BF16, 2.0e-3}, {QUANT_Q8_0, 8.0e-3},
       {QUANT_Q8_K, 1.65e-2}, {QUANT_Q6_K, 2.6e-2}, {QUANT_Q4_K, 0.097},  {QUANT_Q4_0, 0.13},
+      {QUANT_Q4_1, 0.104},   {QUANT_Q5_0, 0.063},  {QUANT_Q5_1, 0.051},  {QUANT_Q5_K, 0.048},
   };
   enum { N = QK_K * 64 };
   float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y);
@@ -541,12 +542,13 @@ static void test_round_trip_error_bounds(void **state) {
  * grid: a spike must come back within 1/(2 * levels) of its size. */
 static void test_quantize_degenerate_blocks(void **state) {
   (void)state;
-  const uint32_t types[] = {QUANT_Q8_0, QUANT_Q4_0, QUANT_Q4_K, QUANT_Q6_K,
-                            QUANT_Q8_K, QUANT_F16,  QUANT_BF16};
-  /* Steps across [0, max|x|]. Q4_0 (-8..7) and Q6_K (-32..31) map the largest value to the
-   * negative end, so its opposite clamps one level short: a whole step of error, written as half
-   * a step of half the levels. Q4_K spans [min, max], up to 2 max|x| wide, in 15 steps. */
-  const float levels[] = {127, 4, 7.5f, 16, 127, 1024, 128};
+  const uint32_t types[] = {QUANT_Q8_0, QUANT_Q4_0, QUANT_Q4_K, QUANT_Q6_K, QUANT_Q8_K, QUANT_F16,
+                            QUANT_BF16, QUANT_Q4_1, QUANT_Q5_0, QUANT_Q5_1, QUANT_Q5_K};
+  /* Steps across [0, max|x|]. Q4_0 (-8..7), Q5_0 (-16..15) and Q6_K (-32..31) map the largest
+   * value to the negative end, so its opposite clamps one level short: a whole step of error,
+   * written as half a step of half the levels. Q4_1/Q4_K (15 steps) and Q5_1/Q5_K (31) span
+   * [min, max], up to 2 max|x| wide. */
+  const float levels[] = {127, 4, 7.5f, 16, 127, 1024, 128, 7.5f, 8, 15.5f, 15.5f};
   enum { N = QK_K * 5 };
   static float x[N], y[N];
   static uint8_t q[N * 4];
@@ -581,9 +583,9 @@ static void test_quantize_degenerate_blocks(void **state) {
 }
 
 /* Our quantizers against llama.cpp's own (ggml_quantize_chunk, recorded by make_fixtures.py) on
- * the same data: both dequantized here, relative RMS errors compared. Q8_0 and Q4_0 follow the
- * same formula and must be identical; Q4_K and Q6_K search differently and must do at least as
- * well as llama.cpp (the data is fixed, so this cannot flake). */
+ * the same data: both dequantized here, relative RMS errors compared. The 32-element types follow
+ * the same formulas and must be identical; Q4_K, Q5_K and Q6_K search differently and must do at
+ * least as well as llama.cpp (the data is fixed, so this cannot flake). */
 static void test_quantize_error_vs_llama_cpp(void **state) {
   (void)state;
   char *index = test_read_fixture("quant/index.tsv", NULL);
@@ -619,7 +621,7 @@ static void test_quantize_error_vs_llama_cpp(void **state) {
     double rms_ours = sqrt(e_ours / norm), rms_ref = sqrt(e_ref / norm);
     printf("quantize %-4s relative RMS error %.5g, llama.cpp %.5g (ratio %.4f)\n", f[1], rms_ours,
            rms_ref, rms_ours / rms_ref);
-    if (type == QUANT_Q8_0 || type == QUANT_Q4_0) {
+    if (quant_traits(type)->block_size == 32) {
       assert_memory_equal(q, q_ref, ref_size);
     } else if (rms_ours > rms_ref) {
       fail_msg("%s: relative RMS error %.5g, llama.cpp's %.5g", f[1], rms_ours, rms_ref);
@@ -634,7 +636,7 @@ static void test_quantize_error_vs_llama_cpp(void **state) {
     free(ref);
   }
   free(index);
-  assert_int_equal(n_cases, 4);
+  assert_int_equal(n_cases, 8);
 }
 
 /* Quantizing values that are already on a type's grid (the dequantized real rows) must come
