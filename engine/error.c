@@ -36,13 +36,21 @@ int aug_err_set(struct aug_err *err, int code, const char *fmt, ...) {
 void aug_err_prefix(struct aug_err *err, const char *fmt, ...) {
   if (!err) return;
   char prefix[AUG_ERR_MSG_SIZE];
-  char old[AUG_ERR_MSG_SIZE];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(prefix, sizeof prefix, fmt, ap);
+  int n = vsnprintf(prefix, sizeof prefix - 2, fmt, ap);
   va_end(ap);
-  memcpy(old, err->msg, sizeof old);
-  snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+  if (n < 0) return;
+  size_t plen = strlen(prefix);
+  err->msg[sizeof err->msg - 1] = '\0';
+  size_t mlen = strlen(err->msg);
+  /* The prefix wins when both do not fit: it names the outer context the reader needs first. */
+  if (plen + 2 + mlen >= sizeof err->msg) mlen = sizeof err->msg - 1 - plen - 2;
+  memmove(err->msg + plen + 2, err->msg, mlen);
+  memcpy(err->msg, prefix, plen);
+  err->msg[plen] = ':';
+  err->msg[plen + 1] = ' ';
+  err->msg[plen + 2 + mlen] = '\0';
 }
 
 void aug_err_clear(struct aug_err *err) {
