@@ -3,7 +3,8 @@
 
 usage: cli_tests.py AUGURY_BIN FIXTURES_DIR CASE
 
-Cases: usage (usage errors exit 2 with usage, bad files exit 1 with a message), bad_gguf (`augury
+Cases: usage (usage errors exit 2 with usage, bad files exit 1 with a message), model_check
+(an unsupported architecture is described, a known one failing its check exits 1), bad_gguf (`augury
 info` refuses every file of the hostile corpus with the substring expected.tsv gives), info_json
 (`augury info --json` agrees with the gguf package's listing of the real models on every tensor's
 name, type, shape, offset and size, and with their hyper-parameter keys), tokenize (ids identical
@@ -15,6 +16,7 @@ when unset, unless AUGURY_REQUIRE_MODELS=1. Python standard library only.
 """
 import json
 import os
+import struct
 import subprocess
 import sys
 import tempfile
@@ -95,6 +97,47 @@ def case_usage():
         _, _, stderr = run(["synth", "--like", "qwen2.5-coder-0.5b", "--type", "q8_0",
                             "--layers", "1", "--n-vocab", "300", "-o", tmp], expect=1)
         check("synth" in stderr and tmp in stderr, f"synth into a directory: {stderr!r}")
+
+
+def write_gguf(path, kvs):
+    """A minimal version-3 GGUF with string/u32 key-values and no tensors (ggml docs/gguf.md)."""
+    def string(s):
+        b = s.encode("utf-8")
+        return struct.pack("<Q", len(b)) + b
+    out = struct.pack("<IIQQ", 0x46554747, 3, 0, len(kvs))
+    for key, value in kvs:
+        if isinstance(value, str):
+            out += string(key) + struct.pack("<I", 8) + string(value)
+        else:
+            out += string(key) + struct.pack("<II", 4, value)
+    with open(path, "wb") as f:
+        f.write(out)
+
+
+def case_model_check():
+    """A valid GGUF of an architecture augury does not run is still described (exit 0); a file
+    of a known architecture that fails the architecture check exits 1 naming the field."""
+    with tempfile.TemporaryDirectory() as tmp:
+        other = os.path.join(tmp, "gemma.gguf")
+        write_gguf(other, [("general.architecture", "gemma3"), ("general.name", "tiny")])
+        _, stdout, _ = run(["info", other], expect=0)
+        check("architecture:   gemma3 (not supported)" in stdout, f"info: {stdout!r}")
+        check("tensors:        0," in stdout, f"info: {stdout!r}")
+        _, stdout, _ = run(["info", "--json", other], expect=0)
+        info = json.loads(stdout)
+        check(info["architecture"] == "gemma3" and info["supported"] is False
+              and "gemma3" in info["model_error"] and info["tensors"] == [], f"json: {info}")
+        check("error" in info["tokenizer"], f"tokenizer: {info['tokenizer']}")
+        broken = os.path.join(tmp, "broken.gguf")
+        write_gguf(broken, [("general.architecture", "qwen2"), ("qwen2.block_count", 0)])
+        for args in (["info", broken], ["info", "--json", broken]):
+            _, stdout, stderr = run(args, expect=1)
+            check("augury: model: " in stderr and "'qwen2.block_count' is 0" in stderr,
+                  f"{args}: {stderr!r}")
+            check(stdout == "", f"{args}: wrote {stdout!r}")
+        write_gguf(broken, [("general.name", "no architecture")])
+        _, _, stderr = run(["info", broken], expect=1)
+        check("'general.architecture' is missing" in stderr, f"no architecture: {stderr!r}")
 
 
 # ---- bad-gguf ---------------------------------------------------------------------------------
@@ -290,7 +333,7 @@ def case_synth():
         print("synth, info and tokenize agree")
 
 
-CASES = {"usage": case_usage, "bad_gguf": case_bad_gguf, "info_json": case_info_json,
+CASES = {"usage": case_usage, "model_check": case_model_check, "bad_gguf": case_bad_gguf, "info_json": case_info_json,
          "tokenize": case_tokenize, "synth": case_synth}
 
 if __name__ == "__main__":
