@@ -18,6 +18,7 @@ initializationOptions.fake (all optional):
   loading_ms: answer empty results for this long after initialize (a model still loading), with
               work-done progress begin/end on a server-created token, as augury reports the load.
   explain_chunks: list of strings streamed as $/progress reports (cumulative text in `message`).
+  explain_crash: exit (status 4) when asked to explain.
 Every request is recorded; the command "fake.log" returns the record.
 """
 import json
@@ -229,6 +230,8 @@ class Server:
             self.reply(rid, {"model": "fake", "loaded": True})
         elif command == "augury.explain":
             args = (params.get("arguments") or [{}])[0]
+            if (self.options.get("fake") or {}).get("explain_crash"):
+                os._exit(4)
             self.log["requests"].append({"explain": args})
             chunks = (self.options.get("fake") or {}).get("explain_chunks", ["This code ", "does things."])
             token = params.get("workDoneToken")

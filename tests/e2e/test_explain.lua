@@ -76,4 +76,18 @@ H.run(function()
   H.ok(not report:find('ERROR', 1, true), 'no errors in the report')
   H.log('%s', report)
   H.eq({}, notes, 'no messages')
+
+  H.case('the server exits while explaining')
+  vim.cmd('close')
+  require('augury').setup({
+    cmd = vim.list_extend(vim.deepcopy(H.fake_server), { '--crashy' }),
+    filetypes = { 'python' },
+    settings = { fake = { explain_crash = true } },
+  })
+  H.wait_attached()
+  H.feed('ggVj:Augury explain<CR>')
+  view = H.wait(2000, function() return require('augury.explain').current() end, 'the float')
+  H.wait(3000, function() return view.done end, 'the float to give up')
+  H.ok(float_text():find('server exited', 1, true), 'the float says the server exited: ' .. float_text())
+  H.feed('q')
 end, 30000)

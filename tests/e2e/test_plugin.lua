@@ -11,7 +11,8 @@ vim.notify = function(msg, level) notes[#notes + 1] = { msg = msg, level = level
 vim.api.nvim_set_keymap('i', '<Tab>', '<C-r>="[old tab]"<CR>', { noremap = true })
 
 local rules = {
-  { match = '    ret', insertText = 'return a + b', range = 'word', data = { generated = 5, ms = 12 } },
+  { match = '    ret', insertText = 'return a + b', range = 'word',
+    data = { stats = { generated = 5, evaluated = 20, reused = 100, ms = 12.4, prompt_ms = 3 } } },
   { match = '    res', insertText = 'result = a * b\n    return result', range = 'word' },
   { match = '    slow', insertText = 'slow_answer()', delay_ms = 600 },
   { match = 'total = ', insertText = 'a + b  # done', bare_array = true },
@@ -68,7 +69,8 @@ H.run(function()
   H.eq(1, g.count, 'one extmark')
   local pos = vim.fn.has('nvim-0.10') == 1 and 'inline' or 'overlay'
   H.eq(pos, g.details.virt_text_pos, 'virt_text_pos with nothing after the cursor')
-  H.eq('    return a + b  5 tok · 12 ms', H.screen_row(2), 'screen shows the suggestion and stats')
+  H.eq('    return a + b  5 tok · 20 eval · 100 reused · 12 ms', H.screen_row(2), 'screen shows the suggestion and stats')
+  H.eq('AuguryStats', g.details.virt_text[2][2], 'stats highlight')
   local req = H.fake_log().requests
   H.eq(2, req[#req].triggerKind, 'typing pauses ask with triggerKind Automatic')
   H.eq({ line = 1, character = 7 }, req[#req].position, 'request position')

@@ -30,6 +30,7 @@ require('augury').setup({
   filetypes = { 'python', 'c' },
   debounce_ms = 50,
   show_stats = true,
+  settings = { explainMaxTokens = 80 },
 })
 
 -- Waits for ghost text up to `timeout_ms`. The model loads in the background and the server
@@ -156,6 +157,26 @@ H.run(function()
   H.eq(nil, H.ghost(), 'a key that does not match dismisses')
   H.eq('    ret' .. mismatch, vim.api.nvim_get_current_line(), 'the buffer holds what was typed')
   H.normal()
+
+  H.case('c: explain the function in a float, streamed')
+  H.feed('gg3jV5j')
+  H.feed(':Augury explain<CR>')
+  local view = H.wait(5000, function() return require('augury.explain').current() end, 'the explain float')
+  local updates, last = 0, nil
+  local t0 = vim.loop.now()
+  H.wait(120000, function()
+    if view.streamed and view.streamed ~= last then
+      updates, last = updates + 1, view.streamed
+    end
+    return view.done
+  end, 'the explanation')
+  local text = table.concat(vim.api.nvim_buf_get_lines(view.buf, 0, -1, false), '\n')
+  H.log('explanation after %d ms, %d streamed updates:\n%s', vim.loop.now() - t0, updates, text)
+  H.ok(updates >= 2, 'the float was updated while the text streamed in')
+  H.ok(#text > 20 and not text:find('^augury:'), 'an explanation, not an error')
+  H.ok(text:lower():find('sum') or text:lower():find('total') or text:lower():find('array'),
+    'it talks about the code')
+  H.feed('q')
 
   for _, n in ipairs(notes) do
     H.ok(n.level ~= vim.log.levels.ERROR, 'no error messages: ' .. n.msg)

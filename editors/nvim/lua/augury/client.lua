@@ -14,6 +14,7 @@ local state = {
   load = nil,        -- last model-load progress from the server: { title, message, percentage, done }
   exit = nil,        -- { code, signal } of a server that exited without being asked to
   on_ready = nil,    -- called when server progress ends (the model finished loading)
+  exit_hooks = {},   -- name -> function(): the server exited; its pending requests never answer
   generation = 0,    -- counts server starts
   attached = {},     -- bufnr -> true: buffers attached to the current server
   orphaned = {},     -- bufnr -> true: 0.7 buffers whose LSP change tracking detached (see below)
@@ -136,6 +137,11 @@ function M.set_ready_hook(fn)
   state.on_ready = fn
 end
 
+--- Sets `fn` (nil removes it) to run after the server exits; `name` identifies the caller.
+function M.set_exit_hook(name, fn)
+  state.exit_hooks[name] = fn
+end
+
 --- Model-load progress last reported by the server (nil if none).
 function M.load_state()
   return state.load
@@ -187,14 +193,13 @@ function M.ensure_started()
       state.attached = {}
       -- on_exit runs in a libuv callback, where buffer functions are not allowed.
       if legacy_attach then vim.schedule(function() watch_orphans(bufs) end) end
+      vim.schedule(function()
+        for _, hook in pairs(state.exit_hooks) do hook() end
+      end)
       if state.stopping then return end
+      -- Neovim itself warns "Client N quit with exit code C and signal S" (except for SIGTERM,
+      -- which someone sent on purpose); one warning is enough. :Augury status shows the exit.
       state.exit = { code = code, signal = signal }
-      -- Neovim itself warns "Client N quit with exit code C and signal S" unless the signal was
-      -- SIGTERM (15); one warning is enough, so the plugin speaks only in that case.
-      if signal == 15 then
-        util.notify_once('server-exit:' .. tostring(client_id),
-          'augury: the server was terminated; completions are off until :Augury enable')
-      end
     end,
     flags = { debounce_text_changes = 20 },
   })

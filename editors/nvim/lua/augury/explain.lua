@@ -124,6 +124,17 @@ function M.explain(line1, line2, cols)
   return view
 end
 
+-- A server that exits never answers: say so instead of "explaining…" forever.
+client_mod.set_exit_hook('explain', function()
+  local view = current
+  if view and not view.done then
+    view.done = true
+    client_mod.on_progress(view.token, nil)
+    set_text(view, (view.streamed and (view.streamed .. '\n\n') or '') ..
+      'augury: the server exited before the explanation was complete (see :Augury status)')
+  end
+end)
+
 --- The open explain float ({ buf, win, text, done }), or nil.
 function M.current()
   return current

@@ -49,33 +49,28 @@ local function remember_seen(buf)
   state.seen = { buf = buf, tick = vim.api.nvim_buf_get_changedtick(buf), row = row, col = col }
 end
 
--- Stats from an item's data: the server sends numbers (tokens reused/evaluated/generated, ms);
--- shown as "12 tok · 85 ms" plus whatever else is numeric, in a stable order.
+-- Stats from an item's data (augury sends data.stats = { generated, evaluated, reused,
+-- prompt_tokens, prompt_ms, generate_ms, ms }): shown as "6 tok · 28 eval · 0 reused · 1472 ms".
+-- Other servers' numeric fields are listed by name when none of these is present.
 local function format_stats(data)
   if type(data) ~= 'table' then return nil end
   local stats = type(data.stats) == 'table' and data.stats or data
-  local parts, used = {}, {}
+  local parts = {}
   local function take(key, fmt)
-    local v = stats[key]
-    if type(v) == 'number' then
-      parts[#parts + 1] = string.format(fmt, v)
-      used[key] = true
-    end
+    if type(stats[key]) == 'number' then parts[#parts + 1] = string.format(fmt, stats[key]) end
   end
   take('generated', '%d tok')
-  take('tokens_generated', '%d tok')
-  take('reused', '%d reused')
-  take('tokens_reused', '%d reused')
   take('evaluated', '%d eval')
-  take('tokens_evaluated', '%d eval')
+  take('reused', '%d reused')
   take('ms', '%.0f ms')
-  take('total_ms', '%.0f ms')
-  local rest = {}
-  for k, v in pairs(stats) do
-    if type(v) == 'number' and not used[k] then rest[#rest + 1] = k end
+  if #parts == 0 then
+    local keys = {}
+    for k, v in pairs(stats) do
+      if type(v) == 'number' then keys[#keys + 1] = k end
+    end
+    table.sort(keys)
+    for _, k in ipairs(keys) do parts[#parts + 1] = string.format('%s %.4g', k, stats[k]) end
   end
-  table.sort(rest)
-  for _, k in ipairs(rest) do parts[#parts + 1] = string.format('%s %s', k, tostring(stats[k])) end
   if #parts == 0 then return nil end
   return table.concat(parts, ' · ')
 end
@@ -339,6 +334,12 @@ function M.on_change()
   M.cancel()
   schedule_request()
 end
+
+-- A server that exits never answers what is in flight.
+client_mod.set_exit_hook('suggestion', function()
+  state.req = nil
+  M.clear()
+end)
 
 -- The model finished loading: a user waiting in insert mode gets the suggestion they paused for.
 client_mod.set_ready_hook(function()
