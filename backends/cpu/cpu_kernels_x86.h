@@ -238,9 +238,11 @@ INLINE void q6_k_impl(int64_t k, const void *vw, const void *act, size_t st, con
     __m256i isum[4];
     for (int r = 0; r < nr; r++)
       isum[r] = _mm256_setzero_si256();
+    /* scales of groups 8n .. 8n + 7 in both lanes, for n = 0, 1 */
+    const __m256i sc_half[2] = {_mm256_permute2x128_si256(sc16, sc16, 0x00),
+                                _mm256_permute2x128_si256(sc16, sc16, 0x11)};
     for (int n = 0; n < 2; n++) {
-      /* scales of groups 8n .. 8n + 7 in both lanes */
-      __m256i sc_n = _mm256_permute2x128_si256(sc16, sc16, n ? 0x11 : 0x00);
+      __m256i sc_n = sc_half[n];
       __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * n));
       __m256i ql0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * n));
       __m256i ql1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * n + 32));
