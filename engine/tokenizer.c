@@ -16,6 +16,17 @@
 
 enum tokenizer_model { MODEL_BPE, MODEL_SPM };
 
+/* llama.cpp's token attributes (llama_token_attr): the GGUF token type turned into bits, then
+ * adjusted at load (control-looking texts gain CONTROL, and so on). */
+enum {
+  ATTR_UNKNOWN = 1 << 0,
+  ATTR_UNUSED = 1 << 1,
+  ATTR_NORMAL = 1 << 2,
+  ATTR_CONTROL = 1 << 3,
+  ATTR_USER_DEFINED = 1 << 4,
+  ATTR_BYTE = 1 << 5,
+};
+
 /* text -> id: open addressing over ids (-1 = empty). */
 struct text_map {
   int32_t *slots;
@@ -42,7 +53,8 @@ struct tokenizer {
   uint32_t *piece_off;
   uint32_t *piece_len;
   size_t max_piece;
-  uint8_t *kind;  /* enum token_kind after llama.cpp's overrides (0 = undefined) */
+  size_t max_output; /* detokenizer_max_output */
+  uint8_t *attr;  /* ATTR_* bits after llama.cpp's overrides */
   float *scores;  /* SPM only */
   uint8_t *eog;   /* 1 for end-of-generation ids */
   int32_t *specials; /* control/user-defined/unknown ids, longest text first */
@@ -161,7 +173,18 @@ const char *tokenizer_pre_name(const struct tokenizer *tok) {
 
 enum token_kind tokenizer_token_kind(const struct tokenizer *tok, int32_t id) {
   if (id < 0 || id >= tok->n_vocab) return (enum token_kind)0;
-  return (enum token_kind)tok->kind[id];
+  uint8_t a = tok->attr[id];
+  if (a & ATTR_CONTROL) return TOKEN_KIND_CONTROL;
+  if (a & ATTR_USER_DEFINED) return TOKEN_KIND_USER_DEFINED;
+  if (a & ATTR_UNKNOWN) return TOKEN_KIND_UNKNOWN;
+  if (a & ATTR_BYTE) return TOKEN_KIND_BYTE;
+  if (a & ATTR_UNUSED) return TOKEN_KIND_UNUSED;
+  if (a & ATTR_NORMAL) return TOKEN_KIND_NORMAL;
+  return (enum token_kind)0;
+}
+
+uint32_t tokenizer_token_attr(const struct tokenizer *tok, int32_t id) {
+  return id >= 0 && id < tok->n_vocab ? tok->attr[id] : 0;
 }
 
 const char *tokenizer_token_text(const struct tokenizer *tok, int32_t id) {
@@ -181,18 +204,25 @@ size_t tokenizer_max_token_bytes(const struct tokenizer *tok) {
   return tok->max_piece;
 }
 
-static bool kind_is_special(uint8_t kind) {
-  return kind == TOKEN_KIND_CONTROL || kind == TOKEN_KIND_UNKNOWN;
+size_t detokenizer_max_output(const struct tokenizer *tok) {
+  return tok->max_output;
+}
+
+static bool attr_is_special(uint8_t attr) {
+  return (attr & (ATTR_CONTROL | ATTR_UNKNOWN)) != 0;
 }
 
 int tokenizer_token_bytes(const struct tokenizer *tok, int32_t id, bool special, char *buf,
                           size_t cap) {
   if (id < 0 || id >= tok->n_vocab) return AUG_ERANGE;
-  if (!special && kind_is_special(tok->kind[id])) return 0;
+  if (!special && attr_is_special(tok->attr[id])) return 0;
   size_t n = tok->piece_len[id];
   memcpy(buf, tok->piece_pool + tok->piece_off[id], n < cap ? n : cap);
   return (int)n;
 }
+
+static int utf8_emit(const unsigned char *s, size_t n, bool hold, char *out, size_t cap,
+                     size_t *written, size_t *held);
 
 /* ---- loading --------------------------------------------------------------------------------- */
 
@@ -248,12 +278,10 @@ static int bytes_append(struct bytes *b, const void *src, size_t n) {
 static int build_piece(const struct tokenizer *tok, int32_t id, struct bytes *out) {
   const char *text = tok->text_pool + tok->text_off[id];
   size_t len = tok->text_len[id];
-  uint8_t kind = tok->kind[id];
-  if (kind == TOKEN_KIND_CONTROL || kind == TOKEN_KIND_UNKNOWN || kind == TOKEN_KIND_USER_DEFINED) {
-    return bytes_append(out, text, len);
-  }
+  uint8_t attr = tok->attr[id];
+  if (attr & (ATTR_CONTROL | ATTR_UNKNOWN | ATTR_USER_DEFINED)) return bytes_append(out, text, len);
   if (tok->model == MODEL_SPM) {
-    if (kind == TOKEN_KIND_NORMAL) {
+    if (attr & ATTR_NORMAL) {
       /* U+2581 back to a space */
       for (size_t i = 0; i < len;) {
         if (i + 3 <= len && memcmp(text + i, "\xE2\x96\x81", 3) == 0) {
@@ -266,14 +294,14 @@ static int build_piece(const struct tokenizer *tok, int32_t id, struct bytes *ou
       }
       return 0;
     }
-    if (kind == TOKEN_KIND_BYTE) {
+    if (attr & ATTR_BYTE) {
       /* "<0xXX>": llama.cpp's token_to_byte parses the hex digits after "<0x" */
       unsigned char byte = (unsigned char)strtol(text + (len > 3 ? 3 : len), NULL, 16);
       return bytes_append(out, &byte, 1);
     }
     return 0;
   }
-  if (kind != TOKEN_KIND_NORMAL) return 0;
+  if (!(attr & ATTR_NORMAL)) return 0;
   /* Byte-level: each codepoint is one byte; unknown ones are spelled out as llama_decode_text
    * does ("[UNK_BYTE_0x" hex-of-codepoint text "]"). */
   for (size_t pos = 0; pos < len;) {
@@ -382,39 +410,54 @@ static int load_special_ids(struct tokenizer *tok, const struct gguf_file *file,
   return 0;
 }
 
-/* Finds a token by well-known texts (in list order) when the metadata named none, and makes it a
- * control token as llama.cpp does ("control-looking token ... will be overridden"). */
+static int32_t find_text(const struct tokenizer *tok, const char *text) {
+  return map_find(tok, text, strlen(text));
+}
+
+/* Finds a token by well-known texts (in list order; llama.cpp takes the first one its hash map
+ * yields) when the metadata named none, and gives it the CONTROL attribute as llama.cpp does
+ * ("control-looking token ... will be overridden"). */
 static void detect_by_text(struct tokenizer *tok, int32_t *slot, const char *const *texts) {
   if (*slot != TOKEN_NONE) return;
   for (size_t i = 0; texts[i]; i++) {
-    int32_t id = map_find(tok, texts[i], strlen(texts[i]));
+    int32_t id = find_text(tok, texts[i]);
     if (id != TOKEN_NONE) {
       *slot = id;
-      tok->kind[id] = TOKEN_KIND_CONTROL;
+      tok->attr[id] |= ATTR_CONTROL;
       return;
     }
   }
 }
 
+/* The load-time adjustments of llama_vocab::impl::load, in its order: special ids by text, unused
+ * control tokens, the end-of-generation set and its workarounds. The FIM lists are llama.cpp's
+ * plus the DeepSeek and CodeLlama spellings older versions had. */
 static void detect_special_tokens(struct tokenizer *tok) {
+#define FW_BAR "\xEF\xBD\x9C" /* U+FF5C FULLWIDTH VERTICAL LINE */
+#define LOWER_BLOCK "\xE2\x96\x81" /* U+2581 */
   static const char *const eot[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>",
-                                    "<|endoftext|>", "<EOT>", "_<EOT>",
-                                    "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>",
+                                    "<|endoftext|>", "<|end_of_text|>", "<EOT>", "_<EOT>", "[EOT]",
                                     "<end_of_utterance>", NULL};
   static const char *const eom[] = {"<|eom_id|>", NULL};
-  static const char *const fim_pre[] = {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>",
-                                        "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "begin\xEF\xBD\x9C>",
-                                        "<PRE>", "\xE2\x96\x81<PRE>", "<|code_prefix|>", NULL};
-  static const char *const fim_suf[] = {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>",
-                                        "<\xEF\xBD\x9C" "fim\xE2\x96\x81hole\xEF\xBD\x9C>",
-                                        "<SUF>", "\xE2\x96\x81<SUF>", "<|code_suffix|>", NULL};
-  static const char *const fim_mid[] = {"<|fim_middle|>", "<fim-middle>", "<fim_middle>",
-                                        "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "end\xEF\xBD\x9C>",
-                                        "<MID>", "\xE2\x96\x81<MID>", "<|code_middle|>", NULL};
-  static const char *const fim_pad[] = {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", NULL};
+  static const char *const fim_pre[] = {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<PRE>",
+                                        "<|code_prefix|>", "<|prefix|>",
+                                        "<" FW_BAR "fim" LOWER_BLOCK "begin" FW_BAR ">",
+                                        LOWER_BLOCK "<PRE>", NULL};
+  static const char *const fim_suf[] = {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<SUF>",
+                                        "<|code_suffix|>", "<|suffix|>",
+                                        "<" FW_BAR "fim" LOWER_BLOCK "hole" FW_BAR ">",
+                                        LOWER_BLOCK "<SUF>", NULL};
+  static const char *const fim_mid[] = {"<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<MID>",
+                                        "<|code_middle|>", "<|middle|>",
+                                        "<" FW_BAR "fim" LOWER_BLOCK "end" FW_BAR ">",
+                                        LOWER_BLOCK "<MID>", NULL};
+  static const char *const fim_pad[] = {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]",
+                                        NULL};
   static const char *const fim_rep[] = {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>",
                                         "<reponame>", NULL};
-  static const char *const fim_sep[] = {"<|file_sep|>", "<file_sep>", NULL};
+  static const char *const fim_sep[] = {"<|file_sep|>", NULL};
+#undef FW_BAR
+#undef LOWER_BLOCK
   struct tokenizer_special *sp = &tok->special;
   detect_by_text(tok, &sp->eot, eot);
   detect_by_text(tok, &sp->eom, eom);
@@ -425,21 +468,56 @@ static void detect_special_tokens(struct tokenizer *tok) {
   detect_by_text(tok, &sp->fim_repo, fim_rep);
   detect_by_text(tok, &sp->fim_sep, fim_sep);
 
-  /* End of generation: the FIM pad/repo/sep tokens, these texts, eos, eot and eom. */
-  static const char *const eog_texts[] = {
-      "<|eot_id|>", "<|im_end|>",    "<|end|>",  "<|return|>", "<|call|>",
-      "<|flush|>",  "<|calls|>",     "<end_of_turn>", "<|endoftext|>", "<|eom_id|>",
-      "<EOT>",      "_<EOT>",        "<|end_of_text|>", "<end_of_utterance>", NULL};
-  for (size_t i = 0; eog_texts[i]; i++) {
-    int32_t id = map_find(tok, eog_texts[i], strlen(eog_texts[i]));
-    if (id != TOKEN_NONE) {
-      tok->eog[id] = 1;
-      tok->kind[id] = TOKEN_KIND_CONTROL;
+  /* Control tokens whose text says "unused" are unused. */
+  for (int32_t i = 0; i < tok->n_vocab; i++) {
+    if ((tok->attr[i] & ATTR_CONTROL) && strstr(tok->text_pool + tok->text_off[i], "unused")) {
+      tok->attr[i] |= ATTR_UNUSED;
     }
   }
-  const int32_t eog_ids[] = {sp->fim_pad, sp->fim_repo, sp->fim_sep, sp->eos, sp->eot, sp->eom};
-  for (size_t i = 0; i < sizeof eog_ids / sizeof eog_ids[0]; i++) {
+
+  /* End of generation: the FIM pad/repo/sep tokens, these texts (made control), eos, eot, eom. */
+  static const char *const eog_texts[] = {
+      "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
+      "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
+      "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>", NULL};
+  const int32_t fim_eog[] = {sp->fim_pad, sp->fim_repo, sp->fim_sep};
+  for (size_t i = 0; i < 3; i++) {
+    if (fim_eog[i] != TOKEN_NONE) tok->eog[fim_eog[i]] = 1;
+  }
+  for (size_t i = 0; eog_texts[i]; i++) {
+    int32_t id = find_text(tok, eog_texts[i]);
+    if (id != TOKEN_NONE) {
+      tok->eog[id] = 1;
+      tok->attr[id] |= ATTR_CONTROL;
+    }
+  }
+  /* gpt-oss: these are always rendered */
+  static const char *const rendered[] = {"<|channel|>", "<|message|>", "<|start|>",
+                                         "<|constrain|>", NULL};
+  for (size_t i = 0; rendered[i]; i++) {
+    int32_t id = find_text(tok, rendered[i]);
+    if (id != TOKEN_NONE) tok->attr[id] = ATTR_USER_DEFINED;
+  }
+  const int32_t eog_ids[] = {sp->eos, sp->eot, sp->eom};
+  for (size_t i = 0; i < 3; i++) {
     if (eog_ids[i] != TOKEN_NONE) tok->eog[eog_ids[i]] = 1;
+  }
+  /* o200k_harmony / solar-open: <|end|> is not the end when <|return|>/<|call|> (or
+   * <|calls|>/<|flush|>) exist; gemma4: </s> is text when <|tool_response> exists. */
+  int32_t ret = find_text(tok, "<|return|>"), call = find_text(tok, "<|call|>");
+  int32_t calls = find_text(tok, "<|calls|>"), flush = find_text(tok, "<|flush|>");
+  int32_t end = find_text(tok, "<|end|>");
+  bool has_call = call != TOKEN_NONE || calls != TOKEN_NONE;
+  if (end != TOKEN_NONE && tok->eog[end] && has_call &&
+      (ret != TOKEN_NONE || flush != TOKEN_NONE)) {
+    tok->eog[end] = 0;
+    tok->attr[end] = ATTR_USER_DEFINED;
+  }
+  int32_t eos_text = find_text(tok, "</s>");
+  if (find_text(tok, "<|tool_response>") != TOKEN_NONE && eos_text != TOKEN_NONE &&
+      tok->eog[eos_text]) {
+    tok->eog[eos_text] = 0;
+    tok->attr[eos_text] = ATTR_NORMAL;
   }
 }
 
@@ -498,11 +576,11 @@ static int load_vocab(struct tokenizer *tok, const struct gguf_file *file, struc
   tok->text_pool = aug_malloc(total);
   tok->text_off = aug_malloc((size_t)n * sizeof *tok->text_off);
   tok->text_len = aug_malloc((size_t)n * sizeof *tok->text_len);
-  tok->kind = aug_malloc((size_t)n);
+  tok->attr = aug_malloc((size_t)n);
   tok->eog = aug_calloc((size_t)n, 1);
   tok->map.mask = pow2_at_least((size_t)n * 2) - 1;
   tok->map.slots = aug_malloc((tok->map.mask + 1) * sizeof *tok->map.slots);
-  if (!tok->text_pool || !tok->text_off || !tok->text_len || !tok->kind || !tok->eog ||
+  if (!tok->text_pool || !tok->text_off || !tok->text_len || !tok->attr || !tok->eog ||
       !tok->map.slots) {
     return aug_err_set(err, AUG_ENOMEM, "tokenizer: out of memory for %" PRId32 " tokens", n);
   }
@@ -525,7 +603,7 @@ static int load_vocab(struct tokenizer *tok, const struct gguf_file *file, struc
   const void *data;
   int rc = gguf_get_array(file, "tokenizer.ggml.token_type", &type, &count, &data, err);
   if (rc == AUG_ENOTFOUND) {
-    memset(tok->kind, TOKEN_KIND_NORMAL, (size_t)n);
+    memset(tok->attr, ATTR_NORMAL, (size_t)n);
   } else if (rc < 0) {
     return rc;
   } else {
@@ -536,7 +614,9 @@ static int load_vocab(struct tokenizer *tok, const struct gguf_file *file, struc
     for (int32_t i = 0; i < n; i++) {
       int32_t t;
       memcpy(&t, (const char *)data + 4 * (size_t)i, 4);
-      tok->kind[i] = (uint8_t)(t >= TOKEN_KIND_NORMAL && t <= TOKEN_KIND_BYTE ? t : 0);
+      static const uint8_t attr_of_type[] = {0, ATTR_NORMAL, ATTR_UNKNOWN, ATTR_CONTROL,
+                                             ATTR_USER_DEFINED, ATTR_UNUSED, ATTR_BYTE};
+      tok->attr[i] = t >= 0 && t <= TOKEN_KIND_BYTE ? attr_of_type[t] : 0;
     }
   }
 
@@ -631,13 +711,10 @@ static int build_tables(struct tokenizer *tok, struct aug_err *err) {
   }
   detect_special_tokens(tok);
 
+  const uint8_t special_attrs = ATTR_CONTROL | ATTR_USER_DEFINED | ATTR_UNKNOWN;
   size_t n_special = 0;
   for (int32_t i = 0; i < tok->n_vocab; i++) {
-    uint8_t k = tok->kind[i];
-    if ((k == TOKEN_KIND_CONTROL || k == TOKEN_KIND_USER_DEFINED || k == TOKEN_KIND_UNKNOWN) &&
-        tok->text_len[i] > 0) {
-      n_special++;
-    }
+    if ((tok->attr[i] & special_attrs) && tok->text_len[i] > 0) n_special++;
   }
   tok->specials = aug_malloc((n_special ? n_special : 1) * sizeof *tok->specials);
   int32_t *tmp = aug_malloc((n_special ? n_special : 1) * sizeof *tmp);
@@ -646,11 +723,7 @@ static int build_tables(struct tokenizer *tok, struct aug_err *err) {
     return aug_err_set(err, AUG_ENOMEM, "tokenizer: out of memory for special tokens");
   }
   for (int32_t i = 0; i < tok->n_vocab; i++) {
-    uint8_t k = tok->kind[i];
-    if ((k == TOKEN_KIND_CONTROL || k == TOKEN_KIND_USER_DEFINED || k == TOKEN_KIND_UNKNOWN) &&
-        tok->text_len[i] > 0) {
-      tok->specials[tok->n_specials++] = i;
-    }
+    if ((tok->attr[i] & special_attrs) && tok->text_len[i] > 0) tok->specials[tok->n_specials++] = i;
   }
   sort_specials(tok, tok->specials, tmp, tok->n_specials);
   aug_free(tmp);
@@ -671,6 +744,14 @@ static int build_tables(struct tokenizer *tok, struct aug_err *err) {
     tok->piece_len[i] = (uint32_t)(pool.len - start);
     if (pool.len - start > tok->max_piece) tok->max_piece = pool.len - start;
   }
+  /* What one push can write: the piece with invalid parts as U+FFFD, plus a completed or
+   * replaced held sequence (at most 3 bytes, each a U+FFFD) and the slack of a shifted start. */
+  for (int32_t i = 0; i < tok->n_vocab; i++) {
+    size_t written = 0, held = 0;
+    utf8_emit((const unsigned char *)pool.data + tok->piece_off[i], tok->piece_len[i], false, NULL,
+              SIZE_MAX, &written, &held);
+    if (written + 16 > tok->max_output) tok->max_output = written + 16;
+  }
   tok->piece_pool = pool.data;
   return 0;
 }
@@ -683,7 +764,7 @@ void tokenizer_destroy(struct tokenizer *tok) {
   aug_free(tok->piece_pool);
   aug_free(tok->piece_off);
   aug_free(tok->piece_len);
-  aug_free(tok->kind);
+  aug_free(tok->attr);
   aug_free(tok->scores);
   aug_free(tok->eog);
   aug_free(tok->specials);
@@ -791,7 +872,7 @@ struct encode_state {
   size_t cap, n;
   /* scratch */
   struct fragment *frags, *frags2;
-  size_t n_frags, frags_cap;
+  size_t n_frags, frags_cap, frags2_cap;
   uint32_t *cps, *ends, *tmp;
   uint8_t *flags;
   size_t cps_cap;
@@ -1078,10 +1159,11 @@ static int partition(struct encode_state *st, const char *text, size_t len, bool
   if (grow((void **)&st->frags, &st->frags_cap, 1, sizeof *st->frags) < 0) return AUG_ENOMEM;
   st->frags[0] = (struct fragment){0, len, TOKEN_NONE};
   st->n_frags = 1;
-  size_t cap2 = st->frags_cap;
   for (size_t s = 0; s < tok->n_specials; s++) {
     int32_t id = tok->specials[s];
-    if (!parse_special && tok->kind[id] != TOKEN_KIND_USER_DEFINED) continue;
+    /* without parse_special, user-defined tokens are still split out (llama.cpp follows the
+     * Hugging Face tokenizers here) */
+    if (!parse_special && attr_is_special(tok->attr[id])) continue;
     const char *needle = tok->text_pool + tok->text_off[id];
     size_t nlen = tok->text_len[id];
     /* Most texts are absent: look before copying the fragment list. */
@@ -1097,7 +1179,9 @@ static int partition(struct encode_state *st, const char *text, size_t len, bool
       struct fragment fr = st->frags[f];
       /* at most 2 * matches + 1 pieces; matches <= len / nlen */
       size_t most = fr.token == TOKEN_NONE ? 2 * (fr.len / nlen) + 1 : 1;
-      if (grow((void **)&st->frags2, &cap2, n2 + most, sizeof *st->frags2) < 0) return AUG_ENOMEM;
+      if (grow((void **)&st->frags2, &st->frags2_cap, n2 + most, sizeof *st->frags2) < 0) {
+        return AUG_ENOMEM;
+      }
       if (fr.token != TOKEN_NONE) {
         st->frags2[n2++] = fr;
         continue;
@@ -1117,8 +1201,8 @@ static int partition(struct encode_state *st, const char *text, size_t len, bool
     st->frags = st->frags2;
     st->frags2 = t;
     size_t c = st->frags_cap;
-    st->frags_cap = cap2;
-    cap2 = c;
+    st->frags_cap = st->frags2_cap;
+    st->frags2_cap = c;
     st->n_frags = n2;
   }
   return 0;
@@ -1214,9 +1298,9 @@ static int utf8_step(const unsigned char *s, size_t n) {
   return (int)need;
 }
 
-/* Writes the valid UTF-8 of s[0..n) to out, U+FFFD for invalid parts; with hold, an incomplete
- * sequence at the end is not written and its length goes to *held. Returns bytes written or
- * AUG_ERANGE when cap is too small (nothing is then meaningful). */
+/* Writes the valid UTF-8 of s[0..n) to out (only counts when out is NULL), U+FFFD for invalid
+ * parts; with hold, an incomplete sequence at the end is not written and its length goes to
+ * *held. Returns 0, or AUG_ERANGE when cap is too small (nothing is then meaningful). */
 static int utf8_emit(const unsigned char *s, size_t n, bool hold, char *out, size_t cap,
                      size_t *written, size_t *held) {
   size_t i = 0, w = *written;
@@ -1232,12 +1316,12 @@ static int utf8_emit(const unsigned char *s, size_t n, bool hold, char *out, siz
     }
     if (k > 0) {
       if (w + (size_t)k > cap) return AUG_ERANGE;
-      memcpy(out + w, s + i, (size_t)k);
+      if (out) memcpy(out + w, s + i, (size_t)k);
       w += (size_t)k;
       i += (size_t)k;
     } else {
       if (w + 3 > cap) return AUG_ERANGE;
-      memcpy(out + w, "\xEF\xBF\xBD", 3);
+      if (out) memcpy(out + w, "\xEF\xBF\xBD", 3);
       w += 3;
       i += (size_t)-k;
     }
@@ -1251,7 +1335,7 @@ int detokenizer_push(struct detokenizer *d, const struct tokenizer *tok, int32_t
   if (id < 0 || id >= tok->n_vocab) return AUG_ERANGE;
   const unsigned char *piece = (const unsigned char *)tok->piece_pool + tok->piece_off[id];
   size_t n = tok->piece_len[id];
-  if (!special && kind_is_special(tok->kind[id])) n = 0;
+  if (!special && attr_is_special(tok->attr[id])) n = 0;
   size_t written = 0, held = 0, used = 0;
   unsigned char joined[sizeof d->pending + 4];
   size_t n_pending = d->n_pending;

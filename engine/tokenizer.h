@@ -47,6 +47,9 @@ const char *tokenizer_model_name(const struct tokenizer *tok); /* "gpt2", "llama
  * files; we split as GPT-2 does and say so). "none" for SentencePiece vocabularies. */
 const char *tokenizer_pre_name(const struct tokenizer *tok);
 enum token_kind tokenizer_token_kind(const struct tokenizer *tok, int32_t id);
+/* llama.cpp's llama_token_attr bits for id (1 unknown, 2 unused, 4 normal, 8 control, 16
+ * user-defined, 32 byte), after the same load-time adjustments; 0 for an id out of range. */
+uint32_t tokenizer_token_attr(const struct tokenizer *tok, int32_t id);
 /* The vocabulary entry as stored (e.g. "Ġfoo"); NULL for an id out of range. */
 const char *tokenizer_token_text(const struct tokenizer *tok, int32_t id);
 /* End-of-generation: eos, eot, eom, and the FIM/end tokens llama.cpp treats as such. */
@@ -81,11 +84,12 @@ struct detokenizer {
 };
 void detokenizer_init(struct detokenizer *d);
 /* Appends the text of id to out; returns bytes written (<= cap), or a negative code: AUG_ERANGE
- * for an id out of range or when out is too small (d is then unchanged). Each invalid byte may
- * become 3 bytes of U+FFFD, so cap >= 3 * (tokenizer_max_token_bytes(tok) + 4) always suffices;
- * for real vocabularies 256 does (tests/unit/engine/test_tokenizer.c checks the default model). */
+ * for an id out of range or when out is too small (d is then unchanged). cap >=
+ * detokenizer_max_output(tok) always suffices (144 for Qwen2.5's vocabulary, whose longest piece
+ * is 128 bytes; tests/unit/engine/test_tokenizer.c checks it stays <= 256). */
 int detokenizer_push(struct detokenizer *d, const struct tokenizer *tok, int32_t id, bool special,
                      char *out, size_t cap);
+size_t detokenizer_max_output(const struct tokenizer *tok);
 /* Flushes what is pending (as U+FFFD when incomplete); returns bytes written (cap >= 16 always
  * suffices). */
 int detokenizer_flush(struct detokenizer *d, char *out, size_t cap);

@@ -52,11 +52,11 @@ static size_t run_of(const struct pre_run *r, size_t pos, size_t end, unsigned m
 /* The qwen2 / llama3 pattern:
  *   (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,D}| ?[^\s\p{L}\p{N}]+[\r\n]*|
  *   \s*[\r\n]+|\s+(?!\S)|\s+
- * with D = max_digits. Alternatives are tried in order at pos (leftmost-first). With
- * assigned_only, "[^\s\p{L}\p{N}]" excludes unassigned codepoints, as llama.cpp's custom llama3
- * splitter does (qwen2 goes through std::regex there, where they are ordinary symbols). */
-static size_t match_llama3_like(const struct pre_run *r, size_t pos, size_t end, size_t max_digits,
-                                bool assigned_only) {
+ * with D = max_digits. Alternatives are tried in order at pos (leftmost-first). Unassigned
+ * codepoints count as "[^\s\p{L}\p{N}]", both in llama.cpp's custom llama3 splitter (their flag
+ * is UNDEFINED, which is not zero) and in its std::regex path used for qwen2. */
+static size_t match_llama3_like(const struct pre_run *r, size_t pos, size_t end,
+                                size_t max_digits) {
   const uint32_t *cps = r->cps;
   const uint8_t *fl = r->flags;
   size_t len = match_contraction(r, pos, end, false);
@@ -75,7 +75,7 @@ static size_t match_llama3_like(const struct pre_run *r, size_t pos, size_t end,
   }
   /*  ?[^\s\p{L}\p{N}]+[\r\n]* */
   size_t q = pos + (cps[pos] == ' ');
-#define IS_OTHER(x) (!((x) & (F_WS | F_L | F_N)) && (!assigned_only || (x) != 0))
+#define IS_OTHER(x) (!((x) & (F_WS | F_L | F_N)))
   if (q < end && IS_OTHER(fl[q])) {
     size_t p = q + 1;
     while (p < end && IS_OTHER(fl[p])) p++;
@@ -98,28 +98,29 @@ static size_t match_llama3_like(const struct pre_run *r, size_t pos, size_t end,
 }
 
 static size_t match_qwen2(const struct pre_run *r, size_t pos, size_t end) {
-  return match_llama3_like(r, pos, end, 1, false);
+  return match_llama3_like(r, pos, end, 1);
 }
 
 static size_t match_llama3(const struct pre_run *r, size_t pos, size_t end) {
-  return match_llama3_like(r, pos, end, 3, true);
+  return match_llama3_like(r, pos, end, 3);
 }
 
 /* GPT-2: 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S), as llama.cpp's
- * custom splitter (unassigned codepoints match nothing and become one-codepoint words). */
+ * custom splitter does it. */
 static size_t match_gpt2(const struct pre_run *r, size_t pos, size_t end) {
   const uint8_t *fl = r->flags;
   size_t len = match_contraction(r, pos, end, true);
   if (len) return len;
-  bool space = r->cps[pos] == ' ';
-  size_t q = pos + space;
-  unsigned f2 = space ? (q < end ? fl[q] : 0) : fl[pos];
-  if (f2 & F_L) return q - pos + run_of(r, q, end, F_L);
-  if (f2 & F_N) return q - pos + run_of(r, q, end, F_N);
-  if (!(f2 & (F_WS | F_L | F_N)) && f2) {
-    size_t p = q;
-    while (p < end && !(fl[p] & (F_WS | F_L | F_N)) && fl[p]) p++;
-    return p - pos;
+  size_t q = pos + (r->cps[pos] == ' ');
+  if (q < end) {
+    unsigned f2 = fl[q];
+    if (f2 & F_L) return q - pos + run_of(r, q, end, F_L);
+    if (f2 & F_N) return q - pos + run_of(r, q, end, F_N);
+    if (!(f2 & F_WS)) {
+      size_t p = q + 1;
+      while (p < end && !(fl[p] & (F_WS | F_L | F_N))) p++;
+      return p - pos;
+    }
   }
   size_t n_ws = run_of(r, pos, end, F_WS);
   if (n_ws > 1 && pos + n_ws < end) return n_ws - 1;
