@@ -7,7 +7,8 @@
 
 #include "backends/cpu/cpu_internal.h"
 
-/* Activations: Q8_0, 32 per block, d = amax / 127, q = round-half-even(x / d). */
+/* Activations: Q8_0, 32 per block, d = amax / 127 (stored f16), q = round-half-even(x * 127 / amax).
+ * The multiplier is 127 / amax, not 1 / d, as llama.cpp computes it, so that the quants match. */
 static void scalar_quantize_q8_0(const float *x, struct block_q8_0 *y, int64_t k) {
   for (int64_t ib = 0; ib < k / QK8_0; ib++) {
     const float *xb = x + ib * QK8_0; /* [32] */
@@ -15,7 +16,7 @@ static void scalar_quantize_q8_0(const float *x, struct block_q8_0 *y, int64_t k
     for (int i = 0; i < QK8_0; i++)
       amax = fmaxf(amax, fabsf(xb[i]));
     float d = amax / 127.0f;
-    float id = d != 0.0f ? 1.0f / d : 0.0f;
+    float id = amax != 0.0f ? 127.0f / amax : 0.0f;
     y[ib].d = quant_f32_to_f16(d);
     for (int i = 0; i < QK8_0; i++) {
       float v = fminf(fmaxf(nearbyintf(xb[i] * id), -127.0f), 127.0f);
@@ -24,16 +25,16 @@ static void scalar_quantize_q8_0(const float *x, struct block_q8_0 *y, int64_t k
   }
 }
 
-/* Activations: Q8_K, 256 per block, d kept in f32, bsums = sums of each 16 quants. */
+/* Activations: Q8_K, 256 per block, q = round-half-even(x * 127 / amax), d = amax / 127 computed
+ * as 1 / (127 / amax) (llama.cpp's order), kept in f32; bsums = sums of each 16 quants. */
 static void scalar_quantize_q8_k(const float *x, struct block_q8_k *y, int64_t k) {
   for (int64_t ib = 0; ib < k / QK_K; ib++) {
     const float *xb = x + ib * QK_K; /* [256] */
     float amax = 0.0f;
     for (int i = 0; i < QK_K; i++)
       amax = fmaxf(amax, fabsf(xb[i]));
-    float d = amax / 127.0f;
-    float id = d != 0.0f ? 1.0f / d : 0.0f;
-    y[ib].d = d;
+    float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    y[ib].d = amax != 0.0f ? 1.0f / id : 0.0f;
     for (int i = 0; i < QK_K; i++) {
       float v = fminf(fmaxf(nearbyintf(xb[i] * id), -127.0f), 127.0f);
       y[ib].qs[i] = (int8_t)v;

@@ -364,8 +364,9 @@ INLINE float amax_n(const float *x, int n) {
 static void avx2_quantize_q8_0(const float *x, struct block_q8_0 *y, int64_t k) {
   for (int64_t ib = 0; ib < k / QK8_0; ib++) {
     const float *xb = x + ib * QK8_0; /* [32] */
-    float d = amax_n(xb, QK8_0) / 127.0f;
-    float id = d != 0.0f ? 1.0f / d : 0.0f;
+    float amax = amax_n(xb, QK8_0);
+    float d = amax / 127.0f;
+    float id = amax != 0.0f ? 127.0f / amax : 0.0f;
     y[ib].d = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
     _mm256_storeu_si256((__m256i *)y[ib].qs, quantize_32(xb, id));
   }
@@ -374,9 +375,9 @@ static void avx2_quantize_q8_0(const float *x, struct block_q8_0 *y, int64_t k) 
 static void avx2_quantize_q8_k(const float *x, struct block_q8_k *y, int64_t k) {
   for (int64_t ib = 0; ib < k / QK_K; ib++) {
     const float *xb = x + ib * QK_K; /* [256] */
-    float d = amax_n(xb, QK_K) / 127.0f;
-    float id = d != 0.0f ? 1.0f / d : 0.0f;
-    y[ib].d = d;
+    float amax = amax_n(xb, QK_K);
+    float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    y[ib].d = amax != 0.0f ? 1.0f / id : 0.0f;
     for (int i = 0; i < QK_K / 32; i++) {
       __m256i q = quantize_32(xb + 32 * i, id);
       _mm256_storeu_si256((__m256i *)(y[ib].qs + 32 * i), q);
