@@ -18,6 +18,9 @@ end
 if not bin or vim.fn.executable(bin) ~= 1 then missing('AUGURY_BIN is not an executable: ' .. tostring(bin)) end
 if not model or vim.fn.filereadable(model) ~= 1 then missing('no model: set AUGURY_TEST_MODEL_SMALL') end
 
+-- AUGURY_E2E_LSP_LOG=1 keeps the protocol traffic in vim.lsp.get_log_path() for a look afterwards.
+if vim.env.AUGURY_E2E_LSP_LOG then vim.lsp.set_log_level('debug') end
+
 local notes = {}
 vim.notify = function(msg, level)
   notes[#notes + 1] = { msg = msg, level = level }
@@ -33,15 +36,18 @@ require('augury').setup({
   settings = { explainMaxTokens = 80 },
 })
 
--- Waits for ghost text up to `timeout_ms`. The model loads in the background and the server
--- answers empty results until then, so like a user the test asks again (<M-\>) every few seconds.
+-- Waits for ghost text up to `timeout_ms`. The plugin asks again when the model has loaded; should
+-- an answer still come back empty, the test asks again (<M-\>) after 3 s with nothing in flight.
 local function await_ghost(timeout_ms)
   local t0 = vim.loop.now()
   local last_ask = t0
+  local sugg = require('augury.suggestion')
   local g = H.wait(timeout_ms, function()
     local found = H.ghost()
     if found then return found end
+    if sugg.pending() then last_ask = vim.loop.now() end
     if vim.loop.now() - last_ask > 3000 then
+      H.log('(nothing shown, nothing in flight: asking again)')
       last_ask = vim.loop.now()
       vim.api.nvim_feedkeys(vim.api.nvim_replace_termcodes('<M-\\>', true, false, true), 'mt', false)
     end

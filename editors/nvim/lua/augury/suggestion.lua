@@ -133,6 +133,11 @@ function M.is_visible()
   return M.current() ~= nil
 end
 
+--- Whether a request is in flight or waiting for the debounce.
+function M.pending()
+  return state.req ~= nil or (state.timer ~= nil and state.timer:get_due_in() > 0)
+end
+
 --- Stats of the last suggestion shown (formatted), for :Augury status.
 function M.last_stats()
   return state.last_stats
