@@ -125,7 +125,10 @@ class Server:
         if method is None:
             return  # a reply to one of our requests (workDoneProgress/create)
         if method == "initialize":
-            self.options = (params.get("initializationOptions") or {})
+            self.options = params.get("initializationOptions")
+            self.log["initializationOptionsType"] = type(self.options).__name__
+            if not isinstance(self.options, dict):
+                self.options = {}
             fake = self.options.get("fake") or {}
             self.log["initializationOptions"] = self.options
             offered = (params.get("capabilities", {}).get("general", {}) or {}).get("positionEncodings")

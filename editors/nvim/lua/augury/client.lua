@@ -176,8 +176,9 @@ function M.ensure_started()
     name = 'augury',
     cmd = cfg.cmd,
     root_dir = util.uv.cwd(),
-    init_options = cfg.settings,
-    settings = cfg.settings,
+    -- An empty Lua table would be sent as a JSON array; the server expects an object.
+    init_options = next(cfg.settings) and cfg.settings or vim.empty_dict(),
+    settings = next(cfg.settings) and cfg.settings or vim.empty_dict(),
     capabilities = capabilities(),
     handlers = {
       ['$/progress'] = progress_handler,
