@@ -369,7 +369,7 @@ static int trunc_at_most(float v, int hi) {
 static void quantize_block_q8_0(const float *x /* [32] */, struct block_q8_0 *b) {
   float amax = 0.0f;
   for (int j = 0; j < QK8_0; j++)
-    amax = fmaxf(amax, fabsf(x[j]));
+    amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax;
   float d = amax / 127.0f;
   float id = d != 0.0f ? 1.0f / d : 0.0f;
   b->d = quant_f32_to_f16(d);
@@ -394,8 +394,8 @@ static void quantize_block_q4_0(const float *x /* [32] */, struct block_q4_0 *b)
 static void quantize_block_q4_1(const float *x /* [32] */, struct block_q4_1 *b) {
   float min = x[0], max = x[0];
   for (int j = 1; j < QK4_1; j++) {
-    min = fminf(min, x[j]);
-    max = fmaxf(max, x[j]);
+    min = x[j] < min ? x[j] : min;
+    max = x[j] > max ? x[j] : max;
   }
   float d = (max - min) / 15.0f;
   float id = d != 0.0f ? 1.0f / d : 0.0f;
@@ -435,8 +435,8 @@ static void quantize_block_q5_0(const float *x /* [32] */, struct block_q5_0 *b)
 static void quantize_block_q5_1(const float *x /* [32] */, struct block_q5_1 *b) {
   float min = x[0], max = x[0];
   for (int j = 1; j < QK5_1; j++) {
-    min = fminf(min, x[j]);
-    max = fmaxf(max, x[j]);
+    min = x[j] < min ? x[j] : min;
+    max = x[j] > max ? x[j] : max;
   }
   float d = (max - min) / 31.0f;
   float id = d != 0.0f ? 1.0f / d : 0.0f;

@@ -23,9 +23,15 @@ static inline uint32_t quant_load_u32_le(const uint8_t *p) {
   return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-/* Nearest integer, halves away from zero (C's roundf, as ggml's reference quantizers use). */
+/* Nearest integer, halves away from zero: C's roundf, as ggml's reference quantizers use, but
+ * inline (lroundf is a library call, and quantizers round millions of values). Exact: for
+ * |x| < 2^23, x - trunc(x) is computed without rounding. Out-of-range values saturate to
+ * +-2^23 and NaN gives 0, so callers can clamp the result. */
 static inline int quant_round(float x) {
-  return (int)lroundf(x);
+  if (!(fabsf(x) < 8388608.0f)) return x > 0.0f ? 8388608 : x < 0.0f ? -8388608 : 0;
+  int i = (int)x; /* truncates toward zero */
+  float frac = x - (float)i;
+  return i + (frac >= 0.5f) - (frac <= -0.5f); /* no branches: frac is random in quantizers */
 }
 
 /* quant_k.c */

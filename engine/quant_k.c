@@ -185,18 +185,27 @@ static int clamp_int(int v, int lo, int hi) {
   return v < lo ? lo : v > hi ? hi : v;
 }
 
+/* Level for v >= -0.5 (the search only rounds shifted, non-negative values): nearest of 0..nmax.
+ * Cheaper than quant_round; halves go up, and which way a half goes does not matter to a search
+ * that measures the error of what it chose. */
+static inline int level_near(float v, int nmax) {
+  if (!(v >= 0.5f)) return 0; /* also NaN */
+  if (v >= (float)nmax) return nmax;
+  return (int)(v + 0.5f);
+}
+
 /* Weighted least squares for x[i] ~ scale * L[i] + offset with offset <= 0 and L fixed; returns
  * the weighted squared error, or -1 when no positive scale fits. */
 static float solve_scale_offset(int n, const float *x, const float *w, const uint8_t *L,
                                 float *scale_out, float *offset_out) {
   float sw = 0, sl = 0, sl2 = 0, sx = 0, slx = 0;
   for (int i = 0; i < n; i++) {
-    float l = (float)L[i];
+    float l = (float)L[i], wl = w[i] * l;
     sw += w[i];
-    sl += w[i] * l;
-    sl2 += w[i] * l * l;
+    sl += wl;
+    sl2 += wl * l;
     sx += w[i] * x[i];
-    slx += w[i] * l * x[i];
+    slx += wl * x[i];
   }
   float det = sw * sl2 - sl * sl;
   if (!(det > 0.0f)) return -1.0f;
@@ -219,15 +228,15 @@ static float solve_scale_offset(int n, const float *x, const float *w, const uin
 
 /* Fits x[i] ~ scale * L[i] - min with L in 0..nmax, scale > 0 and min >= 0, minimizing
  * sum w[i] * err[i]^2. Candidates: the min/max grid spacing stretched by -1.0..+1.0 levels in
- * steps of 0.1; for each, L is rounded, (scale, min) solved by weighted least squares, and L
- * re-rounded against the solution until it settles (at most 3 rounds: each round can only lower
- * the error, and most settle in one). Returns scale (0 when x is constant) and stores min. */
+ * steps of 0.1; for each, L is rounded and (scale, min) solved by weighted least squares. The
+ * best is then polished: L re-rounded against its solution and solved again while the error
+ * drops (at most 3 rounds). Returns scale (0 when x is constant) and stores min. */
 static float fit_scale_min(int n, int nmax, const float *x, const float *w, uint8_t *L,
                            float *min_out) {
   float xmin = x[0], xmax = x[0];
   for (int i = 1; i < n; i++) {
-    xmin = fminf(xmin, x[i]);
-    xmax = fmaxf(xmax, x[i]);
+    xmin = x[i] < xmin ? x[i] : xmin;
+    xmax = x[i] > xmax ? x[i] : xmax;
   }
   if (xmin > 0.0f) xmin = 0.0f; /* the stored offset -min can only lower values */
   if (xmax <= xmin) {
@@ -239,7 +248,7 @@ static float fit_scale_min(int n, int nmax, const float *x, const float *w, uint
   float best_scale = (xmax - xmin) / (float)nmax, best_offset = xmin;
   float best_err = 0.0f;
   for (int i = 0; i < n; i++) {
-    L[i] = (uint8_t)clamp_int(quant_round((x[i] - xmin) / best_scale), 0, nmax);
+    L[i] = (uint8_t)level_near((x[i] - xmin) / best_scale, nmax);
     float e = best_scale * (float)L[i] + xmin - x[i];
     best_err += w[i] * e * e;
   }
@@ -247,28 +256,43 @@ static float fit_scale_min(int n, int nmax, const float *x, const float *w, uint
   for (int step = -10; step <= 10; step++) {
     float iscale = ((float)nmax + 0.1f * (float)step) / (xmax - xmin);
     for (int i = 0; i < n; i++)
-      trial[i] = (uint8_t)clamp_int(quant_round(iscale * (x[i] - xmin)), 0, nmax);
+      trial[i] = (uint8_t)level_near(iscale * (x[i] - xmin), nmax);
     float scale, offset;
     float err = solve_scale_offset(n, x, w, trial, &scale, &offset);
-    for (int round = 0; round < 3 && err >= 0.0f; round++) {
-      if (err < best_err) {
-        best_err = err;
-        best_scale = scale;
-        best_offset = offset;
-        memcpy(L, trial, (size_t)n);
-      }
-      bool changed = false;
-      for (int i = 0; i < n; i++) {
-        uint8_t l = (uint8_t)clamp_int(quant_round((x[i] - offset) / scale), 0, nmax);
-        changed |= l != trial[i];
-        trial[i] = l;
-      }
-      if (!changed) break;
-      err = solve_scale_offset(n, x, w, trial, &scale, &offset);
+    if (err >= 0.0f && err < best_err) {
+      best_err = err;
+      best_scale = scale;
+      best_offset = offset;
+      memcpy(L, trial, (size_t)n);
     }
+  }
+  /* Polish the winner: re-round the levels against its (scale, offset) and solve again. */
+  for (int round = 0; round < 3; round++) {
+    float inv = 1.0f / best_scale;
+    bool changed = false;
+    for (int i = 0; i < n; i++) {
+      trial[i] = (uint8_t)level_near((x[i] - best_offset) * inv, nmax);
+      changed |= trial[i] != L[i];
+    }
+    if (!changed) break;
+    float scale, offset;
+    float err = solve_scale_offset(n, x, w, trial, &scale, &offset);
+    if (!(err >= 0.0f && err < best_err)) break;
+    best_err = err;
+    best_scale = scale;
+    best_offset = offset;
+    memcpy(L, trial, (size_t)n);
   }
   *min_out = -best_offset;
   return best_scale;
+}
+
+/* Nearest of -nmax..nmax-1 to v (halves away from zero), for the signed searches. */
+static inline int level_signed(float v, int nmax) {
+  if (v >= (float)(nmax - 1)) return nmax - 1;
+  if (v <= (float)-nmax) return -nmax;
+  if (!(v == v)) return 0; /* NaN */
+  return (int)(v + (v >= 0.0f ? 0.5f : -0.5f));
 }
 
 /* Q4_K/Q5_K-style weights: large magnitudes matter most in a dot product, so errors on them
@@ -281,9 +305,9 @@ static void k4_weights(const float *x /* [32] */, float rms, float *w /* [32] */
 /* Quantizes 32 values with x ~ dl * L - ml, L in 0..nmax; returns the weighted squared error. */
 static float k4_requantize(const float *x, const float *w, float dl, float ml, int nmax,
                            uint8_t *L /* [32] */) {
-  float err = 0.0f;
+  float err = 0.0f, inv = dl > 0.0f ? 1.0f / dl : 0.0f;
   for (int l = 0; l < 32; l++) {
-    int v = dl > 0.0f ? clamp_int(quant_round((x[l] + ml) / dl), 0, nmax) : 0;
+    int v = level_near((x[l] + ml) * inv, nmax);
     L[l] = (uint8_t)v;
     float e = dl * (float)v - ml - x[l];
     err += w[l] * e * e;
@@ -394,7 +418,7 @@ static float fit_scale_signed(int n, int nmax, const float *x, int8_t *L) {
     float iscale = -((float)nmax + 0.1f * (float)step) / max;
     float slx = 0.0f, sl2 = 0.0f;
     for (int i = 0; i < n; i++) {
-      int l = clamp_int(quant_round(iscale * x[i]), -nmax, nmax - 1);
+      int l = level_signed(iscale * x[i], nmax);
       trial[i] = (int8_t)l;
       slx += (float)l * x[i];
       sl2 += (float)l * (float)l;
@@ -436,11 +460,9 @@ static void quantize_block_q6_k(const float *x /* [256] */, struct block_q6_k *b
   float d = quant_f16_to_f32(b->d);
   uint8_t U[QK_K]; /* q + 32, 0..63 */
   for (int ib = 0; ib < QK_K / 16; ib++) {
-    float dl = d * (float)b->scales[ib];
-    for (int l = 0; l < 16; l++) {
-      int v = dl != 0.0f ? quant_round(x[16 * ib + l] / dl) : 0;
-      U[16 * ib + l] = (uint8_t)(clamp_int(v, -32, 31) + 32);
-    }
+    float dl = d * (float)b->scales[ib], inv = dl != 0.0f ? 1.0f / dl : 0.0f;
+    for (int l = 0; l < 16; l++)
+      U[16 * ib + l] = (uint8_t)(level_signed(x[16 * ib + l] * inv, 32) + 32);
   }
   uint8_t *ql = b->ql, *qh = b->qh;
   for (int j = 0; j < QK_K; j += 128) {
