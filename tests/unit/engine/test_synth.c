@@ -225,6 +225,66 @@ static void test_q4_k_m_mix(void **state) {
   assert_int_equal(c.q4_other, 28 * 7 - 28);
 }
 
+struct spec_copy {
+  char name[64];
+  struct model_tensor_spec spec;
+};
+
+struct spec_list {
+  struct spec_copy *items;
+  size_t n;
+};
+
+static int collect_spec(const struct model_tensor_spec *spec, void *user) {
+  struct spec_list *l = user;
+  struct spec_copy *c = &l->items[l->n++];
+  snprintf(c->name, sizeof c->name, "%s", spec->name);
+  c->spec = *spec;
+  c->spec.name = c->name;
+  return 0;
+}
+
+/* synth's Q4_K_M rules reproduce the type of every tensor of the real Q4_K_M files llama.cpp
+ * made. llama.cpp counts attn_v and ffn_down in file order (blk.0, blk.1, blk.10, ...), so the
+ * "layer" handed to the rule is that rank, as it is the block index in synth's own files. */
+static void check_real_mix(const char *path) {
+  struct model *m = NULL;
+  struct aug_err err = {0};
+  if (model_load(path, &m, &err) != 0) fail_msg("%s", err.msg);
+  size_t n = gguf_tensor_count(m->file);
+  struct spec_list specs = {calloc(n, sizeof(struct spec_copy)), 0};
+  assert_non_null(specs.items);
+  assert_int_equal(model_for_each_tensor_spec(&m->hp, collect_spec, &specs), 0);
+  assert_int_equal(specs.n, n);
+  int32_t attn_v_rank = 0, ffn_down_rank = 0;
+  for (size_t i = 0; i < n; i++) {
+    const struct gguf_tensor *t = gguf_tensor_at(m->file, i);
+    const struct spec_copy *found = NULL;
+    for (size_t j = 0; j < specs.n && !found; j++)
+      if (!strcmp(specs.items[j].name, t->name)) found = &specs.items[j];
+    assert_non_null(found);
+    struct model_tensor_spec spec = found->spec;
+    if (spec.role == MODEL_TENSOR_ATTN_V) spec.layer = attn_v_rank++;
+    if (spec.role == MODEL_TENSOR_FFN_DOWN) spec.layer = ffn_down_rank++;
+    uint32_t want = synth_tensor_type(SYNTH_TYPE_Q4_K_M, &m->hp, &spec);
+    if (want != t->type)
+      fail_msg("%s: %s is %s in the real file, synth picks %s", path, t->name,
+               quant_type_name(t->type), quant_type_name(want));
+  }
+  free(specs.items);
+  model_destroy(m);
+}
+
+static void test_q4_k_m_matches_real_default(void **state) {
+  (void)state;
+  check_real_mix(test_model_path(TEST_MODEL_DEFAULT));
+}
+
+static void test_q4_k_m_matches_real_small(void **state) {
+  (void)state;
+  check_real_mix(test_model_path(TEST_MODEL_SMALL));
+}
+
 static void test_bad_params(void **state) {
   (void)state;
   struct synth_params p = synth_params_default();
@@ -264,6 +324,8 @@ int main(void) {
       cmocka_unit_test(test_builtin_vocab),
       cmocka_unit_test(test_vocab_from_real_model),
       cmocka_unit_test(test_q4_k_m_mix),
+      cmocka_unit_test(test_q4_k_m_matches_real_default),
+      cmocka_unit_test(test_q4_k_m_matches_real_small),
       cmocka_unit_test(test_bad_params),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
