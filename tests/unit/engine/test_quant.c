@@ -9,6 +9,7 @@
 
 #include "engine/error.h"
 #include "engine/quant.h"
+#include "engine/quant_internal.h"
 
 /* ---- helpers ---- */
 
@@ -163,6 +164,31 @@ static void test_row_errors(void **state) {
   assert_int_equal(quant_quantize_row(QUANT_Q8_0, x, NULL, 32), AUG_EINVAL);
   assert_int_equal(quant_quantize_row(QUANT_Q2_K, x, buf, 256), AUG_EUNSUPPORTED);
   assert_int_equal(quant_quantize_row(99, x, buf, 32), AUG_EUNSUPPORTED);
+}
+
+/* quant_round is the rounding of the bit-exact quantizers (Q8_0, Q8_K): it must be roundf. */
+static void test_round_matches_roundf(void **state) {
+  (void)state;
+  for (uint64_t b = 0; b <= UINT32_MAX; b += 4099) {
+    float x = f32_from_bits((uint32_t)b);
+    if (!(fabsf(x) < 8388608.0f)) continue; /* saturates by contract */
+    if (quant_round(x) != (int)roundf(x))
+      fail_msg("quant_round(%.9g) = %d", (double)x, quant_round(x));
+  }
+  for (int k = -300; k <= 300; k++) {
+    float half = (float)k + 0.5f;
+    const float xs[] = {half,     nextafterf(half, -INFINITY),     nextafterf(half, INFINITY),
+                        (float)k, nextafterf((float)k, -INFINITY), nextafterf((float)k, INFINITY)};
+    for (size_t i = 0; i < sizeof xs / sizeof xs[0]; i++) {
+      if (quant_round(xs[i]) != (int)roundf(xs[i]))
+        fail_msg("quant_round(%.9g) = %d", (double)xs[i], quant_round(xs[i]));
+    }
+  }
+  assert_int_equal(quant_round(0.49999997f), 0);
+  assert_int_equal(quant_round(-2.5f), -3);
+  assert_int_equal(quant_round(NAN), 0);
+  assert_int_equal(quant_round(INFINITY), 8388608);
+  assert_int_equal(quant_round(-1e30f), -8388608);
 }
 
 /* ---- f16 / bf16 ---- */
@@ -680,6 +706,7 @@ int main(void) {
       cmocka_unit_test(test_required_types_supported),
       cmocka_unit_test(test_row_size),
       cmocka_unit_test(test_row_errors),
+      cmocka_unit_test(test_round_matches_roundf),
       cmocka_unit_test(test_f16_to_f32_exhaustive),
       cmocka_unit_test(test_f32_to_f16_numpy),
       cmocka_unit_test(test_f32_to_f16_reference_sweep),
