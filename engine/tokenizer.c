@@ -1267,37 +1267,6 @@ void detokenizer_init(struct detokenizer *d) {
   d->n_pending = 0;
 }
 
-/* Classifies the UTF-8 sequence at s[0..n): returns its length when complete and valid; 0 when
- * it is a valid but incomplete prefix that reaches the end of s; otherwise -k where k >= 1 is the
- * length of the maximal invalid subpart to replace by one U+FFFD (Unicode 15, 3.9, "U+FFFD
- * substitution of maximal subparts"). */
-static int utf8_step(const unsigned char *s, size_t n) {
-  unsigned char b = s[0];
-  if (b < 0x80) return 1;
-  size_t need;
-  unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-  if (b >= 0xC2 && b <= 0xDF) {
-    need = 2;
-  } else if (b >= 0xE0 && b <= 0xEF) {
-    need = 3;
-    if (b == 0xE0) lo = 0xA0;
-    if (b == 0xED) hi = 0x9F;
-  } else if (b >= 0xF0 && b <= 0xF4) {
-    need = 4;
-    if (b == 0xF0) lo = 0x90;
-    if (b == 0xF4) hi = 0x8F;
-  } else {
-    return -1;
-  }
-  for (size_t i = 1; i < need; i++) {
-    if (i >= n) return 0;
-    unsigned char c = s[i];
-    bool ok = i == 1 ? (c >= lo && c <= hi) : (c >= 0x80 && c <= 0xBF);
-    if (!ok) return -(int)i;
-  }
-  return (int)need;
-}
-
 /* Writes the valid UTF-8 of s[0..n) to out (only counts when out is NULL), U+FFFD for invalid
  * parts; with hold, an incomplete sequence at the end is not written and its length goes to
  * *held. Returns 0, or AUG_ERANGE when cap is too small (nothing is then meaningful). */
@@ -1306,7 +1275,7 @@ static int utf8_emit(const unsigned char *s, size_t n, bool hold, char *out, siz
   size_t i = 0, w = *written;
   *held = 0;
   while (i < n) {
-    int k = utf8_step(s + i, n - i);
+    int k = unicode_utf8_check(s + i, n - i);
     if (k == 0) {
       if (hold) {
         *held = n - i;
@@ -1346,7 +1315,7 @@ int detokenizer_push(struct detokenizer *d, const struct tokenizer *tok, int32_t
     memcpy(joined + n_pending, piece, take);
     size_t total = n_pending + take, i = 0;
     while (i < n_pending) {
-      int k = utf8_step(joined + i, total - i);
+      int k = unicode_utf8_check(joined + i, total - i);
       if (k == 0) {
         if (total - i > sizeof d->pending) return AUG_ERANGE; /* cannot happen: < 4 bytes */
         /* still incomplete: the whole piece joins the pending bytes */

@@ -2,6 +2,8 @@
  * ASCII is answered from a small constant table because it dominates source code. */
 #include "engine/unicode.h"
 
+#include <stdbool.h>
+
 #define L UNICODE_LETTER
 #define N UNICODE_NUMBER
 #define P UNICODE_PUNCTUATION
@@ -109,27 +111,29 @@ size_t unicode_encode_utf8(uint32_t cp, char out[4]) {
   return 4;
 }
 
-size_t unicode_valid_utf8_prefix(const unsigned char *s, size_t len) {
-  if (len == 0) return 0;
-  unsigned char b0 = s[0];
-  if (b0 < 0x80) return 1;
+int unicode_utf8_check(const unsigned char *s, size_t n) {
+  unsigned char b = s[0];
+  if (b < 0x80) return 1;
   size_t need;
-  uint32_t min;
-  uint32_t cp;
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    need = 2, min = 0x80, cp = b0 & 0x1F;
-  } else if ((b0 & 0xF0) == 0xE0) {
-    need = 3, min = 0x800, cp = b0 & 0x0F;
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    need = 4, min = 0x10000, cp = b0 & 0x07;
+  unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte (Table 3-7) */
+  if (b >= 0xC2 && b <= 0xDF) {
+    need = 2;
+  } else if (b >= 0xE0 && b <= 0xEF) {
+    need = 3;
+    if (b == 0xE0) lo = 0xA0; /* no overlongs */
+    if (b == 0xED) hi = 0x9F; /* no surrogates */
+  } else if (b >= 0xF0 && b <= 0xF4) {
+    need = 4;
+    if (b == 0xF0) lo = 0x90;
+    if (b == 0xF4) hi = 0x8F; /* nothing above U+10FFFF */
   } else {
-    return 0;
+    return -1;
   }
-  if (len < need) return 0;
   for (size_t i = 1; i < need; i++) {
-    if ((s[i] & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (s[i] & 0x3F);
+    if (i >= n) return 0;
+    unsigned char c = s[i];
+    bool ok = i == 1 ? (c >= lo && c <= hi) : (c >= 0x80 && c <= 0xBF);
+    if (!ok) return -(int)i;
   }
-  if (cp < min || cp > UNICODE_MAX || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  return need;
+  return (int)need;
 }

@@ -46,9 +46,11 @@ size_t unicode_encode_utf8(uint32_t cp, char out[4]);
  * llama.cpp's unicode_len_utf8. */
 size_t unicode_utf8_len(unsigned char lead);
 
-/* Length of the longest prefix of text[0..len) that is a complete, valid UTF-8 sequence
- * (RFC 3629: no overlongs, no surrogates, <= U+10FFFF); 0 when text starts with an invalid or
- * incomplete sequence. */
-size_t unicode_valid_utf8_prefix(const unsigned char *text, size_t len);
+/* Classifies the UTF-8 sequence at s[0..n) (n >= 1) by RFC 3629 (no overlongs, no surrogates,
+ * nothing above U+10FFFF): returns its length when complete and valid; 0 when it is a valid but
+ * incomplete prefix reaching the end of s; otherwise -k, k >= 1 the length of the maximal invalid
+ * subpart that one U+FFFD replaces (Unicode 15.0, section 3.9, "U+FFFD Substitution of Maximal
+ * Subparts"). */
+int unicode_utf8_check(const unsigned char *s, size_t n);
 
 #endif
