@@ -61,6 +61,9 @@ int cli_cmd_synth(int argc, char **argv) {
   params.seed = (uint64_t)seed;
   params.n_layers = (uint32_t)layers;
   params.n_vocab = (uint32_t)vocab;
+  struct model_hparams hp;
+  if (synth_hparams(&params, &hp, &err) != 0) /* --layers / --n-vocab beyond NAME's */
+    return cli_args_fail(&args, &err);
   if (synth_write(&params, out, &err) != 0) {
     fprintf(stderr, "augury: %s\n", err.msg);
     return 1;
