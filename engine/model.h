@@ -24,45 +24,45 @@ enum rope_layout {
 
 struct model_hparams {
   enum model_arch arch;
-  const char *arch_name;  /* "qwen2", "llama" */
+  const char *arch_name; /* "qwen2", "llama" */
   uint32_t n_vocab;
-  uint32_t n_ctx_train;   /* {arch}.context_length */
-  uint32_t n_embd;        /* {arch}.embedding_length */
-  uint32_t n_layer;       /* {arch}.block_count */
-  uint32_t n_head;        /* {arch}.attention.head_count */
-  uint32_t n_head_kv;     /* {arch}.attention.head_count_kv (defaults to n_head) */
-  uint32_t n_ff;          /* {arch}.feed_forward_length */
-  uint32_t head_dim;      /* {arch}.attention.key_length, else n_embd / n_head */
-  uint32_t n_rot;         /* {arch}.rope.dimension_count, else head_dim */
-  float rms_eps;          /* {arch}.attention.layer_norm_rms_epsilon */
-  float rope_freq_base;   /* {arch}.rope.freq_base (default 10000) */
-  float rope_freq_scale;  /* 1 / {arch}.rope.scaling.factor for linear scaling, else 1 */
+  uint32_t n_ctx_train;  /* {arch}.context_length */
+  uint32_t n_embd;       /* {arch}.embedding_length */
+  uint32_t n_layer;      /* {arch}.block_count */
+  uint32_t n_head;       /* {arch}.attention.head_count */
+  uint32_t n_head_kv;    /* {arch}.attention.head_count_kv (defaults to n_head) */
+  uint32_t n_ff;         /* {arch}.feed_forward_length */
+  uint32_t head_dim;     /* {arch}.attention.key_length, else n_embd / n_head */
+  uint32_t n_rot;        /* {arch}.rope.dimension_count, else head_dim */
+  float rms_eps;         /* {arch}.attention.layer_norm_rms_epsilon */
+  float rope_freq_base;  /* {arch}.rope.freq_base (default 10000) */
+  float rope_freq_scale; /* 1 / {arch}.rope.scaling.factor for linear scaling, else 1 */
   enum rope_layout rope_layout;
   /* Llama 3.1 style frequency scaling (rope_freqs tensor) is applied when present. */
   bool has_rope_freqs;
-  bool tied_output;       /* no output.weight: the token embedding doubles as the output head */
+  bool tied_output; /* no output.weight: the token embedding doubles as the output head */
   bool has_qkv_bias;
 };
 
 struct model_layer {
-  const struct gguf_tensor *attn_norm;           /* [n_embd] f32 */
-  const struct gguf_tensor *wq, *wk, *wv, *wo;   /* wq [n_embd, n_head*head_dim] (ne0 = n_embd) */
-  const struct gguf_tensor *bq, *bk, *bv;        /* NULL unless has_qkv_bias */
-  const struct gguf_tensor *ffn_norm;            /* [n_embd] f32 */
-  const struct gguf_tensor *ffn_gate, *ffn_up;   /* [n_embd, n_ff] */
-  const struct gguf_tensor *ffn_down;            /* [n_ff, n_embd] */
+  const struct gguf_tensor *attn_norm;         /* [n_embd] f32 */
+  const struct gguf_tensor *wq, *wk, *wv, *wo; /* wq [n_embd, n_head*head_dim] (ne0 = n_embd) */
+  const struct gguf_tensor *bq, *bk, *bv;      /* NULL unless has_qkv_bias */
+  const struct gguf_tensor *ffn_norm;          /* [n_embd] f32 */
+  const struct gguf_tensor *ffn_gate, *ffn_up; /* [n_embd, n_ff] */
+  const struct gguf_tensor *ffn_down;          /* [n_ff, n_embd] */
 };
 
 struct model {
-  struct gguf_file *file;   /* owned when loaded by model_load */
+  struct gguf_file *file; /* owned when loaded by model_load */
   bool owns_file;
   struct model_hparams hp;
-  const struct gguf_tensor *tok_embd;     /* token_embd.weight [n_embd, n_vocab] */
-  const struct gguf_tensor *output_norm;  /* output_norm.weight [n_embd] */
-  const struct gguf_tensor *output;       /* output.weight, or tok_embd when tied */
-  const struct gguf_tensor *rope_freqs;   /* rope_freqs.weight or NULL */
-  struct model_layer *layers;             /* n_layer entries */
-  uint64_t weight_bytes;                  /* sum of tensor sizes */
+  const struct gguf_tensor *tok_embd;    /* token_embd.weight [n_embd, n_vocab] */
+  const struct gguf_tensor *output_norm; /* output_norm.weight [n_embd] */
+  const struct gguf_tensor *output;      /* output.weight, or tok_embd when tied */
+  const struct gguf_tensor *rope_freqs;  /* rope_freqs.weight or NULL */
+  struct model_layer *layers;            /* n_layer entries */
+  uint64_t weight_bytes;                 /* sum of tensor sizes */
 };
 
 /* Looks up the architecture of an open file; AUG_EUNSUPPORTED names the architecture. */
@@ -103,14 +103,14 @@ enum model_tensor_role {
 };
 
 struct model_tensor_spec {
-  const char *name;   /* e.g. "blk.3.attn_q.weight"; valid only during the callback */
+  const char *name; /* e.g. "blk.3.attn_q.weight"; valid only during the callback */
   uint32_t n_dims;
   uint64_t ne[4];
-  bool optional;      /* rope_freqs, output.weight when tied */
+  bool optional;        /* rope_freqs, output.weight when tied */
   bool is_norm_or_bias; /* kept in F32 by quantizers (and required to be F32 by model_create) */
   /* Added with the implementation: */
   enum model_tensor_role role;
-  int32_t layer;      /* block index, -1 for the global tensors */
+  int32_t layer; /* block index, -1 for the global tensors */
 };
 typedef int (*model_tensor_spec_fn)(const struct model_tensor_spec *spec, void *user);
 int model_for_each_tensor_spec(const struct model_hparams *hp, model_tensor_spec_fn fn, void *user);
