@@ -31,7 +31,7 @@ struct tiny_writer {
   bool rope_freqs;
 };
 
-static float tiny_rand(uint64_t *s) { /* splitmix64 -> [-1, 1) */
+static inline float tiny_rand(uint64_t *s) { /* splitmix64 -> [-1, 1) */
   uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
@@ -40,7 +40,7 @@ static float tiny_rand(uint64_t *s) { /* splitmix64 -> [-1, 1) */
 }
 
 /* Weight types by tensor, so one small model exercises F32, F16, Q8_0, Q4_0, Q4_K and Q6_K. */
-static uint32_t tiny_type(const char *name, uint64_t ne0) {
+static inline uint32_t tiny_type(const char *name, uint64_t ne0) {
   if (strstr(name, "attn_q.")) return QUANT_Q8_0;
   if (strstr(name, "attn_k.")) return QUANT_F16;
   if (strstr(name, "attn_v.")) return QUANT_F32;
@@ -51,7 +51,7 @@ static uint32_t tiny_type(const char *name, uint64_t ne0) {
   return QUANT_Q8_0; /* token_embd, output */
 }
 
-static int tiny_add_tensor(const struct model_tensor_spec *spec, void *user) {
+static inline int tiny_add_tensor(const struct model_tensor_spec *spec, void *user) {
   struct tiny_writer *tw = user;
   if (spec->optional && strstr(spec->name, "rope_freqs") && !tw->rope_freqs) return 0;
   uint64_t ne0 = spec->ne[0], rows = spec->ne[1];
@@ -84,7 +84,7 @@ static int tiny_add_tensor(const struct model_tensor_spec *spec, void *user) {
 }
 
 /* Writes a random model to a fresh temporary path (caller unlinks) and returns the path. */
-static void tiny_write(const struct tiny_spec *s, uint64_t seed, char *path, size_t path_cap) {
+static inline void tiny_write(const struct tiny_spec *s, uint64_t seed, char *path, size_t path_cap) {
   snprintf(path, path_cap, "/tmp/augury-tiny-XXXXXX");
   int fd = mkstemp(path);
   assert_true(fd >= 0);
@@ -134,7 +134,7 @@ struct test_fwd {
   struct forward *fwd;
 };
 
-static void test_fwd_open(struct test_fwd *t, const char *path, const char *backend_options,
+static inline void test_fwd_open(struct test_fwd *t, const char *path, const char *backend_options,
                           struct forward_params fp) {
   struct aug_err err = {0};
   memset(t, 0, sizeof *t);
@@ -149,20 +149,20 @@ static void test_fwd_open(struct test_fwd *t, const char *path, const char *back
   if (forward_create(t->model, &pl, &fp, &t->fwd, &err)) fail_msg("forward_create: %s", err.msg);
 }
 
-static void test_fwd_close(struct test_fwd *t) {
+static inline void test_fwd_close(struct test_fwd *t) {
   forward_destroy(t->fwd);
   if (t->be) t->ops->destroy(t->be);
   model_destroy(t->model);
   free(t->layers);
 }
 
-static void test_fwd_eval(struct test_fwd *t, const int32_t *tokens, size_t n, bool all) {
+static inline void test_fwd_eval(struct test_fwd *t, const int32_t *tokens, size_t n, bool all) {
   struct aug_err err = {0};
   int rc = forward_eval(t->fwd, tokens, n, all, NULL, &err);
   if (rc) fail_msg("forward_eval of %zu tokens: %s", n, err.msg);
 }
 
-static int32_t test_argmax(const float *v, size_t n) {
+static inline int32_t test_argmax(const float *v, size_t n) {
   size_t best = 0;
   for (size_t i = 1; i < n; i++)
     if (v[i] > v[best]) best = i;
@@ -179,7 +179,7 @@ struct ref_model {
   float *x, *xb, *q, *k, *v, *att, *scores, *hb, *hb2, *logits;
 };
 
-static float *ref_dequant(const struct gguf_tensor *t) {
+static inline float *ref_dequant(const struct gguf_tensor *t) {
   if (!t) return NULL;
   float *out = malloc(t->n_elements * sizeof *out);
   assert_non_null(out);
@@ -190,7 +190,7 @@ static float *ref_dequant(const struct gguf_tensor *t) {
 enum { REF_ATTN_NORM, REF_WQ, REF_WK, REF_WV, REF_WO, REF_BQ, REF_BK, REF_BV, REF_FFN_NORM,
        REF_GATE, REF_UP, REF_DOWN, REF_PER_LAYER };
 
-static void ref_open(struct ref_model *r, const struct model *m, uint32_t n_ctx) {
+static inline void ref_open(struct ref_model *r, const struct model *m, uint32_t n_ctx) {
   const struct model_hparams *hp = &m->hp;
   memset(r, 0, sizeof *r);
   r->m = m;
@@ -223,7 +223,7 @@ static void ref_open(struct ref_model *r, const struct model *m, uint32_t n_ctx)
   r->logits = calloc(hp->n_vocab, sizeof(float));
 }
 
-static void ref_close(struct ref_model *r) {
+static inline void ref_close(struct ref_model *r) {
   size_t n_slots = (size_t)r->m->hp.n_layer * REF_PER_LAYER + 3;
   for (size_t i = 0; i < n_slots; i++) free(r->w[i]);
   free(r->w);
@@ -241,7 +241,7 @@ static void ref_close(struct ref_model *r) {
   free(r->logits);
 }
 
-static void ref_rmsnorm(float *o, const float *x, const float *w, int n, float eps) {
+static inline void ref_rmsnorm(float *o, const float *x, const float *w, int n, float eps) {
   double ss = 0.0;
   for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
   float s = 1.0f / sqrtf((float)(ss / n) + eps);
@@ -249,7 +249,7 @@ static void ref_rmsnorm(float *o, const float *x, const float *w, int n, float e
 }
 
 /* out[n] = W[n, :] . x for a [k, n] weight (row n holds k values). */
-static void ref_matmul(float *out, const float *x, const float *w, int k, int n) {
+static inline void ref_matmul(float *out, const float *x, const float *w, int k, int n) {
   for (int i = 0; i < n; i++) {
     double s = 0.0;
     for (int j = 0; j < k; j++) s += (double)w[(size_t)i * k + j] * x[j];
@@ -258,7 +258,7 @@ static void ref_matmul(float *out, const float *x, const float *w, int k, int n)
 }
 
 /* RoPE (Su et al. 2021) as ggml computes theta: freq_scale * pos * base^(-2i/n_rot) / factor. */
-static void ref_rope(float *v, int n_heads, int hd, int n_rot, int pos, bool neox, float base,
+static inline void ref_rope(float *v, int n_heads, int hd, int n_rot, int pos, bool neox, float base,
                      float freq_scale, const float *factors) {
   for (int h = 0; h < n_heads; h++) {
     float *x = v + h * hd;
@@ -274,10 +274,10 @@ static void ref_rope(float *v, int n_heads, int hd, int n_rot, int pos, bool neo
   }
 }
 
-static float ref_f16_round(float v) { return quant_f16_to_f32(quant_f32_to_f16(v)); }
+static inline float ref_f16_round(float v) { return quant_f16_to_f32(quant_f32_to_f16(v)); }
 
 /* Evaluates one token at pos; r->logits holds its logits. */
-static void ref_step(struct ref_model *r, int32_t token, int pos) {
+static inline void ref_step(struct ref_model *r, int32_t token, int pos) {
   const struct model_hparams *hp = &r->m->hp;
   int E = (int)hp->n_embd, hd = (int)hp->head_dim, nh = (int)hp->n_head, nkv = (int)hp->n_head_kv;
   int qd = nh * hd, kvd = nkv * hd, F = (int)hp->n_ff;
@@ -343,7 +343,7 @@ static void ref_step(struct ref_model *r, int32_t token, int pos) {
   ref_matmul(r->logits, r->xb, r->w[n_slots - 1], E, (int)hp->n_vocab);
 }
 
-static double max_abs_diff(const float *a, const float *b, size_t n) {
+static inline double max_abs_diff(const float *a, const float *b, size_t n) {
   double m = 0.0;
   for (size_t i = 0; i < n; i++) {
     double d = fabs((double)a[i] - (double)b[i]);
@@ -352,7 +352,7 @@ static double max_abs_diff(const float *a, const float *b, size_t n) {
   return m;
 }
 
-static double max_abs(const float *a, size_t n) {
+static inline double max_abs(const float *a, size_t n) {
   double m = 0.0;
   for (size_t i = 0; i < n; i++)
     if (fabs(a[i]) > m) m = fabs(a[i]);
@@ -368,7 +368,7 @@ struct fixture_result {
   long n_diff;
 };
 
-static void int_array(json_t *arr, int32_t *out, size_t n) {
+static inline void int_array(json_t *arr, int32_t *out, size_t n) {
   for (size_t i = 0; i < n; i++) out[i] = (int32_t)json_integer_value(json_array_get(arr, i));
 }
 
@@ -376,7 +376,7 @@ static void int_array(json_t *arr, int32_t *out, size_t n) {
  * greedy continuations (stopping a prompt at its first divergence) and teacher-forced top-1 /
  * top-10 logits, evaluated in chunks of 64 positions. max_prompts / max_positions cap the work
  * (0 = all). */
-static void fixture_check(const char *path, const char *fixture, size_t max_prompts,
+static inline void fixture_check(const char *path, const char *fixture, size_t max_prompts,
                           size_t max_positions, struct fixture_result *res) {
   memset(res, 0, sizeof *res);
   char *text = test_read_fixture(fixture, NULL);

@@ -1,0 +1,203 @@
+/* Engine tests on a 2-layer synthetic Qwen2.5-Coder-0.5B-shaped model (engine/synth.h, built-in
+ * vocabulary): longest-common-prefix reuse gives the same logits as a fresh evaluation and reports
+ * what it reused, a prompt that is a prefix of the resident one re-evaluates only its last token,
+ * push/truncate keep the resident sequence and the cache in step, cancellation leaves a valid
+ * prefix, and the argument checks. Runs in seconds, also under ASan. */
+#include <math.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include "engine/engine.h"
+#include "engine/synth.h"
+#include "tests/unit/test_support.h"
+
+struct fixture {
+  char path[64];
+  struct engine *engine;
+};
+
+static int setup(void **state) {
+  struct fixture *f = calloc(1, sizeof *f);
+  assert_non_null(f);
+  snprintf(f->path, sizeof f->path, "/tmp/augury-engine-XXXXXX");
+  int fd = mkstemp(f->path);
+  assert_true(fd >= 0);
+  close(fd);
+  struct synth_params sp = synth_params_default();
+  sp.like = "qwen2.5-coder-0.5b";
+  sp.type = SYNTH_TYPE_Q8_0;
+  sp.n_layers = 2;
+  sp.n_vocab = 1024;
+  sp.seed = 5;
+  struct aug_err err = {0};
+  if (synth_write(&sp, f->path, &err)) fail_msg("synth_write: %s", err.msg);
+  struct engine_params ep = engine_params_default();
+  ep.model_path = f->path;
+  ep.n_threads = 2;
+  ep.n_ctx = 64;
+  ep.n_batch = 16;
+  if (engine_create(&ep, &f->engine, &err)) fail_msg("engine_create: %s", err.msg);
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  struct fixture *f = *state;
+  engine_destroy(f->engine);
+  engine_destroy(NULL);
+  unlink(f->path);
+  free(f);
+  return 0;
+}
+
+static void tokens_for(int32_t *t, size_t n, uint32_t seed) {
+  for (size_t i = 0; i < n; i++) {
+    seed = seed * 1664525u + 1013904223u;
+    t[i] = (int32_t)((seed >> 8) % 1024);
+  }
+}
+
+static float *copy_logits(struct engine *e) {
+  size_t nv = engine_model(e)->hp.n_vocab;
+  const float *l = engine_logits(e);
+  assert_non_null(l);
+  float *c = malloc(nv * sizeof *c);
+  assert_non_null(c);
+  memcpy(c, l, nv * sizeof *c);
+  return c;
+}
+
+static double diff(const float *a, const float *b, size_t n) {
+  double m = 0.0;
+  for (size_t i = 0; i < n; i++)
+    if (fabs((double)a[i] - b[i]) > m) m = fabs((double)a[i] - b[i]);
+  return m;
+}
+
+static void test_prefix_reuse_equals_fresh(void **state) {
+  struct fixture *f = *state;
+  struct engine *e = f->engine;
+  size_t nv = engine_model(e)->hp.n_vocab;
+  assert_int_equal(nv, 1024);
+  struct aug_err err = {0};
+  struct engine_eval_stats st;
+  int32_t a[40], b[40];
+  tokens_for(a, 40, 1);
+  memcpy(b, a, sizeof a);
+  tokens_for(b + 25, 15, 2); /* b shares 25 tokens with a */
+
+  assert_int_equal(engine_set_prompt(e, a, 40, NULL, &st, &err), 0);
+  assert_int_equal(st.n_reused, 0);
+  assert_int_equal(st.n_evaluated, 40);
+  assert_int_equal(engine_n_resident(e), 40);
+  assert_memory_equal(engine_resident_tokens(e), a, sizeof a);
+  float *la = copy_logits(e);
+
+  /* The same prompt again: nothing to evaluate, same logits. */
+  assert_int_equal(engine_set_prompt(e, a, 40, NULL, &st, &err), 0);
+  assert_int_equal(st.n_reused, 40);
+  assert_int_equal(st.n_evaluated, 0);
+  assert_true(diff(la, engine_logits(e), nv) == 0.0);
+
+  /* Shared prefix of 25: only 15 evaluated. */
+  assert_int_equal(engine_set_prompt(e, b, 40, NULL, &st, &err), 0);
+  assert_int_equal(st.n_reused, 25);
+  assert_int_equal(st.n_evaluated, 15);
+  float *reused = copy_logits(e);
+  assert_true(diff(reused, la, nv) > 0.0);
+
+  /* Fresh evaluation of b. */
+  engine_truncate(e, 0);
+  assert_int_equal(engine_n_resident(e), 0);
+  assert_null(engine_logits(e));
+  assert_int_equal(engine_set_prompt(e, b, 40, NULL, &st, &err), 0);
+  assert_int_equal(st.n_reused, 0);
+  double d = diff(reused, engine_logits(e), nv);
+  print_message("LCP reuse vs fresh: max |diff| %.2e\n", d);
+  assert_true(d < 1e-4);
+
+  /* A prompt that is a prefix of the resident one: its last token is re-evaluated for logits. */
+  assert_int_equal(engine_set_prompt(e, b, 30, NULL, &st, &err), 0);
+  assert_int_equal(st.n_reused, 29);
+  assert_int_equal(st.n_evaluated, 1);
+  assert_int_equal(engine_n_resident(e), 30);
+  free(la);
+  free(reused);
+}
+
+static void test_push_truncate(void **state) {
+  struct fixture *f = *state;
+  struct engine *e = f->engine;
+  size_t nv = engine_model(e)->hp.n_vocab;
+  struct aug_err err = {0};
+  int32_t a[12];
+  tokens_for(a, 12, 7);
+  assert_int_equal(engine_set_prompt(e, a, 10, NULL, NULL, &err), 0);
+  assert_int_equal(engine_push(e, a[10], NULL, &err), 0);
+  assert_int_equal(engine_push(e, a[11], NULL, &err), 0);
+  assert_int_equal(engine_n_resident(e), 12);
+  assert_memory_equal(engine_resident_tokens(e), a, sizeof a);
+  float *pushed = copy_logits(e);
+  /* Same tokens as one prompt after dropping the last two. */
+  assert_int_equal(engine_truncate(e, 10), 0);
+  assert_int_equal(engine_n_resident(e), 10);
+  assert_null(engine_logits(e));
+  struct engine_eval_stats st;
+  assert_int_equal(engine_set_prompt(e, a, 12, NULL, &st, &err), 0);
+  assert_int_equal(st.n_reused, 10);
+  assert_true(diff(pushed, engine_logits(e), nv) < 1e-4);
+  assert_int_equal(engine_truncate(e, 100), 0); /* beyond the end: no-op */
+  assert_int_equal(engine_n_resident(e), 12);
+  assert_non_null(engine_logits(e));
+  free(pushed);
+}
+
+static void test_ranges_and_cancel(void **state) {
+  struct fixture *f = *state;
+  struct engine *e = f->engine;
+  struct aug_err err = {0};
+  static int32_t many[65];
+  assert_int_equal(engine_n_ctx(e), 64);
+  assert_int_equal(engine_set_prompt(e, many, 0, NULL, NULL, &err), AUG_ERANGE);
+  assert_int_equal(engine_set_prompt(e, many, 65, NULL, NULL, &err), AUG_ERANGE);
+  assert_int_equal(engine_set_prompt(e, many, 64, NULL, NULL, &err), 0);
+  assert_int_equal(engine_push(e, 1, NULL, &err), AUG_ERANGE); /* full */
+  int32_t a[40];
+  tokens_for(a, 40, 9);
+  atomic_bool cancel;
+  atomic_init(&cancel, true);
+  engine_truncate(e, 0);
+  assert_int_equal(engine_set_prompt(e, a, 40, &cancel, NULL, &err), AUG_ECANCELED);
+  assert_true(engine_n_resident(e) < 40);
+  assert_memory_equal(engine_resident_tokens(e), a, engine_n_resident(e) * sizeof *a);
+  assert_null(engine_logits(e));
+  atomic_store(&cancel, false);
+  struct engine_eval_stats st;
+  assert_int_equal(engine_set_prompt(e, a, 40, &cancel, &st, &err), 0);
+  assert_int_equal(st.n_reused + st.n_evaluated, 40);
+  assert_true(engine_kv_bytes(e) > 0);
+  assert_non_null(strstr(engine_device_name(e), "CPU"));
+  assert_int_equal(engine_n_threads(e), 2);
+}
+
+static void test_bad_params(void **state) {
+  (void)state;
+  struct engine *e = NULL;
+  struct aug_err err = {0};
+  struct engine_params ep = engine_params_default();
+  assert_int_equal(engine_create(&ep, &e, &err), AUG_EINVAL);
+  ep.model_path = "/nonexistent/model.gguf";
+  assert_true(engine_create(&ep, &e, &err) < 0);
+  assert_non_null(strstr(err.msg, "/nonexistent/model.gguf"));
+  assert_null(e);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_prefix_reuse_equals_fresh, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_push_truncate, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_ranges_and_cancel, setup, teardown),
+      cmocka_unit_test(test_bad_params),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
