@@ -235,7 +235,7 @@ def case_info_json():
 # ---- tokenize ---------------------------------------------------------------------------------
 
 def corpus_sample():
-    """A spread of the fixture corpus (every 15th text, plus every text with a control token)."""
+    """A spread of the fixture corpus, half of it texts that contain control-token text."""
     texts, ids = [], []
     tdir = os.path.join(FIXTURES, "tokenizer")
     with open(os.path.join(tdir, "corpus.jsonl"), encoding="utf-8") as f:
@@ -245,8 +245,12 @@ def corpus_sample():
     with open(os.path.join(tdir, "ids-default.jsonl"), encoding="utf-8") as f:
         ids = [json.loads(line) for line in f]
     check(len(texts) == len(ids), "corpus and ids differ in length")
-    chosen = [i for i in range(len(texts)) if i % 15 == 0 or b"<|" in texts[i]]
-    return [(texts[i], ids[i]) for i in chosen[:40]]  # each run loads the model: keep it short
+    # Each run loads the model: 20 texts with control-token text, 20 spread over the rest.
+    special = [i for i in range(len(texts)) if b"<|" in texts[i]]
+    special = special[:: max(1, len(special) // 20)][:20]
+    rest = [i for i in range(len(texts)) if i not in special]
+    rest = rest[:: max(1, len(rest) // 20)][:20]
+    return [(texts[i], ids[i]) for i in sorted(special + rest)]
 
 
 def case_tokenize():
