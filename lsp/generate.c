@@ -103,9 +103,18 @@ int generator_complete(struct generator *g, const struct completion_request *req
   if ((size_t)max_tokens + 64 >= g->n_ctx)
     return aug_err_set(err, AUG_ERANGE, "generate: %d tokens to generate do not fit a context of %zu",
                        max_tokens, g->n_ctx);
-  struct fim_input in = {req->prefix,        req->prefix_len,    req->suffix,
-                         req->suffix_len,    req->repo_name,     req->path,
-                         req->prefix_tokens, req->suffix_tokens, req->snap_lines};
+  /* Whitespace healing: a prefix that ends in spaces ("return ") tokenizes unlike training text,
+   * where the space belongs to the next word (" a"). The trailing blanks are left out of the
+   * prompt, the model writes them again, and the copy it writes is dropped from the output. */
+  size_t heal = 0;
+  while (heal < req->prefix_len && heal < 256 &&
+         (req->prefix[req->prefix_len - 1 - heal] == ' ' ||
+          req->prefix[req->prefix_len - 1 - heal] == '\t'))
+    heal++;
+  const char *healed = req->prefix + req->prefix_len - heal;
+  struct fim_input in = {req->prefix,        req->prefix_len - heal, req->suffix,
+                         req->suffix_len,    req->repo_name,         req->path,
+                         req->prefix_tokens, req->suffix_tokens,     req->snap_lines};
   size_t n_ids = 0, dropped = 0;
   int rc = prompt_build_fim(g->tok, &g->fim, &in, g->ids, g->n_ctx - (size_t)max_tokens, &n_ids,
                             &dropped, err);
@@ -125,6 +134,7 @@ int generator_complete(struct generator *g, const struct completion_request *req
   struct postprocess_context pp;
   postprocess_context_init(&pp, req->prefix + lb, req->prefix_len - lb, req->suffix,
                            req->suffix_len, req->time_budget_ms);
+  size_t skip = 0; /* bytes at the start of out that repeat the healed whitespace */
   struct detokenizer detok;
   detokenizer_init(&detok);
   size_t n = 0, n_vocab = (size_t)tokenizer_vocab_size(g->tok);
@@ -146,10 +156,11 @@ int generator_complete(struct generator *g, const struct completion_request *req
     }
     int w = detokenizer_push(&detok, g->tok, t, false, out + n, cap - 1 - n);
     if (w > 0) n += (size_t)w;
+    while (skip < heal && skip < n && out[skip] == healed[skip]) skip++;
     size_t keep = n;
     double elapsed = now_ms() - t0;
-    if (postprocess_check(&pp, out, n, elapsed, &keep) == POSTPROCESS_STOP) {
-      n = keep;
+    if (postprocess_check(&pp, out + skip, n - skip, elapsed, &keep) == POSTPROCESS_STOP) {
+      n = skip + keep;
       stats->stop = pp.time_budget_ms > 0 && elapsed > pp.time_budget_ms ? "time" : "rule";
       break;
     }
@@ -165,7 +176,8 @@ int generator_complete(struct generator *g, const struct completion_request *req
   stats->generate_ms = t2 - t1;
   stats->total_ms = t2 - t0;
   if (rc) return rc;
-  n = postprocess_finish(&pp, out, n);
+  n = postprocess_finish(&pp, out + skip, n - skip);
+  memmove(out, out + skip, n);
   out[n] = '\0';
   *len = n;
   return 0;

@@ -643,6 +643,7 @@ static void handle_body(struct server *s, const char *body, size_t len) {
     json_decref(id);
     return;
   }
+  json_decref(id); /* m.id is the same value, owned by m.root */
   switch (m.kind) {
   case JSONRPC_REQUEST: handle_request(s, m.id, m.method, m.params); break;
   case JSONRPC_NOTIFICATION: handle_notification(s, m.method, m.params); break;
