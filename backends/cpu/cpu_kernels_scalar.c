@@ -7,8 +7,9 @@
 
 #include "backends/cpu/cpu_internal.h"
 
-/* Activations: Q8_0, 32 per block, d = amax / 127 (stored f16), q = round-half-even(x * 127 / amax).
- * The multiplier is 127 / amax, not 1 / d, as llama.cpp computes it, so that the quants match. */
+/* Activations: Q8_0, 32 per block, d = amax / 127 (stored f16), q = round-half-even(x * 127 /
+ * amax). The multiplier is 127 / amax, not 1 / d, as llama.cpp computes it, so that the quants
+ * match. */
 static void scalar_quantize_q8_0(const float *x, struct block_q8_0 *y, int64_t k) {
   for (int64_t ib = 0; ib < k / QK8_0; ib++) {
     const float *xb = x + ib * QK8_0; /* [32] */
