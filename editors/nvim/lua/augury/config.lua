@@ -16,8 +16,9 @@ function M.defaults()
     },
     -- Model file (GGUF); nil lets the server search (AUGURY_MODEL, config.json, Hugging Face cache).
     model = nil,
-    -- Pause after the last keystroke before asking for a suggestion.
-    debounce_ms = 75,
+    -- Pause after the last keystroke before asking for a suggestion. Short: it only coalesces
+    -- bursts (pastes, key repeat); the server waits its own settings.debounceMs (40 ms) on top.
+    debounce_ms = 30,
     -- Ask automatically on typing pauses; when false only keymaps.trigger asks.
     auto_trigger = true,
     -- Insert-mode keys; false disables one.
