@@ -148,7 +148,9 @@ int cpu_tensor_check(const struct backend_tensor *t) {
   }
   size_t row = quant_row_size(t->type, (uint64_t)t->ne[0]);
   if (row == 0) return AUG_EINVAL;
-  if (t->ne[1] > 1 && t->row_stride < row) return AUG_EINVAL;
+  /* rows must not overlap; nor may planes when their stride derives from the row stride */
+  bool derived_planes = t->plane_stride == 0 && t->ne[2] * t->ne[3] > 1;
+  if (t->row_stride < row && (t->ne[1] > 1 || derived_planes)) return AUG_EINVAL;
   size_t plane = t->plane_stride ? t->plane_stride : (size_t)t->ne[1] * t->row_stride;
   /* Last byte touched: the last row of the last plane. */
   size_t last = t->offset + (size_t)(t->ne[1] - 1) * t->row_stride +
