@@ -392,6 +392,59 @@ static void test_allocation_failures(void **state) {
   gguf_close(file);
 }
 
+/* Every byte of a tiny model's header (key/values and tensor infos) changed two ways: the model
+ * is either accepted or refused with a message, never read out of bounds (the sanitizer build
+ * checks), and an accepted model's hyper-parameters still fit its tensors. */
+static void test_every_header_byte_changed(void **state) {
+  (void)state;
+  struct tiny t = tiny_qwen2();
+  char *path = write_tiny(&t);
+  FILE *f = fopen(path, "rb");
+  assert_non_null(f);
+  fseek(f, 0, SEEK_END);
+  size_t size = (size_t)ftell(f);
+  fseek(f, 0, SEEK_SET);
+  unsigned char *orig = malloc(size), *buf = malloc(size);
+  assert_int_equal(fread(orig, 1, size, f), size);
+  fclose(f);
+  unlink(path);
+  free(path);
+  struct gguf_file *file = NULL;
+  struct aug_err err = {0};
+  assert_int_equal(gguf_open_memory(orig, size, "tiny", &file, &err), 0);
+  size_t header = (size_t)gguf_data_offset(file);
+  gguf_close(file);
+  int accepted = 0, refused = 0;
+  for (size_t i = 0; i < header; i++) {
+    for (int variant = 0; variant < 2; variant++) {
+      memcpy(buf, orig, size);
+      buf[i] = variant ? (unsigned char)(buf[i] + 1) : (unsigned char)~buf[i];
+      file = NULL;
+      if (gguf_open_memory(buf, size, "tiny", &file, &err) != 0) continue;
+      struct model *m = NULL;
+      int rc = model_create(file, &m, &err);
+      if (rc == 0) {
+        accepted++;
+        assert_true(m->hp.n_layer >= 1 && m->hp.n_layer <= 512);
+        assert_int_equal(m->hp.n_head % m->hp.n_head_kv, 0);
+        assert_int_equal(m->layers[0].wq->ne[1], (uint64_t)m->hp.n_head * m->hp.head_dim);
+        model_destroy(m);
+      } else {
+        refused++;
+        assert_null(m);
+        if (!strstr(err.msg, "model: tiny: "))
+          fail_msg("byte %zu: message '%s' does not name the file", i, err.msg);
+      }
+      gguf_close(file);
+    }
+  }
+  /* Changed names and values are mostly refused; changed padding and unused keys pass. */
+  assert_true(refused > 100);
+  assert_true(accepted > 0);
+  free(orig);
+  free(buf);
+}
+
 static void check_real(const char *path, uint32_t n_layer, uint32_t n_embd, uint32_t n_head,
                        uint32_t n_ff) {
   struct model *m = NULL;
@@ -453,13 +506,21 @@ static void test_bad_gguf_corpus(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_qwen2_accepted),  cmocka_unit_test(test_llama_accepted),
-      cmocka_unit_test(test_rope_scaling),    cmocka_unit_test(test_missing_tensor),
-      cmocka_unit_test(test_wrong_shape),     cmocka_unit_test(test_block_count),
-      cmocka_unit_test(test_head_counts),     cmocka_unit_test(test_types),
-      cmocka_unit_test(test_vocab),           cmocka_unit_test(test_stray_tensor_and_keys),
-      cmocka_unit_test(test_arch_names),      cmocka_unit_test(test_allocation_failures),
-      cmocka_unit_test(test_real_default),    cmocka_unit_test(test_real_small),
+      cmocka_unit_test(test_qwen2_accepted),
+      cmocka_unit_test(test_llama_accepted),
+      cmocka_unit_test(test_rope_scaling),
+      cmocka_unit_test(test_missing_tensor),
+      cmocka_unit_test(test_wrong_shape),
+      cmocka_unit_test(test_block_count),
+      cmocka_unit_test(test_head_counts),
+      cmocka_unit_test(test_types),
+      cmocka_unit_test(test_vocab),
+      cmocka_unit_test(test_stray_tensor_and_keys),
+      cmocka_unit_test(test_arch_names),
+      cmocka_unit_test(test_allocation_failures),
+      cmocka_unit_test(test_every_header_byte_changed),
+      cmocka_unit_test(test_real_default),
+      cmocka_unit_test(test_real_small),
       cmocka_unit_test(test_bad_gguf_corpus),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
