@@ -203,6 +203,8 @@ def check_info_json(path):
             kvs[cols[0]] = cols
     arch = kvs["general.architecture"][2]
     check(info["architecture"] == arch, f"architecture {info['architecture']} != {arch}")
+    check(info["file_type"] == int(kvs["general.file_type"][2])
+          and info["file_type_name"] == "Q4_K_M", f"file type {info.get('file_type_name')}")
     hp = info["hparams"]
     for key, field in (("block_count", "n_layer"), ("embedding_length", "n_embd"),
                        ("feed_forward_length", "n_ff"), ("attention.head_count", "n_head"),
@@ -298,6 +300,7 @@ def case_synth():
         _, stdout, _ = run(["info", "--json", out], expect=0)
         info = json.loads(stdout)
         hp = info["hparams"]
+        check(info["file_type_name"] == "Q4_K_M", f"file type {info.get('file_type_name')}")
         check(hp["n_embd"] == 896 and hp["n_layer"] == 1 and hp["n_head"] == 14
               and hp["n_head_kv"] == 2 and hp["n_ff"] == 4864 and hp["n_vocab"] == 151936
               and hp["tied_output"], f"hparams {hp}")
