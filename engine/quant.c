@@ -50,7 +50,7 @@ struct quant_type_entry {
 };
 
 /* can_dequantize / can_quantize are spelled out (a function address is not a constant expression
- * for every compiler); the fixture test checks they agree with what the row functions accept. */
+ * for every compiler); test_flags_match_functions checks them against the function slots. */
 
 static void quant_dequantize_q4_0(const void *src, float *dst, int64_t nb);
 static void quant_dequantize_q4_1(const void *src, float *dst, int64_t nb);

@@ -134,6 +134,29 @@ static void test_required_types_supported(void **state) {
   }
 }
 
+/* can_dequantize / can_quantize say exactly which types the row functions accept. */
+static void test_flags_match_functions(void **state) {
+  (void)state;
+  static float x[QK_K], y[QK_K];
+  static uint8_t q[QK_K * 8];
+  for (uint32_t t = 0; t < QUANT_TYPE_COUNT; t++) {
+    const struct quant_type_traits *tr = quant_traits(t);
+    if (!tr) {
+      assert_int_equal(quant_dequantize_row(t, q, y, QK_K), AUG_EUNSUPPORTED);
+      assert_int_equal(quant_quantize_row(t, x, q, QK_K), AUG_EUNSUPPORTED);
+      continue;
+    }
+    assert_true(tr->type_size * (QK_K / tr->block_size) <= sizeof q);
+    int rq = quant_quantize_row(t, x, q, QK_K);
+    if (rq != (tr->can_quantize ? 0 : AUG_EUNSUPPORTED))
+      fail_msg("%s: quantize returns %d, can_quantize %d", tr->name, rq, tr->can_quantize);
+    memset(q, 0, sizeof q);
+    int rd = quant_dequantize_row(t, q, y, QK_K);
+    if (rd != (tr->can_dequantize ? 0 : AUG_EUNSUPPORTED))
+      fail_msg("%s: dequantize returns %d, can_dequantize %d", tr->name, rd, tr->can_dequantize);
+  }
+}
+
 static void test_row_size(void **state) {
   (void)state;
   assert_int_equal(quant_row_size(QUANT_F32, 7), 28);
@@ -704,6 +727,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_traits_match_gguf_py),
       cmocka_unit_test(test_required_types_supported),
+      cmocka_unit_test(test_flags_match_functions),
       cmocka_unit_test(test_row_size),
       cmocka_unit_test(test_row_errors),
       cmocka_unit_test(test_round_matches_roundf),
