@@ -6,6 +6,8 @@
 #define X86_MADD_ACC(acc, p16, s16) _mm256_add_epi32((acc), _mm256_madd_epi16((p16), (s16)))
 #define X86_DOT_U8_I8(u, s) _mm256_madd_epi16(_mm256_maddubs_epi16((u), (s)), _mm256_set1_epi16(1))
 
+#define X86_KQUANT_DPBUSD 0
+
 #include "backends/cpu/cpu_kernels_x86.h"
 
 static const struct cpu_kernels avx2_kernels = {

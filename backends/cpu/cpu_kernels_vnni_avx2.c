@@ -8,6 +8,8 @@
 #define X86_MADD_ACC(acc, p16, s16) _mm256_dpwssd_epi32((acc), (p16), (s16))
 #define X86_DOT_U8_I8(u, s) _mm256_dpbusd_epi32(_mm256_setzero_si256(), (u), (s))
 
+#define X86_KQUANT_DPBUSD 1
+
 #include "backends/cpu/cpu_kernels_x86.h"
 
 static const struct cpu_kernels vnni_kernels = {

@@ -3,6 +3,8 @@
  * copies compiled for its instruction set:
  *   X86_MADD_ACC(acc, p16, s16)  acc + pairwise int16 products of p16 and s16, as 8 int32
  *   X86_DOT_U8_I8(u, s)          sums of 4 adjacent u8 * s8 products, as 8 int32
+ * and sets X86_KQUANT_DPBUSD to 1 where the k-quant kernels may use vpdpbusd/vpdpwssd directly
+ * (fewer multiplies per weight; the same integer results).
  * The integer dot products follow the scalar kernels block for block: unsigned weight quants
  * times signed Q8 activations (maddubs), widened with the sub-block scale, summed in int32 per
  * block, then one FMA per block in f32. Each kernel is written once for nr tokens and
@@ -166,10 +168,22 @@ INLINE void q4_k_impl(int64_t k, const void *vw, const void *act, size_t st, con
                       float *out, size_t os) {
   const struct block_q4_k *w = vw; /* [k / 256] */
   const __m256i m4 = _mm256_set1_epi8(0x0f);
+#if X86_KQUANT_DPBUSD
+  /* per 128-bit lane: int16 lanes 0-3 take scale 2c, lanes 4-7 scale 2c + 1 */
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i pick[4];
+  for (int c = 0; c < 4; c++) {
+    short lo = (short)(0x0100 * (4 * c + 1) + 4 * c);
+    short hi = (short)(0x0100 * (4 * c + 3) + 4 * c + 2);
+    __m128i half = _mm_set_epi16(hi, hi, hi, hi, lo, lo, lo, lo);
+    pick[c] = _mm256_set_m128i(half, half);
+  }
+#else
   /* pick int16 lane j of the scales into every lane: bytes (2j, 2j + 1) repeated */
   __m256i pick[8];
   for (int j = 0; j < 8; j++)
     pick[j] = _mm256_set1_epi16((short)(0x0100 * (2 * j + 1) + 2 * j));
+#endif
   __m256 acc[4];
   __m128 acc_min[4];
   for (int r = 0; r < nr; r++) {
@@ -188,6 +202,18 @@ INLINE void q4_k_impl(int64_t k, const void *vw, const void *act, size_t st, con
       __m256i q = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
       __m256i lo = _mm256_and_si256(q, m4);
       __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+#if X86_KQUANT_DPBUSD
+      /* 4-product sums per sub-block with dpbusd (<= 4 * 15 * 127, fits int16), both sub-blocks
+       * packed into one int16 vector, then one dpwssd with their scales: 3 multiplies per
+       * 64 weights instead of 4. packs interleaves per lane: [lo0..3 hi0..3 | lo4..7 hi4..7]. */
+      __m256i s_pair = _mm256_shuffle_epi8(sc, pick[c]);
+      for (int r = 0; r < nr; r++) {
+        const int8_t *a = ACT_ROW(struct block_q8_k, act, st, r)[ib].qs + 64 * c;
+        __m256i d_lo = _mm256_dpbusd_epi32(zero, lo, _mm256_loadu_si256((const __m256i *)a));
+        __m256i d_hi = _mm256_dpbusd_epi32(zero, hi, _mm256_loadu_si256((const __m256i *)(a + 32)));
+        isum[r] = _mm256_dpwssd_epi32(isum[r], _mm256_packs_epi32(d_lo, d_hi), s_pair);
+      }
+#else
       __m256i s_lo = _mm256_shuffle_epi8(sc, pick[2 * c]);
       __m256i s_hi = _mm256_shuffle_epi8(sc, pick[2 * c + 1]);
       for (int r = 0; r < nr; r++) {
@@ -196,6 +222,7 @@ INLINE void q4_k_impl(int64_t k, const void *vw, const void *act, size_t st, con
         __m256i p_hi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(a + 32)));
         isum[r] = X86_MADD_ACC(X86_MADD_ACC(isum[r], p_lo, s_lo), p_hi, s_hi);
       }
+#endif
     }
     float d = f16(b->d), dmin = f16(b->dmin);
     for (int r = 0; r < nr; r++) {
@@ -225,6 +252,21 @@ INLINE void q6_k_impl(int64_t k, const void *vw, const void *act, size_t st, con
   __m256 acc[4];
   for (int r = 0; r < nr; r++)
     acc[r] = _mm256_setzero_ps();
+#if X86_KQUANT_DPBUSD
+  /* for the pair (q[i], q[i + 1]), i = 0, 2: low lane int16 0-3 scale 2i, 4-7 scale 2i + 2;
+   * high lane 0-3 scale 2i + 1, 4-7 scale 2i + 3 (scale j = bytes 2j, 2j + 1 of sc_n) */
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i pick[2];
+  for (int p = 0; p < 2; p++) {
+    int i = 2 * p;
+    short g0 = (short)(0x0100 * (4 * i + 1) + 4 * i);
+    short g1 = (short)(0x0100 * (4 * i + 3) + 4 * i + 2);
+    short g2 = (short)(0x0100 * (4 * i + 5) + 4 * i + 4);
+    short g3 = (short)(0x0100 * (4 * i + 7) + 4 * i + 6);
+    pick[p] = _mm256_set_m128i(_mm_set_epi16(g3, g3, g3, g3, g1, g1, g1, g1),
+                               _mm_set_epi16(g2, g2, g2, g2, g0, g0, g0, g0));
+  }
+#else
   /* per-lane byte picks: the low lane takes int16 lane 2i, the high lane int16 lane 2i + 1 */
   __m256i pick[4];
   for (int i = 0; i < 4; i++) {
@@ -232,6 +274,7 @@ INLINE void q6_k_impl(int64_t k, const void *vw, const void *act, size_t st, con
           hi = (short)(0x0100 * (4 * i + 3) + 4 * i + 2);
     pick[i] = _mm256_set_m128i(_mm_set1_epi16(hi), _mm_set1_epi16(lo));
   }
+#endif
   for (int64_t ib = 0; ib < k / QK_K; ib++) {
     const struct block_q6_k *b = w + ib;
     __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
@@ -255,6 +298,21 @@ INLINE void q6_k_impl(int64_t k, const void *vw, const void *act, size_t st, con
                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
       q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
+#if X86_KQUANT_DPBUSD
+      /* dpbusd sums of 4 products (<= 4 * 63 * 127, fits int16) for q[i] and q[i + 1], packed
+       * to int16 ([q[i] groups 2i | q[i+1] groups 2i+2] in the low lane, 2i+1 | 2i+3 in the
+       * high lane), then one dpwssd with the matching scales. */
+      for (int i = 0; i < 4; i += 2) {
+        __m256i sc = _mm256_shuffle_epi8(sc_n, pick[i / 2]);
+        for (int r = 0; r < nr; r++) {
+          const int8_t *a = ACT_ROW(struct block_q8_k, act, st, r)[ib].qs + 128 * n + 32 * i;
+          __m256i d0 = _mm256_dpbusd_epi32(zero, q[i], _mm256_loadu_si256((const __m256i *)a));
+          __m256i d1 =
+              _mm256_dpbusd_epi32(zero, q[i + 1], _mm256_loadu_si256((const __m256i *)(a + 32)));
+          isum[r] = _mm256_dpwssd_epi32(isum[r], _mm256_packs_epi32(d0, d1), sc);
+        }
+      }
+#else
       for (int i = 0; i < 4; i++) {
         /* q[i] covers groups 8n + 2i (low 16 bytes) and 8n + 2i + 1 (high 16 bytes). */
         __m256i sc = _mm256_shuffle_epi8(sc_n, pick[i]);
@@ -264,6 +322,7 @@ INLINE void q6_k_impl(int64_t k, const void *vw, const void *act, size_t st, con
           isum[r] = X86_MADD_ACC(isum[r], p, sc);
         }
       }
+#endif
     }
     /* sum(scale * (q - 32) * x) = sum(scale * q * x) - 32 * sum(scale * bsum) */
     float d = f16(b->d);
