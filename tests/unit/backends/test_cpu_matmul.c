@@ -345,6 +345,58 @@ static void test_generic_types(void **state) {
   assert_true(covered >= 6);
 }
 
+/* Views as the forward pass makes them: x and y are column ranges of wider buffers (row_stride
+ * larger than a row, non-zero offsets). Same results as the contiguous case, and the bytes
+ * around the output view stay untouched. */
+static void test_strided_views(void **state) {
+  struct fixture *f = *state;
+  struct problem p;
+  problem_make(&p, QUANT_Q4_K, 512, 9, 6, 77);
+  float y_ref[9 * 6];
+  assert_int_equal(run_matmul(f->ops, f->fast, &p, 0, p.m, y_ref), 0);
+  size_t w_bytes = quant_row_size(p.type, 512) * 9;
+  struct backend_buffer *wb;
+  struct aug_err err;
+  assert_int_equal(f->ops->buffer_from_host(f->fast, p.w, w_bytes, &wb, &err), 0);
+  struct backend_tensor w = {.type = p.type,
+                             .ne = {512, 9, 1, 1},
+                             .row_stride = quant_row_size(p.type, 512),
+                             .buffer = wb};
+  /* x: columns [2, 8) of a [520, 10] buffer; y: columns [3, 9) of a [11, 12] buffer */
+  struct test_buffer xb = test_buffer_make(f->ops, f->fast, sizeof(float) * 520 * 10);
+  struct test_buffer yb = test_buffer_make(f->ops, f->fast, sizeof(float) * 11 * 12);
+  for (int64_t m = 0; m < 6; m++) {
+    memcpy((float *)xb.data + (m + 2) * 520, p.x + m * 512, sizeof(float) * 512);
+  }
+  for (int i = 0; i < 11 * 12; i++)
+    ((float *)yb.data)[i] = -7.0f;
+  struct backend_tensor x = test_tensor(&xb, QUANT_F32, 512, 6, 1, sizeof(float) * 2 * 520);
+  x.row_stride = sizeof(float) * 520;
+  struct backend_tensor y = test_tensor(&yb, QUANT_F32, 9, 6, 1, sizeof(float) * 3 * 11);
+  y.row_stride = sizeof(float) * 11;
+  assert_int_equal(f->ops->matmul(f->fast, &w, &x, &y), 0);
+  const float *yd = yb.data;
+  for (int64_t m = 0; m < 12; m++) {
+    for (int64_t n = 0; n < 11; n++) {
+      float got = yd[m * 11 + n];
+      if (m >= 3 && m < 9 && n < 9) {
+        assert_true(got == y_ref[(m - 3) * 9 + n]);
+      } else {
+        assert_true(got == -7.0f);
+      }
+    }
+  }
+  /* one token of the view (decode) */
+  x.ne[1] = y.ne[1] = 1;
+  assert_int_equal(f->ops->matmul(f->fast, &w, &x, &y), 0);
+  for (int64_t n = 0; n < 9; n++)
+    assert_true(yd[3 * 11 + n] == y_ref[n]);
+  f->ops->buffer_free(f->fast, wb);
+  f->ops->buffer_free(f->fast, xb.buf);
+  f->ops->buffer_free(f->fast, yb.buf);
+  problem_free(&p);
+}
+
 static void test_rejects_bad_shapes(void **state) {
   struct fixture *f = *state;
   struct test_buffer b = test_buffer_make(f->ops, f->fast, 1 << 16);
@@ -373,6 +425,7 @@ int main(void) {
       cmocka_unit_test(test_scalar_matches_dequantize),
       cmocka_unit_test(test_batched_equals_token_by_token),
       cmocka_unit_test(test_generic_types),
+      cmocka_unit_test(test_strided_views),
       cmocka_unit_test(test_rejects_bad_shapes),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
