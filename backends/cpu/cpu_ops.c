@@ -139,7 +139,14 @@ static void row_copy(struct row_task *t, const void *src, void *dst, int64_t n) 
   }
 }
 
-static void row_task_one(struct row_task *t, int64_t r) {
+/* One thread's cos/sin of the last position it rotated. */
+struct rope_cache {
+  bool valid;
+  int32_t pos;
+  float cos_sin[1024]; /* [n_rot] */
+};
+
+static void row_task_one(struct row_task *t, struct rope_cache *rope, int64_t r) {
   int64_t i1, i2, i3;
   const struct backend_tensor *out = t->out;
   row_index(out, r, &i1, &i2, &i3);
@@ -151,13 +158,16 @@ static void row_task_one(struct row_task *t, int64_t r) {
                      (const float *)cpu_tensor_row(t->b, 0, 0, 0), n, t->eps);
     break;
   case ROW_ROPE: {
-    /* out is x [head_dim, n_head, n_tokens]: one row per (head, token); the cache is recomputed
-     * per head, which costs n_rot/2 sin/cos per row: small next to the matmuls. */
-    float cos_sin[1024];
+    /* out is x [head_dim, n_head, n_tokens]: one row per (head, token). The heads of a token
+     * are consecutive rows, so the cos/sin of its position are computed once for all of them. */
     int n_rot = t->rope->n_rot;
-    cpu_ref_rope_cache(cos_sin, t->pos[i2], n_rot, t->rope->freq_base, t->rope->freq_scale,
-                       t->rope->freq_factors);
-    cpu_ref_rope_head(o, cos_sin, n_rot, t->rope->layout == BACKEND_ROPE_NEOX);
+    if (!rope->valid || rope->pos != t->pos[i2]) {
+      cpu_ref_rope_cache(rope->cos_sin, t->pos[i2], n_rot, t->rope->freq_base, t->rope->freq_scale,
+                         t->rope->freq_factors);
+      rope->pos = t->pos[i2];
+      rope->valid = true;
+    }
+    cpu_ref_rope_head(o, rope->cos_sin, n_rot, t->rope->layout == BACKEND_ROPE_NEOX);
     break;
   }
   case ROW_SILU_MUL:
@@ -190,8 +200,10 @@ static void row_task_run(void *arg, int ith, int nth) {
   /* Contiguous ranges keep each thread's rows together in cache. */
   int64_t per = (t->n_rows + nth - 1) / nth;
   int64_t r0 = per * ith, r1 = r0 + per < t->n_rows ? r0 + per : t->n_rows;
+  struct rope_cache rope; /* filled on first use: no 4 KB clear per op */
+  rope.valid = false;
   for (int64_t r = r0; r < r1; r++)
-    row_task_one(t, r);
+    row_task_one(t, &rope, r);
 }
 
 static int row_task_dispatch(struct row_task *t) {
