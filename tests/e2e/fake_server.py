@@ -160,6 +160,8 @@ class Server:
             self.reply(rid, None)
         elif method == "exit":
             sys.exit(0 if self.shutdown else 1)
+        elif method == "workspace/didChangeConfiguration":
+            self.log["configuration"] = params.get("settings")
         elif method == "textDocument/didOpen":
             doc = params["textDocument"]
             self.docs[doc["uri"]] = doc["text"]

@@ -62,6 +62,15 @@ H.run(function()
   H.feed('<Plug>(augury-accept)')
   H.eq('    return 1', vim.api.nvim_get_current_line(), '<Plug>(augury-accept) accepts')
   H.normal()
+  H.case('setup() with new settings and the same command: didChangeConfiguration')
+  local id = require('augury.client').get().id
+  require('augury').setup(vim.tbl_deep_extend('force', opts, { settings = { maxTokens = 7 } }))
+  H.wait(2000, function()
+    local conf = H.fake_log().configuration
+    return conf and conf.maxTokens == 7
+  end, 'the new settings at the server')
+  H.eq(id, require('augury.client').get().id, 'the same server')
+
   H.case('empty settings go out as a JSON object')
   require('augury').setup({ cmd = vim.list_extend(vim.deepcopy(H.fake_server), { '--empty' }), filetypes = { 'python' } })
   H.wait_attached()

@@ -1,7 +1,8 @@
 # Headless Neovim end-to-end tests of the plugin (editors/nvim). Each test is a Lua script run with
 # `nvim --headless -u NONE -i NONE` (Neovim 0.7.2 has no -l); it exits with :cq on failure.
-# The fake-server tests always run; the real-model acceptance test needs the augury executable and
-# AUGURY_TEST_MODEL_SMALL (skips with 77 without them unless AUGURY_REQUIRE_MODELS=1; label slow).
+# The fake-server tests always run; real_no_model runs the augury executable with a missing model;
+# the real-model acceptance test needs the executable and AUGURY_TEST_MODEL_SMALL (skips with 77
+# without them unless AUGURY_REQUIRE_MODELS=1; label slow).
 find_program(AUGURY_NVIM nvim)
 find_package(Python3 COMPONENTS Interpreter)
 
@@ -13,7 +14,7 @@ else()
     "AUGURY_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
     "AUGURY_PYTHON=${Python3_EXECUTABLE}"
     "AUGURY_BIN=${CMAKE_BINARY_DIR}/augury")
-  foreach(name util plugin keymaps explain encoding missing_binary real_model)
+  foreach(name util plugin keymaps explain encoding missing_binary real_no_model real_model)
     add_test(NAME e2e/nvim_${name}
       COMMAND ${AUGURY_NVIM} --headless -u NONE -i NONE
               --cmd "set rtp+=${CMAKE_SOURCE_DIR}/editors/nvim"
@@ -21,6 +22,8 @@ else()
       WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
     set_tests_properties(e2e/nvim_${name} PROPERTIES ENVIRONMENT "${AUGURY_E2E_ENV}" TIMEOUT 120)
   endforeach()
+  # The real server without a model: fast, needs only the executable.
+  set_tests_properties(e2e/nvim_real_no_model PROPERTIES SKIP_RETURN_CODE 77)
   # The real server loads the model in the background, then completes on the CPU.
   set_tests_properties(e2e/nvim_real_model PROPERTIES
     TIMEOUT 600 SKIP_RETURN_CODE 77 LABELS slow)

@@ -13,6 +13,7 @@ local state = {
   progress = {},     -- token -> function(value) for work-done progress the plugin asked for
   load = nil,        -- last model-load progress from the server: { title, message, percentage, done }
   exit = nil,        -- { code, signal } of a server that exited without being asked to
+  error = false,     -- the running server reported an error (showMessage type Error)
   on_ready = nil,    -- called when server progress ends (the model finished loading)
   exit_hooks = {},   -- name -> function(): the server exited; its pending requests never answer
   generation = 0,    -- counts server starts
@@ -108,7 +109,17 @@ local function show_message_handler(_, result)
   if not result or not result.message then return end
   local level = vim.log.levels.INFO
   if result.type == 1 or result.type == 2 then level = vim.log.levels.WARN end
-  util.notify_once('showMessage:' .. result.message, 'augury: ' .. result.message, level)
+  if result.type == 1 then state.error = true end
+  local msg = result.message:match('^augury') and result.message or ('augury: ' .. result.message)
+  util.notify_once('showMessage:' .. result.message, msg, level)
+end
+
+-- window/showMessageRequest: Neovim's default handler blocks the editor with an inputlist prompt
+-- (0.7) or a vim.ui.select. A failed model load must not stop the user typing: the message is shown
+-- once like showMessage, and the reply is null (LSP: no action chosen).
+local function show_message_request_handler(err, result)
+  show_message_handler(err, result)
+  return vim.NIL
 end
 
 --- Registers a listener for $/progress on `token` (nil removes it).
@@ -152,6 +163,20 @@ function M.last_exit()
   return state.exit
 end
 
+--- Whether the running server reported an error (e.g. its model did not load).
+function M.reported_error()
+  return state.error and M.get() ~= nil
+end
+
+--- Sends new settings to the running server (workspace/didChangeConfiguration).
+function M.send_settings(settings)
+  local client = M.get()
+  if not client then return false end
+  client.config.settings = settings
+  return util.call(client, 'notify', 'workspace/didChangeConfiguration',
+    { settings = next(settings) and settings or vim.empty_dict() })
+end
+
 --- Whether the configured binary was found missing.
 function M.is_missing()
   return state.missing
@@ -172,6 +197,7 @@ function M.ensure_started()
   end
   state.stopping = false
   state.exit = nil
+  state.error = false
   local ok, id = pcall(vim.lsp.start_client, {
     name = 'augury',
     cmd = cfg.cmd,
@@ -183,6 +209,7 @@ function M.ensure_started()
     handlers = {
       ['$/progress'] = progress_handler,
       ['window/showMessage'] = show_message_handler,
+      ['window/showMessageRequest'] = show_message_request_handler,
     },
     on_init = on_init,
     on_exit = function(code, signal, client_id)

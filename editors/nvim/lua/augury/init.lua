@@ -111,7 +111,12 @@ end
 function M.setup(opts)
   local previous = config.get()
   local cfg = config.set(opts)
-  if previous and not vim.deep_equal(previous.cmd, cfg.cmd) then client.stop() end
+  if previous and not vim.deep_equal(previous.cmd, cfg.cmd) then
+    client.stop()
+  elseif previous and not vim.deep_equal(previous.settings, cfg.settings) then
+    -- Same server, new settings (a model path, say): LSP 3.18 workspace/didChangeConfiguration.
+    client.send_settings(cfg.settings)
+  end
   client.reset()
   util.reset_notices()
   set_autocmds(cfg)
@@ -131,9 +136,11 @@ function M.dismiss() suggestion.dismiss() end
 function M.trigger() return suggestion.trigger() end
 function M.is_visible() return suggestion.is_visible() end
 
---- Turns suggestions on (and retries a server that was missing or crashed).
+--- Turns suggestions on (and retries a server that was missing, crashed, or reported an error
+--- such as a model that failed to load: that one is restarted).
 function M.enable()
   suggestion.set_enabled(true)
+  if client.reported_error() then client.stop() end
   client.reset()
   util.reset_notices()
   for _, buf in ipairs(vim.api.nvim_list_bufs()) do
@@ -195,9 +202,17 @@ local function status_lines(st)
     add('  model load: %s%s%s', st.load.title or '', st.load.message and (' ' .. st.load.message) or '',
       st.load.done and ' (done)' or (st.load.percentage and string.format(' %d%%', st.load.percentage) or ''))
   end
-  if st.server ~= nil then
-    local text = type(st.server) == 'string' and st.server or vim.inspect(st.server, { newline = ' ', indent = '' })
-    add('  server status: %s', text)
+  if type(st.server) == 'table' then
+    -- augury.status answers an object; one line per field, nested objects inline.
+    local keys = vim.tbl_keys(st.server)
+    table.sort(keys)
+    for _, k in ipairs(keys) do
+      local v = st.server[k]
+      if type(v) == 'table' then v = vim.inspect(v, { newline = ' ', indent = '' }) end
+      if v ~= '' then add('  server %s: %s', k, tostring(v)) end
+    end
+  elseif st.server ~= nil then
+    add('  server status: %s', tostring(st.server))
   end
   if st.last_stats then add('  last suggestion: %s', st.last_stats) end
   return lines
