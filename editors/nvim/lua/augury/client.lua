@@ -72,6 +72,7 @@ local function capabilities()
 end
 
 local function on_init(client, result)
+  state.server_info = result and result.serverInfo
   local caps = result and result.capabilities or {}
   local enc = caps.positionEncoding or result.offsetEncoding
   if enc == 'utf-8' or enc == 'utf-16' or enc == 'utf-32' then client.offset_encoding = enc end
@@ -151,6 +152,11 @@ end
 --- Sets `fn` (nil removes it) to run after the server exits; `name` identifies the caller.
 function M.set_exit_hook(name, fn)
   state.exit_hooks[name] = fn
+end
+
+--- The running server's initialize serverInfo ({ name, version }), or nil.
+function M.server_info()
+  return M.get() and state.server_info or nil
 end
 
 --- Model-load progress last reported by the server (nil if none).

@@ -80,7 +80,9 @@ function M.check()
     end
     return
   end
-  ok(string.format('server running (client id %d, position encoding %s)', c.id, c.offset_encoding or '?'))
+  local info = client.server_info()
+  ok(string.format('server running: %s (client id %d, position encoding %s)',
+    info and ((info.name or '?') .. ' ' .. (info.version or '')) or 'no serverInfo', c.id, c.offset_encoding or '?'))
   -- :checkhealth runs in its own buffer, so report every buffer the server follows.
   local names = {}
   local bufs = c.attached_buffers and vim.tbl_keys(c.attached_buffers) or vim.lsp.get_buffers_by_client_id(c.id)
