@@ -346,7 +346,6 @@ static int load_special_ids(struct tokenizer *tok, const struct gguf_file *file,
                             struct aug_err *err) {
   struct tokenizer_special *sp = &tok->special;
   int32_t nv = tok->n_vocab;
-  int32_t sep = TOKEN_NONE, mask = TOKEN_NONE;
   /* llama.cpp's defaults before the metadata is read */
   *sp = (struct tokenizer_special){
       .bos = TOKEN_NONE, .eos = TOKEN_NONE, .eot = TOKEN_NONE, .eom = TOKEN_NONE,
@@ -391,9 +390,7 @@ static int load_special_ids(struct tokenizer *tok, const struct gguf_file *file,
     int rc = read_id(file, ids[i].key, nv, slot, err);
     if (rc < 0) return rc;
   }
-  int rc = read_id(file, "tokenizer.ggml.seperator_token_id", nv, &sep, err);
-  if (rc == 0) rc = read_id(file, "tokenizer.ggml.mask_token_id", nv, &mask, err);
-  if (rc == 0) rc = read_bool(file, "tokenizer.ggml.add_bos_token", &sp->add_bos, err);
+  int rc = read_bool(file, "tokenizer.ggml.add_bos_token", &sp->add_bos, err);
   if (rc == 0) rc = read_bool(file, "tokenizer.ggml.add_eos_token", &sp->add_eos, err);
   if (rc == 0) rc = read_bool(file, "tokenizer.ggml.add_space_prefix", &tok->add_space_prefix, err);
   if (rc < 0) return rc;
@@ -673,7 +670,9 @@ static int load_merges(struct tokenizer *tok, const struct gguf_file *file, stru
     if (!space) continue;
     size_t ll = (size_t)(space - s), rl = len - ll - 1;
     int32_t left = map_find(tok, s, ll), right = map_find(tok, space + 1, rl);
-    if (left == TOKEN_NONE || right == TOKEN_NONE) continue; /* unusable: see tokenizer.h */
+    /* Merges run on token ids. A side that is not a token could only be the product of another
+     * such merge; consistent vocabularies (every merge result is a token) have none. */
+    if (left == TOKEN_NONE || right == TOKEN_NONE) continue;
     if (ll + rl > joined_cap) {
       size_t cap = (ll + rl) * 2;
       char *p = aug_realloc(joined, cap);
@@ -866,11 +865,8 @@ struct bigram {
   uint32_t size;             /* SPM: bytes when pushed */
 };
 
-struct encode_state {
-  const struct tokenizer *tok;
-  int32_t *ids;
-  size_t cap, n;
-  /* scratch */
+/* Buffers that grow to the largest text seen; kept between calls in a struct tokenizer_scratch. */
+struct tokenizer_scratch {
   struct fragment *frags, *frags2;
   size_t n_frags, frags_cap, frags2_cap;
   uint32_t *cps, *ends, *tmp;
@@ -883,6 +879,13 @@ struct encode_state {
   struct symbol *syms;
   struct bigram *heap;
   size_t syms_cap, heap_cap;
+};
+
+struct encode_state {
+  const struct tokenizer *tok;
+  int32_t *ids;
+  size_t cap, n;
+  struct tokenizer_scratch *b;
 };
 
 static void emit(struct encode_state *st, int32_t id) {
@@ -902,13 +905,13 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem) {
 }
 
 static int reserve_symbols(struct encode_state *st, size_t n) {
-  size_t cap = st->syms_cap;
-  if (grow((void **)&st->syms, &cap, n, sizeof *st->syms) < 0) return AUG_ENOMEM;
-  st->syms_cap = cap;
+  size_t cap = st->b->syms_cap;
+  if (grow((void **)&st->b->syms, &cap, n, sizeof *st->b->syms) < 0) return AUG_ENOMEM;
+  st->b->syms_cap = cap;
   /* each merge pushes at most two bigrams: n - 1 initial + 2 (n - 1) */
-  cap = st->heap_cap;
-  if (grow((void **)&st->heap, &cap, 3 * n + 1, sizeof *st->heap) < 0) return AUG_ENOMEM;
-  st->heap_cap = cap;
+  cap = st->b->heap_cap;
+  if (grow((void **)&st->b->heap, &cap, 3 * n + 1, sizeof *st->b->heap) < 0) return AUG_ENOMEM;
+  st->b->heap_cap = cap;
   return 0;
 }
 
@@ -985,21 +988,21 @@ static int bpe_word(struct encode_state *st, const unsigned char *bytes, size_t 
   }
   if (tok->ignore_merges) {
     /* llama3: a word that is a token as a whole is not merged piecewise */
-    if (grow((void **)&st->mapped, &st->mapped_cap, 2 * n, 1) < 0) return AUG_ENOMEM;
+    if (grow((void **)&st->b->mapped, &st->b->mapped_cap, 2 * n, 1) < 0) return AUG_ENOMEM;
     size_t len = 0;
     for (size_t i = 0; i < n; i++) {
-      memcpy(st->mapped + len, tok->byte_text[bytes[i]], tok->byte_text_len[bytes[i]]);
+      memcpy(st->b->mapped + len, tok->byte_text[bytes[i]], tok->byte_text_len[bytes[i]]);
       len += tok->byte_text_len[bytes[i]];
     }
-    int32_t id = map_find(tok, st->mapped, len);
+    int32_t id = map_find(tok, st->b->mapped, len);
     if (id != TOKEN_NONE) {
       emit(st, id);
       return 0;
     }
   }
   if (reserve_symbols(st, n) < 0) return AUG_ENOMEM;
-  struct symbol *syms = st->syms;
-  struct bigram *heap = st->heap;
+  struct symbol *syms = st->b->syms;
+  struct bigram *heap = st->b->heap;
   size_t n_heap = 0;
   for (size_t i = 0; i < n; i++) {
     syms[i] = (struct symbol){.prev = (int32_t)i - 1, .next = i + 1 < n ? (int32_t)i + 1 : -1,
@@ -1031,42 +1034,42 @@ static int bpe_word(struct encode_state *st, const unsigned char *bytes, size_t 
 
 static int bpe_fragment(struct encode_state *st, const char *text, size_t len) {
   const struct tokenizer *tok = st->tok;
-  size_t cap = st->cps_cap;
+  size_t cap = st->b->cps_cap;
   if (len > cap) {
     size_t n = cap ? cap : 256;
     while (n < len) n *= 2;
-    uint32_t *cps = aug_realloc(st->cps, n * sizeof *cps);
+    uint32_t *cps = aug_realloc(st->b->cps, n * sizeof *cps);
     if (!cps) return AUG_ENOMEM;
-    st->cps = cps;
-    uint32_t *ends = aug_realloc(st->ends, n * sizeof *ends);
+    st->b->cps = cps;
+    uint32_t *ends = aug_realloc(st->b->ends, n * sizeof *ends);
     if (!ends) return AUG_ENOMEM;
-    st->ends = ends;
-    uint32_t *tmp = aug_realloc(st->tmp, n * sizeof *tmp);
+    st->b->ends = ends;
+    uint32_t *tmp = aug_realloc(st->b->tmp, n * sizeof *tmp);
     if (!tmp) return AUG_ENOMEM;
-    st->tmp = tmp;
-    uint8_t *flags = aug_realloc(st->flags, n);
+    st->b->tmp = tmp;
+    uint8_t *flags = aug_realloc(st->b->flags, n);
     if (!flags) return AUG_ENOMEM;
-    st->flags = flags;
-    st->cps_cap = n;
+    st->b->flags = flags;
+    st->b->cps_cap = n;
   }
   /* Codepoints as llama.cpp sees them: malformed bytes become U+FFFD. */
   size_t n_cps = 0;
   for (size_t pos = 0; pos < len;) {
     uint32_t cp = unicode_decode_utf8(text, len, &pos);
-    st->cps[n_cps] = cp;
-    st->flags[n_cps] = (uint8_t)unicode_flags(cp);
+    st->b->cps[n_cps] = cp;
+    st->b->flags[n_cps] = (uint8_t)unicode_flags(cp);
     n_cps++;
   }
-  size_t n_words = tokenizer_pre_split(tok->pre, st->cps, st->flags, n_cps, st->ends, st->tmp);
+  size_t n_words = tokenizer_pre_split(tok->pre, st->b->cps, st->b->flags, n_cps, st->b->ends, st->b->tmp);
   size_t start = 0;
   for (size_t w = 0; w < n_words; w++) {
-    size_t end = st->ends[w];
+    size_t end = st->b->ends[w];
     /* The word's bytes are its codepoints re-encoded (so U+FFFD stands for a malformed byte). */
-    if (grow((void **)&st->word, &st->word_cap, 4 * (end - start), 1) < 0) return AUG_ENOMEM;
-    unsigned char *bytes = (unsigned char *)st->word;
+    if (grow((void **)&st->b->word, &st->b->word_cap, 4 * (end - start), 1) < 0) return AUG_ENOMEM;
+    unsigned char *bytes = (unsigned char *)st->b->word;
     size_t nb = 0;
     for (size_t i = start; i < end; i++) {
-      nb += unicode_encode_utf8(st->cps[i], (char *)bytes + nb);
+      nb += unicode_encode_utf8(st->b->cps[i], (char *)bytes + nb);
     }
     int rc = bpe_word(st, bytes, nb);
     if (rc < 0) return rc;
@@ -1080,8 +1083,8 @@ static int bpe_fragment(struct encode_state *st, const char *text, size_t len) {
 static int spm_fragment(struct encode_state *st, const char *text, size_t len, bool prefix_space) {
   const struct tokenizer *tok = st->tok;
   size_t need = 3 * (len + 1);
-  if (grow((void **)&st->word, &st->word_cap, need, 1) < 0) return AUG_ENOMEM;
-  char *buf = st->word;
+  if (grow((void **)&st->b->word, &st->b->word_cap, need, 1) < 0) return AUG_ENOMEM;
+  char *buf = st->b->word;
   size_t n = 0;
   if (prefix_space) {
     memcpy(buf, "\xE2\x96\x81", 3);
@@ -1097,8 +1100,8 @@ static int spm_fragment(struct encode_state *st, const char *text, size_t len, b
   }
   if (n == 0) return 0;
   if (reserve_symbols(st, n) < 0) return AUG_ENOMEM;
-  struct symbol *syms = st->syms;
-  struct bigram *heap = st->heap;
+  struct symbol *syms = st->b->syms;
+  struct bigram *heap = st->b->heap;
   size_t n_heap = 0, n_syms = 0;
   for (size_t off = 0; off < n;) {
     size_t l = unicode_utf8_len((unsigned char)buf[off]);
@@ -1156,9 +1159,9 @@ static int spm_fragment(struct encode_state *st, const char *text, size_t len, b
  * parse_special only user-defined tokens are split out. */
 static int partition(struct encode_state *st, const char *text, size_t len, bool parse_special) {
   const struct tokenizer *tok = st->tok;
-  if (grow((void **)&st->frags, &st->frags_cap, 1, sizeof *st->frags) < 0) return AUG_ENOMEM;
-  st->frags[0] = (struct fragment){0, len, TOKEN_NONE};
-  st->n_frags = 1;
+  if (grow((void **)&st->b->frags, &st->b->frags_cap, 1, sizeof *st->b->frags) < 0) return AUG_ENOMEM;
+  st->b->frags[0] = (struct fragment){0, len, TOKEN_NONE};
+  st->b->n_frags = 1;
   for (size_t s = 0; s < tok->n_specials; s++) {
     int32_t id = tok->specials[s];
     /* without parse_special, user-defined tokens are still split out (llama.cpp follows the
@@ -1168,22 +1171,22 @@ static int partition(struct encode_state *st, const char *text, size_t len, bool
     size_t nlen = tok->text_len[id];
     /* Most texts are absent: look before copying the fragment list. */
     bool found = false;
-    for (size_t f = 0; f < st->n_frags && !found; f++) {
-      const struct fragment *fr = &st->frags[f];
+    for (size_t f = 0; f < st->b->n_frags && !found; f++) {
+      const struct fragment *fr = &st->b->frags[f];
       found = fr->token == TOKEN_NONE && fr->len >= nlen &&
               memmem(text + fr->start, fr->len, needle, nlen) != NULL;
     }
     if (!found) continue;
     size_t n2 = 0;
-    for (size_t f = 0; f < st->n_frags; f++) {
-      struct fragment fr = st->frags[f];
+    for (size_t f = 0; f < st->b->n_frags; f++) {
+      struct fragment fr = st->b->frags[f];
       /* at most 2 * matches + 1 pieces; matches <= len / nlen */
       size_t most = fr.token == TOKEN_NONE ? 2 * (fr.len / nlen) + 1 : 1;
-      if (grow((void **)&st->frags2, &st->frags2_cap, n2 + most, sizeof *st->frags2) < 0) {
+      if (grow((void **)&st->b->frags2, &st->b->frags2_cap, n2 + most, sizeof *st->b->frags2) < 0) {
         return AUG_ENOMEM;
       }
       if (fr.token != TOKEN_NONE) {
-        st->frags2[n2++] = fr;
+        st->b->frags2[n2++] = fr;
         continue;
       }
       size_t pos = fr.start, end = fr.start + fr.len;
@@ -1191,53 +1194,73 @@ static int partition(struct encode_state *st, const char *text, size_t len, bool
         const char *m = end - pos >= nlen ? memmem(text + pos, end - pos, needle, nlen) : NULL;
         if (!m) break;
         size_t at = (size_t)(m - text);
-        if (at > pos) st->frags2[n2++] = (struct fragment){pos, at - pos, TOKEN_NONE};
-        st->frags2[n2++] = (struct fragment){at, nlen, id};
+        if (at > pos) st->b->frags2[n2++] = (struct fragment){pos, at - pos, TOKEN_NONE};
+        st->b->frags2[n2++] = (struct fragment){at, nlen, id};
         pos = at + nlen;
       }
-      if (pos < end) st->frags2[n2++] = (struct fragment){pos, end - pos, TOKEN_NONE};
+      if (pos < end) st->b->frags2[n2++] = (struct fragment){pos, end - pos, TOKEN_NONE};
     }
-    struct fragment *t = st->frags;
-    st->frags = st->frags2;
-    st->frags2 = t;
-    size_t c = st->frags_cap;
-    st->frags_cap = st->frags2_cap;
-    st->frags2_cap = c;
-    st->n_frags = n2;
+    struct fragment *t = st->b->frags;
+    st->b->frags = st->b->frags2;
+    st->b->frags2 = t;
+    size_t c = st->b->frags_cap;
+    st->b->frags_cap = st->b->frags2_cap;
+    st->b->frags2_cap = c;
+    st->b->n_frags = n2;
   }
   return 0;
 }
 
-static void encode_state_free(struct encode_state *st) {
-  aug_free(st->frags);
-  aug_free(st->frags2);
-  aug_free(st->cps);
-  aug_free(st->ends);
-  aug_free(st->tmp);
-  aug_free(st->flags);
-  aug_free(st->word);
-  aug_free(st->mapped);
-  aug_free(st->syms);
-  aug_free(st->heap);
+static void scratch_release(struct tokenizer_scratch *b) {
+  aug_free(b->frags);
+  aug_free(b->frags2);
+  aug_free(b->cps);
+  aug_free(b->ends);
+  aug_free(b->tmp);
+  aug_free(b->flags);
+  aug_free(b->word);
+  aug_free(b->mapped);
+  aug_free(b->syms);
+  aug_free(b->heap);
+}
+
+int tokenizer_scratch_create(struct tokenizer_scratch **out) {
+  *out = aug_calloc(1, sizeof **out);
+  return *out ? 0 : AUG_ENOMEM;
+}
+
+void tokenizer_scratch_destroy(struct tokenizer_scratch *scratch) {
+  if (!scratch) return;
+  scratch_release(scratch);
+  aug_free(scratch);
 }
 
 int tokenizer_encode(const struct tokenizer *tok, const char *text, size_t len,
                      struct tokenize_options opts, int32_t *ids, size_t cap, size_t *n_tokens,
                      struct aug_err *err) {
+  struct tokenizer_scratch scratch = {0};
+  int rc = tokenizer_encode_scratch(tok, &scratch, text, len, opts, ids, cap, n_tokens, err);
+  scratch_release(&scratch);
+  return rc;
+}
+
+int tokenizer_encode_scratch(const struct tokenizer *tok, struct tokenizer_scratch *scratch,
+                             const char *text, size_t len, struct tokenize_options opts,
+                             int32_t *ids, size_t cap, size_t *n_tokens, struct aug_err *err) {
   *n_tokens = 0;
   if (!text && len > 0) return aug_err_set(err, AUG_EINVAL, "tokenizer: text is NULL");
   if (len > UINT32_MAX / 4) {
     return aug_err_set(err, AUG_ERANGE, "tokenizer: text of %zu bytes is too long (max %u)", len,
                        UINT32_MAX / 4);
   }
-  struct encode_state st = {.tok = tok, .ids = ids, .cap = cap};
+  struct encode_state st = {.tok = tok, .ids = ids, .cap = cap, .b = scratch};
   const struct tokenizer_special *sp = &tok->special;
   int rc = 0;
   if (opts.add_special && sp->add_bos) emit(&st, sp->bos);
   if (len > 0) rc = partition(&st, text, len, opts.parse_special);
   bool prev_special = true; /* SPM: the first fragment gets the dummy prefix space */
-  for (size_t f = 0; rc == 0 && f < st.n_frags && len > 0; f++) {
-    struct fragment fr = st.frags[f];
+  for (size_t f = 0; rc == 0 && f < scratch->n_frags && len > 0; f++) {
+    struct fragment fr = scratch->frags[f];
     if (fr.token != TOKEN_NONE) {
       emit(&st, fr.token);
       prev_special = true;
@@ -1249,7 +1272,6 @@ int tokenizer_encode(const struct tokenizer *tok, const char *text, size_t len,
     }
   }
   if (rc == 0 && opts.add_special && sp->add_eos) emit(&st, sp->eos);
-  encode_state_free(&st);
   if (rc < 0) {
     return aug_err_set(err, rc, "tokenizer: out of memory encoding %zu bytes", len);
   }

@@ -65,10 +65,21 @@ struct tokenize_options {
 };
 
 /* Encodes len bytes of text into ids[0..cap). *n_tokens receives the number of tokens the text
- * needs; when that exceeds cap the call returns AUG_ERANGE and fills nothing useful. */
+ * needs; when that exceeds cap the call returns AUG_ERANGE and fills nothing useful. Allocates
+ * scratch for the call (AUG_ENOMEM when that fails); see tokenizer_encode_scratch to reuse it. */
 int tokenizer_encode(const struct tokenizer *tok, const char *text, size_t len,
                      struct tokenize_options opts, int32_t *ids, size_t cap, size_t *n_tokens,
                      struct aug_err *err);
+
+/* Reusable encode buffers: they grow to the largest text seen, after which encoding the same or
+ * a shorter text allocates nothing (for per-keystroke callers). One scratch per thread. */
+struct tokenizer_scratch; /* opaque */
+int tokenizer_scratch_create(struct tokenizer_scratch **out); /* 0 or AUG_ENOMEM */
+void tokenizer_scratch_destroy(struct tokenizer_scratch *scratch); /* NULL is a no-op */
+/* tokenizer_encode with caller-kept buffers. */
+int tokenizer_encode_scratch(const struct tokenizer *tok, struct tokenizer_scratch *scratch,
+                             const char *text, size_t len, struct tokenize_options opts,
+                             int32_t *ids, size_t cap, size_t *n_tokens, struct aug_err *err);
 
 /* The bytes of one token as llama_token_to_piece(special) gives them (byte-level tokens decoded to
  * raw bytes; control tokens rendered only when special is true). Returns the byte count needed;

@@ -814,6 +814,43 @@ static void alloc_failure_loop(const char *path, const char *text) {
   gguf_close(file);
 }
 
+/* With a warmed-up scratch, encoding allocates nothing: every allocation fails and it still works. */
+static void test_scratch_no_alloc(void **state) {
+  (void)state;
+  const char *path = test_model_path(TEST_MODEL_DEFAULT);
+  struct gguf_file *file;
+  struct tokenizer *tok = open_tokenizer(path, &file);
+  struct corpus c = corpus_load();
+  struct tokenizer_scratch *scratch;
+  assert_int_equal(tokenizer_scratch_create(&scratch), 0);
+  struct aug_err err = {0};
+  int32_t ids[8192];
+  for (int round = 0; round < 2; round++) {
+    if (round == 1) aug_alloc_fail_after(1); /* every allocation from here on fails */
+    for (size_t i = 0; i < c.n; i++) {
+      size_t n, n_ref;
+      for (int special = 0; special < 2; special++) {
+        struct tokenize_options o = {false, special};
+        assert_int_equal(tokenizer_encode_scratch(tok, scratch, c.texts[i], c.lens[i], o, ids,
+                                                  8192, &n, &err), 0);
+        if (round == 0) {
+          aug_alloc_fail_reset();
+          int32_t *ref = encode(tok, c.texts[i], c.lens[i], false, special, &n_ref);
+          assert_int_equal(n, n_ref);
+          assert_memory_equal(ids, ref, n * sizeof *ids);
+          free(ref);
+        }
+      }
+    }
+  }
+  assert_int_equal(aug_alloc_fail_reset(), 0); /* not one allocation was attempted */
+  tokenizer_scratch_destroy(scratch);
+  tokenizer_scratch_destroy(NULL);
+  corpus_free(&c);
+  tokenizer_destroy(tok);
+  gguf_close(file);
+}
+
 static void test_alloc_failures(void **state) {
   (void)state;
   char *path = write_bpe_vocab(0);
@@ -847,6 +884,7 @@ int main(void) {
       cmocka_unit_test(test_detokenizer_streaming),
       cmocka_unit_test(test_pre_variants),
       cmocka_unit_test(test_alloc_failures_real),
+      cmocka_unit_test(test_scratch_no_alloc),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
