@@ -67,7 +67,13 @@ function M.check()
       err(string.format('model %s (from %s) is not a readable file', model, source))
     end
   else
-    info('no model configured: the server searches the Hugging Face cache (LLAMA_CACHE, HF_HUB_CACHE, ~/.cache/huggingface/hub); scripts/get-model fetches the default')
+    -- Where scripts/get-model puts the default model; the server looks there last.
+    local default = (os.getenv('HOME') or '') .. '/.cache/augury/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf'
+    if vim.fn.filereadable(default) == 1 then
+      ok('no model configured: the server will use the default ' .. default .. ' (unless the Hugging Face cache holds a coder model)')
+    else
+      info('no model configured: the server searches the Hugging Face cache (LLAMA_CACHE, HF_HUB_CACHE, ~/.cache/huggingface/hub) and ~/.cache/augury/models; scripts/get-model fetches the default')
+    end
   end
 
   start('augury: this session')
