@@ -54,9 +54,9 @@ struct tokenizer {
   uint32_t *piece_len;
   size_t max_piece;
   size_t max_output; /* detokenizer_max_output */
-  uint8_t *attr;  /* ATTR_* bits after llama.cpp's overrides */
-  float *scores;  /* SPM only */
-  uint8_t *eog;   /* 1 for end-of-generation ids */
+  uint8_t *attr;     /* ATTR_* bits after llama.cpp's overrides */
+  float *scores;     /* SPM only */
+  uint8_t *eog;      /* 1 for end-of-generation ids */
   int32_t *specials; /* control/user-defined/unknown ids, longest text first */
   size_t n_specials;
 
@@ -93,7 +93,8 @@ static uint64_t hash_pair(uint64_t key) {
 
 static size_t pow2_at_least(size_t n) {
   size_t p = 16;
-  while (p < n) p <<= 1;
+  while (p < n)
+    p <<= 1;
   return p;
 }
 
@@ -263,7 +264,8 @@ struct bytes {
 static int bytes_append(struct bytes *b, const void *src, size_t n) {
   if (b->len + n > b->cap) {
     size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + n) cap *= 2;
+    while (cap < b->len + n)
+      cap *= 2;
     char *data = aug_realloc(b->data, cap);
     if (!data) return AUG_ENOMEM;
     b->data = data;
@@ -347,11 +349,19 @@ static int load_special_ids(struct tokenizer *tok, const struct gguf_file *file,
   struct tokenizer_special *sp = &tok->special;
   int32_t nv = tok->n_vocab;
   /* llama.cpp's defaults before the metadata is read */
-  *sp = (struct tokenizer_special){
-      .bos = TOKEN_NONE, .eos = TOKEN_NONE, .eot = TOKEN_NONE, .eom = TOKEN_NONE,
-      .unk = TOKEN_NONE, .pad = TOKEN_NONE, .nl = TOKEN_NONE, .fim_prefix = TOKEN_NONE,
-      .fim_suffix = TOKEN_NONE, .fim_middle = TOKEN_NONE, .fim_pad = TOKEN_NONE,
-      .fim_repo = TOKEN_NONE, .fim_sep = TOKEN_NONE};
+  *sp = (struct tokenizer_special){.bos = TOKEN_NONE,
+                                   .eos = TOKEN_NONE,
+                                   .eot = TOKEN_NONE,
+                                   .eom = TOKEN_NONE,
+                                   .unk = TOKEN_NONE,
+                                   .pad = TOKEN_NONE,
+                                   .nl = TOKEN_NONE,
+                                   .fim_prefix = TOKEN_NONE,
+                                   .fim_suffix = TOKEN_NONE,
+                                   .fim_middle = TOKEN_NONE,
+                                   .fim_pad = TOKEN_NONE,
+                                   .fim_repo = TOKEN_NONE,
+                                   .fim_sep = TOKEN_NONE};
   if (tok->model == MODEL_SPM) {
     sp->bos = 1 < nv ? 1 : TOKEN_NONE;
     sp->eos = 2 < nv ? 2 : TOKEN_NONE;
@@ -395,14 +405,16 @@ static int load_special_ids(struct tokenizer *tok, const struct gguf_file *file,
   if (rc == 0) rc = read_bool(file, "tokenizer.ggml.add_space_prefix", &tok->add_space_prefix, err);
   if (rc < 0) return rc;
   if (sp->add_bos && sp->bos == TOKEN_NONE) {
-    return aug_err_set(err, AUG_EFORMAT,
-                       "tokenizer: %s: tokenizer.ggml.add_bos_token is true but there is no BOS token",
-                       gguf_path(file));
+    return aug_err_set(
+        err, AUG_EFORMAT,
+        "tokenizer: %s: tokenizer.ggml.add_bos_token is true but there is no BOS token",
+        gguf_path(file));
   }
   if (sp->add_eos && sp->eos == TOKEN_NONE) {
-    return aug_err_set(err, AUG_EFORMAT,
-                       "tokenizer: %s: tokenizer.ggml.add_eos_token is true but there is no EOS token",
-                       gguf_path(file));
+    return aug_err_set(
+        err, AUG_EFORMAT,
+        "tokenizer: %s: tokenizer.ggml.add_eos_token is true but there is no EOS token",
+        gguf_path(file));
   }
   return 0;
 }
@@ -430,28 +442,44 @@ static void detect_by_text(struct tokenizer *tok, int32_t *slot, const char *con
  * control tokens, the end-of-generation set and its workarounds. The FIM lists are llama.cpp's
  * plus the DeepSeek and CodeLlama spellings older versions had. */
 static void detect_special_tokens(struct tokenizer *tok) {
-#define FW_BAR "\xEF\xBD\x9C" /* U+FF5C FULLWIDTH VERTICAL LINE */
+#define FW_BAR "\xEF\xBD\x9C"      /* U+FF5C FULLWIDTH VERTICAL LINE */
 #define LOWER_BLOCK "\xE2\x96\x81" /* U+2581 */
-  static const char *const eot[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>",
-                                    "<|endoftext|>", "<|end_of_text|>", "<EOT>", "_<EOT>", "[EOT]",
-                                    "<end_of_utterance>", NULL};
+  static const char *const eot[] = {
+      "<|eot_id|>",    "<|im_end|>",         "<|end|>", "<end_of_turn>",
+      "<|endoftext|>", "<|end_of_text|>",    "<EOT>",   "_<EOT>",
+      "[EOT]",         "<end_of_utterance>", NULL};
   static const char *const eom[] = {"<|eom_id|>", NULL};
-  static const char *const fim_pre[] = {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<PRE>",
-                                        "<|code_prefix|>", "<|prefix|>",
+  static const char *const fim_pre[] = {"<|fim_prefix|>",
+                                        "<fim-prefix>",
+                                        "<fim_prefix>",
+                                        "<PRE>",
+                                        "<|code_prefix|>",
+                                        "<|prefix|>",
                                         "<" FW_BAR "fim" LOWER_BLOCK "begin" FW_BAR ">",
-                                        LOWER_BLOCK "<PRE>", NULL};
-  static const char *const fim_suf[] = {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<SUF>",
-                                        "<|code_suffix|>", "<|suffix|>",
-                                        "<" FW_BAR "fim" LOWER_BLOCK "hole" FW_BAR ">",
-                                        LOWER_BLOCK "<SUF>", NULL};
-  static const char *const fim_mid[] = {"<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<MID>",
-                                        "<|code_middle|>", "<|middle|>",
-                                        "<" FW_BAR "fim" LOWER_BLOCK "end" FW_BAR ">",
-                                        LOWER_BLOCK "<MID>", NULL};
-  static const char *const fim_pad[] = {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]",
+                                        LOWER_BLOCK "<PRE>",
                                         NULL};
-  static const char *const fim_rep[] = {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>",
-                                        "<reponame>", NULL};
+  static const char *const fim_suf[] = {"<|fim_suffix|>",
+                                        "<fim-suffix>",
+                                        "<fim_suffix>",
+                                        "<SUF>",
+                                        "<|code_suffix|>",
+                                        "<|suffix|>",
+                                        "<" FW_BAR "fim" LOWER_BLOCK "hole" FW_BAR ">",
+                                        LOWER_BLOCK "<SUF>",
+                                        NULL};
+  static const char *const fim_mid[] = {"<|fim_middle|>",
+                                        "<fim-middle>",
+                                        "<fim_middle>",
+                                        "<MID>",
+                                        "<|code_middle|>",
+                                        "<|middle|>",
+                                        "<" FW_BAR "fim" LOWER_BLOCK "end" FW_BAR ">",
+                                        LOWER_BLOCK "<MID>",
+                                        NULL};
+  static const char *const fim_pad[] = {"<|fim_pad|>", "<fim-pad>", "<fim_pad>",
+                                        "<PAD>",       "[PAD]",     NULL};
+  static const char *const fim_rep[] = {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>",
+                                        "<REPO>",       "<reponame>",    NULL};
   static const char *const fim_sep[] = {"<|file_sep|>", NULL};
 #undef FW_BAR
 #undef LOWER_BLOCK
@@ -473,10 +501,27 @@ static void detect_special_tokens(struct tokenizer *tok) {
   }
 
   /* End of generation: the FIM pad/repo/sep tokens, these texts (made control), eos, eot, eom. */
-  static const char *const eog_texts[] = {
-      "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
-      "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
-      "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>", NULL};
+  static const char *const eog_texts[] = {"<|eot_id|>",
+                                          "<|im_end|>",
+                                          "<|end|>",
+                                          "<|return|>",
+                                          "<|call|>",
+                                          "<|flush|>",
+                                          "<|calls|>",
+                                          "<end_of_turn>",
+                                          "<|endoftext|>",
+                                          "</s>",
+                                          "<|eom_id|>",
+                                          "<EOT>",
+                                          "_<EOT>",
+                                          "[EOT]",
+                                          "[EOS]",
+                                          "<|end_of_text|>",
+                                          "<end_of_utterance>",
+                                          "<eos>",
+                                          "<turn|>",
+                                          "<|tool_response>",
+                                          NULL};
   const int32_t fim_eog[] = {sp->fim_pad, sp->fim_repo, sp->fim_sep};
   for (size_t i = 0; i < 3; i++) {
     if (fim_eog[i] != TOKEN_NONE) tok->eog[fim_eog[i]] = 1;
@@ -489,8 +534,8 @@ static void detect_special_tokens(struct tokenizer *tok) {
     }
   }
   /* gpt-oss: these are always rendered */
-  static const char *const rendered[] = {"<|channel|>", "<|message|>", "<|start|>",
-                                         "<|constrain|>", NULL};
+  static const char *const rendered[] = {"<|channel|>", "<|message|>", "<|start|>", "<|constrain|>",
+                                         NULL};
   for (size_t i = 0; rendered[i]; i++) {
     int32_t id = find_text(tok, rendered[i]);
     if (id != TOKEN_NONE) tok->attr[id] = ATTR_USER_DEFINED;
@@ -528,11 +573,15 @@ static void sort_specials(const struct tokenizer *tok, int32_t *ids, int32_t *tm
   size_t i = 0, j = half, k = 0;
   while (i < half && j < n) {
     uint32_t li = tok->text_len[ids[i]], lj = tok->text_len[ids[j]];
-    if (li > lj || (li == lj && ids[i] < ids[j])) tmp[k++] = ids[i++];
-    else tmp[k++] = ids[j++];
+    if (li > lj || (li == lj && ids[i] < ids[j]))
+      tmp[k++] = ids[i++];
+    else
+      tmp[k++] = ids[j++];
   }
-  while (i < half) tmp[k++] = ids[i++];
-  while (j < n) tmp[k++] = ids[j++];
+  while (i < half)
+    tmp[k++] = ids[i++];
+  while (j < n)
+    tmp[k++] = ids[j++];
   memcpy(ids, tmp, n * sizeof *ids);
 }
 
@@ -550,8 +599,10 @@ static int load_vocab(struct tokenizer *tok, const struct gguf_file *file, struc
   }
   uint64_t count = gguf_kv_array_count(file, (size_t)key);
   if (count == 0 || count > INT32_MAX / 2) {
-    return aug_err_set(err, AUG_EFORMAT, "tokenizer: %s: tokenizer.ggml.tokens has %" PRIu64
-                       " entries (expected 1..%d)", path, count, INT32_MAX / 2);
+    return aug_err_set(err, AUG_EFORMAT,
+                       "tokenizer: %s: tokenizer.ggml.tokens has %" PRIu64
+                       " entries (expected 1..%d)",
+                       path, count, INT32_MAX / 2);
   }
   int32_t n = (int32_t)count;
   tok->n_vocab = n;
@@ -561,8 +612,9 @@ static int load_vocab(struct tokenizer *tok, const struct gguf_file *file, struc
     const char *s;
     size_t len;
     if (gguf_get_array_string(file, (size_t)key, (uint64_t)i, &s, &len) < 0) {
-      return aug_err_set(err, AUG_EFORMAT, "tokenizer: %s: tokenizer.ggml.tokens[%" PRId32
-                         "] cannot be read", path, i);
+      return aug_err_set(err, AUG_EFORMAT,
+                         "tokenizer: %s: tokenizer.ggml.tokens[%" PRId32 "] cannot be read", path,
+                         i);
     }
     total += len + 1;
   }
@@ -605,14 +657,16 @@ static int load_vocab(struct tokenizer *tok, const struct gguf_file *file, struc
     return rc;
   } else {
     if ((type != GGUF_TYPE_INT32 && type != GGUF_TYPE_UINT32) || count != (uint64_t)n) {
-      return aug_err_set(err, AUG_EFORMAT, "tokenizer: %s: tokenizer.ggml.token_type is %" PRIu64
-                         " x %s, expected %" PRId32 " x int32", path, count, gguf_type_name(type), n);
+      return aug_err_set(err, AUG_EFORMAT,
+                         "tokenizer: %s: tokenizer.ggml.token_type is %" PRIu64
+                         " x %s, expected %" PRId32 " x int32",
+                         path, count, gguf_type_name(type), n);
     }
     for (int32_t i = 0; i < n; i++) {
       int32_t t;
       memcpy(&t, (const char *)data + 4 * (size_t)i, 4);
-      static const uint8_t attr_of_type[] = {0, ATTR_NORMAL, ATTR_UNKNOWN, ATTR_CONTROL,
-                                             ATTR_USER_DEFINED, ATTR_UNUSED, ATTR_BYTE};
+      static const uint8_t attr_of_type[] = {
+          0, ATTR_NORMAL, ATTR_UNKNOWN, ATTR_CONTROL, ATTR_USER_DEFINED, ATTR_UNUSED, ATTR_BYTE};
       tok->attr[i] = t >= 0 && t <= TOKEN_KIND_BYTE ? attr_of_type[t] : 0;
     }
   }
@@ -624,9 +678,10 @@ static int load_vocab(struct tokenizer *tok, const struct gguf_file *file, struc
     if (rc < 0 && rc != AUG_ENOTFOUND) return rc;
     if (rc == 0) {
       if (type != GGUF_TYPE_FLOAT32 || count != (uint64_t)n) {
-        return aug_err_set(err, AUG_EFORMAT, "tokenizer: %s: tokenizer.ggml.scores is %" PRIu64
-                           " x %s, expected %" PRId32 " x float32", path, count,
-                           gguf_type_name(type), n);
+        return aug_err_set(err, AUG_EFORMAT,
+                           "tokenizer: %s: tokenizer.ggml.scores is %" PRIu64
+                           " x %s, expected %" PRId32 " x float32",
+                           path, count, gguf_type_name(type), n);
       }
       memcpy(tok->scores, data, (size_t)n * sizeof *tok->scores);
     }
@@ -638,23 +693,28 @@ static int load_merges(struct tokenizer *tok, const struct gguf_file *file, stru
   const char *path = gguf_path(file);
   int64_t key = gguf_find_key(file, "tokenizer.ggml.merges");
   if (key < 0) {
-    return aug_err_set(err, AUG_EFORMAT, "tokenizer: %s: tokenizer.ggml.merges is missing (needed "
-                       "by the gpt2 tokenizer model)", path);
+    return aug_err_set(err, AUG_EFORMAT,
+                       "tokenizer: %s: tokenizer.ggml.merges is missing (needed "
+                       "by the gpt2 tokenizer model)",
+                       path);
   }
   if (gguf_kv_type(file, (size_t)key) != GGUF_TYPE_ARRAY ||
       gguf_kv_array_type(file, (size_t)key) != GGUF_TYPE_STRING) {
-    return aug_err_set(err, AUG_EFORMAT, "tokenizer: %s: tokenizer.ggml.merges is not an array "
-                       "of strings", path);
+    return aug_err_set(err, AUG_EFORMAT,
+                       "tokenizer: %s: tokenizer.ggml.merges is not an array "
+                       "of strings",
+                       path);
   }
   uint64_t count = gguf_kv_array_count(file, (size_t)key);
   if (count > INT32_MAX / 4) {
-    return aug_err_set(err, AUG_EFORMAT, "tokenizer: %s: tokenizer.ggml.merges has %" PRIu64
-                       " entries", path, count);
+    return aug_err_set(err, AUG_EFORMAT,
+                       "tokenizer: %s: tokenizer.ggml.merges has %" PRIu64 " entries", path, count);
   }
   tok->merge_mask = pow2_at_least((size_t)count * 3 / 2 + 1) - 1;
   tok->merges = aug_malloc((tok->merge_mask + 1) * sizeof *tok->merges);
   if (!tok->merges) return aug_err_set(err, AUG_ENOMEM, "tokenizer: out of memory for merges");
-  for (size_t i = 0; i <= tok->merge_mask; i++) tok->merges[i].key = UINT64_MAX;
+  for (size_t i = 0; i <= tok->merge_mask; i++)
+    tok->merges[i].key = UINT64_MAX;
   char *joined = NULL;
   size_t joined_cap = 0;
   for (uint64_t i = 0; i < count; i++) {
@@ -662,8 +722,9 @@ static int load_merges(struct tokenizer *tok, const struct gguf_file *file, stru
     size_t len;
     if (gguf_get_array_string(file, (size_t)key, i, &s, &len) < 0) {
       aug_free(joined);
-      return aug_err_set(err, AUG_EFORMAT, "tokenizer: %s: tokenizer.ggml.merges[%" PRIu64
-                         "] cannot be read", path, i);
+      return aug_err_set(err, AUG_EFORMAT,
+                         "tokenizer: %s: tokenizer.ggml.merges[%" PRIu64 "] cannot be read", path,
+                         i);
     }
     /* "left right", split at the first space after the first byte (llama.cpp: find(' ', 1)). */
     const char *space = len > 1 ? memchr(s + 1, ' ', len - 1) : NULL;
@@ -722,7 +783,8 @@ static int build_tables(struct tokenizer *tok, struct aug_err *err) {
     return aug_err_set(err, AUG_ENOMEM, "tokenizer: out of memory for special tokens");
   }
   for (int32_t i = 0; i < tok->n_vocab; i++) {
-    if ((tok->attr[i] & special_attrs) && tok->text_len[i] > 0) tok->specials[tok->n_specials++] = i;
+    if ((tok->attr[i] & special_attrs) && tok->text_len[i] > 0)
+      tok->specials[tok->n_specials++] = i;
   }
   sort_specials(tok, tok->specials, tmp, tok->n_specials);
   aug_free(tmp);
@@ -789,8 +851,10 @@ int tokenizer_create(const struct gguf_file *file, struct tokenizer **out, struc
   } else if (model_len == 5 && memcmp(model, "llama", 5) == 0) {
     tok->model = MODEL_SPM;
   } else {
-    rc = aug_err_set(err, AUG_EUNSUPPORTED, "tokenizer: %s: tokenizer.ggml.model '%.*s' is not "
-                     "supported (gpt2, llama)", path, (int)(model_len > 64 ? 64 : model_len), model);
+    rc = aug_err_set(err, AUG_EUNSUPPORTED,
+                     "tokenizer: %s: tokenizer.ggml.model '%.*s' is not "
+                     "supported (gpt2, llama)",
+                     path, (int)(model_len > 64 ? 64 : model_len), model);
     goto fail;
   }
 
@@ -826,7 +890,8 @@ int tokenizer_create(const struct gguf_file *file, struct tokenizer **out, struc
 
   /* The newline token: the first id of "\n" (BPE) or its byte token (SPM), else padding. */
   if (tok->model == MODEL_SPM) {
-    tok->special.nl = tok->byte_token['\n'] != TOKEN_NONE ? tok->byte_token['\n'] : tok->special.pad;
+    tok->special.nl =
+        tok->byte_token['\n'] != TOKEN_NONE ? tok->byte_token['\n'] : tok->special.pad;
   } else {
     int32_t ids[4];
     size_t n = 0;
@@ -896,7 +961,8 @@ static void emit(struct encode_state *st, int32_t id) {
 static int grow(void **p, size_t *cap, size_t need, size_t elem) {
   if (need <= *cap) return 0;
   size_t n = *cap ? *cap : 64;
-  while (n < need) n *= 2;
+  while (n < need)
+    n *= 2;
   void *q = aug_realloc(*p, n * elem);
   if (!q) return AUG_ENOMEM;
   *p = q;
@@ -959,8 +1025,8 @@ static void bpe_push_pair(const struct tokenizer *tok, struct symbol *syms, stru
   if (lid < 0 || rid < 0) return;
   const struct merge_slot *m = merge_find(tok, lid, rid);
   if (!m) return;
-  struct bigram b = {.rank = m->rank, .left = left, .right = right, .left_id = lid,
-                     .right_id = rid};
+  struct bigram b = {
+      .rank = m->rank, .left = left, .right = right, .left_id = lid, .right_id = rid};
   heap_push(heap, n_heap, b, false);
 }
 
@@ -982,8 +1048,10 @@ static int bpe_word(struct encode_state *st, const unsigned char *bytes, size_t 
   const struct tokenizer *tok = st->tok;
   if (n == 1) {
     int32_t id = tok->byte_token[bytes[0]];
-    if (id != TOKEN_NONE) emit(st, id);
-    else bpe_emit_fallback(st, bytes, 1);
+    if (id != TOKEN_NONE)
+      emit(st, id);
+    else
+      bpe_emit_fallback(st, bytes, 1);
     return 0;
   }
   if (tok->ignore_merges) {
@@ -1005,10 +1073,14 @@ static int bpe_word(struct encode_state *st, const unsigned char *bytes, size_t 
   struct bigram *heap = st->b->heap;
   size_t n_heap = 0;
   for (size_t i = 0; i < n; i++) {
-    syms[i] = (struct symbol){.prev = (int32_t)i - 1, .next = i + 1 < n ? (int32_t)i + 1 : -1,
-                              .id = tok->byte_token[bytes[i]], .start = (uint32_t)i, .len = 1};
+    syms[i] = (struct symbol){.prev = (int32_t)i - 1,
+                              .next = i + 1 < n ? (int32_t)i + 1 : -1,
+                              .id = tok->byte_token[bytes[i]],
+                              .start = (uint32_t)i,
+                              .len = 1};
   }
-  for (size_t i = 1; i < n; i++) bpe_push_pair(tok, syms, heap, &n_heap, (int32_t)i - 1, (int32_t)i);
+  for (size_t i = 1; i < n; i++)
+    bpe_push_pair(tok, syms, heap, &n_heap, (int32_t)i - 1, (int32_t)i);
   while (n_heap > 0) {
     struct bigram b = heap_pop(heap, &n_heap, false);
     struct symbol *l = &syms[b.left], *r = &syms[b.right];
@@ -1026,8 +1098,10 @@ static int bpe_word(struct encode_state *st, const unsigned char *bytes, size_t 
     bpe_push_pair(tok, syms, heap, &n_heap, b.left, l->next);
   }
   for (int32_t i = 0; i >= 0; i = syms[i].next) {
-    if (syms[i].id != TOKEN_NONE) emit(st, syms[i].id);
-    else bpe_emit_fallback(st, bytes + syms[i].start, syms[i].len);
+    if (syms[i].id != TOKEN_NONE)
+      emit(st, syms[i].id);
+    else
+      bpe_emit_fallback(st, bytes + syms[i].start, syms[i].len);
   }
   return 0;
 }
@@ -1037,7 +1111,8 @@ static int bpe_fragment(struct encode_state *st, const char *text, size_t len) {
   size_t cap = st->b->cps_cap;
   if (len > cap) {
     size_t n = cap ? cap : 256;
-    while (n < len) n *= 2;
+    while (n < len)
+      n *= 2;
     uint32_t *cps = aug_realloc(st->b->cps, n * sizeof *cps);
     if (!cps) return AUG_ENOMEM;
     st->b->cps = cps;
@@ -1060,7 +1135,8 @@ static int bpe_fragment(struct encode_state *st, const char *text, size_t len) {
     st->b->flags[n_cps] = (uint8_t)unicode_flags(cp);
     n_cps++;
   }
-  size_t n_words = tokenizer_pre_split(tok->pre, st->b->cps, st->b->flags, n_cps, st->b->ends, st->b->tmp);
+  size_t n_words =
+      tokenizer_pre_split(tok->pre, st->b->cps, st->b->flags, n_cps, st->b->ends, st->b->tmp);
   size_t start = 0;
   for (size_t w = 0; w < n_words; w++) {
     size_t end = st->b->ends[w];
@@ -1079,7 +1155,8 @@ static int bpe_fragment(struct encode_state *st, const char *text, size_t len) {
 }
 
 /* SentencePiece BPE over one fragment (llm_tokenizer_spm_session): spaces become U+2581, symbols
- * start as UTF-8 characters and the pair whose merged text has the highest score is merged first. */
+ * start as UTF-8 characters and the pair whose merged text has the highest score is merged first.
+ */
 static int spm_fragment(struct encode_state *st, const char *text, size_t len, bool prefix_space) {
   const struct tokenizer *tok = st->tok;
   size_t need = 3 * (len + 1);
@@ -1106,8 +1183,11 @@ static int spm_fragment(struct encode_state *st, const char *text, size_t len, b
   for (size_t off = 0; off < n;) {
     size_t l = unicode_utf8_len((unsigned char)buf[off]);
     if (l > n - off) l = n - off;
-    syms[n_syms] = (struct symbol){.prev = (int32_t)n_syms - 1, .next = -1, .id = TOKEN_NONE,
-                                   .start = (uint32_t)off, .len = (uint32_t)l};
+    syms[n_syms] = (struct symbol){.prev = (int32_t)n_syms - 1,
+                                   .next = -1,
+                                   .id = TOKEN_NONE,
+                                   .start = (uint32_t)off,
+                                   .len = (uint32_t)l};
     if (n_syms > 0) syms[n_syms - 1].next = (int32_t)n_syms;
     n_syms++;
     off += l;
@@ -1119,12 +1199,13 @@ static int spm_fragment(struct encode_state *st, const char *text, size_t len, b
       uint32_t size_ = syms[l_].len + syms[r_].len;                                                \
       int32_t id_ = map_find(tok, buf + syms[l_].start, size_);                                    \
       if (id_ != TOKEN_NONE) {                                                                     \
-        struct bigram b_ = {.score = tok->scores[id_], .left = l_, .right = r_, .size = size_};   \
+        struct bigram b_ = {.score = tok->scores[id_], .left = l_, .right = r_, .size = size_};    \
         heap_push(heap, &n_heap, b_, true);                                                        \
       }                                                                                            \
     }                                                                                              \
   } while (0)
-  for (size_t i = 1; i < n_syms; i++) SPM_PUSH((int32_t)i - 1, (int32_t)i);
+  for (size_t i = 1; i < n_syms; i++)
+    SPM_PUSH((int32_t)i - 1, (int32_t)i);
   while (n_heap > 0) {
     struct bigram b = heap_pop(heap, &n_heap, true);
     struct symbol *l = &syms[b.left], *r = &syms[b.right];
@@ -1159,7 +1240,8 @@ static int spm_fragment(struct encode_state *st, const char *text, size_t len, b
  * parse_special only user-defined tokens are split out. */
 static int partition(struct encode_state *st, const char *text, size_t len, bool parse_special) {
   const struct tokenizer *tok = st->tok;
-  if (grow((void **)&st->b->frags, &st->b->frags_cap, 1, sizeof *st->b->frags) < 0) return AUG_ENOMEM;
+  if (grow((void **)&st->b->frags, &st->b->frags_cap, 1, sizeof *st->b->frags) < 0)
+    return AUG_ENOMEM;
   st->b->frags[0] = (struct fragment){0, len, TOKEN_NONE};
   st->b->n_frags = 1;
   for (size_t s = 0; s < tok->n_specials; s++) {
@@ -1277,8 +1359,8 @@ int tokenizer_encode_scratch(const struct tokenizer *tok, struct tokenizer_scrat
   }
   *n_tokens = st.n;
   if (st.n > cap) {
-    return aug_err_set(err, AUG_ERANGE, "tokenizer: the text needs %zu tokens, the buffer holds %zu",
-                       st.n, cap);
+    return aug_err_set(err, AUG_ERANGE,
+                       "tokenizer: the text needs %zu tokens, the buffer holds %zu", st.n, cap);
   }
   return 0;
 }

@@ -73,8 +73,8 @@ int tokenizer_encode(const struct tokenizer *tok, const char *text, size_t len,
 
 /* Reusable encode buffers: they grow to the largest text seen, after which encoding the same or
  * a shorter text allocates nothing (for per-keystroke callers). One scratch per thread. */
-struct tokenizer_scratch; /* opaque */
-int tokenizer_scratch_create(struct tokenizer_scratch **out); /* 0 or AUG_ENOMEM */
+struct tokenizer_scratch;                                          /* opaque */
+int tokenizer_scratch_create(struct tokenizer_scratch **out);      /* 0 or AUG_ENOMEM */
 void tokenizer_scratch_destroy(struct tokenizer_scratch *scratch); /* NULL is a no-op */
 /* tokenizer_encode with caller-kept buffers. */
 int tokenizer_encode_scratch(const struct tokenizer *tok, struct tokenizer_scratch *scratch,

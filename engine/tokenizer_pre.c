@@ -2,8 +2,9 @@
  * the list of patterns llama.cpp applies in order (llama-vocab.cpp, llm_tokenizer_bpe); each
  * pattern is a matcher that returns the length of the match starting at a position, or 0. A pass
  * splits every current segment into its matches and the gaps between them, as llama.cpp's
- * unicode_regex_split does with std::regex_iterator; the gpt2 and llama3 patterns follow llama.cpp's
- * hand-written versions (unicode_regex_split_custom_*), which return 1 where nothing matches. */
+ * unicode_regex_split does with std::regex_iterator; the gpt2 and llama3 patterns follow
+ * llama.cpp's hand-written versions (unicode_regex_split_custom_*), which return 1 where nothing
+ * matches. */
 #include "engine/tokenizer_pre.h"
 
 #include <string.h>
@@ -45,7 +46,8 @@ static size_t match_contraction(const struct pre_run *r, size_t pos, size_t end,
 
 static size_t run_of(const struct pre_run *r, size_t pos, size_t end, unsigned mask) {
   size_t p = pos;
-  while (p < end && (r->flags[p] & mask)) p++;
+  while (p < end && (r->flags[p] & mask))
+    p++;
   return p - pos;
 }
 
@@ -70,7 +72,8 @@ static size_t match_llama3_like(const struct pre_run *r, size_t pos, size_t end,
   /* \p{N}{1,D} */
   if (f & F_N) {
     size_t p = pos + 1;
-    while (p < end && p - pos < max_digits && (fl[p] & F_N)) p++;
+    while (p < end && p - pos < max_digits && (fl[p] & F_N))
+      p++;
     return p - pos;
   }
   /*  ?[^\s\p{L}\p{N}]+[\r\n]* */
@@ -78,8 +81,10 @@ static size_t match_llama3_like(const struct pre_run *r, size_t pos, size_t end,
 #define IS_OTHER(x) (!((x) & (F_WS | F_L | F_N)))
   if (q < end && IS_OTHER(fl[q])) {
     size_t p = q + 1;
-    while (p < end && IS_OTHER(fl[p])) p++;
-    while (p < end && is_crlf(cps[p])) p++;
+    while (p < end && IS_OTHER(fl[p]))
+      p++;
+    while (p < end && is_crlf(cps[p]))
+      p++;
     return p - pos;
   }
 #undef IS_OTHER
@@ -118,7 +123,8 @@ static size_t match_gpt2(const struct pre_run *r, size_t pos, size_t end) {
     if (f2 & F_N) return q - pos + run_of(r, q, end, F_N);
     if (!(f2 & F_WS)) {
       size_t p = q + 1;
-      while (p < end && !(fl[p] & (F_WS | F_L | F_N))) p++;
+      while (p < end && !(fl[p] & (F_WS | F_L | F_N)))
+        p++;
       return p - pos;
     }
   }
@@ -212,7 +218,8 @@ static size_t match_wregex_space_then_class(const struct pre_run *r, size_t pos,
     if (!(r->flags[p] & F_WS) || p + 1 >= end || !in_wregex_class(r, p + 1, ranges, n)) return 0;
     p++;
   }
-  while (p < end && in_wregex_class(r, p, ranges, n)) p++;
+  while (p < end && in_wregex_class(r, p, ranges, n))
+    p++;
   return p - pos;
 }
 
@@ -227,8 +234,8 @@ static size_t match_cjk(const struct pre_run *r, size_t pos, size_t end) {
   return p - pos;
 }
 
-/* deepseek-llm's letter class \s?[A-Za-zµÀ-ÖØ-öø-ƺ...𞤀-𞥃]+ (cased letters of many scripts),
- * transcribed range by range from the pattern in llama-vocab.cpp. */
+/* deepseek-llm's letter class \s?[A-Za-zµÀ-ÖØ-öø-ƺ...𞤀-𞥃]+ (cased letters of many
+ * scripts), transcribed range by range from the pattern in llama-vocab.cpp. */
 static const struct cp_range deepseek_letters[] = {
     {0x41, 0x5A},       {0x61, 0x7A},       {0xB5, 0xB5},       {0xC0, 0xD6},
     {0xD8, 0xF6},       {0xF8, 0x1BA},      {0x1BC, 0x1BF},     {0x1C4, 0x293},

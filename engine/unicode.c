@@ -12,7 +12,9 @@
 #define W UNICODE_WHITESPACE
 #define Z UNICODE_SEPARATOR
 
-/* Same values as the generated table for U+0000..U+007F (checked by tests/unit/engine/test_unicode.c). */
+/* Same values as the generated table for U+0000..U+007F (checked by
+ * tests/unit/engine/test_unicode.c). */
+/* clang-format off */
 static const unsigned char ascii_flags[128] = {
     C,     C,     C, C, C, C, C, C, C, C | W, C | W, C | W, C | W, C | W, C, C, /* 00-0F */
     C,     C,     C, C, C, C, C, C, C, C,     C,     C,     C,     C,     C, C, /* 10-1F */
@@ -23,6 +25,7 @@ static const unsigned char ascii_flags[128] = {
     S,     L,     L, L, L, L, L, L, L, L,     L,     L,     L,     L,     L, L, /* 60-6F */
     L,     L,     L, L, L, L, L, L, L, L,     L,     P,     S,     P,     S, C, /* 70-7F */
 };
+/* clang-format on */
 
 #undef L
 #undef N
@@ -39,8 +42,10 @@ unsigned unicode_flags(uint32_t cp) {
   size_t lo = 0, hi = unicode_ranges_count;
   while (hi - lo > 1) {
     size_t mid = lo + (hi - lo) / 2;
-    if (unicode_ranges[mid].start <= cp) lo = mid;
-    else hi = mid;
+    if (unicode_ranges[mid].start <= cp)
+      lo = mid;
+    else
+      hi = mid;
   }
   return unicode_ranges[lo].flags;
 }

@@ -4,6 +4,7 @@
 
 const char unicode_table_version[] = "14.0.0";
 
+/* clang-format off */
 const struct unicode_range unicode_ranges[] = {
   {0x0, 64}, {0x9, 192}, {0xE, 64}, {0x20, 160}, {0x21, 4}, {0x24, 8}, {0x25, 4}, {0x2B, 8},
   {0x2C, 4}, {0x30, 2}, {0x3A, 4}, {0x3C, 8}, {0x3F, 4}, {0x41, 1}, {0x5B, 4}, {0x5E, 8},
@@ -329,5 +330,6 @@ const struct unicode_range unicode_ranges[] = {
   {0xE0001, 64}, {0xE0002, 0}, {0xE0020, 64}, {0xE0080, 0}, {0xE0100, 16}, {0xE01F0, 0},
   {0xF0000, 64}, {0xFFFFE, 0}, {0x100000, 64}, {0x10FFFE, 0},
 };
+/* clang-format on */
 
 const size_t unicode_ranges_count = sizeof unicode_ranges / sizeof unicode_ranges[0];

@@ -52,6 +52,7 @@ def main():
     out.write(" * Codepoint flags as ranges: entry i covers [start_i, start_{i+1}); see engine/unicode.h. */\n")
     out.write('#include "engine/unicode.h"\n\n')
     out.write("const char unicode_table_version[] = \"%s\";\n\n" % ucd.unidata_version)
+    out.write("/* clang-format off */\n")
     out.write("const struct unicode_range unicode_ranges[] = {\n")
     line = " "
     for start, f in ranges:
@@ -60,7 +61,7 @@ def main():
             out.write(line + "\n")
             line = " "
         line += item
-    out.write(line + "\n};\n\n")
+    out.write(line + "\n};\n/* clang-format on */\n\n")
     out.write("const size_t unicode_ranges_count = sizeof unicode_ranges / sizeof unicode_ranges[0];\n")
 
 

@@ -3,7 +3,8 @@
  * AUGURY_TEST_MODEL names one), the rest is text. Every input must encode with parse_special off
  * and on, report AUG_ERANGE with the same count for a short buffer, yield ids in range, and for
  * valid UTF-8 decode back to the input (the small byte-level vocabularies), through pieces and
- * through the streaming detokenizer. Seeds: tests/fuzz/fuzz_tokenizer.seeds; dictionary: fuzz_tokenizer.dict. */
+ * through the streaming detokenizer. Seeds: tests/fuzz/fuzz_tokenizer.seeds; dictionary:
+ * fuzz_tokenizer.dict. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,8 +21,8 @@
     if (!(cond)) __builtin_trap();                                                                 \
   } while (0)
 
-static const char *const pres[] = {"qwen2", "llama-bpe", "gpt-2", "default", "deepseek-coder",
-                                   "deepseek-llm", "starcoder"};
+static const char *const pres[] = {"qwen2",          "llama-bpe",    "gpt-2",    "default",
+                                   "deepseek-coder", "deepseek-llm", "starcoder"};
 #define N_PRES (sizeof pres / sizeof pres[0])
 #define N_VOCABS (N_PRES + 2) /* + SentencePiece + the real model */
 
@@ -70,8 +71,8 @@ static void build_bpe(struct vocab *v, const char *pre) {
     strs[b] = texts[b];
     types[b] = 1;
   }
-  const char *extra[] = {"in", "\xC4\xA0t", "he", "\xC4\xA0the", "int", "\xC4\xA0\xC4\xA0",
-                         "<|endoftext|>", "<tool>"};
+  const char *extra[] = {
+      "in", "\xC4\xA0t", "he", "\xC4\xA0the", "int", "\xC4\xA0\xC4\xA0", "<|endoftext|>", "<tool>"};
   const int32_t extra_types[] = {1, 1, 1, 1, 1, 1, 3, 4};
   for (int i = 0; i < 8; i++) {
     strs[256 + i] = extra[i];
@@ -80,7 +81,8 @@ static void build_bpe(struct vocab *v, const char *pre) {
   }
   const char *merges[] = {"i n", "\xC4\xA0 t", "h e", "\xC4\xA0t he", "in t", "\xC4\xA0 \xC4\xA0"};
   size_t merge_lens[6];
-  for (int i = 0; i < 6; i++) merge_lens[i] = strlen(merges[i]);
+  for (int i = 0; i < 6; i++)
+    merge_lens[i] = strlen(merges[i]);
   struct aug_err err;
   struct gguf_writer *w;
   CHECK(gguf_writer_create(&w, &err) == 0);
@@ -113,13 +115,21 @@ static void build_spm(struct vocab *v) {
     types[3 + b] = 6;
     scores[3 + b] = 0;
   }
-  const char *pieces[] = {"\xE2\x96\x81", "a", "b", "ab", "\xE2\x96\x81" "a", "\xE2\x96\x81" "ab"};
+  const char *pieces[] = {"\xE2\x96\x81",
+                          "a",
+                          "b",
+                          "ab",
+                          "\xE2\x96\x81"
+                          "a",
+                          "\xE2\x96\x81"
+                          "ab"};
   for (int i = 0; i < 6; i++) {
     strs[259 + i] = pieces[i];
     types[259 + i] = 1;
     scores[259 + i] = -(float)i;
   }
-  for (int i = 0; i < 265; i++) lens[i] = strlen(strs[i]);
+  for (int i = 0; i < 265; i++)
+    lens[i] = strlen(strs[i]);
   struct aug_err err;
   struct gguf_writer *w;
   CHECK(gguf_writer_create(&w, &err) == 0);
@@ -135,7 +145,8 @@ static void init(void) {
   static bool done;
   if (done) return;
   done = true;
-  for (size_t i = 0; i < N_PRES; i++) build_bpe(&vocabs[i], pres[i]);
+  for (size_t i = 0; i < N_PRES; i++)
+    build_bpe(&vocabs[i], pres[i]);
   build_spm(&vocabs[N_PRES]);
   const char *model = getenv("AUGURY_TEST_MODEL");
   if (model && *model) {
@@ -177,7 +188,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       rc = tokenizer_encode(v->tok, text, len, o, ids, cap, &n, &err);
     }
     CHECK(rc == 0);
-    for (size_t i = 0; i < n; i++) CHECK(ids[i] >= 0 && ids[i] < n_vocab);
+    for (size_t i = 0; i < n; i++)
+      CHECK(ids[i] >= 0 && ids[i] < n_vocab);
     if (n > 0) {
       size_t n_short;
       int32_t one;

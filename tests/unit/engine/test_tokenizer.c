@@ -2,7 +2,8 @@
  * models, parse_special off and on, and the default vocabulary under every supported
  * pre-tokenizer), token pieces and attributes for every id, special/FIM/EOG ids, the detokenizer
  * round trip and its UTF-8 streaming, a hand-checked SentencePiece vocabulary, and allocation
- * failures at every step of create and encode. Fixtures: tests/fixtures/tokenizer/make_fixtures.py. */
+ * failures at every step of create and encode. Fixtures: tests/fixtures/tokenizer/make_fixtures.py.
+ */
 #include "tests/unit/test_support.h"
 
 #include <jansson.h>
@@ -43,7 +44,8 @@ static char *hex_decode(const char *hex, size_t *len) {
 }
 
 /* Calls fn(line, len, ctx) for each line of a fixture file. */
-static void for_each_line(const char *relative, void (*fn)(const char *, size_t, void *), void *ctx) {
+static void for_each_line(const char *relative, void (*fn)(const char *, size_t, void *),
+                          void *ctx) {
   size_t size;
   char *data = test_read_fixture(relative, &size);
   for (char *p = data; p < data + size;) {
@@ -86,7 +88,8 @@ static struct corpus corpus_load(void) {
 }
 
 static void corpus_free(struct corpus *c) {
-  for (size_t i = 0; i < c->n; i++) free(c->texts[i]);
+  for (size_t i = 0; i < c->n; i++)
+    free(c->texts[i]);
   free(c->texts);
   free(c->lens);
   free(c->valid_utf8);
@@ -113,7 +116,8 @@ static struct id_lists ids_load(const char *relative) {
 }
 
 static void ids_free(struct id_lists *l) {
-  for (size_t i = 0; i < l->n; i++) json_decref(l->rows[i]);
+  for (size_t i = 0; i < l->n; i++)
+    json_decref(l->rows[i]);
   free(l->rows);
 }
 
@@ -157,7 +161,8 @@ static void print_mismatch(const char *what, size_t line, const char *text, cons
                            size_t n, json_t *expected) {
   char *want = json_dumps(expected, JSON_COMPACT);
   printf("# %s: corpus line %zu %.60s\n#   want %.300s\n#   got  [", what, line + 1, text, want);
-  for (size_t i = 0; i < n && i < 40; i++) printf("%s%d", i ? "," : "", ids[i]);
+  for (size_t i = 0; i < n && i < 40; i++)
+    printf("%s%d", i ? "," : "", ids[i]);
   printf("]\n");
   free(want);
 }
@@ -172,8 +177,10 @@ static size_t compare_corpus(const struct tokenizer *tok, const struct corpus *c
     json_t *expected = key ? json_object_get(l->rows[i], key) : l->rows[i];
     size_t n;
     int32_t *ids = encode(tok, c->texts[i], c->lens[i], false, parse_special, &n);
-    if (ids_equal(ids, n, expected)) same++;
-    else print_mismatch(what, i, c->texts[i], ids, n, expected);
+    if (ids_equal(ids, n, expected))
+      same++;
+    else
+      print_mismatch(what, i, c->texts[i], ids, n, expected);
     free(ids);
   }
   return same;
@@ -190,7 +197,8 @@ static void check_model_corpus(enum test_model which, const char *ids_fixture, c
   size_t plain = compare_corpus(tok, &c, &l, "plain", false, "parse_special off");
   size_t special = compare_corpus(tok, &c, &l, "special", true, "parse_special on");
   printf("# %s model: identical ids on %zu/%zu (parse_special off) and %zu/%zu (on) corpus "
-         "entries\n", name, plain, c.n, special, c.n);
+         "entries\n",
+         name, plain, c.n, special, c.n);
   assert_int_equal(plain, c.n);
   assert_int_equal(special, c.n);
   ids_free(&l);
@@ -303,7 +311,8 @@ static void test_special_ids(void **state) {
   for (int32_t id = 0; id < tokenizer_vocab_size(tok); id++) {
     bool want = k < json_array_size(eog) && json_integer_value(json_array_get(eog, k)) == id;
     if (want) k++;
-    if (tokenizer_is_eog(tok, id) != want) fail_msg("id %d: is_eog %d, llama.cpp %d", id, !want, want);
+    if (tokenizer_is_eog(tok, id) != want)
+      fail_msg("id %d: is_eog %d, llama.cpp %d", id, !want, want);
   }
   assert_int_equal(k, json_array_size(eog));
   assert_false(tokenizer_is_eog(tok, -1));
@@ -430,7 +439,10 @@ static void test_detokenizer_streaming(void **state) {
   assert_int_equal(detokenizer_push(&d, tok, f0, false, out, sizeof out), 0);
   assert_int_equal(detokenizer_push(&d, tok, b9f, false, out, sizeof out), 0);
   assert_int_equal(detokenizer_push(&d, tok, a, false, out, sizeof out), 4);
-  assert_memory_equal(out, "\xEF\xBF\xBD" "a", 4);
+  assert_memory_equal(out,
+                      "\xEF\xBF\xBD"
+                      "a",
+                      4);
   /* a stray continuation byte */
   assert_int_equal(detokenizer_push(&d, tok, b80, false, out, sizeof out), 3);
   assert_memory_equal(out, "\xEF\xBF\xBD", 3);
@@ -451,7 +463,8 @@ static void test_detokenizer_streaming(void **state) {
   gguf_close(file);
 }
 
-/* ---- pre-tokenizer variants: the default vocabulary under another tokenizer.ggml.pre ---------- */
+/* ---- pre-tokenizer variants: the default vocabulary under another tokenizer.ggml.pre ----------
+ */
 
 static char *write_variant(const struct gguf_file *src, const char *pre) {
   struct aug_err err = {0};
@@ -541,17 +554,24 @@ static char *write_vocab(const char *model, const char *pre, const struct vocab_
   assert_int_equal(gguf_writer_add_string(w, "tokenizer.ggml.model", model, strlen(model)), 0);
   if (pre) assert_int_equal(gguf_writer_add_string(w, "tokenizer.ggml.pre", pre, strlen(pre)), 0);
   assert_int_equal(gguf_writer_add_string_array(w, "tokenizer.ggml.tokens", texts, lens, n), 0);
-  assert_int_equal(gguf_writer_add_array(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores, n), 0);
-  assert_int_equal(gguf_writer_add_array(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, n), 0);
+  assert_int_equal(gguf_writer_add_array(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores, n),
+                   0);
+  assert_int_equal(gguf_writer_add_array(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, n),
+                   0);
   if (merges) {
     size_t *mlens = malloc(n_merges * sizeof *mlens);
-    for (size_t i = 0; i < n_merges; i++) mlens[i] = strlen(merges[i]);
-    assert_int_equal(gguf_writer_add_string_array(w, "tokenizer.ggml.merges", merges, mlens, n_merges), 0);
+    for (size_t i = 0; i < n_merges; i++)
+      mlens[i] = strlen(merges[i]);
+    assert_int_equal(
+        gguf_writer_add_string_array(w, "tokenizer.ggml.merges", merges, mlens, n_merges), 0);
     free(mlens);
   }
-  if (bos >= 0) assert_int_equal(gguf_writer_add_uint32(w, "tokenizer.ggml.bos_token_id", (uint32_t)bos), 0);
-  if (eos >= 0) assert_int_equal(gguf_writer_add_uint32(w, "tokenizer.ggml.eos_token_id", (uint32_t)eos), 0);
-  if (add_bos >= 0) assert_int_equal(gguf_writer_add_bool(w, "tokenizer.ggml.add_bos_token", add_bos), 0);
+  if (bos >= 0)
+    assert_int_equal(gguf_writer_add_uint32(w, "tokenizer.ggml.bos_token_id", (uint32_t)bos), 0);
+  if (eos >= 0)
+    assert_int_equal(gguf_writer_add_uint32(w, "tokenizer.ggml.eos_token_id", (uint32_t)eos), 0);
+  if (add_bos >= 0)
+    assert_int_equal(gguf_writer_add_bool(w, "tokenizer.ggml.add_bos_token", add_bos), 0);
   char *path = malloc(64);
   snprintf(path, 64, "/tmp/augury-test-vocab-%d-XXXXXX", (int)getpid());
   int fd = mkstemp(path);
@@ -570,14 +590,24 @@ static char *write_vocab(const char *model, const char *pre, const struct vocab_
  * worked out by hand from llama.cpp's algorithm (highest-scoring adjacent pair merges first). */
 #define SPM_N_BYTES 256
 static const struct vocab_entry spm_pieces[] = {
-    {"\xE2\x96\x81", -1.0f, 1},           /* ▁ */
-    {"h", -2.0f, 1},  {"e", -2.0f, 1},   {"l", -2.0f, 1},   {"o", -2.0f, 1}, {"w", -2.0f, 1},
-    {"r", -2.0f, 1},  {"d", -2.0f, 1},   {"ll", -3.0f, 1},  {"he", -4.0f, 1},
-    {"hell", -5.0f, 1},                   /* he + ll */
-    {"hello", -6.0f, 1},                  /* hell + o */
-    {"\xE2\x96\x81h", -7.0f, 1},         /* ▁h: lower than "he", so ▁ + hello wins */
-    {"\xE2\x96\x81hello", -1.5f, 1},     /* ▁ + hello */
-    {"or", -3.5f, 1}, {"wor", -4.5f, 1}, {"world", -8.0f, 1}, {"\xE2\x96\x81w", -0.5f, 1},
+    {"\xE2\x96\x81", -1.0f, 1}, /* ▁ */
+    {"h", -2.0f, 1},
+    {"e", -2.0f, 1},
+    {"l", -2.0f, 1},
+    {"o", -2.0f, 1},
+    {"w", -2.0f, 1},
+    {"r", -2.0f, 1},
+    {"d", -2.0f, 1},
+    {"ll", -3.0f, 1},
+    {"he", -4.0f, 1},
+    {"hell", -5.0f, 1},              /* he + ll */
+    {"hello", -6.0f, 1},             /* hell + o */
+    {"\xE2\x96\x81h", -7.0f, 1},     /* ▁h: lower than "he", so ▁ + hello wins */
+    {"\xE2\x96\x81hello", -1.5f, 1}, /* ▁ + hello */
+    {"or", -3.5f, 1},
+    {"wor", -4.5f, 1},
+    {"world", -8.0f, 1},
+    {"\xE2\x96\x81w", -0.5f, 1},
     {"<ctrl>", 0.0f, 3},
 };
 
@@ -593,7 +623,8 @@ static char *write_spm_vocab(void) {
     snprintf(byte_texts[b], sizeof byte_texts[b], "<0x%02X>", b);
     v[3 + b] = (struct vocab_entry){byte_texts[b], 0, 6};
   }
-  for (size_t i = 0; i < n_pieces; i++) v[3 + SPM_N_BYTES + i] = spm_pieces[i];
+  for (size_t i = 0; i < n_pieces; i++)
+    v[3 + SPM_N_BYTES + i] = spm_pieces[i];
   char *path = write_vocab("llama", NULL, v, n, NULL, 0, -1, -1, -1);
   free(v);
   return path;
@@ -614,9 +645,11 @@ static void expect_ids(const struct tokenizer *tok, const char *text, bool add_s
   bool same = n == n_want && !memcmp(ids, want, n * sizeof *ids);
   if (!same) {
     printf("# '%s': got", text);
-    for (size_t i = 0; i < n; i++) printf(" %d", ids[i]);
+    for (size_t i = 0; i < n; i++)
+      printf(" %d", ids[i]);
     printf(", want");
-    for (size_t i = 0; i < n_want; i++) printf(" %d", want[i]);
+    for (size_t i = 0; i < n_want; i++)
+      printf(" %d", want[i]);
     printf("\n");
   }
   free(ids);
@@ -660,7 +693,8 @@ static void test_spm_tiny(void **state) {
   expect_ids(tok, "<ctrl>hello", false, true, want5, 2);
   /* pieces: ▁ back to a space, byte tokens to their byte, control only with special */
   char buf[16];
-  assert_int_equal(tokenizer_token_bytes(tok, spm_id("\xE2\x96\x81hello"), false, buf, sizeof buf), 6);
+  assert_int_equal(tokenizer_token_bytes(tok, spm_id("\xE2\x96\x81hello"), false, buf, sizeof buf),
+                   6);
   assert_memory_equal(buf, " hello", 6);
   assert_int_equal(tokenizer_token_bytes(tok, 3 + 0xC3, false, buf, sizeof buf), 1);
   assert_int_equal((unsigned char)buf[0], 0xC3);
@@ -814,7 +848,8 @@ static void alloc_failure_loop(const char *path, const char *text) {
   gguf_close(file);
 }
 
-/* With a warmed-up scratch, encoding allocates nothing: every allocation fails and it still works. */
+/* With a warmed-up scratch, encoding allocates nothing: every allocation fails and it still works.
+ */
 static void test_scratch_no_alloc(void **state) {
   (void)state;
   const char *path = test_model_path(TEST_MODEL_DEFAULT);
@@ -831,8 +866,9 @@ static void test_scratch_no_alloc(void **state) {
       size_t n, n_ref;
       for (int special = 0; special < 2; special++) {
         struct tokenize_options o = {false, special};
-        assert_int_equal(tokenizer_encode_scratch(tok, scratch, c.texts[i], c.lens[i], o, ids,
-                                                  8192, &n, &err), 0);
+        assert_int_equal(
+            tokenizer_encode_scratch(tok, scratch, c.texts[i], c.lens[i], o, ids, 8192, &n, &err),
+            0);
         if (round == 0) {
           aug_alloc_fail_reset();
           int32_t *ref = encode(tok, c.texts[i], c.lens[i], false, special, &n_ref);
