@@ -188,6 +188,15 @@ function M.is_missing()
   return state.missing
 end
 
+-- 0.7-0.10: vim.lsp.start_client. 0.11 deprecates it for vim.lsp.start with attach = false (the
+-- plugin attaches buffers itself) and never reuses a client: a stopping one must not come back.
+local function start(cfg)
+  if vim.fn.has('nvim-0.11') == 1 then
+    return vim.lsp.start(cfg, { attach = false, reuse_client = function() return false end })
+  end
+  return vim.lsp.start_client(cfg)
+end
+
 --- Starts the server if needed; returns the client id, or nil (with one warning) when it cannot.
 function M.ensure_started()
   local cfg = config.get()
@@ -204,7 +213,7 @@ function M.ensure_started()
   state.stopping = false
   state.exit = nil
   state.error = false
-  local ok, id = pcall(vim.lsp.start_client, {
+  local ok, id = pcall(start, {
     name = 'augury',
     cmd = cfg.cmd,
     root_dir = util.uv.cwd(),
