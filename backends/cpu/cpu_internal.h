@@ -35,6 +35,11 @@ struct cpu_kernels {
   float (*dot_f32)(const float *a, const float *b, int64_t n);
   void (*axpy_f32)(float a, const float *x, float *y, int64_t n); /* y += a * x */
   void (*f16_to_f32)(const quant_f16 *x, float *y, int64_t n);
+  /* o[n] = silu(g) * u (o may alias g). The SIMD tables use a polynomial exp within 2 ulp of
+   * expf; the scalar table is cpu_ref_silu_mul. */
+  void (*silu_mul)(float *o, const float *g, const float *u, int64_t n);
+  /* x[i] = exp(x[i] - max) in place; returns the sum (for softmax). */
+  float (*exp_sub_sum)(float *x, int64_t n, float max);
 };
 
 const struct cpu_kernels *cpu_kernels_scalar(void);

@@ -27,6 +27,8 @@ static const struct cpu_kernels avx2_kernels = {
     .dot_f32 = avx2_vec_dot_f32,
     .axpy_f32 = avx2_axpy_f32,
     .f16_to_f32 = avx2_f16_to_f32,
+    .silu_mul = avx2_silu_mul,
+    .exp_sub_sum = avx2_exp_sub_sum,
 };
 
 const struct cpu_kernels *cpu_kernels_avx2(void) {

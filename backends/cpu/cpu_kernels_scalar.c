@@ -6,6 +6,7 @@
 #include <math.h>
 
 #include "backends/cpu/cpu_internal.h"
+#include "backends/cpu/cpu_ref.h"
 
 /* Activations: Q8_0, 32 per block, d = amax / 127 (stored f16), q = round-half-even(x * 127 /
  * amax). The multiplier is 127 / amax, not 1 / d, as llama.cpp computes it, so that the quants
@@ -223,6 +224,15 @@ static void scalar_f16_to_f32(const quant_f16 *x, float *y, int64_t n) {
     y[i] = cpu_f16_to_f32(x[i]);
 }
 
+static float scalar_exp_sub_sum(float *x, int64_t n, float max) {
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; i++) {
+    x[i] = expf(x[i] - max);
+    sum += x[i];
+  }
+  return (float)sum;
+}
+
 static const struct cpu_kernels scalar_kernels = {
     .isa = "scalar",
     .dot =
@@ -240,6 +250,8 @@ static const struct cpu_kernels scalar_kernels = {
     .dot_f32 = scalar_vec_dot_f32,
     .axpy_f32 = scalar_axpy_f32,
     .f16_to_f32 = scalar_f16_to_f32,
+    .silu_mul = cpu_ref_silu_mul,
+    .exp_sub_sum = scalar_exp_sub_sum,
 };
 
 const struct cpu_kernels *cpu_kernels_scalar(void) {

@@ -488,4 +488,57 @@ static void avx2_f16_to_f32(const quant_f16 *x, float *y, int64_t n) {
     y[i] = f16(x[i]);
 }
 
+/* ---- exp, silu ------------------------------------------------------------------------------ */
+
+/* e^x for x in [-87, 88] (clamped outside: e^-87 ~ 1.6e-38 stands in for anything smaller, which
+ * a softmax or a sigmoid cannot tell from 0). e^x = 2^n e^r with n = round(x / ln 2),
+ * r = x - n ln 2 (ln 2 split in a part exact in float and a remainder, Cody-Waite), |r| <= 0.35,
+ * and e^r by its Taylor series to r^6: truncation error r^7 / 7! < 1.3e-7, about 1 ulp. */
+INLINE __m256 exp_ps(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
+  __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504089f)),
+                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.0f / 720.0f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  __m256i e =
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+static void avx2_silu_mul(float *o, const float *g, const float *u, int64_t n) {
+  int64_t i = 0;
+  const __m256 one = _mm256_set1_ps(1.0f);
+  for (; i + 8 <= n; i += 8) {
+    __m256 x = _mm256_loadu_ps(g + i);
+    __m256 e = exp_ps(_mm256_sub_ps(_mm256_setzero_ps(), x));
+    __m256 s = _mm256_div_ps(x, _mm256_add_ps(one, e));
+    _mm256_storeu_ps(o + i, _mm256_mul_ps(s, _mm256_loadu_ps(u + i)));
+  }
+  for (; i < n; i++)
+    o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+static float avx2_exp_sub_sum(float *x, int64_t n, float max) {
+  __m256 vmax = _mm256_set1_ps(max), sum = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmax));
+    _mm256_storeu_ps(x + i, e);
+    sum = _mm256_add_ps(sum, e);
+  }
+  float total = hsum_ps(sum);
+  for (; i < n; i++) {
+    x[i] = expf(x[i] - max);
+    total += x[i];
+  }
+  return total;
+}
+
 #endif

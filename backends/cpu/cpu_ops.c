@@ -171,8 +171,8 @@ static void row_task_one(struct row_task *t, struct rope_cache *rope, int64_t r)
     break;
   }
   case ROW_SILU_MUL:
-    cpu_ref_silu_mul(o, (const float *)cpu_tensor_row(t->a, i1, i2, i3),
-                     (const float *)cpu_tensor_row(t->b, i1, i2, i3), n);
+    t->be->kernels->silu_mul(o, (const float *)cpu_tensor_row(t->a, i1, i2, i3),
+                             (const float *)cpu_tensor_row(t->b, i1, i2, i3), n);
     break;
   case ROW_ADD: {
     const struct backend_tensor *b = t->b;
@@ -357,13 +357,7 @@ static void attention_item(struct attention_task *t, float *scratch, int64_t g, 
     }
   }
   for (int64_t r = 0; r < n_rep; r++) {
-    float *sr = scores + r * n_vis;
-    double acc = 0.0;
-    for (int64_t j = 0; j < n_vis; j++) {
-      sr[j] = expf(sr[j] - max[r]);
-      acc += sr[j];
-    }
-    sum[r] = (float)acc;
+    sum[r] = kernels->exp_sub_sum(scores + r * n_vis, n_vis, max[r]);
   }
   for (int64_t j = 0; j < n_vis; j++) {
     const float *vr = attention_row(kernels, t->v, g, j, hd, row);
