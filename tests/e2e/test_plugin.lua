@@ -45,7 +45,7 @@ H.run(function()
   H.wait_attached()
   local log = H.fake_log()
   H.eq(42, log.initializationOptions.answer, 'settings reach the server as initializationOptions')
-  H.eq({ 'utf-8', 'utf-16' }, log.clientEncodings, 'position encodings offered')
+  H.ok(vim.tbl_contains(log.clientEncodings, 'utf-8'), 'utf-8 offered: ' .. vim.inspect(log.clientEncodings))
   H.eq('utf-8', require('augury.client').get().offset_encoding, 'negotiated encoding')
 
   H.case('model still loading: empty answers, no ghost, no message')

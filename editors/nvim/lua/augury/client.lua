@@ -18,16 +18,16 @@ local state = {
   exit_hooks = {},   -- name -> function(): the server exited; its pending requests never answer
   generation = 0,    -- counts server starts
   attached = {},     -- bufnr -> true: buffers attached to the current server
-  orphaned = {},     -- bufnr -> true: 0.7 buffers whose LSP change tracking detached (see below)
+  orphaned = {},     -- bufnr -> true: buffers whose LSP change tracking detached (see below)
 }
 
--- Neovim 0.7: when a buffer's only client exits and the buffer then changes, the LSP on_lines
--- callback detaches itself but leaves the buffer's empty client table behind, so a client attached
--- later never gets didChange. The plugin watches for that change after an exit and, before
--- attaching the restarted server, drops the stale table (an upvalue of buf_attach_client) so that
--- attaching starts afresh. 0.8 reworked this code; the workaround is not needed there.
-local legacy_attach = vim.fn.has('nvim-0.8') == 0
-
+-- Neovim (0.7 to 0.12 at least): when a buffer's only client exits and the buffer then changes,
+-- the LSP on_lines callback detaches itself but leaves the buffer marked as attached
+-- (all_buffer_active_clients[buf] = {} in 0.7-0.9, attached_buffers[buf] = true later), so a
+-- client attached afterwards gets didOpen but never didChange. The plugin watches for such a change
+-- after an exit and, before attaching the restarted server, clears that mark (an upvalue of
+-- vim.lsp.buf_attach_client or of its buf_attach helper) so that attaching starts afresh. Where
+-- neither name is found nothing is touched.
 local function watch_orphans(bufs)
   local gen = state.generation
   for buf in pairs(bufs) do
@@ -42,18 +42,28 @@ local function watch_orphans(bufs)
   end
 end
 
-local function forget_dead_attachment(bufnr)
-  local i = 1
-  while true do
-    local name, value = debug.getupvalue(vim.lsp.buf_attach_client, i)
-    if not name then return end
-    if name == 'all_buffer_active_clients' then
-      if type(value) == 'table' and type(value[bufnr]) == 'table' and next(value[bufnr]) == nil then
-        value[bufnr] = nil
-      end
-      return
+local MARKS = { all_buffer_active_clients = true, attached_buffers = true }
+
+local function find_mark(fn, depth)
+  for i = 1, 255 do
+    local name, value = debug.getupvalue(fn, i)
+    if not name then return nil end
+    if MARKS[name] and type(value) == 'table' then return name, value end
+    if depth > 0 and name == 'buf_attach' and type(value) == 'function' then
+      local n, v = find_mark(value, depth - 1)
+      if n then return n, v end
     end
-    i = i + 1
+  end
+  return nil
+end
+
+local function forget_dead_attachment(bufnr)
+  local name, marks = find_mark(vim.lsp.buf_attach_client, 1)
+  if name == 'all_buffer_active_clients' then
+    if type(marks[bufnr]) == 'table' and next(marks[bufnr]) == nil then marks[bufnr] = nil end
+  elseif name == 'attached_buffers' then
+    local clients = (vim.lsp.get_clients or vim.lsp.get_active_clients)({ bufnr = bufnr })
+    if marks[bufnr] == true and #clients == 0 then marks[bufnr] = nil end
   end
 end
 
@@ -234,8 +244,8 @@ function M.ensure_started()
       state.load = nil
       local bufs = state.attached
       state.attached = {}
-      -- on_exit runs in a libuv callback, where buffer functions are not allowed.
-      if legacy_attach then vim.schedule(function() watch_orphans(bufs) end) end
+      -- on_exit may run in a libuv callback, where buffer functions are not allowed.
+      vim.schedule(function() watch_orphans(bufs) end)
       vim.schedule(function()
         for _, hook in pairs(state.exit_hooks) do hook() end
       end)
@@ -278,7 +288,7 @@ function M.attach(bufnr)
   if vim.lsp.buf_is_attached(bufnr, id) then return true end
   if state.orphaned[bufnr] then
     state.orphaned[bufnr] = nil
-    if legacy_attach then forget_dead_attachment(bufnr) end
+    forget_dead_attachment(bufnr)
   end
   state.attached[bufnr] = true
   return vim.lsp.buf_attach_client(bufnr, id)

@@ -34,6 +34,8 @@ local function save_fallback(lhs)
         noremap = map.noremap == 1, expr = map.expr == 1, silent = map.silent == 1,
         nowait = map.nowait == 1, callback = map.callback,
       }
+      -- 0.8+: an expr mapping may return <> notation (0.11's default <Tab> snippet mapping does).
+      if map.replace_keycodes == 1 then opts.replace_keycodes = true end
       local rhs = map.rhs or ''
       -- <SID> in the rhs means the defining script's id, which the copy would not have.
       if map.sid and map.sid > 0 then rhs = rhs:gsub('<[Ss][Ii][Dd]>', '<SNR>' .. map.sid .. '_') end
