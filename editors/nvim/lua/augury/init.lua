@@ -85,7 +85,7 @@ local function set_keymaps(keys)
   bind(keys.trigger, 'trigger', true)
 end
 
-local function set_autocmds(cfg)
+local function set_autocmds()
   group = vim.api.nvim_create_augroup('augury', { clear = true })
   local function in_buffer(fn)
     return function(args)
@@ -106,7 +106,6 @@ local function set_autocmds(cfg)
   })
   vim.cmd('highlight default link AuguryGhost Comment')
   vim.cmd('highlight default link AuguryStats NonText')
-  return cfg
 end
 
 --- Configures and starts the plugin. See :help augury-setup for the options.
@@ -121,7 +120,7 @@ function M.setup(opts)
   end
   client.reset()
   util.reset_notices()
-  set_autocmds(cfg)
+  set_autocmds()
   set_keymaps(cfg.keymaps)
   require('augury.commands').define()
   for _, buf in ipairs(vim.api.nvim_list_bufs()) do
