@@ -46,6 +46,8 @@ const char *tokenizer_model_name(const struct tokenizer *tok); /* "gpt2", "llama
  * tokenizer.ggml.pre we do not know, "gpt-2 (fallback for unknown 'NAME')" (llama.cpp refuses such
  * files; we split as GPT-2 does and say so). "none" for SentencePiece vocabularies. */
 const char *tokenizer_pre_name(const struct tokenizer *tok);
+/* The GGUF token type after llama.cpp's load-time adjustments (control-looking texts such as
+ * <|fim_prefix|> or Qwen's "</s>" become CONTROL); 0 for an id out of range or an undefined type. */
 enum token_kind tokenizer_token_kind(const struct tokenizer *tok, int32_t id);
 /* llama.cpp's llama_token_attr bits for id (1 unknown, 2 unused, 4 normal, 8 control, 16
  * user-defined, 32 byte), after the same load-time adjustments; 0 for an id out of range. */
@@ -61,7 +63,8 @@ size_t tokenizer_max_token_bytes(const struct tokenizer *tok);
 
 struct tokenize_options {
   bool add_special;   /* prepend BOS (and append EOS) where the vocabulary asks for it */
-  bool parse_special; /* recognise control/user-defined token texts inside the text */
+  bool parse_special; /* recognise control token texts inside the text; user-defined ones (Qwen's
+                       * <tool_call>) are recognised even without it, as llama.cpp does */
 };
 
 /* Encodes len bytes of text into ids[0..cap). *n_tokens receives the number of tokens the text
@@ -71,8 +74,9 @@ int tokenizer_encode(const struct tokenizer *tok, const char *text, size_t len,
                      struct tokenize_options opts, int32_t *ids, size_t cap, size_t *n_tokens,
                      struct aug_err *err);
 
-/* Reusable encode buffers: they grow to the largest text seen, after which encoding the same or
- * a shorter text allocates nothing (for per-keystroke callers). One scratch per thread. */
+/* Reusable encode buffers for per-keystroke callers: they grow when a text needs more and are
+ * kept, so encoding a text again, or one needing no larger buffers, allocates nothing. One
+ * scratch per thread. */
 struct tokenizer_scratch;                                          /* opaque */
 int tokenizer_scratch_create(struct tokenizer_scratch **out);      /* 0 or AUG_ENOMEM */
 void tokenizer_scratch_destroy(struct tokenizer_scratch *scratch); /* NULL is a no-op */
