@@ -47,7 +47,8 @@ const char *tokenizer_model_name(const struct tokenizer *tok); /* "gpt2", "llama
  * files; we split as GPT-2 does and say so). "none" for SentencePiece vocabularies. */
 const char *tokenizer_pre_name(const struct tokenizer *tok);
 /* The GGUF token type after llama.cpp's load-time adjustments (control-looking texts such as
- * <|fim_prefix|> or Qwen's "</s>" become CONTROL); 0 for an id out of range or an undefined type. */
+ * <|fim_prefix|> or Qwen's "</s>" become CONTROL); 0 for an id out of range or an undefined
+ * type. */
 enum token_kind tokenizer_token_kind(const struct tokenizer *tok, int32_t id);
 /* llama.cpp's llama_token_attr bits for id (1 unknown, 2 unused, 4 normal, 8 control, 16
  * user-defined, 32 byte), after the same load-time adjustments; 0 for an id out of range. */
