@@ -537,7 +537,7 @@ struct vocab_entry {
 
 static char *write_vocab(const char *model, const char *pre, const struct vocab_entry *v, size_t n,
                          const char *const *merges, size_t n_merges, int32_t bos, int32_t eos,
-                         int add_bos) {
+                         int add_bos, int add_space_prefix) {
   struct aug_err err = {0};
   struct gguf_writer *w;
   assert_int_equal(gguf_writer_create(&w, &err), 0);
@@ -572,6 +572,10 @@ static char *write_vocab(const char *model, const char *pre, const struct vocab_
     assert_int_equal(gguf_writer_add_uint32(w, "tokenizer.ggml.eos_token_id", (uint32_t)eos), 0);
   if (add_bos >= 0)
     assert_int_equal(gguf_writer_add_bool(w, "tokenizer.ggml.add_bos_token", add_bos), 0);
+  if (add_space_prefix >= 0) {
+    assert_int_equal(gguf_writer_add_bool(w, "tokenizer.ggml.add_space_prefix", add_space_prefix),
+                     0);
+  }
   char *path = malloc(64);
   snprintf(path, 64, "/tmp/augury-test-vocab-%d-XXXXXX", (int)getpid());
   int fd = mkstemp(path);
@@ -611,7 +615,7 @@ static const struct vocab_entry spm_pieces[] = {
     {"<ctrl>", 0.0f, 3},
 };
 
-static char *write_spm_vocab(void) {
+static char *write_spm_vocab(int add_space_prefix) {
   size_t n_pieces = sizeof spm_pieces / sizeof spm_pieces[0];
   size_t n = 3 + SPM_N_BYTES + n_pieces;
   struct vocab_entry *v = calloc(n, sizeof *v);
@@ -625,7 +629,7 @@ static char *write_spm_vocab(void) {
   }
   for (size_t i = 0; i < n_pieces; i++)
     v[3 + SPM_N_BYTES + i] = spm_pieces[i];
-  char *path = write_vocab("llama", NULL, v, n, NULL, 0, -1, -1, -1);
+  char *path = write_vocab("llama", NULL, v, n, NULL, 0, -1, -1, -1, add_space_prefix);
   free(v);
   return path;
 }
@@ -658,7 +662,7 @@ static void expect_ids(const struct tokenizer *tok, const char *text, bool add_s
 
 static void test_spm_tiny(void **state) {
   (void)state;
-  char *path = write_spm_vocab();
+  char *path = write_spm_vocab(-1);
   struct gguf_file *file;
   struct tokenizer *tok = open_tokenizer(path, &file);
   assert_string_equal(tokenizer_model_name(tok), "llama");
@@ -704,6 +708,19 @@ static void test_spm_tiny(void **state) {
   gguf_close(file);
   unlink(path);
   free(path);
+
+  /* tokenizer.ggml.add_space_prefix = false: no dummy prefix, spaces inside still become ▁ */
+  path = write_spm_vocab(0);
+  tok = open_tokenizer(path, &file);
+  int32_t want6[] = {spm_id("hello")};
+  expect_ids(tok, "hello", false, false, want6, 1);
+  int32_t want7[] = {spm_id("hello"), spm_id("\xE2\x96\x81w"), spm_id("or"), spm_id("l"),
+                     spm_id("d")};
+  expect_ids(tok, "hello world", false, false, want7, 5);
+  tokenizer_destroy(tok);
+  gguf_close(file);
+  unlink(path);
+  free(path);
 }
 
 /* A tiny byte-level BPE vocabulary: the 256 byte-level characters, a few merges, one control and
@@ -730,7 +747,7 @@ static char *write_bpe_vocab(int add_bos) {
   v[260] = (struct vocab_entry){"<tool>", 0, 4};
   v[261] = (struct vocab_entry){"<|fim_prefix|>", 0, 4}; /* made control by its text */
   static const char *const merges[] = {"h e", "\xC4\xA0 t", "\xC4\xA0t he"};
-  return write_vocab("gpt2", "qwen2", v, 262, merges, 3, 259, 259, add_bos);
+  return write_vocab("gpt2", "qwen2", v, 262, merges, 3, 259, 259, add_bos, -1);
 }
 
 static void test_bpe_tiny(void **state) {
@@ -770,7 +787,7 @@ static void test_bad_vocab(void **state) {
   struct aug_err err = {0};
   struct gguf_open_params params = gguf_open_params_default();
   /* gpt2 without merges */
-  char *path = write_vocab("gpt2", "qwen2", v, 1, NULL, 0, -1, -1, -1);
+  char *path = write_vocab("gpt2", "qwen2", v, 1, NULL, 0, -1, -1, -1, -1);
   struct gguf_file *file;
   struct tokenizer *tok = NULL;
   assert_int_equal(gguf_open(path, &params, &file, &err), 0);
@@ -781,7 +798,7 @@ static void test_bad_vocab(void **state) {
   unlink(path);
   free(path);
   /* an unsupported model */
-  path = write_vocab("bert", NULL, v, 1, NULL, 0, -1, -1, -1);
+  path = write_vocab("bert", NULL, v, 1, NULL, 0, -1, -1, -1, -1);
   assert_int_equal(gguf_open(path, &params, &file, &err), 0);
   assert_int_equal(tokenizer_create(file, &tok, &err), AUG_EUNSUPPORTED);
   assert_non_null(strstr(err.msg, "'bert'"));
@@ -789,7 +806,7 @@ static void test_bad_vocab(void **state) {
   unlink(path);
   free(path);
   /* add_bos without a BOS id in range (SPM default bos 1 does not exist in a 1-token vocab) */
-  path = write_vocab("llama", NULL, v, 1, NULL, 0, -1, -1, 1);
+  path = write_vocab("llama", NULL, v, 1, NULL, 0, -1, -1, 1, -1);
   assert_int_equal(gguf_open(path, &params, &file, &err), 0);
   assert_int_equal(tokenizer_create(file, &tok, &err), AUG_EFORMAT);
   assert_non_null(strstr(err.msg, "add_bos_token"));
@@ -893,7 +910,7 @@ static void test_alloc_failures(void **state) {
   alloc_failure_loop(path, "<|endoftext|> the <tool> the\n\n  x");
   unlink(path);
   free(path);
-  path = write_spm_vocab();
+  path = write_spm_vocab(-1);
   alloc_failure_loop(path, "hello world <ctrl> hello");
   unlink(path);
   free(path);
