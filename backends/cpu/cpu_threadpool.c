@@ -1,8 +1,13 @@
-/* Persistent compute pool (see cpu_threadpool.h). Invariants: `generation` only grows and is
- * written by the owner only; a worker runs the task of each generation exactly once, then
- * decrements `pending`. The sleep protocol is Dekker-style: a worker announces itself in
- * `sleepers` under the mutex before re-checking `generation`, and the owner reads `sleepers` after
- * publishing the generation (both seq_cst), so no wake-up is lost. */
+/* Persistent compute pool (see cpu_threadpool.h). A task has n_threads slots; the owner and the
+ * workers claim slots from `claim` = (generation << 32 | next slot) with a CAS, run them, and
+ * count them in `completed`. The owner keeps claiming until no slot is left, so a worker that is
+ * asleep or descheduled (a busy, shared machine) delays nothing: the owner runs its slot. A worker
+ * that wakes late finds the generation moved on and claims nothing; it reads fn/ctx only after a
+ * successful claim, and the owner does not return (so ctx stays alive) before every slot is
+ * completed.
+ * Sleep protocol (Dekker-style): a worker announces itself in `sleepers` under the mutex before
+ * re-checking `generation`, and the owner reads `sleepers` after publishing the generation (both
+ * seq_cst), so no wake-up is lost. */
 #include "backends/cpu/cpu_threadpool.h"
 
 #include <pthread.h>
@@ -39,7 +44,6 @@ struct cpu_threadpool;
 struct pool_worker {
   struct cpu_threadpool *pool;
   pthread_t thread;
-  int ith;
 };
 
 struct cpu_threadpool {
@@ -47,20 +51,38 @@ struct cpu_threadpool {
   struct pool_worker *workers; /* [n_threads - 1] */
   cpu_task_fn fn;              /* written by the owner before a generation is published */
   void *ctx;
-  bool stop;
-  atomic_uint generation;
-  atomic_int pending; /* workers still running the current generation */
+  atomic_bool stop;         /* read by workers that may be late for a generation: atomic */
+  uint32_t last_generation; /* owner only */
+  atomic_uint generation;   /* what workers wait on */
+  atomic_ullong claim;      /* generation << 32 | next unclaimed slot */
+  atomic_int completed;     /* slots finished in the current generation */
   atomic_int sleepers;
   pthread_mutex_t mutex;
   pthread_cond_t wake;
 };
 
+/* Claims and runs slots of generation gen until none is left (or gen is over). */
+static void pool_run_slots(struct cpu_threadpool *pool, uint32_t gen) {
+  for (;;) {
+    unsigned long long v = atomic_load_explicit(&pool->claim, memory_order_acquire);
+    for (;;) {
+      if ((uint32_t)(v >> 32) != gen || (int)(v & 0xffffffffu) >= pool->n_threads) return;
+      if (atomic_compare_exchange_weak_explicit(&pool->claim, &v, v + 1, memory_order_acq_rel,
+                                                memory_order_acquire)) {
+        break;
+      }
+    }
+    pool->fn(pool->ctx, (int)(v & 0xffffffffu), pool->n_threads);
+    atomic_fetch_add_explicit(&pool->completed, 1, memory_order_release);
+  }
+}
+
 static void *pool_worker_main(void *arg) {
   struct pool_worker *w = arg;
   struct cpu_threadpool *pool = w->pool;
-  unsigned seen = 0;
+  uint32_t seen = 0;
   for (;;) {
-    unsigned gen;
+    uint32_t gen;
     int spins = 0;
     int64_t spin_start = 0;
     while ((gen = atomic_load_explicit(&pool->generation, memory_order_acquire)) == seen) {
@@ -78,16 +100,16 @@ static void *pool_worker_main(void *arg) {
       break;
     }
     seen = gen;
-    if (pool->stop) break;
-    pool->fn(pool->ctx, w->ith, pool->n_threads);
-    atomic_fetch_sub_explicit(&pool->pending, 1, memory_order_release);
+    if (atomic_load_explicit(&pool->stop, memory_order_acquire)) break;
+    pool_run_slots(pool, gen);
   }
   return NULL;
 }
 
-static void pool_publish(struct cpu_threadpool *pool) {
-  atomic_store_explicit(&pool->pending, pool->n_threads - 1, memory_order_relaxed);
-  atomic_fetch_add(&pool->generation, 1); /* seq_cst: pairs with the sleepers check below */
+static void pool_publish(struct cpu_threadpool *pool, uint32_t gen) {
+  atomic_store_explicit(&pool->completed, 0, memory_order_relaxed);
+  atomic_store_explicit(&pool->claim, (unsigned long long)gen << 32, memory_order_release);
+  atomic_store(&pool->generation, gen); /* seq_cst: pairs with the sleepers check below */
   if (atomic_load(&pool->sleepers) > 0) {
     pthread_mutex_lock(&pool->mutex);
     pthread_cond_broadcast(&pool->wake);
@@ -98,20 +120,19 @@ static void pool_publish(struct cpu_threadpool *pool) {
 static void pool_wait(struct cpu_threadpool *pool) {
   int spins = 0;
   int64_t spin_start = 0;
-  while (atomic_load_explicit(&pool->pending, memory_order_acquire) != 0) {
+  while (atomic_load_explicit(&pool->completed, memory_order_acquire) != pool->n_threads) {
     CPU_PAUSE();
     if (++spins % POOL_SPIN_CHECK) continue;
     int64_t now = pool_now_ns();
     if (spin_start == 0) spin_start = now;
-    /* A worker descheduled on a busy (or oversubscribed) machine needs our core: give it. */
+    /* A worker descheduled mid-slot on a busy machine needs a core: give it ours. */
     if (now - spin_start > POOL_SPIN_NS / 4) sched_yield();
   }
 }
 
 static void pool_stop_and_join(struct cpu_threadpool *pool, int started) {
-  pool->stop = true;
-  pool->fn = NULL;
-  pool_publish(pool);
+  atomic_store_explicit(&pool->stop, true, memory_order_release);
+  pool_publish(pool, ++pool->last_generation);
   for (int i = 0; i < started; i++)
     pthread_join(pool->workers[i].thread, NULL);
 }
@@ -125,8 +146,10 @@ int cpu_threadpool_create(int n_threads, struct cpu_threadpool **out, struct aug
   if (!pool) return aug_err_set(err, AUG_ENOMEM, "cpu: cannot allocate the thread pool");
   pool->n_threads = n_threads;
   atomic_init(&pool->generation, 0);
-  atomic_init(&pool->pending, 0);
+  atomic_init(&pool->claim, 0);
+  atomic_init(&pool->completed, 0);
   atomic_init(&pool->sleepers, 0);
+  atomic_init(&pool->stop, false);
   pthread_mutex_init(&pool->mutex, NULL);
   pthread_cond_init(&pool->wake, NULL);
   if (n_threads > 1) {
@@ -138,7 +161,6 @@ int cpu_threadpool_create(int n_threads, struct cpu_threadpool **out, struct aug
   }
   for (int i = 0; i < n_threads - 1; i++) {
     pool->workers[i].pool = pool;
-    pool->workers[i].ith = i + 1;
     int rc = pthread_create(&pool->workers[i].thread, NULL, pool_worker_main, &pool->workers[i]);
     if (rc != 0) {
       pool_stop_and_join(pool, i);
@@ -174,7 +196,9 @@ void cpu_threadpool_run(struct cpu_threadpool *pool, cpu_task_fn fn, void *ctx) 
   }
   pool->fn = fn;
   pool->ctx = ctx;
-  pool_publish(pool);
-  fn(ctx, 0, pool->n_threads);
+  uint32_t gen = ++pool->last_generation;
+  if (gen == 0) gen = ++pool->last_generation; /* 0 is what workers start out having seen */
+  pool_publish(pool, gen);
+  pool_run_slots(pool, gen);
   pool_wait(pool);
 }
