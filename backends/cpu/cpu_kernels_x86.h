@@ -155,13 +155,20 @@ DEFINE_DOT(avx2_dot_q5_0, q5_0_impl)
 /* Q4_K scales and mins as int16 [sc0..sc7 | mn0..mn7], unpacked four at a time from the 12
  * packed bytes (same formula as cpu_q4_k_scales, per byte lane). */
 INLINE __m256i q4_k_scales_mins(const uint8_t *packed) {
-  uint32_t s[3];
-  memcpy(s, packed, sizeof s);
-  uint32_t sc_lo = s[0] & 0x3f3f3f3fu;
-  uint32_t mn_lo = s[1] & 0x3f3f3f3fu;
-  uint32_t sc_hi = (s[2] & 0x0f0f0f0fu) | ((s[0] >> 2) & 0x30303030u);
-  uint32_t mn_hi = ((s[2] >> 4) & 0x0f0f0f0fu) | ((s[1] >> 2) & 0x30303030u);
-  return _mm256_cvtepu8_epi16(_mm_set_epi32((int)mn_hi, (int)mn_lo, (int)sc_hi, (int)sc_lo));
+  /* With s0, s1, s2 the three packed dwords, per byte lane:
+   *   sc_lo = s0 & 63         sc_hi = (s2 & 15) | ((s0 >> 2) & 0x30)
+   *   mn_lo = s1 & 63         mn_hi = ((s2 >> 4) & 15) | ((s1 >> 2) & 0x30)
+   * x holds [s0 s2 s1 s2] and y [- s0 - s1], so three masked terms give [sc_lo sc_hi mn_lo mn_hi].
+   * The 16-byte load reads 4 bytes past the scales, into qs of the same block. */
+  __m128i v = _mm_loadu_si128((const __m128i *)packed);
+  __m128i x =
+      _mm_shuffle_epi8(v, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
+  __m128i y =
+      _mm_shuffle_epi8(v, _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
+  __m128i low = _mm_and_si128(x, _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0));
+  __m128i nib = _mm_and_si128(_mm_srli_epi32(x, 4), _mm_setr_epi32(0, 0, 0, 0x0f0f0f0f));
+  __m128i top = _mm_and_si128(_mm_srli_epi32(y, 2), _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
+  return _mm256_cvtepu8_epi16(_mm_or_si128(_mm_or_si128(low, nib), top));
 }
 
 INLINE void q4_k_impl(int64_t k, const void *vw, const void *act, size_t st, const int nr,
