@@ -19,6 +19,13 @@
 /* Most tokens one matmul kernel call handles for one weight row (the batched tile height). */
 #define CPU_MATMUL_TILE_TOKENS 4
 
+/* Activation block for Q4_0/Q5_0/Q8_0 weights: the numbers of a block_q8_0 (d rounded to f16,
+ * as llama.cpp rounds it), with d kept as f32 so the kernels need no conversion per block. */
+struct cpu_block_q8_0x {
+  float d;
+  int8_t qs[QK8_0];
+};
+
 /* out[r * out_stride] = dot(weight row w (k elements), activation row r) for r < nr
  * (1 <= nr <= CPU_MATMUL_TILE_TOKENS). Activation rows sit act_stride bytes apart, in the
  * activation type the weight type asks for (cpu_matmul_act_type). */
@@ -30,7 +37,8 @@ struct cpu_kernels {
   cpu_dot_fn dot[QUANT_TYPE_COUNT]; /* NULL: no direct kernel (generic dequantize path) */
   /* Activation quantization, k a multiple of the block size. Both paths round half to even,
    * so they produce identical blocks. */
-  void (*quantize_q8_0)(const float *x, struct block_q8_0 *y, int64_t k);
+  void (*quantize_q8_0)(const float *x, struct block_q8_0 *y, int64_t k); /* KV cache stores */
+  void (*quantize_q8_0x)(const float *x, struct cpu_block_q8_0x *y, int64_t k);
   void (*quantize_q8_k)(const float *x, struct block_q8_k *y, int64_t k);
   float (*dot_f32)(const float *a, const float *b, int64_t n);
   void (*axpy_f32)(float a, const float *x, float *y, int64_t n); /* y += a * x */
@@ -128,6 +136,9 @@ static inline void cpu_q4_k_scales(const uint8_t *s, uint8_t sc[8], uint8_t mn[8
 /* The weight types with a direct kernel take activations in this type (Q8_0, Q8_K or F32);
  * others are dequantized row by row and dotted in F32. */
 uint32_t cpu_matmul_act_type(uint32_t weight_type);
+/* Bytes of one quantized activation row of k elements for act_type (Q8_0 rows are
+ * cpu_block_q8_0x); 0 when k is not a multiple of the block. */
+size_t cpu_matmul_act_row_size(uint32_t act_type, int64_t k);
 
 /* Ops (cpu_matmul.c, cpu_ops.c); the vtable in cpu_backend.c forwards to them. */
 int cpu_matmul(struct backend *be, const struct backend_tensor *w, const struct backend_tensor *x,

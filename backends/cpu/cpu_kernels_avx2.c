@@ -23,6 +23,7 @@ static const struct cpu_kernels avx2_kernels = {
             [QUANT_Q6_K] = avx2_dot_q6_k,
         },
     .quantize_q8_0 = avx2_quantize_q8_0,
+    .quantize_q8_0x = avx2_quantize_q8_0x,
     .quantize_q8_k = avx2_quantize_q8_k,
     .dot_f32 = avx2_vec_dot_f32,
     .axpy_f32 = avx2_axpy_f32,

@@ -27,6 +27,16 @@ static void scalar_quantize_q8_0(const float *x, struct block_q8_0 *y, int64_t k
   }
 }
 
+/* The same quants as scalar_quantize_q8_0, with the f16-rounded d stored as f32. */
+static void scalar_quantize_q8_0x(const float *x, struct cpu_block_q8_0x *y, int64_t k) {
+  for (int64_t ib = 0; ib < k / QK8_0; ib++) {
+    struct block_q8_0 b;
+    scalar_quantize_q8_0(x + ib * QK8_0, &b, QK8_0);
+    y[ib].d = cpu_f16_to_f32(b.d);
+    memcpy(y[ib].qs, b.qs, sizeof b.qs);
+  }
+}
+
 /* Activations: Q8_K, 256 per block, q = round-half-even(x * 127 / amax), d = amax / 127 computed
  * as 1 / (127 / amax) (llama.cpp's order), kept in f32; bsums = sums of each 16 quants. */
 static void scalar_quantize_q8_k(const float *x, struct block_q8_k *y, int64_t k) {
@@ -81,13 +91,14 @@ static void scalar_dot_q8_0(int64_t k, const void *w, const void *act, size_t ac
                             float *out, size_t out_stride) {
   const struct block_q8_0 *wb = w; /* [k / 32] */
   for (int r = 0; r < nr; r++) {
-    const struct block_q8_0 *xb = (const struct block_q8_0 *)((const char *)act + r * act_stride);
+    const struct cpu_block_q8_0x *xb =
+        (const struct cpu_block_q8_0x *)((const char *)act + r * act_stride);
     float sum = 0.0f;
     for (int64_t ib = 0; ib < k / QK8_0; ib++) {
       int isum = 0;
       for (int i = 0; i < QK8_0; i++)
         isum += wb[ib].qs[i] * xb[ib].qs[i];
-      sum += cpu_f16_to_f32(wb[ib].d) * cpu_f16_to_f32(xb[ib].d) * (float)isum;
+      sum += cpu_f16_to_f32(wb[ib].d) * xb[ib].d * (float)isum;
     }
     out[(size_t)r * out_stride] = sum;
   }
@@ -99,7 +110,8 @@ static void scalar_dot_q4_0(int64_t k, const void *w, const void *act, size_t ac
                             float *out, size_t out_stride) {
   const struct block_q4_0 *wb = w; /* [k / 32] */
   for (int r = 0; r < nr; r++) {
-    const struct block_q8_0 *xb = (const struct block_q8_0 *)((const char *)act + r * act_stride);
+    const struct cpu_block_q8_0x *xb =
+        (const struct cpu_block_q8_0x *)((const char *)act + r * act_stride);
     float sum = 0.0f;
     for (int64_t ib = 0; ib < k / QK4_0; ib++) {
       int isum = 0;
@@ -107,7 +119,7 @@ static void scalar_dot_q4_0(int64_t k, const void *w, const void *act, size_t ac
         isum += ((wb[ib].qs[i] & 0x0f) - 8) * xb[ib].qs[i];
         isum += ((wb[ib].qs[i] >> 4) - 8) * xb[ib].qs[i + QK4_0 / 2];
       }
-      sum += cpu_f16_to_f32(wb[ib].d) * cpu_f16_to_f32(xb[ib].d) * (float)isum;
+      sum += cpu_f16_to_f32(wb[ib].d) * xb[ib].d * (float)isum;
     }
     out[(size_t)r * out_stride] = sum;
   }
@@ -119,7 +131,8 @@ static void scalar_dot_q5_0(int64_t k, const void *w, const void *act, size_t ac
                             float *out, size_t out_stride) {
   const struct block_q5_0 *wb = w; /* [k / 32] */
   for (int r = 0; r < nr; r++) {
-    const struct block_q8_0 *xb = (const struct block_q8_0 *)((const char *)act + r * act_stride);
+    const struct cpu_block_q8_0x *xb =
+        (const struct cpu_block_q8_0x *)((const char *)act + r * act_stride);
     float sum = 0.0f;
     for (int64_t ib = 0; ib < k / QK5_0; ib++) {
       uint32_t qh;
@@ -131,7 +144,7 @@ static void scalar_dot_q5_0(int64_t k, const void *w, const void *act, size_t ac
         isum += (lo - 16) * xb[ib].qs[i];
         isum += (hi - 16) * xb[ib].qs[i + QK5_0 / 2];
       }
-      sum += cpu_f16_to_f32(wb[ib].d) * cpu_f16_to_f32(xb[ib].d) * (float)isum;
+      sum += cpu_f16_to_f32(wb[ib].d) * xb[ib].d * (float)isum;
     }
     out[(size_t)r * out_stride] = sum;
   }
@@ -246,6 +259,7 @@ static const struct cpu_kernels scalar_kernels = {
             [QUANT_Q6_K] = scalar_dot_q6_k,
         },
     .quantize_q8_0 = scalar_quantize_q8_0,
+    .quantize_q8_0x = scalar_quantize_q8_0x,
     .quantize_q8_k = scalar_quantize_q8_k,
     .dot_f32 = scalar_vec_dot_f32,
     .axpy_f32 = scalar_axpy_f32,

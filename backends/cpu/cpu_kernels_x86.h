@@ -76,11 +76,11 @@ INLINE void q8_0_impl(int64_t k, const void *vw, const void *act, size_t st, con
   for (int64_t ib = 0; ib < k / QK8_0; ib++) {
     __m256i q = _mm256_loadu_si256((const __m256i *)w[ib].qs);
     __m256i qa = _mm256_abs_epi8(q);
-    float dw = f16(w[ib].d);
+    __m256 dw = _mm256_set1_ps(f16(w[ib].d));
     for (int r = 0; r < nr; r++) {
-      const struct block_q8_0 *y = ACT_ROW(struct block_q8_0, act, st, r) + ib;
+      const struct cpu_block_q8_0x *y = ACT_ROW(struct cpu_block_q8_0x, act, st, r) + ib;
       __m256 p = dot_i8_ps(qa, q, _mm256_loadu_si256((const __m256i *)y->qs));
-      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dw * f16(y->d)), p, acc[r]);
+      acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(y->d)), p, acc[r]);
     }
   }
   for (int r = 0; r < nr; r++)
@@ -104,11 +104,11 @@ INLINE void q4_0_impl(int64_t k, const void *vw, const void *act, size_t st, con
   for (int64_t ib = 0; ib < k / QK4_0; ib++) {
     __m256i q = _mm256_sub_epi8(unpack_nibbles(w[ib].qs), _mm256_set1_epi8(8));
     __m256i qa = _mm256_abs_epi8(q);
-    float dw = f16(w[ib].d);
+    __m256 dw = _mm256_set1_ps(f16(w[ib].d));
     for (int r = 0; r < nr; r++) {
-      const struct block_q8_0 *y = ACT_ROW(struct block_q8_0, act, st, r) + ib;
+      const struct cpu_block_q8_0x *y = ACT_ROW(struct cpu_block_q8_0x, act, st, r) + ib;
       __m256 p = dot_i8_ps(qa, q, _mm256_loadu_si256((const __m256i *)y->qs));
-      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dw * f16(y->d)), p, acc[r]);
+      acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(y->d)), p, acc[r]);
     }
   }
   for (int r = 0; r < nr; r++)
@@ -138,11 +138,11 @@ INLINE void q5_0_impl(int64_t k, const void *vw, const void *act, size_t st, con
     __m256i q = _mm256_or_si256(unpack_nibbles(w[ib].qs), expand_bits_0x10(w[ib].qh));
     q = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
     __m256i qa = _mm256_abs_epi8(q);
-    float dw = f16(w[ib].d);
+    __m256 dw = _mm256_set1_ps(f16(w[ib].d));
     for (int r = 0; r < nr; r++) {
-      const struct block_q8_0 *y = ACT_ROW(struct block_q8_0, act, st, r) + ib;
+      const struct cpu_block_q8_0x *y = ACT_ROW(struct cpu_block_q8_0x, act, st, r) + ib;
       __m256 p = dot_i8_ps(qa, q, _mm256_loadu_si256((const __m256i *)y->qs));
-      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dw * f16(y->d)), p, acc[r]);
+      acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(y->d)), p, acc[r]);
     }
   }
   for (int r = 0; r < nr; r++)
@@ -434,6 +434,17 @@ static void avx2_quantize_q8_0(const float *x, struct block_q8_0 *y, int64_t k) 
     float d = amax / 127.0f;
     float id = amax != 0.0f ? 127.0f / amax : 0.0f;
     y[ib].d = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
+    _mm256_storeu_si256((__m256i *)y[ib].qs, quantize_32(xb, id));
+  }
+}
+
+static void avx2_quantize_q8_0x(const float *x, struct cpu_block_q8_0x *y, int64_t k) {
+  for (int64_t ib = 0; ib < k / QK8_0; ib++) {
+    const float *xb = x + ib * QK8_0; /* [32] */
+    float amax = amax_n(xb, QK8_0);
+    float d = amax / 127.0f;
+    float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    y[ib].d = _cvtsh_ss(_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT));
     _mm256_storeu_si256((__m256i *)y[ib].qs, quantize_32(xb, id));
   }
 }

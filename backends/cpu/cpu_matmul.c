@@ -25,6 +25,13 @@ uint32_t cpu_matmul_act_type(uint32_t weight_type) {
   }
 }
 
+size_t cpu_matmul_act_row_size(uint32_t act_type, int64_t k) {
+  if (act_type == QUANT_Q8_0) {
+    return k % QK8_0 ? 0 : (size_t)(k / QK8_0) * sizeof(struct cpu_block_q8_0x);
+  }
+  return quant_row_size(act_type, (uint64_t)k);
+}
+
 struct matmul_task {
   const struct cpu_kernels *kernels;
   struct backend *be;
@@ -52,7 +59,7 @@ static void matmul_quantize_task(void *arg, int ith, int nth) {
     const float *xr = (const float *)(t->x + m * t->x_stride); /* [K] */
     void *dst = (void *)(t->act + m * t->act_stride);
     if (t->act_type == QUANT_Q8_0) {
-      t->kernels->quantize_q8_0(xr, dst, t->k);
+      t->kernels->quantize_q8_0x(xr, dst, t->k);
     } else {
       t->kernels->quantize_q8_k(xr, dst, t->k);
     }
@@ -137,7 +144,7 @@ int cpu_matmul(struct backend *be, const struct backend_tensor *w, const struct 
     if (cpu_thread_scratch_reserve(be, (size_t)k * sizeof(float))) return AUG_ENOMEM;
   }
   if (t.dot && t.act_type != QUANT_F32) {
-    size_t act_row = quant_row_size(t.act_type, (uint64_t)k);
+    size_t act_row = cpu_matmul_act_row_size(t.act_type, k);
     if (act_row == 0) return AUG_EINVAL; /* K not a multiple of the activation block */
     if (cpu_scratch_reserve(&be->act, act_row * (size_t)m)) return AUG_ENOMEM;
     t.act = be->act.data;

@@ -179,6 +179,15 @@ static void test_quantize_paths_identical(void **state) {
   a->quantize_q8_0(x, qa, 3 * QK_K);
   assert_memory_equal(qs, qa, sizeof qs);
   assert_memory_equal(qs, q2, sizeof qs);
+  /* the matmul activation layout: the same quants, d as the f32 value of the f16 */
+  struct cpu_block_q8_0x xs[3 * QK_K / QK8_0], xa[3 * QK_K / QK8_0];
+  s->quantize_q8_0x(x, xs, 3 * QK_K);
+  a->quantize_q8_0x(x, xa, 3 * QK_K);
+  assert_memory_equal(xs, xa, sizeof xs);
+  for (int b = 0; b < 3 * QK_K / QK8_0; b++) {
+    assert_memory_equal(xs[b].qs, qs[b].qs, QK8_0);
+    assert_true(xs[b].d == quant_f16_to_f32(qs[b].d));
+  }
   struct block_q8_k ks[3], ka[3];
   s->quantize_q8_k(x, ks, 3 * QK_K);
   a->quantize_q8_k(x, ka, 3 * QK_K);
