@@ -32,6 +32,19 @@ void completion_abort_for_uri(struct server *s, const char *uri, int code) {
   server_arm_debounce(s);
 }
 
+/* Engine thread: one JSON line per served completion for benchmarks (the promptLog setting): the
+ * request id, the prompt's token ids and what was generated, so a peer can time the same work. */
+static void log_prompt(struct server *s, const struct active_request *r) {
+  size_t n = 0;
+  const int32_t *ids = generator_last_prompt(s->generator, &n);
+  fprintf(s->prompt_log, "{\"id\":%s,\"generated\":%zu,\"reused\":%zu,\"evaluated\":%zu,"
+          "\"ms\":%.3f,\"prompt\":[", r->id_text, r->stats.n_generated, r->stats.n_reused,
+          r->stats.n_evaluated, r->stats.total_ms);
+  for (size_t i = 0; i < n; i++) fprintf(s->prompt_log, i ? ",%d" : "%d", ids[i]);
+  fprintf(s->prompt_log, "]}\n");
+  fflush(s->prompt_log);
+}
+
 static void completion_run(struct scheduler_job *job) {
   struct active_request *r = job->data;
   struct server *s = r->server;
@@ -58,6 +71,7 @@ static void completion_run(struct scheduler_job *job) {
   };
   r->rc = generator_complete(s->generator, &req, &job->cancel, r->out, r->out_cap, &r->out_len,
                              &r->stats, &r->err);
+  if (r->rc == 0 && s->prompt_log) log_prompt(s, r);
 }
 
 static json_t *stats_json(const struct generation_stats *st) {

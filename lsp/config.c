@@ -37,6 +37,7 @@ static const struct setting settings_table[] = {
     {"explainTemperature", SETTING_DOUBLE, FIELD(explain_temperature), 0, 2},
     {"enable", SETTING_BOOL, FIELD(enable), 0, 0},
     {"languages", SETTING_LANGS, FIELD(languages), 0, 0},
+    {"promptLog", SETTING_STRING, FIELD(prompt_log), 0, 0},
 };
 #undef FIELD
 
@@ -54,9 +55,9 @@ int config_init(struct config *cfg, struct aug_err *err) {
   cfg->time_budget_ms = 1500;
   cfg->debounce_ms = 40;
   cfg->prefix_lines = 120;
-  cfg->suffix_lines = 40;
+  cfg->suffix_lines = 24;
   cfg->prefix_tokens = 1536;
-  cfg->suffix_tokens = 384;
+  cfg->suffix_tokens = 128;
   cfg->explain_max_tokens = 384;
   cfg->explain_temperature = 0.2;
   cfg->enable = true;
@@ -68,6 +69,7 @@ int config_init(struct config *cfg, struct aug_err *err) {
 void config_free(struct config *cfg) {
   aug_free(cfg->model_path);
   aug_free(cfg->file_model_path);
+  aug_free(cfg->prompt_log);
   json_decref(cfg->languages);
   memset(cfg, 0, sizeof *cfg);
 }
@@ -156,7 +158,10 @@ int config_apply_json(struct config *cfg, const json_t *settings, const char *so
         warnings++;
         break;
       }
-      char **slot = from_file ? &cfg->file_model_path : (char **)field;
+      /* The config file's model ranks below AUGURY_MODEL, so it is kept apart. */
+      char **slot = from_file && s->offset == offsetof(struct config, model_path)
+                        ? &cfg->file_model_path
+                        : (char **)field;
       char *copy = NULL;
       if (json_is_string(value) && json_string_length(value) > 0) {
         copy = aug_strndup(json_string_value(value), json_string_length(value));

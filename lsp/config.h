@@ -30,6 +30,7 @@ struct config {
   int64_t explain_max_tokens;
   double explain_temperature;
   bool enable;        /* master switch */
+  char *prompt_log;   /* benchmarks: append each completion prompt as a JSON line (owned) */
   json_t *languages;  /* owned object: languageId -> bool; "*" is the default */
 };
 
@@ -45,7 +46,8 @@ struct config_env {
 struct config_env config_env_from_process(void);
 
 /* Fills defaults (max_tokens 128, time budget 1500 ms, debounce 40 ms, prefix 120 lines / 1536
- * tokens, suffix 40 lines / 384 tokens, explain 384 tokens at temperature 0.2, enabled). */
+ * tokens, suffix 24 lines / 128 tokens (the suffix follows the cursor in the
+ * prompt, so it is evaluated again on every keystroke: it is kept short), explain 384 tokens at temperature 0.2, enabled). */
 int config_init(struct config *cfg, struct aug_err *err);
 void config_free(struct config *cfg);
 

@@ -18,6 +18,7 @@ struct generator {
   enum chat_format chat;
   int32_t *ids; /* n_ctx prompt tokens */
   size_t n_ctx;
+  size_t n_last_prompt;
   char description[256];
 };
 
@@ -81,6 +82,43 @@ struct engine *generator_engine(struct generator *g) { return g->engine; }
 const char *generator_description(const struct generator *g) { return g->description; }
 bool generator_has_fim(const struct generator *g) { return g->has_fim; }
 
+const int32_t *generator_last_prompt(const struct generator *g, size_t *n) {
+  *n = g->n_last_prompt;
+  return g->ids;
+}
+
+/* Prompt tokens evaluated per step while the prompt is still inside its stable part. */
+#define GENERATE_STABLE_CHUNK 64
+
+/* Evaluates g->ids[0..n). Tokens before stable (the document text up to just before the cursor)
+ * will be wanted by the next keystroke's prompt too, so they are evaluated in chunks that a
+ * cancellation does not interrupt: a superseded request leaves its progress resident instead of
+ * throwing away a half-evaluated batch. The rest is evaluated with cancellation between layers. */
+static int evaluate_prompt(struct generator *g, size_t n, size_t stable, const atomic_bool *cancel,
+                           struct generation_stats *stats, struct aug_err *err) {
+  size_t n_res = engine_n_resident(g->engine);
+  const int32_t *res = engine_resident_tokens(g->engine);
+  size_t done = 0;
+  while (done < n_res && done < n && res[done] == g->ids[done]) done++;
+  struct engine_eval_stats es = {0};
+  bool first = true;
+  while (done + GENERATE_STABLE_CHUNK < stable) {
+    size_t next = done + GENERATE_STABLE_CHUNK;
+    int rc = engine_set_prompt(g->engine, g->ids, next, NULL, &es, err);
+    if (rc) return rc;
+    if (first) stats->n_reused = es.n_reused;
+    first = false;
+    stats->n_evaluated += es.n_evaluated;
+    done = next;
+    if (cancel && atomic_load(cancel))
+      return aug_err_set(err, AUG_ECANCELED, "generate: cancelled after %zu prompt tokens", done);
+  }
+  int rc = engine_set_prompt(g->engine, g->ids, n, cancel, &es, err);
+  if (first) stats->n_reused = es.n_reused;
+  stats->n_evaluated += es.n_evaluated;
+  return rc;
+}
+
 static int32_t argmax(const float *logits, size_t n) {
   size_t best = 0;
   for (size_t i = 1; i < n; i++)
@@ -119,11 +157,16 @@ int generator_complete(struct generator *g, const struct completion_request *req
   int rc = prompt_build_fim(g->tok, &g->fim, &in, g->ids, g->n_ctx - (size_t)max_tokens, &n_ids,
                             &dropped, err);
   if (rc) return rc;
-  struct engine_eval_stats es = {0};
-  rc = engine_set_prompt(g->engine, g->ids, n_ids, cancel, &es, err);
+  g->n_last_prompt = n_ids;
+  /* The stable part ends two tokens before <|fim_suffix|>: the word at the cursor still changes. */
+  size_t stable = 0;
+  for (size_t i = n_ids; i > 0; i--)
+    if (g->ids[i - 1] == g->fim.suffix) {
+      stable = i - 1 > 2 ? i - 1 - 2 : 0;
+      break;
+    }
   stats->n_prompt = n_ids;
-  stats->n_reused = es.n_reused;
-  stats->n_evaluated = es.n_evaluated;
+  rc = evaluate_prompt(g, n_ids, stable, cancel, stats, err);
   double t1 = now_ms();
   stats->prompt_ms = t1 - t0;
   if (rc) return rc;
@@ -206,6 +249,7 @@ int generator_explain(struct generator *g, const struct explain_request *req,
                              instruction, req->code, req->code_len, "\n```", g->ids,
                              g->n_ctx - (size_t)max_tokens, &n_ids, err);
   if (rc) return rc;
+  g->n_last_prompt = n_ids;
   struct sampler_params sp = sampler_params_default();
   sp.temperature = req->temperature;
   sp.seed = req->seed;

@@ -27,6 +27,8 @@ struct engine *generator_engine(struct generator *g);
 /* "qwen2.5-coder-1.5b-instruct (qwen2, FIM qwen, chat chatml, CPU (AVX2, 2 threads))" */
 const char *generator_description(const struct generator *g);
 bool generator_has_fim(const struct generator *g);
+/* The prompt of the last completion or explain (valid until the next call). */
+const int32_t *generator_last_prompt(const struct generator *g, size_t *n);
 
 struct completion_request {
   const char *prefix; /* document text before the cursor, from the window start (borrowed) */

@@ -272,6 +272,7 @@ int jsonrpc_parse(const char *body, size_t len, struct jsonrpc_message *m, int *
   json_t *id = json_object_get(root, "id");
   json_t *method = json_object_get(root, "method");
   json_t *params = json_object_get(root, "params");
+  if (json_is_null(params)) params = NULL; /* some clients send null for "no params" */
   if (id && valid_id(id)) *id_out = json_incref(id);
   if (!json_is_string(version) || strcmp(json_string_value(version), "2.0")) {
     why = "\"jsonrpc\" is not \"2.0\"";

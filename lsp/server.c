@@ -158,6 +158,8 @@ struct active_request *server_request_new(struct server *s, enum request_kind ki
   r->server = s;
   r->kind = kind;
   r->id = json_copy(id);
+  if (json_dumpb(r->id, r->id_text, sizeof r->id_text - 1, JSON_ENCODE_ANY) >= sizeof r->id_text - 1)
+    snprintf(r->id_text, sizeof r->id_text, "null");
   pthread_mutex_init(&r->lock, NULL);
   r->next = s->active;
   if (s->active) s->active->prev = r;
@@ -406,6 +408,12 @@ static void handle_initialize(struct server *s, json_t *id, json_t *params) {
   config_apply_json(&s->config, json_object_get(params, "initializationOptions"),
                     "initializationOptions", false, warn_cb, s);
 
+  if (s->config.prompt_log && !s->prompt_log) {
+    s->prompt_log = fopen(s->config.prompt_log, "a");
+    if (!s->prompt_log)
+      server_log(s, 2, "augury: promptLog: cannot open %s: %s", s->config.prompt_log,
+                 strerror(errno));
+  }
   json_t *caps_out = json_pack(
       "{s:s,s:{s:b,s:i,s:{s:b}},s:b,s:{s:b,s:[]},s:{s:[s,s]}}", "positionEncoding",
       position_encoding_name(s->encoding), "textDocumentSync", "openClose", 1, "change", 2, "save",
@@ -742,6 +750,8 @@ static void server_stop(struct server *s, int exit_code) {
   }
   generator_destroy(s->generator);
   s->generator = NULL;
+  if (s->prompt_log) fclose(s->prompt_log);
+  s->prompt_log = NULL;
   if (s->out_is_stream && s->out_open) {
     s->out_open = false;
     s->out_shutdown.data = s;

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <jansson.h>
 #include <uv.h>
@@ -44,6 +45,7 @@ struct active_request {
   struct server *server;
   enum request_kind kind;
   json_t *id;
+  char id_text[64]; /* the id as JSON, for the engine thread's prompt log */
   char *uri;
   struct lsp_position position; /* completion: the cursor as the client sent it */
   int reply_code;               /* non-zero: answer with this error (-32800, -32801) */
@@ -100,6 +102,7 @@ struct server {
   char *root_path;                /* workspace root (a path, not a URI), or NULL */
   int64_t parent_pid;
 
+  FILE *prompt_log; /* written by the engine thread only (opened at initialize) */
   struct documents *docs;
   struct config config;
   struct config_env env;
