@@ -70,6 +70,46 @@ struct shape {
   int64_t k, n;
 };
 
+/* Attention of the 1.5B model's shape (12 query heads, 2 KV heads, head_dim 128, F16 cache):
+ * one decode token over n_kv cached positions, and a 64-token batch at the end of the cache. */
+static void bench_attention(const struct backend_ops *ops, struct backend *be, uint64_t *seed) {
+  const int64_t hd = 128, n_head = 12, n_head_kv = 2, n_ctx = 4096, n_tok = 64;
+  size_t kv_bytes = quant_row_size(QUANT_F16, hd) * (size_t)(n_head_kv * n_ctx);
+  size_t q_bytes = sizeof(float) * (size_t)(hd * n_head * n_tok);
+  struct test_buffer b = test_buffer_make(ops, be, 2 * kv_bytes + 2 * q_bytes);
+  quant_f16 *kv = b.data;
+  for (size_t i = 0; i < 2 * kv_bytes / sizeof(quant_f16); i++) /* K then V */
+    kv[i] = quant_f32_to_f16(test_rng_float(seed));
+  float *q = (float *)((char *)b.data + 2 * kv_bytes);
+  for (int64_t i = 0; i < hd * n_head * n_tok; i++)
+    q[i] = test_rng_float(seed);
+  struct backend_tensor tk = test_tensor(&b, QUANT_F16, hd, n_head_kv, n_ctx, 0);
+  struct backend_tensor tv = test_tensor(&b, QUANT_F16, hd, n_head_kv, n_ctx, kv_bytes);
+  int32_t pos[64];
+  printf("\n%-32s %8s %10s\n", "attention (12/2 heads, hd 128, F16)", "n_kv", "us");
+  const int32_t lens[3] = {512, 2048, 4096};
+  for (int l = 0; l < 3; l++) {
+    for (int tokens = 1; tokens <= 64; tokens += 63) {
+      struct backend_tensor tq = test_tensor(&b, QUANT_F32, hd, n_head, tokens, 2 * kv_bytes);
+      struct backend_tensor to =
+          test_tensor(&b, QUANT_F32, hd, n_head, tokens, 2 * kv_bytes + q_bytes);
+      for (int i = 0; i < tokens; i++)
+        pos[i] = lens[l] - tokens + i;
+      struct backend_attention_params ap = {.scale = 0.088f, .n_kv = lens[l], .q_pos = pos};
+      double best = 1e30, start = now_s();
+      do {
+        double t = now_s();
+        ops->attention(be, &tq, &tk, &tv, &ap, &to);
+        t = now_s() - t;
+        if (t < best) best = t;
+      } while (now_s() - start < 0.2);
+      printf("%-32s %8d %10.1f\n", tokens == 1 ? "  decode (1 token)" : "  batch of 64 tokens",
+             lens[l], best * 1e6);
+    }
+  }
+  ops->buffer_free(be, b.buf);
+}
+
 int main(int argc, char **argv) {
   int threads = argc > 1 ? atoi(argv[1]) : 2;
   int batch = argc > 2 ? atoi(argv[2]) : 128;
@@ -158,6 +198,7 @@ int main(int argc, char **argv) {
     ops->buffer_free(be, yb.buf);
     free(wdata);
   }
+  bench_attention(ops, be, &seed);
   ops->destroy(be);
   return 0;
 }
