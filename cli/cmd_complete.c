@@ -30,7 +30,9 @@ static int complete_parse_target(char *arg, long *line, long *col) {
   return 0;
 }
 
-static void complete_warn(void *user, const char *message) { fprintf(stderr, "%s\n", message); }
+static void complete_warn(void *user, const char *message) {
+  fprintf(stderr, "%s\n", message);
+}
 
 int cli_cmd_complete(int argc, char **argv) {
   const char *model = NULL;
@@ -144,8 +146,8 @@ int cli_cmd_complete(int argc, char **argv) {
     fprintf(stderr,
             "prompt: %zu tokens (%zu reused, %zu evaluated) %.1f ms | generated: %zu tokens "
             "%.1f ms | total %.1f ms | stop: %s\n",
-            st.n_prompt, st.n_reused, st.n_evaluated, st.prompt_ms, st.n_generated,
-            st.generate_ms, st.total_ms, st.stop);
+            st.n_prompt, st.n_reused, st.n_evaluated, st.prompt_ms, st.n_generated, st.generate_ms,
+            st.total_ms, st.stop);
   }
   status = 0;
 done:

@@ -14,7 +14,9 @@ static void explain_stream(void *user, const char *text, size_t len) {
   fflush(stdout);
 }
 
-static void explain_warn(void *user, const char *message) { fprintf(stderr, "%s\n", message); }
+static void explain_warn(void *user, const char *message) {
+  fprintf(stderr, "%s\n", message);
+}
 
 int cli_cmd_explain(int argc, char **argv) {
   const char *model = NULL;

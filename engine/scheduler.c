@@ -1,7 +1,7 @@
-/* Engine thread and its queues (see scheduler.h). One mutex guards the three intrusive lists (queued
- * jobs, finished jobs, jobs with a progress note); the condition variable wakes the engine thread,
- * uv_async_send wakes the loop. Delivery swaps the lists out under the lock and calls back without
- * it, so callbacks may submit new jobs. */
+/* Engine thread and its queues (see scheduler.h). One mutex guards the three intrusive lists
+ * (queued jobs, finished jobs, jobs with a progress note); the condition variable wakes the engine
+ * thread, uv_async_send wakes the loop. Delivery swaps the lists out under the lock and calls back
+ * without it, so callbacks may submit new jobs. */
 #include "engine/scheduler.h"
 
 #include <pthread.h>
@@ -36,7 +36,8 @@ static void *engine_thread_main(void *arg) {
   struct scheduler *s = arg;
   pthread_mutex_lock(&s->mutex);
   for (;;) {
-    while (!s->stopping && !s->queue_head) pthread_cond_wait(&s->cond, &s->mutex);
+    while (!s->stopping && !s->queue_head)
+      pthread_cond_wait(&s->cond, &s->mutex);
     if (s->stopping) break;
     struct scheduler_job *job = s->queue_head;
     s->queue_head = job->next;
@@ -48,8 +49,10 @@ static void *engine_thread_main(void *arg) {
     pthread_mutex_lock(&s->mutex);
     s->running = NULL;
     job->ran = true;
-    if (s->done_tail) s->done_tail->next = job;
-    else s->done_head = job;
+    if (s->done_tail)
+      s->done_tail->next = job;
+    else
+      s->done_head = job;
     s->done_tail = job;
     uv_async_send(&s->async);
   }
@@ -63,7 +66,8 @@ static void deliver(struct scheduler *s) {
   struct scheduler_job *progress = s->progress_head, *done = s->done_head;
   s->progress_head = s->progress_tail = NULL;
   s->done_head = s->done_tail = NULL;
-  for (struct scheduler_job *j = progress; j; j = j->progress_next) j->progress_queued = false;
+  for (struct scheduler_job *j = progress; j; j = j->progress_next)
+    j->progress_queued = false;
   pthread_mutex_unlock(&s->mutex);
   while (progress) {
     struct scheduler_job *next = progress->progress_next;
@@ -80,9 +84,13 @@ static void deliver(struct scheduler *s) {
   }
 }
 
-static void async_cb(uv_async_t *handle) { deliver(handle->data); }
+static void async_cb(uv_async_t *handle) {
+  deliver(handle->data);
+}
 
-static void closed_cb(uv_handle_t *handle) { aug_free(handle->data); }
+static void closed_cb(uv_handle_t *handle) {
+  aug_free(handle->data);
+}
 
 int scheduler_create(uv_loop_t *loop, struct scheduler **out, struct aug_err *err) {
   *out = NULL;
@@ -114,8 +122,10 @@ void scheduler_submit(struct scheduler *s, struct scheduler_job *job) {
   job->ran = false;
   s->pending++;
   pthread_mutex_lock(&s->mutex);
-  if (s->queue_tail) s->queue_tail->next = job;
-  else s->queue_head = job;
+  if (s->queue_tail)
+    s->queue_tail->next = job;
+  else
+    s->queue_head = job;
   s->queue_tail = job;
   pthread_cond_signal(&s->cond);
   pthread_mutex_unlock(&s->mutex);
@@ -123,12 +133,15 @@ void scheduler_submit(struct scheduler *s, struct scheduler_job *job) {
 
 void scheduler_cancel_all(struct scheduler *s) {
   pthread_mutex_lock(&s->mutex);
-  for (struct scheduler_job *j = s->queue_head; j; j = j->next) atomic_store(&j->cancel, true);
+  for (struct scheduler_job *j = s->queue_head; j; j = j->next)
+    atomic_store(&j->cancel, true);
   if (s->running) atomic_store(&s->running->cancel, true);
   pthread_mutex_unlock(&s->mutex);
 }
 
-size_t scheduler_pending(struct scheduler *s) { return s->pending; }
+size_t scheduler_pending(struct scheduler *s) {
+  return s->pending;
+}
 
 void scheduler_job_progress(struct scheduler_job *job) {
   struct scheduler *s = job->owner;
@@ -136,8 +149,10 @@ void scheduler_job_progress(struct scheduler_job *job) {
   if (!job->progress_queued) {
     job->progress_queued = true;
     job->progress_next = NULL;
-    if (s->progress_tail) s->progress_tail->progress_next = job;
-    else s->progress_head = job;
+    if (s->progress_tail)
+      s->progress_tail->progress_next = job;
+    else
+      s->progress_head = job;
     s->progress_tail = job;
   }
   pthread_mutex_unlock(&s->mutex);

@@ -26,8 +26,8 @@ struct scheduler_job {
   scheduler_done_fn done;         /* called exactly once per submitted job */
   scheduler_progress_fn progress; /* (optional) after scheduler_job_progress */
   void *data;
-  atomic_bool cancel;             /* raised by the loop thread; read by run every token */
-  bool ran;                       /* set when done follows a run (false: dropped at shutdown) */
+  atomic_bool cancel; /* raised by the loop thread; read by run every token */
+  bool ran;           /* set when done follows a run (false: dropped at shutdown) */
   /* Private to the scheduler. */
   struct scheduler *owner;
   struct scheduler_job *next, *progress_next;

@@ -25,8 +25,7 @@ void completion_abort_for_uri(struct server *s, const char *uri, int code) {
   struct active_request *r = s->active;
   while (r) {
     struct active_request *next = r->next;
-    if (r->kind != REQUEST_EXPLAIN && r->uri && !strcmp(r->uri, uri))
-      server_request_abort(r, code);
+    if (r->kind != REQUEST_EXPLAIN && r->uri && !strcmp(r->uri, uri)) server_request_abort(r, code);
     r = next;
   }
   server_arm_debounce(s);
@@ -37,10 +36,13 @@ void completion_abort_for_uri(struct server *s, const char *uri, int code) {
 static void log_prompt(struct server *s, const struct active_request *r) {
   size_t n = 0;
   const int32_t *ids = generator_last_prompt(s->generator, &n);
-  fprintf(s->prompt_log, "{\"id\":%s,\"generated\":%zu,\"reused\":%zu,\"evaluated\":%zu,"
-          "\"ms\":%.3f,\"prompt\":[", r->id_text, r->stats.n_generated, r->stats.n_reused,
-          r->stats.n_evaluated, r->stats.total_ms);
-  for (size_t i = 0; i < n; i++) fprintf(s->prompt_log, i ? ",%d" : "%d", ids[i]);
+  fprintf(s->prompt_log,
+          "{\"id\":%s,\"generated\":%zu,\"reused\":%zu,\"evaluated\":%zu,"
+          "\"ms\":%.3f,\"prompt\":[",
+          r->id_text, r->stats.n_generated, r->stats.n_reused, r->stats.n_evaluated,
+          r->stats.total_ms);
+  for (size_t i = 0; i < n; i++)
+    fprintf(s->prompt_log, i ? ",%d" : "%d", ids[i]);
   fprintf(s->prompt_log, "]}\n");
   fflush(s->prompt_log);
 }
@@ -76,10 +78,10 @@ static void completion_run(struct scheduler_job *job) {
 
 static json_t *stats_json(const struct generation_stats *st) {
   return json_pack("{s:{s:I,s:I,s:I,s:I,s:f,s:f,s:f},s:s}", "stats", "reused",
-                   (json_int_t)st->n_reused, "evaluated", (json_int_t)st->n_evaluated,
-                   "generated", (json_int_t)st->n_generated, "prompt_tokens",
-                   (json_int_t)st->n_prompt, "prompt_ms", st->prompt_ms, "generate_ms",
-                   st->generate_ms, "ms", st->total_ms, "stop", st->stop ? st->stop : "none");
+                   (json_int_t)st->n_reused, "evaluated", (json_int_t)st->n_evaluated, "generated",
+                   (json_int_t)st->n_generated, "prompt_tokens", (json_int_t)st->n_prompt,
+                   "prompt_ms", st->prompt_ms, "generate_ms", st->generate_ms, "ms", st->total_ms,
+                   "stop", st->stop ? st->stop : "none");
 }
 
 static json_t *position_json(struct lsp_position p) {
@@ -101,7 +103,8 @@ static void completion_done(struct scheduler_job *job) {
   }
   bool inline_format = r->kind == REQUEST_INLINE_COMPLETION;
   if (r->rc) {
-    server_log(s, 2, "augury: completion failed: %s", r->err.msg[0] ? r->err.msg : aug_strerror(r->rc));
+    server_log(s, 2, "augury: completion failed: %s",
+               r->err.msg[0] ? r->err.msg : aug_strerror(r->rc));
     s->n_empty++;
     server_request_finish(r, empty_result(inline_format));
     return;
@@ -127,7 +130,8 @@ static void completion_done(struct scheduler_job *job) {
   } else {
     /* The label is the first line (clients show it in a menu); the edit inserts everything. */
     size_t first = 0;
-    while (first < r->out_len && r->out[first] != '\n') first++;
+    while (first < r->out_len && r->out[first] != '\n')
+      first++;
     item = json_pack("{s:s%,s:i,s:O,s:i,s:{s:O,s:O},s:o}", "label", r->out, first, "kind", 1,
                      "insertText", text, "insertTextFormat", 1, "textEdit", "range", range,
                      "newText", text, "data", stats_json(&r->stats));
@@ -146,12 +150,14 @@ static void repo_and_path(struct server *s, const char *uri, struct active_reque
   const char *path = uri + 7;
   const char *root = s->root_path;
   size_t root_len = root ? strlen(root) : 0;
-  while (root_len > 1 && root[root_len - 1] == '/') root_len--;
+  while (root_len > 1 && root[root_len - 1] == '/')
+    root_len--;
   const char *rel;
   if (root && !strncmp(path, root, root_len) && path[root_len] == '/') {
     rel = path + root_len + 1;
     const char *name = root + root_len;
-    while (name > root && name[-1] != '/') name--;
+    while (name > root && name[-1] != '/')
+      name--;
     r->repo_name = aug_strndup(name, (size_t)(root + root_len - name));
   } else {
     rel = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;

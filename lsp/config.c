@@ -125,8 +125,10 @@ int config_apply_json(struct config *cfg, const json_t *settings, const char *so
     case SETTING_INT:
       if (!json_is_integer(value) || json_integer_value(value) < (json_int_t)s->min ||
           json_integer_value(value) > (json_int_t)s->max) {
-        warnf(warn, user, "augury: %s: setting '%s' must be an integer in %.0f..%.0f, got %s "
-              "(ignored)", source, key, s->min, s->max, shown);
+        warnf(warn, user,
+              "augury: %s: setting '%s' must be an integer in %.0f..%.0f, got %s "
+              "(ignored)",
+              source, key, s->min, s->max, shown);
         warnings++;
         break;
       }
@@ -177,8 +179,10 @@ int config_apply_json(struct config *cfg, const json_t *settings, const char *so
     }
     case SETTING_LANGS: {
       if (!json_is_object(value)) {
-        warnf(warn, user, "augury: %s: setting '%s' must be an object of languageId: true|false, "
-              "got %s (ignored)", source, key, shown);
+        warnf(warn, user,
+              "augury: %s: setting '%s' must be an object of languageId: true|false, "
+              "got %s (ignored)",
+              source, key, shown);
         warnings++;
         break;
       }

@@ -1,9 +1,9 @@
 /* Server settings: defaults, then $XDG_CONFIG_HOME/augury/config.json, then initializationOptions,
  * then workspace/didChangeConfiguration (each layer overrides the fields it names). Settings are a
- * JSON object, flat or under an "augury" key; unknown keys and wrong types produce a warning and are
- * ignored, never an error. Also finds the model file (DESIGN.md "Models": settings, AUGURY_MODEL,
- * the config file, the Hugging Face cache layout, then scripts/get-model's default location).
- * Loop thread (copied into jobs where the engine thread needs values). */
+ * JSON object, flat or under an "augury" key; unknown keys and wrong types produce a warning and
+ * are ignored, never an error. Also finds the model file (DESIGN.md "Models": settings,
+ * AUGURY_MODEL, the config file, the Hugging Face cache layout, then scripts/get-model's default
+ * location). Loop thread (copied into jobs where the engine thread needs values). */
 #ifndef AUGURY_LSP_CONFIG_H
 #define AUGURY_LSP_CONFIG_H
 
@@ -29,9 +29,9 @@ struct config {
   int64_t prefix_tokens, suffix_tokens; /* window bounds in tokens */
   int64_t explain_max_tokens;
   double explain_temperature;
-  bool enable;        /* master switch */
-  char *prompt_log;   /* benchmarks: append each completion prompt as a JSON line (owned) */
-  json_t *languages;  /* owned object: languageId -> bool; "*" is the default */
+  bool enable;       /* master switch */
+  char *prompt_log;  /* benchmarks: append each completion prompt as a JSON line (owned) */
+  json_t *languages; /* owned object: languageId -> bool; "*" is the default */
 };
 
 /* Process environment the lookups read; config_env_from_process fills it with getenv values. */
@@ -47,7 +47,8 @@ struct config_env config_env_from_process(void);
 
 /* Fills defaults (max_tokens 128, time budget 1500 ms, debounce 40 ms, prefix 120 lines / 1536
  * tokens, suffix 24 lines / 128 tokens (the suffix follows the cursor in the
- * prompt, so it is evaluated again on every keystroke: it is kept short), explain 384 tokens at temperature 0.2, enabled). */
+ * prompt, so it is evaluated again on every keystroke: it is kept short), explain 384 tokens at
+ * temperature 0.2, enabled). */
 int config_init(struct config *cfg, struct aug_err *err);
 void config_free(struct config *cfg);
 

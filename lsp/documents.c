@@ -25,7 +25,8 @@ const char *position_encoding_name(enum position_encoding encoding) {
 static int grow(void **buf, size_t *cap, size_t need, size_t elem) {
   if (need <= *cap) return 0;
   size_t n = *cap ? *cap : 64;
-  while (n < need) n *= 2;
+  while (n < need)
+    n *= 2;
   void *p = aug_realloc(*buf, n * elem);
   if (!p) return AUG_ENOMEM;
   *buf = p;
@@ -98,7 +99,8 @@ void document_text_line(const struct document_text *t, size_t line, size_t *star
   *end = e;
 }
 
-/* Length in bytes of the UTF-8 sequence at p (1 for an invalid byte, which counts as one U+FFFD). */
+/* Length in bytes of the UTF-8 sequence at p (1 for an invalid byte, which counts as one U+FFFD).
+ */
 static size_t utf8_seq_len(const unsigned char *p, size_t avail) {
   unsigned char c = p[0];
   size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 1;
@@ -129,14 +131,15 @@ int document_text_offset(const struct document_text *t, struct lsp_position pos,
   while (i < end && units < want) {
     size_t n = utf8_seq_len(p + i, end - i);
     uint64_t w = 1;
-    if (enc == POSITION_ENCODING_UTF8) w = n;
-    else if (enc == POSITION_ENCODING_UTF16 && n == 4) w = 2; /* astral: a surrogate pair */
+    if (enc == POSITION_ENCODING_UTF8)
+      w = n;
+    else if (enc == POSITION_ENCODING_UTF16 && n == 4)
+      w = 2; /* astral: a surrogate pair */
     if (units + w > want)
       return aug_err_set(err, AUG_ERANGE,
                          "position %lld:%lld falls inside a character (%s unit %llu of %llu)",
-                         (long long)pos.line, (long long)pos.character,
-                         position_encoding_name(enc), (unsigned long long)(want - units),
-                         (unsigned long long)w);
+                         (long long)pos.line, (long long)pos.character, position_encoding_name(enc),
+                         (unsigned long long)(want - units), (unsigned long long)w);
     units += w;
     i += n;
   }
@@ -161,7 +164,8 @@ static void document_free(struct document *d) {
 
 void documents_destroy(struct documents *docs) {
   if (!docs) return;
-  for (size_t i = 0; i < docs->count; i++) document_free(docs->items[i]);
+  for (size_t i = 0; i < docs->count; i++)
+    document_free(docs->items[i]);
   aug_free(docs->items);
   aug_free(docs);
 }
@@ -177,7 +181,9 @@ struct document *documents_find(struct documents *docs, const char *uri) {
   return i == SIZE_MAX ? NULL : docs->items[i];
 }
 
-size_t documents_count(const struct documents *docs) { return docs->count; }
+size_t documents_count(const struct documents *docs) {
+  return docs->count;
+}
 
 int documents_open(struct documents *docs, const char *uri, const char *language_id,
                    int64_t version, const char *text, size_t len, struct aug_err *err) {

@@ -1,6 +1,7 @@
 /* The open documents: UTF-8 text per URI, updated by incremental didChange edits, with positions
  * converted from the negotiated encoding (LSP 3.18 "Position", "PositionEncodingKind": utf-16 code
- * units by default, utf-8 bytes or utf-32 code points when negotiated). Lines end at "\n", "\r\n" or
+ * units by default, utf-8 bytes or utf-32 code points when negotiated). Lines end at "\n", "\r\n"
+ * or
  * "\r" (LSP 3.18 "Text Documents"). A change batch is applied to a scratch copy and committed only
  * when every change in it is valid, so an invalid range leaves the text unchanged. Loop thread. */
 #ifndef AUGURY_LSP_DOCUMENTS_H
@@ -22,7 +23,7 @@ enum position_encoding {
 const char *position_encoding_name(enum position_encoding encoding);
 
 struct lsp_position {
-  int64_t line;      /* int64 so that negative or oversized client values can be rejected */
+  int64_t line; /* int64 so that negative or oversized client values can be rejected */
   int64_t character;
 };
 

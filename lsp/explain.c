@@ -71,10 +71,10 @@ static void explain_done(struct scheduler_job *job) {
     server_request_free(r);
     return;
   }
-  json_t *result = json_pack(
-      "{s:s%,s:{s:I,s:I,s:I,s:f}}", "text", r->out, r->out_len, "data", "prompt_tokens",
-      (json_int_t)r->stats.n_prompt, "reused", (json_int_t)r->stats.n_reused, "generated",
-      (json_int_t)r->stats.n_generated, "ms", r->stats.total_ms);
+  json_t *result =
+      json_pack("{s:s%,s:{s:I,s:I,s:I,s:f}}", "text", r->out, r->out_len, "data", "prompt_tokens",
+                (json_int_t)r->stats.n_prompt, "reused", (json_int_t)r->stats.n_reused, "generated",
+                (json_int_t)r->stats.n_generated, "ms", r->stats.total_ms);
   server_request_finish(r, result);
 }
 

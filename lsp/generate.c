@@ -78,9 +78,15 @@ void generator_destroy(struct generator *g) {
   aug_free(g);
 }
 
-struct engine *generator_engine(struct generator *g) { return g->engine; }
-const char *generator_description(const struct generator *g) { return g->description; }
-bool generator_has_fim(const struct generator *g) { return g->has_fim; }
+struct engine *generator_engine(struct generator *g) {
+  return g->engine;
+}
+const char *generator_description(const struct generator *g) {
+  return g->description;
+}
+bool generator_has_fim(const struct generator *g) {
+  return g->has_fim;
+}
 
 const int32_t *generator_last_prompt(const struct generator *g, size_t *n) {
   *n = g->n_last_prompt;
@@ -99,7 +105,8 @@ static int evaluate_prompt(struct generator *g, size_t n, size_t stable, const a
   size_t n_res = engine_n_resident(g->engine);
   const int32_t *res = engine_resident_tokens(g->engine);
   size_t done = 0;
-  while (done < n_res && done < n && res[done] == g->ids[done]) done++;
+  while (done < n_res && done < n && res[done] == g->ids[done])
+    done++;
   struct engine_eval_stats es = {0};
   bool first = true;
   while (done + GENERATE_STABLE_CHUNK < stable) {
@@ -136,11 +143,13 @@ int generator_complete(struct generator *g, const struct completion_request *req
   if (!g->has_fim)
     return aug_err_set(err, AUG_EUNSUPPORTED,
                        "generate: %s has no fill-in-the-middle tokens: completions need a code "
-                       "model such as Qwen2.5-Coder", g->description);
+                       "model such as Qwen2.5-Coder",
+                       g->description);
   int max_tokens = req->max_tokens > 0 ? req->max_tokens : 1;
   if ((size_t)max_tokens + 64 >= g->n_ctx)
-    return aug_err_set(err, AUG_ERANGE, "generate: %d tokens to generate do not fit a context of %zu",
-                       max_tokens, g->n_ctx);
+    return aug_err_set(err, AUG_ERANGE,
+                       "generate: %d tokens to generate do not fit a context of %zu", max_tokens,
+                       g->n_ctx);
   /* Whitespace healing: a prefix that ends in spaces ("return ") tokenizes unlike training text,
    * where the space belongs to the next word (" a"). The trailing blanks are left out of the
    * prompt, the model writes them again, and the copy it writes is dropped from the output. */
@@ -173,7 +182,8 @@ int generator_complete(struct generator *g, const struct completion_request *req
 
   /* The cursor's line up to the cursor is the tail of the prefix. */
   size_t lb = req->prefix_len;
-  while (lb > 0 && req->prefix[lb - 1] != '\n') lb--;
+  while (lb > 0 && req->prefix[lb - 1] != '\n')
+    lb--;
   struct postprocess_context pp;
   postprocess_context_init(&pp, req->prefix + lb, req->prefix_len - lb, req->suffix,
                            req->suffix_len, req->time_budget_ms);
@@ -199,7 +209,8 @@ int generator_complete(struct generator *g, const struct completion_request *req
     }
     int w = detokenizer_push(&detok, g->tok, t, false, out + n, cap - 1 - n);
     if (w > 0) n += (size_t)w;
-    while (skip < heal && skip < n && out[skip] == healed[skip]) skip++;
+    while (skip < heal && skip < n && out[skip] == healed[skip])
+      skip++;
     size_t keep = n;
     double elapsed = now_ms() - t0;
     if (postprocess_check(&pp, out + skip, n - skip, elapsed, &keep) == POSTPROCESS_STOP) {
@@ -236,8 +247,9 @@ int generator_explain(struct generator *g, const struct explain_request *req,
   out[0] = '\0';
   int max_tokens = req->max_tokens > 0 ? req->max_tokens : 1;
   if ((size_t)max_tokens + 64 >= g->n_ctx)
-    return aug_err_set(err, AUG_ERANGE, "generate: %d tokens to generate do not fit a context of %zu",
-                       max_tokens, g->n_ctx);
+    return aug_err_set(err, AUG_ERANGE,
+                       "generate: %d tokens to generate do not fit a context of %zu", max_tokens,
+                       g->n_ctx);
   char instruction[256];
   const char *lang = req->language && *req->language ? req->language : "";
   snprintf(instruction, sizeof instruction,
@@ -303,7 +315,8 @@ int generator_explain(struct generator *g, const struct explain_request *req,
   stats->generate_ms = t2 - t1;
   stats->total_ms = t2 - t0;
   if (rc) return rc;
-  while (n > 0 && (out[n - 1] == ' ' || out[n - 1] == '\n')) n--;
+  while (n > 0 && (out[n - 1] == ' ' || out[n - 1] == '\n'))
+    n--;
   out[n] = '\0';
   *len = n;
   return 0;

@@ -71,7 +71,6 @@ struct explain_request {
 /* Explains a selection with the model's chat format; out as for generator_complete. */
 int generator_explain(struct generator *g, const struct explain_request *req,
                       const atomic_bool *cancel, generator_text_fn on_text, void *user, char *out,
-                      size_t cap, size_t *len, struct generation_stats *stats,
-                      struct aug_err *err);
+                      size_t cap, size_t *len, struct generation_stats *stats, struct aug_err *err);
 
 #endif

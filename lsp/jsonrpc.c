@@ -1,7 +1,7 @@
 /* JSON-RPC framing and message classification (see jsonrpc.h). The framer keeps one growing byte
- * buffer; [start, len) is unread. Invariant: in STATE_SKIP nothing is buffered for the skipped body,
- * so an oversized Content-Length costs no memory. All allocations go through engine/alloc.h so the
- * allocation-failure test can reach every path. */
+ * buffer; [start, len) is unread. Invariant: in STATE_SKIP nothing is buffered for the skipped
+ * body, so an oversized Content-Length costs no memory. All allocations go through engine/alloc.h
+ * so the allocation-failure test can reach every path. */
 #include "lsp/jsonrpc.h"
 
 #include <ctype.h>
@@ -41,7 +41,9 @@ void jsonrpc_framer_destroy(struct jsonrpc_framer *f) {
   aug_free(f);
 }
 
-size_t jsonrpc_framer_pending(const struct jsonrpc_framer *f) { return f->len - f->start; }
+size_t jsonrpc_framer_pending(const struct jsonrpc_framer *f) {
+  return f->len - f->start;
+}
 
 int jsonrpc_framer_feed(struct jsonrpc_framer *f, const char *data, size_t len,
                         struct aug_err *err) {
@@ -62,7 +64,8 @@ int jsonrpc_framer_feed(struct jsonrpc_framer *f, const char *data, size_t len,
   }
   if (f->len + len > f->cap) {
     size_t cap = f->cap ? f->cap : 4096;
-    while (cap < f->len + len) cap *= 2;
+    while (cap < f->len + len)
+      cap *= 2;
     char *buf = aug_realloc(f->buf, cap);
     if (!buf)
       return aug_err_set(err, AUG_ENOMEM, "jsonrpc: out of memory buffering %zu bytes",
@@ -87,7 +90,8 @@ static const char *find_ci(const char *hay, size_t n, const char *needle) {
   if (n < m) return NULL;
   for (size_t i = 0; i + m <= n; i++) {
     size_t k = 0;
-    while (k < m && tolower((unsigned char)hay[i + k]) == needle[k]) k++;
+    while (k < m && tolower((unsigned char)hay[i + k]) == needle[k])
+      k++;
     if (k == m) return hay + i;
   }
   return NULL;
@@ -117,8 +121,7 @@ static void frame_error(struct jsonrpc_frame *frame, const char *fmt, const char
  * length, or -1 with frame filled; *resync is the offset within the block where a salvaged header
  * starts (a Content-Length line after garbage), or n when the whole block is dropped. */
 static int parse_header_block(struct jsonrpc_framer *f, const char *h, size_t n,
-                              size_t *content_length, size_t *resync,
-                              struct jsonrpc_frame *frame) {
+                              size_t *content_length, size_t *resync, struct jsonrpc_frame *frame) {
   bool have_length = false;
   size_t length = 0;
   size_t pos = 0;
@@ -128,7 +131,8 @@ static int parse_header_block(struct jsonrpc_framer *f, const char *h, size_t n,
     const char *eol = find_bytes(line, n - pos, "\r\n", 2);
     size_t line_len = eol ? (size_t)(eol - line) : n - pos;
     size_t name_len = 0;
-    while (name_len < line_len && is_token_char((unsigned char)line[name_len])) name_len++;
+    while (name_len < line_len && is_token_char((unsigned char)line[name_len]))
+      name_len++;
     if (name_len == 0 || name_len == line_len || line[name_len] != ':') {
       /* Not a header line: drop everything up to a later Content-Length, if any (the body of a
        * message whose header was unusable ends up in front of the next header). */
@@ -141,7 +145,8 @@ static int parse_header_block(struct jsonrpc_framer *f, const char *h, size_t n,
     if (name_len == 14 && !strncasecmp(line, "content-length", 14)) {
       const char *v = line + 15;
       const char *end = line + line_len;
-      while (v < end && (*v == ' ' || *v == '\t')) v++;
+      while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
       const char *digits = v;
       uint64_t value = 0;
       bool overflow = false;
@@ -151,7 +156,8 @@ static int parse_header_block(struct jsonrpc_framer *f, const char *h, size_t n,
         v++;
       }
       const char *digits_end = v;
-      while (v < end && (*v == ' ' || *v == '\t')) v++;
+      while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
       if (digits_end == digits || v != end) {
         frame_error(frame, "jsonrpc: Content-Length '%s' is not a number (%zu bytes)", digits,
                     (size_t)(end - digits), (size_t)(end - digits));
@@ -250,7 +256,9 @@ void jsonrpc_framer_next(struct jsonrpc_framer *f, struct jsonrpc_frame *frame) 
 
 /* ---- messages ---------------------------------------------------------------------------- */
 
-static bool valid_id(const json_t *id) { return json_is_integer(id) || json_is_string(id); }
+static bool valid_id(const json_t *id) {
+  return json_is_integer(id) || json_is_string(id);
+}
 
 int jsonrpc_parse(const char *body, size_t len, struct jsonrpc_message *m, int *rpc_code,
                   json_t **id_out, struct aug_err *err) {
@@ -315,7 +323,9 @@ invalid:
   return aug_err_set(err, AUG_EFORMAT, "jsonrpc: invalid message: %s", why);
 }
 
-static json_t *id_copy(json_t *id) { return id ? json_copy(id) : json_null(); }
+static json_t *id_copy(json_t *id) {
+  return id ? json_copy(id) : json_null();
+}
 
 json_t *jsonrpc_response(json_t *id, json_t *result) {
   json_t *msg = json_object();
@@ -398,7 +408,8 @@ int jsonrpc_encode(const json_t *msg, char **out, size_t *out_len, struct aug_er
   char header[64];
   int header_len = snprintf(header, sizeof header, "Content-Length: %zu\r\n\r\n", body);
   char *buf = aug_malloc((size_t)header_len + body);
-  if (!buf) return aug_err_set(err, AUG_ENOMEM, "jsonrpc: out of memory for a %zu-byte message", body);
+  if (!buf)
+    return aug_err_set(err, AUG_ENOMEM, "jsonrpc: out of memory for a %zu-byte message", body);
   memcpy(buf, header, (size_t)header_len);
   if (json_dumpb(msg, buf + header_len, body, flags) != body) {
     aug_free(buf);

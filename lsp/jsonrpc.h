@@ -1,8 +1,9 @@
 /* JSON-RPC 2.0 over the LSP base protocol (LSP 3.18 "Base Protocol": a header part of
- * `Name: value\r\n` lines ended by an empty line, Content-Length mandatory, then a UTF-8 JSON body).
- * The framer is a pure byte-stream parser (no I/O): feed it whatever read() returned, then pull whole
- * messages or framing errors out of it. Bodies are capped (64 MiB by default); an oversized body is
- * skipped without being buffered. Owned by one thread (the loop thread in the server). */
+ * `Name: value\r\n` lines ended by an empty line, Content-Length mandatory, then a UTF-8 JSON
+ * body). The framer is a pure byte-stream parser (no I/O): feed it whatever read() returned, then
+ * pull whole messages or framing errors out of it. Bodies are capped (64 MiB by default); an
+ * oversized body is skipped without being buffered. Owned by one thread (the loop thread in the
+ * server). */
 #ifndef AUGURY_LSP_JSONRPC_H
 #define AUGURY_LSP_JSONRPC_H
 
@@ -40,7 +41,8 @@ struct jsonrpc_frame {
   enum jsonrpc_frame_kind kind;
   const char *body; /* MESSAGE: valid until the next framer call */
   size_t len;
-  char message[160]; /* ERROR: "jsonrpc: Content-Length 99999999999 exceeds the 67108864-byte cap" */
+  char
+      message[160]; /* ERROR: "jsonrpc: Content-Length 99999999999 exceeds the 67108864-byte cap" */
 };
 
 int jsonrpc_framer_create(size_t max_body, struct jsonrpc_framer **out, struct aug_err *err);

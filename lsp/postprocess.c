@@ -1,20 +1,26 @@
-/* Completion stopping rules and clean-up (see postprocess.h). Everything works on whole lines of the
- * generated text; line 0 continues the cursor's line, lines 1.. are new lines. */
+/* Completion stopping rules and clean-up (see postprocess.h). Everything works on whole lines of
+ * the generated text; line 0 continues the cursor's line, lines 1.. are new lines. */
 #include "lsp/postprocess.h"
 
 #include <string.h>
 
-static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f'; }
+static bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f';
+}
 
 size_t postprocess_indent(const char *line, size_t len, bool *blank) {
   size_t width = 0, i = 0;
   for (; i < len; i++) {
-    if (line[i] == ' ') width++;
-    else if (line[i] == '\t') width += POSTPROCESS_TAB_WIDTH;
-    else break;
+    if (line[i] == ' ')
+      width++;
+    else if (line[i] == '\t')
+      width += POSTPROCESS_TAB_WIDTH;
+    else
+      break;
   }
   size_t j = i;
-  while (j < len && is_space(line[j])) j++;
+  while (j < len && is_space(line[j]))
+    j++;
   if (blank) *blank = j == len;
   return width;
 }
@@ -42,8 +48,10 @@ void postprocess_context_init(struct postprocess_context *ctx, const char *line_
 /* Bounds of the trimmed text of [s, s+n). */
 static void trim(const char *s, size_t n, size_t *b, size_t *e) {
   size_t i = 0, j = n;
-  while (i < j && is_space(s[i])) i++;
-  while (j > i && is_space(s[j - 1])) j--;
+  while (i < j && is_space(s[i]))
+    i++;
+  while (j > i && is_space(s[j - 1]))
+    j--;
   *b = i;
   *e = j;
 }
@@ -54,10 +62,12 @@ static void suffix_next_line(const struct postprocess_context *ctx, const char *
   *n = 0;
   const char *a = ctx->after;
   size_t len = ctx->after_len, i = 0;
-  while (i < len && a[i] != '\n') i++;
+  while (i < len && a[i] != '\n')
+    i++;
   while (i < len) {
     size_t start = ++i;
-    while (i < len && a[i] != '\n') i++;
+    while (i < len && a[i] != '\n')
+      i++;
     size_t b, e;
     trim(a + start, i - start, &b, &e);
     if (e > b) {
@@ -71,20 +81,24 @@ static void suffix_next_line(const struct postprocess_context *ctx, const char *
 /* Whether the cursor's line, completed by generated line 0, ends by opening a block. */
 static bool opens_block(const struct postprocess_context *ctx, const char *line0, size_t n0) {
   size_t j = n0;
-  while (j > 0 && is_space(line0[j - 1])) j--;
+  while (j > 0 && is_space(line0[j - 1]))
+    j--;
   char last;
   if (j > 0) {
     last = line0[j - 1];
   } else {
     size_t k = ctx->line_before_len;
-    while (k > 0 && is_space(ctx->line_before[k - 1])) k--;
+    while (k > 0 && is_space(ctx->line_before[k - 1]))
+      k--;
     if (k == 0) return false;
     last = ctx->line_before[k - 1];
   }
   return last == ':' || last == '{' || last == '(' || last == '[';
 }
 
-static bool is_closer(char c) { return c == '}' || c == ')' || c == ']'; }
+static bool is_closer(char c) {
+  return c == '}' || c == ')' || c == ']';
+}
 
 /* Applies the line rules to text; returns true and *keep when they cut it. final: the last line
  * counts as complete. */
@@ -116,8 +130,10 @@ static bool line_rules(const struct postprocess_context *ctx, const char *text, 
         if (indent == ctx->base_indent && is_closer(line[b])) {
           if (!complete) return false;
           /* The closer of the block the completion opened ends it, unless the suffix has it. */
-          if (next_len == e - b && !memcmp(line + b, next, next_len)) *keep = before;
-          else *keep = pos + n;
+          if (next_len == e - b && !memcmp(line + b, next, next_len))
+            *keep = before;
+          else
+            *keep = pos + n;
           return true;
         }
         *keep = before;
@@ -171,12 +187,15 @@ size_t postprocess_finish(const struct postprocess_context *ctx, const char *tex
    * identifier characters (so "x" generated before "x" is not mistaken for a repeat). */
   if (!memchr(text, '\n', len)) {
     size_t rest = 0;
-    while (rest < ctx->after_len && ctx->after[rest] != '\n' && ctx->after[rest] != '\r') rest++;
-    while (rest > 0 && is_space(ctx->after[rest - 1])) rest--;
+    while (rest < ctx->after_len && ctx->after[rest] != '\n' && ctx->after[rest] != '\r')
+      rest++;
+    while (rest > 0 && is_space(ctx->after[rest - 1]))
+      rest--;
     for (size_t k = rest < len ? rest : len; k > 0; k--) {
       if (memcmp(text + len - k, ctx->after, k)) continue;
       bool has_word = false;
-      for (size_t i = 0; i < k; i++) has_word |= is_word(ctx->after[i]);
+      for (size_t i = 0; i < k; i++)
+        has_word |= is_word(ctx->after[i]);
       if (k == rest || !has_word) {
         len -= k;
         break;
@@ -184,6 +203,7 @@ size_t postprocess_finish(const struct postprocess_context *ctx, const char *tex
     }
   }
   /* No trailing whitespace: whitespace-only lines at the end, the final newline, spaces. */
-  while (len > 0 && is_space(text[len - 1])) len--;
+  while (len > 0 && is_space(text[len - 1]))
+    len--;
   return len;
 }

@@ -1,9 +1,9 @@
 /* Stopping rules and clean-up for generated completions, as pure functions of the text around the
  * cursor and the text generated so far (no model, no I/O): single-line mode when the cursor is
  * mid-line, the indentation rule (stop when a generated line dedents out of the cursor's block),
- * trimming of text that repeats the suffix, a time budget that starts counting at the first newline,
- * and removal of trailing whitespace-only lines. The decode loop calls postprocess_check after
- * every token and postprocess_finish once at the end. */
+ * trimming of text that repeats the suffix, a time budget that starts counting at the first
+ * newline, and removal of trailing whitespace-only lines. The decode loop calls postprocess_check
+ * after every token and postprocess_finish once at the end. */
 #ifndef AUGURY_LSP_POSTPROCESS_H
 #define AUGURY_LSP_POSTPROCESS_H
 
@@ -17,8 +17,8 @@ struct postprocess_context {
   size_t line_before_len;
   const char *after; /* text after the cursor, up to the end of the suffix window (borrowed) */
   size_t after_len;
-  size_t base_indent; /* indentation width of the cursor's line */
-  bool single_line;   /* non-blank text follows the cursor on its line */
+  size_t base_indent;    /* indentation width of the cursor's line */
+  bool single_line;      /* non-blank text follows the cursor on its line */
   double time_budget_ms; /* once a newline was generated; <= 0: no time budget */
 };
 

@@ -31,8 +31,7 @@ static void progress_free(struct progress *p) {
 
 static void send_value(struct progress *p, json_t *value) {
   if (!value) return;
-  server_notify(p->server, "$/progress",
-                json_pack("{s:O,s:o}", "token", p->token, "value", value));
+  server_notify(p->server, "$/progress", json_pack("{s:O,s:o}", "token", p->token, "value", value));
 }
 
 static void send_begin(struct progress *p) {
@@ -62,7 +61,9 @@ static void created(struct server *s, json_t *result, json_t *error, void *user)
   }
 }
 
-static void dropped(void *user) { progress_free(user); }
+static void dropped(void *user) {
+  progress_free(user);
+}
 
 struct progress *progress_begin(struct server *s, const json_t *token, const char *title,
                                 const char *message) {
@@ -91,8 +92,7 @@ struct progress *progress_begin(struct server *s, const json_t *token, const cha
   return p;
 }
 
-void progress_report(struct progress *p, const char *message, size_t message_len,
-                     int percentage) {
+void progress_report(struct progress *p, const char *message, size_t message_len, int percentage) {
   if (!p || p->ended) return;
   json_t *m = message ? json_stringn(message, message_len) : NULL;
   json_decref(p->message);

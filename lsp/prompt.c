@@ -13,14 +13,33 @@ struct fim_names {
 /* Known families by token text (the ids differ per vocabulary). CodeLlama stores its FIM tokens
  * with the SentencePiece space marker in some conversions, hence two spellings. */
 static const struct fim_names fim_table[] = {
-    {FIM_FAMILY_QWEN, {"<|fim_prefix|>", NULL}, {"<|fim_suffix|>", NULL}, {"<|fim_middle|>", NULL},
-     "<|repo_name|>", "<|file_sep|>"},
-    {FIM_FAMILY_CODELLAMA, {"\xE2\x96\x81<PRE>", "<PRE>"}, {"\xE2\x96\x81<SUF>", "<SUF>"},
-     {"\xE2\x96\x81<MID>", "<MID>"}, NULL, NULL},
+    {FIM_FAMILY_QWEN,
+     {"<|fim_prefix|>", NULL},
+     {"<|fim_suffix|>", NULL},
+     {"<|fim_middle|>", NULL},
+     "<|repo_name|>",
+     "<|file_sep|>"},
+    {FIM_FAMILY_CODELLAMA,
+     {"\xE2\x96\x81<PRE>", "<PRE>"},
+     {"\xE2\x96\x81<SUF>", "<SUF>"},
+     {"\xE2\x96\x81<MID>", "<MID>"},
+     NULL,
+     NULL},
     {FIM_FAMILY_DEEPSEEK,
-     {"<\xEF\xBD\x9C" "fim\xE2\x96\x81" "begin\xEF\xBD\x9C>", NULL},
-     {"<\xEF\xBD\x9C" "fim\xE2\x96\x81" "hole\xEF\xBD\x9C>", NULL},
-     {"<\xEF\xBD\x9C" "fim\xE2\x96\x81" "end\xEF\xBD\x9C>", NULL}, NULL, NULL},
+     {"<\xEF\xBD\x9C"
+      "fim\xE2\x96\x81"
+      "begin\xEF\xBD\x9C>",
+      NULL},
+     {"<\xEF\xBD\x9C"
+      "fim\xE2\x96\x81"
+      "hole\xEF\xBD\x9C>",
+      NULL},
+     {"<\xEF\xBD\x9C"
+      "fim\xE2\x96\x81"
+      "end\xEF\xBD\x9C>",
+      NULL},
+     NULL,
+     NULL},
 };
 
 static int32_t find_any(const struct tokenizer *tok, const char *const names[2]) {
@@ -36,7 +55,8 @@ int prompt_fim_tokens(const struct tokenizer *tok, struct fim_tokens *out, struc
   const struct tokenizer_special *sp = tokenizer_special(tok);
   for (size_t i = 0; i < sizeof fim_table / sizeof fim_table[0]; i++) {
     const struct fim_names *f = &fim_table[i];
-    int32_t p = find_any(tok, f->prefix), s = find_any(tok, f->suffix), m = find_any(tok, f->middle);
+    int32_t p = find_any(tok, f->prefix), s = find_any(tok, f->suffix),
+            m = find_any(tok, f->middle);
     if (p == TOKEN_NONE || s == TOKEN_NONE || m == TOKEN_NONE) continue;
     out->family = f->family;
     out->prefix = p;
@@ -47,7 +67,8 @@ int prompt_fim_tokens(const struct tokenizer *tok, struct fim_tokens *out, struc
     return 0;
   }
   /* A vocabulary outside the table that declares its FIM ids in the GGUF metadata. */
-  if (sp->fim_prefix != TOKEN_NONE && sp->fim_suffix != TOKEN_NONE && sp->fim_middle != TOKEN_NONE) {
+  if (sp->fim_prefix != TOKEN_NONE && sp->fim_suffix != TOKEN_NONE &&
+      sp->fim_middle != TOKEN_NONE) {
     out->family = FIM_FAMILY_QWEN;
     out->prefix = sp->fim_prefix;
     out->suffix = sp->fim_suffix;
@@ -75,7 +96,8 @@ void prompt_window(const char *text, size_t len, size_t cursor, size_t prefix_li
   if (cursor > len) cursor = len;
   if (snap == 0) snap = 1;
   size_t cursor_line = 0;
-  for (size_t i = 0; i < cursor; i++) cursor_line += text[i] == '\n';
+  for (size_t i = 0; i < cursor; i++)
+    cursor_line += text[i] == '\n';
   size_t first = 0;
   if (cursor_line > prefix_lines) first = (cursor_line - prefix_lines + snap - 1) / snap * snap;
   size_t start = 0, line = 0;
@@ -121,7 +143,8 @@ int prompt_build_fim(const struct tokenizer *tok, const struct fim_tokens *fim,
   *n_prefix_dropped = 0;
   const struct tokenizer_special *sp = tokenizer_special(tok);
   if (sp->add_bos && sp->bos != TOKEN_NONE && (rc = put(ids, cap, &n, sp->bos, err))) return rc;
-  /* Repository format (Qwen2.5-Coder): <|repo_name|>name\n<|file_sep|>path\n before the FIM part. */
+  /* Repository format (Qwen2.5-Coder): <|repo_name|>name\n<|file_sep|>path\n before the FIM part.
+   */
   if (fim->repo_name != TOKEN_NONE && fim->file_sep != TOKEN_NONE && in->repo_name &&
       *in->repo_name && in->path && *in->path) {
     if ((rc = put(ids, cap, &n, fim->repo_name, err))) return rc;
@@ -165,7 +188,8 @@ int prompt_build_fim(const struct tokenizer *tok, const struct fim_tokens *fim,
     if (!cut) cut = line_cut; /* no block boundary left: whole lines */
     if (!cut) {               /* one long line: bytes, on a character boundary */
       cut = drop < prefix_len ? drop : prefix_len;
-      while (cut < prefix_len && ((unsigned char)prefix[cut] & 0xc0) == 0x80) cut++;
+      while (cut < prefix_len && ((unsigned char)prefix[cut] & 0xc0) == 0x80)
+        cut++;
     }
     prefix += cut;
     prefix_len -= cut;
@@ -226,7 +250,8 @@ int prompt_build_chat(const struct tokenizer *tok, enum chat_format format, cons
   int rc;
   *n_ids = 0;
   const struct tokenizer_special *sp = tokenizer_special(tok);
-  if (format != CHAT_FORMAT_CHATML && sp->bos != TOKEN_NONE && (rc = put(ids, cap, &n, sp->bos, err)))
+  if (format != CHAT_FORMAT_CHATML && sp->bos != TOKEN_NONE &&
+      (rc = put(ids, cap, &n, sp->bos, err)))
     return rc;
   const char *const *p = parts[format];
   if ((rc = encode_at(tok, p[0], strlen(p[0]), true, ids, cap, &n, &needed, err)) ||

@@ -47,7 +47,7 @@ struct fim_input {
   const char *path;      /* file path relative to the repository, or NULL */
   size_t prefix_tokens;  /* token bounds of the two windows */
   size_t suffix_tokens;
-  size_t snap_lines;     /* when the prefix is over its token bound, drop lines in these steps */
+  size_t snap_lines; /* when the prefix is over its token bound, drop lines in these steps */
 };
 
 /* Builds the FIM prompt into ids[0..cap). When the prefix is over its token bound whole snap_lines

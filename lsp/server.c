@@ -1,8 +1,8 @@
 /* The server core: stdio through libuv, the JSON-RPC dispatch, the LSP 3.18 lifecycle
  * ("initialize" .. "exit"), document sync, settings, the background model load and augury.status.
- * Invariants: every request gets exactly one reply (answered here, or through an active_request that
- * is answered once and freed); nothing is sent after stopping began; the loop thread never waits on
- * the engine thread except in server_stop, when it joins it. */
+ * Invariants: every request gets exactly one reply (answered here, or through an active_request
+ * that is answered once and freed); nothing is sent after stopping began; the loop thread never
+ * waits on the engine thread except in server_stop, when it joins it. */
 #include "lsp/server.h"
 
 #include <ctype.h>
@@ -24,7 +24,9 @@ struct server_options server_options_default(void) {
   return o;
 }
 
-double server_now_ms(struct server *s) { return (double)uv_now(&s->loop); }
+double server_now_ms(struct server *s) {
+  return (double)uv_now(&s->loop);
+}
 
 /* ---- output ------------------------------------------------------------------------------ */
 
@@ -36,7 +38,9 @@ struct write_req {
 
 static void server_stop(struct server *s, int exit_code);
 
-static int exit_code_now(const struct server *s) { return s->phase == PHASE_SHUTDOWN ? 0 : 1; }
+static int exit_code_now(const struct server *s) {
+  return s->phase == PHASE_SHUTDOWN ? 0 : 1;
+}
 
 static void write_cb(uv_write_t *req, int status) {
   struct write_req *w = (struct write_req *)req;
@@ -129,8 +133,7 @@ void server_request(struct server *s, const char *method, json_t *params, server
   json_decref(id);
 }
 
-static void message_v(struct server *s, const char *method, int type, const char *fmt,
-                      va_list ap) {
+static void message_v(struct server *s, const char *method, int type, const char *fmt, va_list ap) {
   char msg[2048];
   vsnprintf(msg, sizeof msg, fmt, ap);
   server_notify(s, method, json_pack("{s:i,s:s}", "type", type, "message", msg));
@@ -158,7 +161,8 @@ struct active_request *server_request_new(struct server *s, enum request_kind ki
   r->server = s;
   r->kind = kind;
   r->id = json_copy(id);
-  if (json_dumpb(r->id, r->id_text, sizeof r->id_text - 1, JSON_ENCODE_ANY) >= sizeof r->id_text - 1)
+  if (json_dumpb(r->id, r->id_text, sizeof r->id_text - 1, JSON_ENCODE_ANY) >=
+      sizeof r->id_text - 1)
     snprintf(r->id_text, sizeof r->id_text, "null");
   pthread_mutex_init(&r->lock, NULL);
   r->next = s->active;
@@ -170,8 +174,10 @@ struct active_request *server_request_new(struct server *s, enum request_kind ki
 void server_request_free(struct active_request *r) {
   if (!r) return;
   struct server *s = r->server;
-  if (r->prev) r->prev->next = r->next;
-  else if (s->active == r) s->active = r->next;
+  if (r->prev)
+    r->prev->next = r->next;
+  else if (s->active == r)
+    s->active = r->next;
   if (r->next) r->next->prev = r->prev;
   if (r->progress) progress_end(r->progress, NULL);
   json_decref(r->id);
@@ -213,7 +219,9 @@ void server_request_abort(struct active_request *r, int code) {
   server_request_finish(r, NULL);
 }
 
-static void debounce_cb(uv_timer_t *t) { completion_submit_due(t->data); }
+static void debounce_cb(uv_timer_t *t) {
+  completion_submit_due(t->data);
+}
 
 void server_arm_debounce(struct server *s) {
   if (s->stopping) return;
@@ -273,7 +281,9 @@ static char *uri_to_path(const char *uri) {
 
 /* ---- settings and the model -------------------------------------------------------------- */
 
-static void warn_cb(void *user, const char *message) { server_log(user, 2, "%s", message); }
+static void warn_cb(void *user, const char *message) {
+  server_log(user, 2, "%s", message);
+}
 
 static void start_load(struct server *s);
 
@@ -303,8 +313,10 @@ static void load_done(struct scheduler_job *job) {
     server_log(s, 3, "augury: loaded %s (%s) in %.0f ms", s->model_path, s->model_description,
                s->load_ms);
     if (!s->model_has_fim)
-      server_show(s, 2, "augury: %s has no fill-in-the-middle tokens: completions are off, "
-                  "explain works", s->model_description);
+      server_show(s, 2,
+                  "augury: %s has no fill-in-the-middle tokens: completions are off, "
+                  "explain works",
+                  s->model_description);
   } else {
     s->model_state = MODEL_FAILED;
     snprintf(s->model_error, sizeof s->model_error, "%s",
@@ -353,7 +365,8 @@ static void start_load(struct server *s) {
   s->load_params.n_ctx = (uint32_t)s->config.n_ctx;
   s->load_started_ms = server_now_ms(s);
   char *name = s->model_path + strlen(s->model_path);
-  while (name > s->model_path && name[-1] != '/') name--;
+  while (name > s->model_path && name[-1] != '/')
+    name--;
   char title[512];
   snprintf(title, sizeof title, "loading %s", name);
   if (s->load_progress) progress_end(s->load_progress, NULL);
@@ -374,7 +387,8 @@ static bool model_settings_differ(const struct config *a, const char *old_model,
 static bool list_has(const json_t *list, const char *value) {
   size_t i;
   json_t *v;
-  json_array_foreach(list, i, v) if (json_is_string(v) && !strcmp(json_string_value(v), value)) return true;
+  json_array_foreach(list, i,
+                     v) if (json_is_string(v) && !strcmp(json_string_value(v), value)) return true;
   return false;
 }
 
@@ -467,18 +481,18 @@ static void execute_command(struct server *s, json_t *id, json_t *params) {
   if (!strcmp(name, "augury.status")) {
     static const char *const states[] = {"none", "loading", "ready", "failed"};
     size_t n_active = 0;
-    for (struct active_request *r = s->active; r; r = r->next) n_active++;
+    for (struct active_request *r = s->active; r; r = r->next)
+      n_active++;
     json_t *st = json_pack(
         "{s:s,s:s,s:s?,s:s,s:s,s:f,s:s,s:b,s:I,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:f},s:I}", "state",
-        states[s->model_state], "model", s->model_path, "foundBy", s->model_found_by,
-        "description", s->model_description, "error", s->model_error, "loadMs", s->load_ms,
-        "positionEncoding", position_encoding_name(s->encoding), "fim", s->model_has_fim,
-        "documents", (json_int_t)documents_count(s->docs), "completions",
-        (json_int_t)s->n_completions, "cancelled", (json_int_t)s->n_cancelled, "superseded",
-        (json_int_t)s->n_superseded, "empty", (json_int_t)s->n_empty, "tokens", "reused",
-        (json_int_t)s->tokens_reused, "evaluated", (json_int_t)s->tokens_evaluated, "generated",
-        (json_int_t)s->tokens_generated, "lastMs", s->last_total_ms, "pending",
-        (json_int_t)n_active);
+        states[s->model_state], "model", s->model_path, "foundBy", s->model_found_by, "description",
+        s->model_description, "error", s->model_error, "loadMs", s->load_ms, "positionEncoding",
+        position_encoding_name(s->encoding), "fim", s->model_has_fim, "documents",
+        (json_int_t)documents_count(s->docs), "completions", (json_int_t)s->n_completions,
+        "cancelled", (json_int_t)s->n_cancelled, "superseded", (json_int_t)s->n_superseded, "empty",
+        (json_int_t)s->n_empty, "tokens", "reused", (json_int_t)s->tokens_reused, "evaluated",
+        (json_int_t)s->tokens_evaluated, "generated", (json_int_t)s->tokens_generated, "lastMs",
+        s->last_total_ms, "pending", (json_int_t)n_active);
     server_reply(s, id, st);
     return;
   }
@@ -526,8 +540,10 @@ static void handle_request(struct server *s, json_t *id, const char *method, jso
     server_reply_error(s, id, JSONRPC_INVALID_PARAMS, "'%s' needs an object as params", method);
     return;
   }
-  if (command) execute_command(s, id, params);
-  else completion_handle(s, id, params, inline_completion);
+  if (command)
+    execute_command(s, id, params);
+  else
+    completion_handle(s, id, params, inline_completion);
 }
 
 static void did_open(struct server *s, json_t *params) {
@@ -539,7 +555,8 @@ static void did_open(struct server *s, json_t *params) {
     return;
   }
   struct aug_err err = {0};
-  if (documents_open(s->docs, json_string_value(uri), json_is_string(lang) ? json_string_value(lang) : "",
+  if (documents_open(s->docs, json_string_value(uri),
+                     json_is_string(lang) ? json_string_value(lang) : "",
                      json_is_integer(version) ? json_integer_value(version) : 0,
                      json_string_value(text), json_string_length(text), &err))
     server_log(s, 1, "augury: %s", err.msg);
@@ -563,7 +580,8 @@ static void did_change(struct server *s, json_t *params) {
     json_t *text = json_object_get(c, "text"), *range = json_object_get(c, "range");
     if (!json_is_string(text)) bad = "a change without 'text'";
     list[i].has_range = range != NULL;
-    if (range && !server_parse_range(range, &list[i].start, &list[i].end)) bad = "a malformed range";
+    if (range && !server_parse_range(range, &list[i].start, &list[i].end))
+      bad = "a malformed range";
     list[i].text = json_string_value(text);
     list[i].len = json_string_length(text);
   }
@@ -670,8 +688,10 @@ static void feed(struct server *s, const char *data, size_t len) {
     struct jsonrpc_frame f;
     jsonrpc_framer_next(s->framer, &f);
     if (f.kind == JSONRPC_FRAME_NONE) break;
-    if (f.kind == JSONRPC_FRAME_ERROR) server_reply_error(s, NULL, JSONRPC_PARSE_ERROR, "%s", f.message);
-    else handle_body(s, f.body, f.len);
+    if (f.kind == JSONRPC_FRAME_ERROR)
+      server_reply_error(s, NULL, JSONRPC_PARSE_ERROR, "%s", f.message);
+    else
+      handle_body(s, f.body, f.len);
   }
 }
 
@@ -685,8 +705,10 @@ static void in_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 
 static void in_read_cb(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf) {
   struct server *s = stream->data;
-  if (n > 0) feed(s, buf->base, (size_t)n);
-  else if (n < 0) server_stop(s, exit_code_now(s)); /* EOF or a read error: the client is gone */
+  if (n > 0)
+    feed(s, buf->base, (size_t)n);
+  else if (n < 0)
+    server_stop(s, exit_code_now(s)); /* EOF or a read error: the client is gone */
 }
 
 static void file_read_cb(uv_fs_t *req);
@@ -736,10 +758,12 @@ static void server_stop(struct server *s, int exit_code) {
   }
   /* Raise every cancel flag, then join the engine thread: done callbacks free their requests
    * without answering (stopping is set). Requests still waiting for debounce are freed here. */
-  for (struct active_request *r = s->active; r; r = r->next) atomic_store(&r->job.cancel, true);
+  for (struct active_request *r = s->active; r; r = r->next)
+    atomic_store(&r->job.cancel, true);
   scheduler_destroy(s->scheduler);
   s->scheduler = NULL;
-  while (s->active) server_request_free(s->active);
+  while (s->active)
+    server_request_free(s->active);
   if (s->load_progress) progress_end(s->load_progress, NULL);
   s->load_progress = NULL;
   while (s->outgoing) {

@@ -10,10 +10,10 @@
 #include "engine/error.h"
 
 struct server_options {
-  int in_fd;             /* 0 for stdio */
-  int out_fd;            /* 1 for stdio */
-  int64_t client_pid;    /* --clientProcessId; 0 = none (initialize.processId may set it) */
-  int parent_check_ms;   /* how often the parent is checked; 0 = 1000 */
+  int in_fd;           /* 0 for stdio */
+  int out_fd;          /* 1 for stdio */
+  int64_t client_pid;  /* --clientProcessId; 0 = none (initialize.processId may set it) */
+  int parent_check_ms; /* how often the parent is checked; 0 = 1000 */
 };
 
 struct server_options server_options_default(void);

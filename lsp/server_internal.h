@@ -53,10 +53,10 @@ struct active_request {
   double due_ms;                /* debounce: submit at this loop time; 0 = submitted */
   struct scheduler_job job;
   /* Inputs (owned, read by the engine thread while the job runs). */
-  char *text;                   /* prefix window + suffix window, or the explain selection */
+  char *text; /* prefix window + suffix window, or the explain selection */
   size_t prefix_len, suffix_len;
   char *repo_name, *path, *language;
-  struct config settings;       /* values copied at request time (strings not used) */
+  struct config settings; /* values copied at request time (strings not used) */
   /* Outputs (written by the engine thread, read after done). */
   int rc;
   struct aug_err err;
@@ -99,7 +99,7 @@ struct server {
   enum position_encoding encoding;
   bool client_work_done_progress; /* capabilities.window.workDoneProgress */
   bool client_show_message_request;
-  char *root_path;                /* workspace root (a path, not a URI), or NULL */
+  char *root_path; /* workspace root (a path, not a URI), or NULL */
   int64_t parent_pid;
 
   FILE *prompt_log; /* written by the engine thread only (opened at initialize) */

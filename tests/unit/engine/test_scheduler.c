@@ -10,7 +10,7 @@
 struct probe {
   struct scheduler_job job;
   int index;
-  int *order;     /* shared log of done calls */
+  int *order; /* shared log of done calls */
   int *n_order;
   int progress_calls;
   atomic_int steps_run; /* how many 1 ms "tokens" run performed */
@@ -63,9 +63,11 @@ static void test_fifo_progress_cancel(void **state) {
   probes[0].job.progress = probe_progress;
   /* Job 1 is cancelled before it starts: it runs, sees the flag at once, and is still delivered. */
   atomic_store(&probes[1].job.cancel, true);
-  for (int i = 0; i < 3; i++) scheduler_submit(s, &probes[i].job);
+  for (int i = 0; i < 3; i++)
+    scheduler_submit(s, &probes[i].job);
   assert_int_equal(scheduler_pending(s), 3);
-  while (n_order < 3) uv_run(&loop, UV_RUN_ONCE);
+  while (n_order < 3)
+    uv_run(&loop, UV_RUN_ONCE);
   assert_int_equal(order[0], 0);
   assert_int_equal(order[1], 1);
   assert_int_equal(order[2], 2);
@@ -100,7 +102,8 @@ static void test_destroy_cancels_and_returns_jobs(void **state) {
     probes[i].n_order = &n_order;
     scheduler_submit(s, &probes[i].job);
   }
-  while (probes[0].steps_run == 0) usleep(1000);
+  while (probes[0].steps_run == 0)
+    usleep(1000);
   /* Job 0 is running: destroy cancels it mid-way and hands back 1 and 2 without running them. */
   scheduler_destroy(s);
   assert_int_equal(n_order, 3);

@@ -42,7 +42,8 @@ static void test_apply_and_warn(void **state) {
   /* Wrong types, out-of-range values and unknown keys: one warning each, values unchanged. */
   w.n = 0;
   s = json_loads("{\"maxTokens\":\"many\",\"threads\":-3,\"bogus\":1,\"enable\":\"yes\","
-                 "\"languages\":[1]}", 0, NULL);
+                 "\"languages\":[1]}",
+                 0, NULL);
   assert_int_equal(config_apply_json(&cfg, s, "didChangeConfiguration", false, collect, &w), 5);
   assert_int_equal(w.n, 5);
   assert_int_equal(cfg.max_tokens, 64);
@@ -119,8 +120,13 @@ static void test_file_and_model_lookup(void **state) {
   free(cfg.file_model_path);
   cfg.file_model_path = NULL;
   assert_int_equal(config_find_model(&cfg, &env, found, sizeof found, &by, &err), AUG_ENOTFOUND);
-  const char *dirs[] = {"home", "home/.cache", "home/.cache/augury", "home/.cache/augury/models",
-                        "hf", "hf/hub", "hf/hub/models--Qwen--coder",
+  const char *dirs[] = {"home",
+                        "home/.cache",
+                        "home/.cache/augury",
+                        "home/.cache/augury/models",
+                        "hf",
+                        "hf/hub",
+                        "hf/hub/models--Qwen--coder",
                         "hf/hub/models--Qwen--coder/snapshots",
                         "hf/hub/models--Qwen--coder/snapshots/abc"};
   for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {

@@ -34,7 +34,8 @@ static const char *text_of(struct documents *docs) {
 static void test_utf16_astral(void **state) {
   (void)state;
   /* "a😀b": the emoji is 4 bytes in UTF-8, 2 UTF-16 units, 1 UTF-32 unit. */
-  struct documents *docs = open_doc("a\xF0\x9F\x98\x80" "b\n");
+  struct documents *docs = open_doc("a\xF0\x9F\x98\x80"
+                                    "b\n");
   struct document_change c = ranged(0, 3, 0, 3, "X");
   assert_int_equal(apply(docs, POSITION_ENCODING_UTF16, &c, 1), 0);
   assert_string_equal(text_of(docs), "a\xF0\x9F\x98\x80Xb\n");
@@ -91,8 +92,7 @@ static void test_batch_all_or_nothing(void **state) {
   (void)state;
   struct documents *docs = open_doc("abc\ndef\n");
   struct document_change batch[3] = {
-      ranged(0, 0, 0, 0, "1"),
-      ranged(1, 3, 1, 3, "2"),
+      ranged(0, 0, 0, 0, "1"), ranged(1, 3, 1, 3, "2"),
       ranged(7, 0, 7, 0, "never"), /* line 7 does not exist */
   };
   assert_int_equal(apply(docs, POSITION_ENCODING_UTF16, batch, 3), AUG_ERANGE);
@@ -134,9 +134,8 @@ static void test_open_close(void **state) {
   assert_non_null(strstr(err.msg, "a.py"));
   assert_null(documents_find(docs, "file:///a.py"));
   struct document_change c = ranged(0, 0, 0, 0, "int");
-  assert_int_equal(documents_apply_changes(docs, "file:///b.c", 5, &c, 1, POSITION_ENCODING_UTF16,
-                                           &err),
-                   0);
+  assert_int_equal(
+      documents_apply_changes(docs, "file:///b.c", 5, &c, 1, POSITION_ENCODING_UTF16, &err), 0);
   assert_string_equal(documents_find(docs, "file:///b.c")->text.data, "int");
   documents_destroy(docs);
   documents_destroy(NULL);
@@ -144,8 +143,8 @@ static void test_open_close(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_utf16_astral),         cmocka_unit_test(test_utf8_positions),
-      cmocka_unit_test(test_crlf_and_cr),          cmocka_unit_test(test_batch_all_or_nothing),
+      cmocka_unit_test(test_utf16_astral), cmocka_unit_test(test_utf8_positions),
+      cmocka_unit_test(test_crlf_and_cr),  cmocka_unit_test(test_batch_all_or_nothing),
       cmocka_unit_test(test_open_close),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -41,8 +41,8 @@ static struct generator *need(void **state) {
 }
 
 static struct completion_request request(const char *prefix, const char *suffix, int max_tokens) {
-  struct completion_request r = {prefix, strlen(prefix), suffix, strlen(suffix), NULL, NULL,
-                                 512,    128,            32,     max_tokens,      0};
+  struct completion_request r = {
+      prefix, strlen(prefix), suffix, strlen(suffix), NULL, NULL, 512, 128, 32, max_tokens, 0};
   return r;
 }
 
@@ -75,7 +75,8 @@ static void test_complete_stats_and_reuse(void **state) {
 
 static void test_single_line_and_budget(void **state) {
   struct generator *g = need(state);
-  struct completion_request req = request("values = [1, 2, 3]\ntotal = sum(", ")\nprint(total)\n", 24);
+  struct completion_request req =
+      request("values = [1, 2, 3]\ntotal = sum(", ")\nprint(total)\n", 24);
   char out[4096];
   size_t len = 0;
   struct generation_stats st;

@@ -141,9 +141,8 @@ static void test_parse_classifies(void **state) {
   (void)state;
   struct jsonrpc_message m;
   json_t *id = NULL;
-  assert_int_equal(parse("{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"initialize\",\"params\":{}}", &m,
-                         &id),
-                   0);
+  assert_int_equal(
+      parse("{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"initialize\",\"params\":{}}", &m, &id), 0);
   assert_int_equal(m.kind, JSONRPC_REQUEST);
   assert_string_equal(m.method, "initialize");
   assert_int_equal(json_integer_value(m.id), 3);
@@ -238,8 +237,9 @@ static int oom_round(void) {
   struct aug_err err = {0};
   int rc = jsonrpc_framer_create(0, &f, &err);
   if (rc) return rc;
-  const char *in = "Content-Length: 52\r\n\r\n{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"m\",\"params\":"
-                   "{}}Content-Length: 3\r\n\r\n{x}";
+  const char *in =
+      "Content-Length: 52\r\n\r\n{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"m\",\"params\":"
+      "{}}Content-Length: 3\r\n\r\n{x}";
   rc = jsonrpc_framer_feed(f, in, strlen(in), &err);
   int result = rc;
   for (int i = 0; rc == 0 && i < 3; i++) {
@@ -272,8 +272,12 @@ static int oom_round(void) {
   return result;
 }
 
-static void *oom_json_malloc(size_t n) { return aug_malloc(n); }
-static void oom_json_free(void *p) { aug_free(p); }
+static void *oom_json_malloc(size_t n) {
+  return aug_malloc(n);
+}
+static void oom_json_free(void *p) {
+  aug_free(p);
+}
 
 static void test_allocation_failures(void **state) {
   (void)state;

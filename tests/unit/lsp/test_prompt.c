@@ -1,6 +1,6 @@
 /* Tests for lsp/prompt.c: the line window and its coarse, stable start; FIM assembly with the small
- * model's tokenizer (Qwen2.5-Coder ids, repository header, token bounds that drop whole line blocks,
- * and no control token from document text that spells one); chat prompts. */
+ * model's tokenizer (Qwen2.5-Coder ids, repository header, token bounds that drop whole line
+ * blocks, and no control token from document text that spells one); chat prompts. */
 #include "../test_support.h"
 
 #include "engine/gguf.h"
@@ -11,7 +11,8 @@
 static char *lines_doc(int n, size_t *len) {
   char *buf = malloc((size_t)n * 16 + 1);
   size_t k = 0;
-  for (int i = 0; i < n; i++) k += (size_t)sprintf(buf + k, "line %d\n", i);
+  for (int i = 0; i < n; i++)
+    k += (size_t)sprintf(buf + k, "line %d\n", i);
   *len = k;
   return buf;
 }
@@ -25,7 +26,8 @@ static size_t offset_of_line(const char *text, int line) {
 
 static int line_of(const char *text, size_t offset) {
   int l = 0;
-  for (size_t i = 0; i < offset; i++) l += text[i] == '\n';
+  for (size_t i = 0; i < offset; i++)
+    l += text[i] == '\n';
   return l;
 }
 
@@ -172,7 +174,8 @@ static void test_fim_token_bounds(void **state) {
   assert_int_equal(prompt_build_fim(m->tok, &m->fim, &in, ids2, 4096, &n2, &dropped2, &err), 0);
   assert_int_equal(dropped2, dropped);
   size_t common = 0;
-  while (common < n && common < n2 && ids[common] == ids2[common]) common++;
+  while (common < n && common < n2 && ids[common] == ids2[common])
+    common++;
   assert_true(common + 8 >= n - 3);
   /* The suffix is cut to its bound. */
   assert_int_equal(ids2[n2 - 1], m->fim.middle);
