@@ -21,6 +21,7 @@ A transcript is a JSON object:
     {"wait_replies": true}            waits until every request sent got its reply
     {"sleep": seconds}
     {"close_stdin": true}
+    {"close_stdout": true}            stops reading the server's output (EPIPE on its next write)
     {"kill_parent": true}
 Patterns: objects match key by key (extra keys are an error unless the pattern has "...": true),
 arrays element by element; "<any>", "<string>", "<number>", "<integer>", "<absent>" (key must be
@@ -126,6 +127,12 @@ class Session:
         threading.Thread(target=self._reader, daemon=True).start()
 
     def _reader(self):
+        try:
+            self._read_frames()
+        except (OSError, ValueError):  # the driver closed its end (close_stdout)
+            self.messages.put(None)
+
+    def _read_frames(self):
         out = self.proc.stdout
         while True:
             headers = {}
@@ -313,6 +320,10 @@ def run(transcript_path, augury, wrapper, timeout_scale):
                     time.sleep(step["sleep"])
                 elif "close_stdin" in step:
                     s.proc.stdin.close()
+                elif "close_stdout" in step:
+                    # The client stops reading: the server's next write fails with EPIPE.
+                    os.close(s.proc.stdout.fileno())
+                    time.sleep(0.2)
                 elif "kill_parent" in step:
                     parent.kill()
                     parent.wait()
