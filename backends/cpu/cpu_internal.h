@@ -48,6 +48,13 @@ struct cpu_kernels {
   void (*silu_mul)(float *o, const float *g, const float *u, int64_t n);
   /* x[i] = exp(x[i] - max) in place; returns the sum (for softmax). */
   float (*exp_sub_sum)(float *x, int64_t n, float max);
+  /* Attention blocks: q [nr][hd] (rows q_stride floats apart), k and v [nj][hd] (kv_stride apart).
+   * scores[r * s_stride + j] = (q_r . k_j) * scale;  o[r * o_stride + :] += sum_j p[r * p_stride
+   * + j] * v_j. Register-blocked in the SIMD tables (4 keys per pass, 64 columns per pass). */
+  void (*attn_scores)(const float *q, size_t q_stride, int64_t nr, const float *k, size_t kv_stride,
+                      int64_t nj, int64_t hd, float scale, float *scores, size_t s_stride);
+  void (*attn_accumulate)(const float *p, size_t p_stride, int64_t nr, const float *v,
+                          size_t kv_stride, int64_t nj, int64_t hd, float *o, size_t o_stride);
 };
 
 const struct cpu_kernels *cpu_kernels_scalar(void);

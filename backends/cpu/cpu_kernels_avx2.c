@@ -30,6 +30,8 @@ static const struct cpu_kernels avx2_kernels = {
     .f16_to_f32 = avx2_f16_to_f32,
     .silu_mul = avx2_silu_mul,
     .exp_sub_sum = avx2_exp_sub_sum,
+    .attn_scores = avx2_attn_scores,
+    .attn_accumulate = avx2_attn_accumulate,
 };
 
 const struct cpu_kernels *cpu_kernels_avx2(void) {

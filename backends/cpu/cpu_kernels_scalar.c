@@ -246,6 +246,30 @@ static float scalar_exp_sub_sum(float *x, int64_t n, float max) {
   return (float)sum;
 }
 
+static void scalar_attn_scores(const float *q, size_t q_stride, int64_t nr, const float *k,
+                               size_t kv_stride, int64_t nj, int64_t hd, float scale, float *scores,
+                               size_t s_stride) {
+  for (int64_t r = 0; r < nr; r++) {
+    for (int64_t j = 0; j < nj; j++) {
+      float s = 0.0f;
+      for (int64_t i = 0; i < hd; i++)
+        s += q[r * q_stride + i] * k[j * kv_stride + i];
+      scores[r * s_stride + j] = s * scale;
+    }
+  }
+}
+
+static void scalar_attn_accumulate(const float *p, size_t p_stride, int64_t nr, const float *v,
+                                   size_t kv_stride, int64_t nj, int64_t hd, float *o,
+                                   size_t o_stride) {
+  for (int64_t r = 0; r < nr; r++) {
+    for (int64_t j = 0; j < nj; j++) {
+      for (int64_t i = 0; i < hd; i++)
+        o[r * o_stride + i] += p[r * p_stride + j] * v[j * kv_stride + i];
+    }
+  }
+}
+
 static const struct cpu_kernels scalar_kernels = {
     .isa = "scalar",
     .dot =
@@ -266,6 +290,8 @@ static const struct cpu_kernels scalar_kernels = {
     .f16_to_f32 = scalar_f16_to_f32,
     .silu_mul = cpu_ref_silu_mul,
     .exp_sub_sum = scalar_exp_sub_sum,
+    .attn_scores = scalar_attn_scores,
+    .attn_accumulate = scalar_attn_accumulate,
 };
 
 const struct cpu_kernels *cpu_kernels_scalar(void) {

@@ -559,4 +559,78 @@ static float avx2_exp_sub_sum(float *x, int64_t n, float max) {
   return total;
 }
 
+/* ---- attention blocks ----------------------------------------------------------------------- */
+
+static void avx2_attn_scores(const float *q, size_t q_stride, int64_t nr, const float *k,
+                             size_t kv_stride, int64_t nj, int64_t hd, float scale, float *scores,
+                             size_t s_stride) {
+  int64_t hd8 = hd & ~(int64_t)7;
+  for (int64_t r = 0; r < nr; r++) {
+    const float *qr = q + r * q_stride;
+    int64_t j = 0;
+    /* four keys at once: q is loaded once per 4 dot products, and the four sums are reduced
+     * together (hadd tree: [s0 s1 s2 s3] in one vector) */
+    for (; j + 4 <= nj; j += 4) {
+      const float *k0 = k + j * kv_stride;
+      __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      for (int64_t i = 0; i < hd8; i += 8) {
+        __m256 qv = _mm256_loadu_ps(qr + i);
+        a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + i), a0);
+        a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + kv_stride + i), a1);
+        a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + 2 * kv_stride + i), a2);
+        a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + 3 * kv_stride + i), a3);
+      }
+      __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+      __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+      float sv[4];
+      _mm_storeu_ps(sv, s4);
+      for (int c = 0; c < 4; c++) {
+        float s = sv[c];
+        for (int64_t i = hd8; i < hd; i++)
+          s += qr[i] * k0[c * kv_stride + i];
+        scores[r * s_stride + j + c] = s * scale;
+      }
+    }
+    for (; j < nj; j++) {
+      scores[r * s_stride + j] = avx2_vec_dot_f32(qr, k + j * kv_stride, hd) * scale;
+    }
+  }
+}
+
+static void avx2_attn_accumulate(const float *p, size_t p_stride, int64_t nr, const float *v,
+                                 size_t kv_stride, int64_t nj, int64_t hd, float *o,
+                                 size_t o_stride) {
+  for (int64_t r = 0; r < nr; r++) {
+    const float *pr = p + r * p_stride;
+    float *orow = o + r * o_stride;
+    int64_t c = 0;
+    /* 64 output columns stay in 8 registers while all nj values stream past */
+    for (; c + 64 <= hd; c += 64) {
+      __m256 acc[8];
+      for (int i = 0; i < 8; i++)
+        acc[i] = _mm256_loadu_ps(orow + c + 8 * i);
+      for (int64_t j = 0; j < nj; j++) {
+        __m256 pj = _mm256_set1_ps(pr[j]);
+        const float *vj = v + j * kv_stride + c;
+        for (int i = 0; i < 8; i++)
+          acc[i] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 8 * i), acc[i]);
+      }
+      for (int i = 0; i < 8; i++)
+        _mm256_storeu_ps(orow + c + 8 * i, acc[i]);
+    }
+    for (; c + 8 <= hd; c += 8) {
+      __m256 acc = _mm256_loadu_ps(orow + c);
+      for (int64_t j = 0; j < nj; j++)
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(pr[j]), _mm256_loadu_ps(v + j * kv_stride + c), acc);
+      _mm256_storeu_ps(orow + c, acc);
+    }
+    for (; c < hd; c++) {
+      float acc = orow[c];
+      for (int64_t j = 0; j < nj; j++)
+        acc += pr[j] * v[j * kv_stride + c];
+      orow[c] = acc;
+    }
+  }
+}
+
 #endif

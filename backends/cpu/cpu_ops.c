@@ -299,6 +299,9 @@ int cpu_copy(struct backend *be, const struct backend_tensor *src, struct backen
 
 /* ---- attention ------------------------------------------------------------------------------- */
 
+/* Cache rows converted to f32 at a time: 64 x head_dim 128 = 32 KB, an L1's worth. */
+#define ATTENTION_ROWS 64
+
 struct attention_task {
   struct backend *be;
   const struct backend_tensor *q, *k, *v;
@@ -308,69 +311,79 @@ struct attention_task {
   atomic_llong next;
 };
 
-/* One cache row (K or V, head_dim elements of type F32/F16/Q8_0) as f32: either the row itself
- * or a conversion into buf. */
-static const float *attention_row(const struct cpu_kernels *kernels, const struct backend_tensor *t,
-                                  int64_t head, int64_t j, int64_t hd, float *buf) {
-  const void *src = cpu_tensor_row(t, head, j, 0);
-  switch (t->type) {
-  case QUANT_F32: return src;
-  case QUANT_F16: kernels->f16_to_f32(src, buf, hd); return buf;
-  default: {
-    const struct block_q8_0 *b = src; /* [hd / 32] */
-    for (int64_t ib = 0; ib < hd / QK8_0; ib++) {
-      float d = cpu_f16_to_f32(b[ib].d);
-      for (int i = 0; i < QK8_0; i++)
-        buf[ib * QK8_0 + i] = d * (float)b[ib].qs[i];
+/* Cache rows [j0, j0 + nj) of KV head g as f32: the rows themselves for an F32 cache (returns
+ * their stride), else converted into buf [nj][hd] (stride hd). */
+static const float *attention_rows(const struct cpu_kernels *kernels,
+                                   const struct backend_tensor *t, int64_t g, int64_t j0,
+                                   int64_t nj, int64_t hd, float *buf, size_t *stride) {
+  if (t->type == QUANT_F32) {
+    size_t plane = t->plane_stride ? t->plane_stride : (size_t)t->ne[1] * t->row_stride;
+    *stride = plane / sizeof(float);
+    return (const float *)cpu_tensor_row(t, g, j0, 0);
+  }
+  for (int64_t j = 0; j < nj; j++) {
+    const void *src = cpu_tensor_row(t, g, j0 + j, 0);
+    float *dst = buf + j * hd; /* [hd] */
+    if (t->type == QUANT_F16) {
+      kernels->f16_to_f32(src, dst, hd);
+    } else {
+      const struct block_q8_0 *b = src; /* [hd / 32] */
+      for (int64_t ib = 0; ib < hd / QK8_0; ib++) {
+        float d = cpu_f16_to_f32(b[ib].d);
+        for (int i = 0; i < QK8_0; i++)
+          dst[ib * QK8_0 + i] = d * (float)b[ib].qs[i];
+      }
     }
-    return buf;
   }
-  }
+  *stride = (size_t)hd;
+  return buf;
 }
 
 /* Work item (kv head g, token t): the n_rep query heads of group g for token t, two passes
- * (scores and their max, then exp-weighted V) so the softmax never overflows. */
+ * (scores and their max, then exp-weighted V) so the softmax never overflows. Cache rows are
+ * converted ATTENTION_ROWS at a time, once for all n_rep heads. */
 static void attention_item(struct attention_task *t, float *scratch, int64_t g, int64_t tok) {
   const struct cpu_kernels *kernels = t->be->kernels;
   int64_t hd = t->hd, n_rep = t->n_rep;
   int64_t n_vis = (int64_t)t->params->q_pos[tok] + 1;
   if (n_vis > t->params->n_kv) n_vis = t->params->n_kv;
   if (n_vis < 0) n_vis = 0;
-  float *row = scratch;         /* [hd] */
-  float *scores = scratch + hd; /* [n_rep][n_vis] */
-  float max[64], sum[64];       /* [n_rep], n_rep <= 64 checked by the caller */
+  float *rows = scratch;                         /* [ATTENTION_ROWS][hd] */
+  float *scores = scratch + ATTENTION_ROWS * hd; /* [n_rep][n_vis] */
+  const float *q = (const float *)cpu_tensor_row(t->q, g * n_rep, tok, 0); /* [n_rep][hd] */
+  float *o = (float *)cpu_tensor_row(t->out, g * n_rep, tok, 0);           /* [n_rep][hd] */
+  size_t q_stride = t->q->row_stride / sizeof(float);
+  size_t o_stride = t->out->row_stride / sizeof(float);
   for (int64_t r = 0; r < n_rep; r++) {
-    float *o = (float *)cpu_tensor_row(t->out, g * n_rep + r, tok, 0);
     for (int64_t i = 0; i < hd; i++)
-      o[i] = 0.0f;
-    max[r] = -INFINITY;
-    sum[r] = 0.0f;
+      o[r * o_stride + i] = 0.0f;
   }
   if (n_vis == 0) return;
-  for (int64_t j = 0; j < n_vis; j++) {
-    const float *kr = attention_row(kernels, t->k, g, j, hd, row);
-    for (int64_t r = 0; r < n_rep; r++) {
-      const float *qr = (const float *)cpu_tensor_row(t->q, g * n_rep + r, tok, 0);
-      float s = kernels->dot_f32(qr, kr, hd) * t->params->scale;
-      scores[r * n_vis + j] = s;
-      if (s > max[r]) max[r] = s;
-    }
+  for (int64_t j0 = 0; j0 < n_vis; j0 += ATTENTION_ROWS) {
+    int64_t nj = n_vis - j0 < ATTENTION_ROWS ? n_vis - j0 : ATTENTION_ROWS;
+    size_t stride;
+    const float *k = attention_rows(kernels, t->k, g, j0, nj, hd, rows, &stride);
+    kernels->attn_scores(q, q_stride, n_rep, k, stride, nj, hd, t->params->scale, scores + j0,
+                         (size_t)n_vis);
+  }
+  float sum[64]; /* [n_rep], n_rep <= 64 checked by the caller */
+  for (int64_t r = 0; r < n_rep; r++) {
+    float *sr = scores + r * n_vis;
+    float max = -INFINITY;
+    for (int64_t j = 0; j < n_vis; j++)
+      max = sr[j] > max ? sr[j] : max;
+    sum[r] = kernels->exp_sub_sum(sr, n_vis, max);
+  }
+  for (int64_t j0 = 0; j0 < n_vis; j0 += ATTENTION_ROWS) {
+    int64_t nj = n_vis - j0 < ATTENTION_ROWS ? n_vis - j0 : ATTENTION_ROWS;
+    size_t stride;
+    const float *v = attention_rows(kernels, t->v, g, j0, nj, hd, rows, &stride);
+    kernels->attn_accumulate(scores + j0, (size_t)n_vis, n_rep, v, stride, nj, hd, o, o_stride);
   }
   for (int64_t r = 0; r < n_rep; r++) {
-    sum[r] = kernels->exp_sub_sum(scores + r * n_vis, n_vis, max[r]);
-  }
-  for (int64_t j = 0; j < n_vis; j++) {
-    const float *vr = attention_row(kernels, t->v, g, j, hd, row);
-    for (int64_t r = 0; r < n_rep; r++) {
-      float *o = (float *)cpu_tensor_row(t->out, g * n_rep + r, tok, 0);
-      kernels->axpy_f32(scores[r * n_vis + j], vr, o, hd);
-    }
-  }
-  for (int64_t r = 0; r < n_rep; r++) {
-    float *o = (float *)cpu_tensor_row(t->out, g * n_rep + r, tok, 0);
     float inv = 1.0f / sum[r];
     for (int64_t i = 0; i < hd; i++)
-      o[i] *= inv;
+      o[r * o_stride + i] *= inv;
   }
 }
 
@@ -415,8 +428,10 @@ int cpu_attention(struct backend *be, const struct backend_tensor *q,
       .n_rep = n_head / n_head_kv,
       .n_tokens = q->ne[2],
   };
-  size_t need = ((size_t)t.hd + (size_t)t.n_rep * (size_t)(params->n_kv > 0 ? params->n_kv : 1)) *
+  size_t need = ((size_t)ATTENTION_ROWS * (size_t)t.hd +
+                 (size_t)t.n_rep * (size_t)(params->n_kv > 0 ? params->n_kv : 1)) *
                 sizeof(float);
+  if (q->row_stride % sizeof(float) || out->row_stride % sizeof(float)) return AUG_EINVAL;
   if (cpu_thread_scratch_reserve(be, need)) return AUG_ENOMEM;
   atomic_init(&t.next, 0);
   if (n_head_kv * t.n_tokens == 1) {

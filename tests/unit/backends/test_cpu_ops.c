@@ -309,7 +309,7 @@ static void attention_expected(const float *q, const float *kf, const float *vf,
       int64_t g = h / n_rep;
       const float *qr = q + (t * n_head + h) * hd;
       int64_t n_vis = q_pos[t] + 1 < n_kv ? q_pos[t] + 1 : n_kv;
-      double s[64], max = -1e300, sum = 0;
+      double s[256], max = -1e300, sum = 0;
       for (int64_t j = 0; j < n_vis; j++) {
         double d = 0;
         for (int64_t i = 0; i < hd; i++)
@@ -331,10 +331,11 @@ static void attention_expected(const float *q, const float *kf, const float *vf,
 
 static void test_attention_gqa(void **state) {
   struct fixture *f = *state;
-  const int64_t hd = 64, n_head = 6, n_head_kv = 2, n_tok = 5, n_ctx = 40;
-  const int32_t n_kv = 33; /* rows [33, 40) hold garbage that must never be read */
-  int32_t q_pos[5] = {28, 29, 30, 31, 32};
-  int32_t q_pos_early[5] = {0, 3, 7, 12, 50}; /* 50: clipped to n_kv */
+  /* 197 visible rows: three full blocks of 64 converted rows and a partial one */
+  const int64_t hd = 64, n_head = 6, n_head_kv = 2, n_tok = 5, n_ctx = 210;
+  const int32_t n_kv = 197; /* rows [197, 210) hold garbage that must never be read */
+  int32_t q_pos[5] = {192, 193, 194, 195, 196};
+  int32_t q_pos_early[5] = {0, 3, 7, 64, 250}; /* 250: clipped to n_kv */
   const uint32_t kv_types[3] = {QUANT_F32, QUANT_F16, QUANT_Q8_0};
   uint64_t seed = 16;
   for (int ti = 0; ti < 3; ti++) {
@@ -384,9 +385,9 @@ static void test_attention_gqa(void **state) {
                      1e-5, quant_type_name(type));
       }
       /* the reference head function agrees with the same math */
-      float scores[64], out1[64];
+      float scores[256], out1[64];
       int64_t g = 1, h = 4, t = 2;
-      float kg[33 * 64], vg[33 * 64];
+      static float kg[197 * 64], vg[197 * 64];
       for (int64_t j = 0; j <= q_pos[t]; j++) {
         memcpy(kg + j * hd, kf + (j * n_head_kv + g) * hd, sizeof(float) * hd);
         memcpy(vg + j * hd, vf + (j * n_head_kv + g) * hd, sizeof(float) * hd);
