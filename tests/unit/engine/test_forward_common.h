@@ -375,7 +375,7 @@ static inline void int_array(json_t *arr, int32_t *out, size_t n) {
 /* Runs the model at path against fixture (relative to tests/fixtures) with 2 threads and F16 KV:
  * greedy continuations (stopping a prompt at its first divergence) and teacher-forced top-1 /
  * top-10 logits, evaluated in chunks of 64 positions. max_prompts / max_positions cap the work
- * (0 = all). */
+ * (SIZE_MAX = all). */
 static inline void fixture_check(const char *path, const char *fixture, size_t max_prompts,
                           size_t max_positions, struct fixture_result *res) {
   memset(res, 0, sizeof *res);
@@ -398,7 +398,7 @@ static inline void fixture_check(const char *path, const char *fixture, size_t m
 
   json_t *greedy = json_object_get(root, "greedy");
   size_t n_prompts = json_array_size(greedy);
-  if (max_prompts && n_prompts > max_prompts) n_prompts = max_prompts;
+  if (n_prompts > max_prompts) n_prompts = max_prompts;
   for (size_t p = 0; p < n_prompts; p++) {
     json_t *g = json_array_get(greedy, p);
     json_t *prompt = json_object_get(g, "prompt_ids"), *cont = json_object_get(g, "continuation");
@@ -422,7 +422,7 @@ static inline void fixture_check(const char *path, const char *fixture, size_t m
   }
 
   json_t *teacher = json_object_get(root, "teacher");
-  size_t budget = max_positions ? max_positions : SIZE_MAX;
+  size_t budget = max_positions;
   for (size_t s = 0; s < json_array_size(teacher) && budget > 0; s++) {
     json_t *tx = json_array_get(teacher, s);
     json_t *toks = json_object_get(tx, "tokens");
