@@ -19,7 +19,7 @@ struct postprocess_context {
   size_t after_len;
   size_t base_indent;    /* indentation width of the cursor's line */
   bool single_line;      /* non-blank text follows the cursor on its line */
-  double time_budget_ms; /* once a newline was generated; <= 0: no time budget */
+  double time_budget_ms; /* once a non-blank line is complete; <= 0: no time budget */
 };
 
 /* Fills ctx from the text around the cursor (both borrowed; they must outlive ctx). */

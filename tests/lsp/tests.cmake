@@ -1,7 +1,7 @@
 # LSP transcripts (tests/lsp/transcripts/*.json) replayed against `augury lsp` by driver.py, once
-# plainly and once under valgrind (memcheck, leaks included). Transcripts named model_* need
-# AUGURY_TEST_MODEL_SMALL and skip (77) without it unless AUGURY_REQUIRE_MODELS=1; their valgrind
-# runs take minutes and are labelled slow. valgrind reports errors with status 86, not 1, because
+# plainly and once under valgrind (memcheck, leaks included) unless the transcript says
+# "valgrind": false. Transcripts named model_* need AUGURY_TEST_MODEL_SMALL and skip (77) without
+# it unless AUGURY_REQUIRE_MODELS=1; their valgrind runs take minutes and are labelled slow. valgrind reports errors with status 86, not 1, because
 # some transcripts expect the server's own exit status 1 (exit without shutdown, EOF, parent death).
 find_program(AUGURY_PYTHON3 python3)
 find_program(AUGURY_VALGRIND valgrind)
@@ -16,8 +16,13 @@ foreach(transcript ${AUGURY_LSP_TRANSCRIPTS})
            COMMAND ${AUGURY_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/driver.py
                    --augury $<TARGET_FILE:augury> ${transcript})
   set_tests_properties(lsp/${name} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 900)
+  file(READ ${transcript} transcript_text)
+  string(JSON under_valgrind ERROR_VARIABLE no_key GET "${transcript_text}" valgrind)
+  if(no_key)
+    set(under_valgrind ON)
+  endif()
   # valgrind cannot run an ASan binary.
-  if(AUGURY_VALGRIND AND NOT AUGURY_SANITIZE)
+  if(AUGURY_VALGRIND AND NOT AUGURY_SANITIZE AND under_valgrind)
     add_test(NAME lsp_valgrind/${name}
              COMMAND ${AUGURY_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/driver.py
                      --augury $<TARGET_FILE:augury>

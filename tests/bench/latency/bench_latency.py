@@ -153,7 +153,7 @@ def run_augury(args, session, log_path):
             last = (rid, time.monotonic())
         elif ev["kind"] == "pause" and last:
             rid, sent = last
-            t, msg = client.wait(lambda m: m.get("id") == rid, 120)
+            t, msg = client.wait(lambda m: m.get("id") == rid, args.reply_timeout)
             latency = (t - sent) * 1000.0
             rec = {"id": rid, "latency_ms": latency}
             items = msg.get("result", {}).get("items") if "result" in msg else None
@@ -165,6 +165,9 @@ def run_augury(args, session, log_path):
             else:
                 rec.update(text="", error=msg.get("error"))
             pauses.append(rec)
+            print(f"pause {len(pauses)}: request {rid}: {latency:.0f} ms "
+                  f"{rec.get('reused', '-')}/{rec.get('evaluated', '-')} {rec.get('text', '')!r:.60}",
+                  file=sys.stderr, flush=True)
             left = ev["ms"] / 1000.0 - (time.monotonic() - sent)
             if left > 0:
                 time.sleep(left)
@@ -223,6 +226,7 @@ def main():
     ap.add_argument("--debounce", type=int, default=40)
     ap.add_argument("--out", help="write all figures here as JSON")
     ap.add_argument("--limit", type=int, default=0, help="replay only the first N events")
+    ap.add_argument("--reply-timeout", type=float, default=600, help="seconds to wait at a pause")
     args = ap.parse_args()
     with open(args.session) as f:
         session = json.load(f)

@@ -106,6 +106,10 @@ static void test_time_budget(void **state) {
   assert_int_equal(postprocess_check(&ctx, "abc\nde", 6, 50, &keep), POSTPROCESS_CONTINUE);
   assert_int_equal(postprocess_check(&ctx, "abc\nde", 6, 150, &keep), POSTPROCESS_STOP);
   assert_int_equal(keep, 3);
+  /* Only line breaks so far (the cursor was at a line end): the first real line is still due. */
+  assert_int_equal(postprocess_check(&ctx, "\n  ", 3, 500, &keep), POSTPROCESS_CONTINUE);
+  assert_int_equal(postprocess_check(&ctx, "\n  x = 1\n  y", 13, 500, &keep), POSTPROCESS_STOP);
+  assert_int_equal(keep, 8);
   ctx = ctx_of("", "", 0);
   assert_int_equal(postprocess_check(&ctx, "abc\nde", 6, 1e9, &keep), POSTPROCESS_CONTINUE);
 }
