@@ -123,6 +123,9 @@ static int cpu_parse_options(const char *options, struct cpu_options *opt, struc
 
 int cpu_scratch_reserve(struct cpu_scratch *s, size_t size) {
   if (s->size >= size) return 0;
+  /* Grow at least 1.5x: attention scratch follows the context one token at a time, and decode
+   * must not allocate per token. */
+  if (size < s->size + s->size / 2) size = s->size + s->size / 2;
   size_t rounded = (size + 63) & ~(size_t)63;
   void *data = aligned_alloc(64, rounded);
   if (!data) return AUG_ENOMEM;

@@ -84,7 +84,8 @@ struct backend_buffer {
   bool owned; /* false for buffer_from_host: the caller keeps the memory alive */
 };
 
-/* Grow s to at least size bytes (64-byte aligned); 0 or AUG_ENOMEM. Contents are not kept. */
+/* Grow s to at least size bytes (64-byte aligned, by at least 1.5x so that a slowly growing need
+ * reallocates O(log n) times); 0 or AUG_ENOMEM. Contents are not kept. */
 int cpu_scratch_reserve(struct cpu_scratch *s, size_t size);
 /* Make every thread's scratch at least size bytes. */
 int cpu_thread_scratch_reserve(struct backend *be, size_t size);
