@@ -228,6 +228,8 @@ def run(transcript_path, augury, wrapper, timeout_scale):
     env["HOME"] = home
     env["XDG_CONFIG_HOME"] = os.path.join(home, "config")
     subst["$HOME"] = home
+    with open(os.path.join(home, "not-a-model.gguf"), "w") as f:
+        f.write("this is not a GGUF file\n")  # for transcripts about load failures
     parent = None
     args = list(t.get("args", []))
     if t.get("parent"):
