@@ -19,9 +19,11 @@ static double bench_now_ms(void) {
 
 static void bench_stats(const double *v, int n, double *mean, double *sd) {
   double s = 0.0, q = 0.0;
-  for (int i = 0; i < n; i++) s += v[i];
+  for (int i = 0; i < n; i++)
+    s += v[i];
   *mean = s / n;
-  for (int i = 0; i < n; i++) q += (v[i] - *mean) * (v[i] - *mean);
+  for (int i = 0; i < n; i++)
+    q += (v[i] - *mean) * (v[i] - *mean);
   *sd = n > 1 ? sqrt(q / (n - 1)) : 0.0;
 }
 
@@ -55,9 +57,12 @@ static void bench_json_string(FILE *out, const char *s) {
   fputc('"', out);
   for (; *s; s++) {
     unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\') fprintf(out, "\\%c", c);
-    else if (c < 0x20) fprintf(out, "\\u%04x", c);
-    else fputc(c, out);
+    if (c == '"' || c == '\\')
+      fprintf(out, "\\%c", c);
+    else if (c < 0x20)
+      fprintf(out, "\\u%04x", c);
+    else
+      fputc(c, out);
   }
   fputc('"', out);
 }
@@ -68,9 +73,12 @@ int cli_cmd_bench(int argc, char **argv) {
   bool json = false;
   const struct cli_option opts[] = {
       CLI_OPT_STRING("model", 'm', &model, "PATH", "GGUF model file"),
-      CLI_OPT_INT("n-prompt", 'p', &n_prompt, "N", "prompt tokens (default 512; 0 skips pp)", 0, 1 << 20),
-      CLI_OPT_INT("n-gen", 'n', &n_gen, "N", "generated tokens (default 128; 0 skips tg)", 0, 1 << 20),
-      CLI_OPT_INT("threads", 't', &threads, "N", "compute threads (default: physical cores)", 0, 1024),
+      CLI_OPT_INT("n-prompt", 'p', &n_prompt, "N", "prompt tokens (default 512; 0 skips pp)", 0,
+                  1 << 20),
+      CLI_OPT_INT("n-gen", 'n', &n_gen, "N", "generated tokens (default 128; 0 skips tg)", 0,
+                  1 << 20),
+      CLI_OPT_INT("threads", 't', &threads, "N", "compute threads (default: physical cores)", 0,
+                  1024),
       CLI_OPT_INT("repetitions", 'r', &reps, "N", "repetitions (default 5)", 1, 1000),
       CLI_OPT_FLAG("json", 0, &json, "print one JSON object"),
   };

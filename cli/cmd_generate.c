@@ -18,7 +18,8 @@ static double generate_now_ms(void) {
 }
 
 static int generate_fail(const char *what, const struct aug_err *err) {
-  fprintf(stderr, "augury generate: %s: %s\n", what, err->msg[0] ? err->msg : aug_strerror(err->code));
+  fprintf(stderr, "augury generate: %s: %s\n", what,
+          err->msg[0] ? err->msg : aug_strerror(err->code));
   return 1;
 }
 
@@ -30,16 +31,21 @@ int cli_cmd_generate(int argc, char **argv) {
   const struct cli_option opts[] = {
       CLI_OPT_STRING("model", 'm', &model, "PATH", "GGUF model file"),
       CLI_OPT_STRING("prompt", 'p', &prompt, "TEXT", "prompt text"),
-      CLI_OPT_INT("n-predict", 'n', &n_predict, "N", "tokens to generate (default 128)", 0, 1 << 20),
+      CLI_OPT_INT("n-predict", 'n', &n_predict, "N", "tokens to generate (default 128)", 0,
+                  1 << 20),
       CLI_OPT_FLOAT("temp", 0, &temp, "T", "temperature; 0 = greedy (default)", 0.0, 100.0),
       CLI_OPT_INT("top-k", 0, &top_k, "K", "top-k when sampling; 0 = off (default 40)", 0, 1 << 30),
-      CLI_OPT_FLOAT("top-p", 0, &top_p, "P", "top-p when sampling; 1 = off (default 0.95)", 0.0, 1.0),
-      CLI_OPT_FLOAT("min-p", 0, &min_p, "P", "min-p when sampling; 0 = off (default 0.05)", 0.0, 1.0),
-      CLI_OPT_FLOAT("repeat-penalty", 0, &repeat_penalty, "R", "repetition penalty; 1 = off",
-                    0.01, 100.0),
-      CLI_OPT_INT("repeat-last-n", 0, &repeat_last_n, "N", "penalty window (default 64)", 0, 1 << 20),
+      CLI_OPT_FLOAT("top-p", 0, &top_p, "P", "top-p when sampling; 1 = off (default 0.95)", 0.0,
+                    1.0),
+      CLI_OPT_FLOAT("min-p", 0, &min_p, "P", "min-p when sampling; 0 = off (default 0.05)", 0.0,
+                    1.0),
+      CLI_OPT_FLOAT("repeat-penalty", 0, &repeat_penalty, "R", "repetition penalty; 1 = off", 0.01,
+                    100.0),
+      CLI_OPT_INT("repeat-last-n", 0, &repeat_last_n, "N", "penalty window (default 64)", 0,
+                  1 << 20),
       CLI_OPT_INT("seed", 's', &seed, "S", "random seed (default 0)", 0, INT64_MAX),
-      CLI_OPT_INT("threads", 't', &threads, "N", "compute threads (default: physical cores)", 0, 1024),
+      CLI_OPT_INT("threads", 't', &threads, "N", "compute threads (default: physical cores)", 0,
+                  1024),
       CLI_OPT_INT("ctx", 'c', &ctx, "N", "context length (default min(4096, trained))", 0, 1 << 24),
       CLI_OPT_STRING("kv-type", 0, &kv_type, "f16|q8_0", "KV cache type (default f16)"),
       CLI_OPT_FLAG("special", 0, &special, "parse control-token texts in the prompt, print them"),
@@ -95,7 +101,8 @@ int cli_cmd_generate(int argc, char **argv) {
     goto done;
   }
   if (n_prompt + (size_t)n_predict > n_ctx) {
-    fprintf(stderr, "augury generate: %zu prompt + %lld generated tokens exceed the context of %u\n",
+    fprintf(stderr,
+            "augury generate: %zu prompt + %lld generated tokens exceed the context of %u\n",
             n_prompt, (long long)n_predict, n_ctx);
     goto done;
   }
@@ -111,7 +118,8 @@ int cli_cmd_generate(int argc, char **argv) {
     generate_fail("sampler", &err);
     goto done;
   }
-  for (size_t i = 0; i < n_prompt; i++) sampler_accept(sampler, tokens[i]);
+  for (size_t i = 0; i < n_prompt; i++)
+    sampler_accept(sampler, tokens[i]);
 
   fputs(prompt, stdout);
   fflush(stdout);
@@ -151,8 +159,8 @@ int cli_cmd_generate(int argc, char **argv) {
   fflush(stdout);
   fprintf(stderr,
           "prompt: %zu tokens, %.1f ms, %.2f t/s | generated: %lld tokens, %.1f ms, %.2f t/s\n",
-          n_prompt, prompt_ms, prompt_ms > 0 ? n_prompt * 1e3 / prompt_ms : 0.0,
-          (long long)n_gen, gen_ms, gen_ms > 0 ? n_gen * 1e3 / gen_ms : 0.0);
+          n_prompt, prompt_ms, prompt_ms > 0 ? n_prompt * 1e3 / prompt_ms : 0.0, (long long)n_gen,
+          gen_ms, gen_ms > 0 ? n_gen * 1e3 / gen_ms : 0.0);
   status = 0;
 done:
   free(tokens);

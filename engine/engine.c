@@ -32,8 +32,12 @@ struct engine {
 };
 
 struct engine_params engine_params_default(void) {
-  return (struct engine_params){.model_path = NULL, .n_threads = 0, .n_ctx = 0, .n_batch = 0,
-                                .kv_type = ENGINE_KV_F16, .use_mmap = true};
+  return (struct engine_params){.model_path = NULL,
+                                .n_threads = 0,
+                                .n_ctx = 0,
+                                .n_batch = 0,
+                                .kv_type = ENGINE_KV_F16,
+                                .use_mmap = true};
 }
 
 static double engine_now_ms(void) {
@@ -92,8 +96,8 @@ int engine_create(const struct engine_params *params, struct engine **out, struc
   }
   for (uint32_t il = 0; il < hp->n_layer; il++)
     e->placement_layers[il] = (struct forward_device){e->ops, e->be};
-  struct forward_placement placement = {.n_layer = hp->n_layer, .layers = e->placement_layers,
-                                        .output = {e->ops, e->be}};
+  struct forward_placement placement = {
+      .n_layer = hp->n_layer, .layers = e->placement_layers, .output = {e->ops, e->be}};
   struct forward_params fp = forward_params_default();
   fp.n_ctx = n_ctx;
   fp.n_batch = n_batch;
@@ -120,15 +124,33 @@ void engine_destroy(struct engine *e) {
   aug_free(e);
 }
 
-const struct model *engine_model(const struct engine *e) { return e->model; }
-const struct tokenizer *engine_tokenizer(const struct engine *e) { return e->tok; }
-uint32_t engine_n_ctx(const struct engine *e) { return e->params.n_ctx; }
-size_t engine_n_resident(const struct engine *e) { return e->n_resident; }
-const int32_t *engine_resident_tokens(const struct engine *e) { return e->resident; }
-const char *engine_device_name(const struct engine *e) { return e->device_name; }
-int engine_n_threads(const struct engine *e) { return e->n_threads; }
-uint64_t engine_kv_bytes(const struct engine *e) { return kvcache_bytes(forward_kvcache(e->fwd)); }
-uint64_t engine_scratch_bytes(const struct engine *e) { return forward_scratch_bytes(e->fwd); }
+const struct model *engine_model(const struct engine *e) {
+  return e->model;
+}
+const struct tokenizer *engine_tokenizer(const struct engine *e) {
+  return e->tok;
+}
+uint32_t engine_n_ctx(const struct engine *e) {
+  return e->params.n_ctx;
+}
+size_t engine_n_resident(const struct engine *e) {
+  return e->n_resident;
+}
+const int32_t *engine_resident_tokens(const struct engine *e) {
+  return e->resident;
+}
+const char *engine_device_name(const struct engine *e) {
+  return e->device_name;
+}
+int engine_n_threads(const struct engine *e) {
+  return e->n_threads;
+}
+uint64_t engine_kv_bytes(const struct engine *e) {
+  return kvcache_bytes(forward_kvcache(e->fwd));
+}
+uint64_t engine_scratch_bytes(const struct engine *e) {
+  return forward_scratch_bytes(e->fwd);
+}
 
 const float *engine_logits(const struct engine *e) {
   return e->logits_valid ? forward_logits(e->fwd, 0) : NULL;
@@ -153,7 +175,8 @@ int engine_set_prompt(struct engine *e, const int32_t *tokens, size_t n, const a
     return aug_err_set(err, AUG_ERANGE, "engine: prompt of %zu tokens (context holds %u)", n,
                        e->params.n_ctx);
   size_t lcp = 0;
-  while (lcp < n && lcp < e->n_resident && e->resident[lcp] == tokens[lcp]) lcp++;
+  while (lcp < n && lcp < e->n_resident && e->resident[lcp] == tokens[lcp])
+    lcp++;
   if (lcp == n && n == e->n_resident && e->logits_valid) {
     if (stats) stats->n_reused = n;
     return 0;

@@ -20,9 +20,9 @@ enum engine_kv_type { ENGINE_KV_F16 = 0, ENGINE_KV_Q8_0 = 1 };
 
 struct engine_params {
   const char *model_path;
-  int n_threads;           /* 0 = physical cores */
-  uint32_t n_ctx;          /* KV cache length in tokens; 0 = min(4096, n_ctx_train) */
-  uint32_t n_batch;        /* tokens per forward call during prompt processing; 0 = 512 */
+  int n_threads;    /* 0 = physical cores */
+  uint32_t n_ctx;   /* KV cache length in tokens; 0 = min(4096, n_ctx_train) */
+  uint32_t n_batch; /* tokens per forward call during prompt processing; 0 = 512 */
   enum engine_kv_type kv_type;
   bool use_mmap;
 };
@@ -30,8 +30,8 @@ struct engine_params {
 struct engine_params engine_params_default(void);
 
 struct engine_eval_stats {
-  size_t n_reused;     /* prompt tokens whose KV was already resident */
-  size_t n_evaluated;  /* prompt tokens evaluated now */
+  size_t n_reused;    /* prompt tokens whose KV was already resident */
+  size_t n_evaluated; /* prompt tokens evaluated now */
   double eval_ms;
 };
 

@@ -18,11 +18,12 @@
 #define FORWARD_ALIGN 256
 
 struct forward_layer_weights {
-  uint32_t dev; /* index into forward.devs */
-  struct backend_tensor attn_norm;      /* [n_embd] F32 */
-  struct backend_tensor wq, wk, wv, wo; /* [n_embd, n_head*hd], [n_embd, n_head_kv*hd] x2, [n_head*hd, n_embd] */
-  struct backend_tensor bq, bk, bv;     /* [n_head*hd], [n_head_kv*hd] x2; qwen2 only */
-  struct backend_tensor ffn_norm;       /* [n_embd] F32 */
+  uint32_t dev;                    /* index into forward.devs */
+  struct backend_tensor attn_norm; /* [n_embd] F32 */
+  struct backend_tensor wq, wk, wv,
+      wo; /* [n_embd, n_head*hd], [n_embd, n_head_kv*hd] x2, [n_head*hd, n_embd] */
+  struct backend_tensor bq, bk, bv;                 /* [n_head*hd], [n_head_kv*hd] x2; qwen2 only */
+  struct backend_tensor ffn_norm;                   /* [n_embd] F32 */
   struct backend_tensor ffn_gate, ffn_up, ffn_down; /* [n_embd, n_ff] x2, [n_ff, n_embd] */
 };
 
@@ -38,13 +39,13 @@ struct forward_dev {
   size_t weights_size, weights_used;
   /* Activations for n_batch tokens (hosts_layers). Each is [rows, n_batch] F32. */
   struct backend_buffer *scratch;
-  struct backend_tensor x;     /* [n_embd, B] the residual stream */
-  struct backend_tensor xb;    /* [n_embd, B] normed input / projection output */
-  struct backend_tensor q;     /* [n_head*hd, B] */
-  struct backend_tensor k, v;  /* [n_head_kv*hd, B] */
-  struct backend_tensor att;   /* [n_head*hd, B] attention output */
-  struct backend_tensor gate;  /* [n_ff, B] */
-  struct backend_tensor up;    /* [n_ff, B] */
+  struct backend_tensor x;    /* [n_embd, B] the residual stream */
+  struct backend_tensor xb;   /* [n_embd, B] normed input / projection output */
+  struct backend_tensor q;    /* [n_head*hd, B] */
+  struct backend_tensor k, v; /* [n_head_kv*hd, B] */
+  struct backend_tensor att;  /* [n_head*hd, B] attention output */
+  struct backend_tensor gate; /* [n_ff, B] */
+  struct backend_tensor up;   /* [n_ff, B] */
   /* Output head (hosts_output). */
   struct backend_buffer *out_buf;
   struct backend_tensor xo;     /* [n_embd, n_outputs] */
@@ -58,30 +59,32 @@ struct forward {
   uint32_t n_devs;
   struct forward_dev *devs;
   uint32_t output_dev;
-  struct forward_layer_weights *layers; /* n_layer */
-  struct backend_tensor tok_embd;       /* on layers[0].dev */
+  struct forward_layer_weights *layers;      /* n_layer */
+  struct backend_tensor tok_embd;            /* on layers[0].dev */
   struct backend_tensor output_norm, output; /* on output_dev */
   struct backend_rope_params rope;
   struct kvcache *kv;
-  int32_t *pos;       /* [n_batch] positions of the batch, host */
-  float *staging;     /* [n_embd * n_batch] host copy of the hidden state between devices */
-  float *logits_host; /* [n_vocab * n_outputs] when the output buffer is not host-visible */
+  int32_t *pos;             /* [n_batch] positions of the batch, host */
+  float *staging;           /* [n_embd * n_batch] host copy of the hidden state between devices */
+  float *logits_host;       /* [n_vocab * n_outputs] when the output buffer is not host-visible */
   const float *logits_rows; /* where row 0 of the logits is readable on the host */
   size_t n_logits;
   uint64_t scratch_bytes;
 };
 
 struct forward_params forward_params_default(void) {
-  return (struct forward_params){.n_ctx = 4096, .n_batch = 512, .n_outputs = 1,
-                                 .kv_type = QUANT_F16};
+  return (struct forward_params){
+      .n_ctx = 4096, .n_batch = 512, .n_outputs = 1, .kv_type = QUANT_F16};
 }
 
 /* ---- descriptors ---------------------------------------------------------------------------- */
 
 static struct backend_tensor forward_f32(struct backend_buffer *buf, size_t *offset, int64_t rows,
                                          int64_t cols) {
-  struct backend_tensor t = {.type = QUANT_F32, .ne = {rows, cols, 1, 1},
-                             .row_stride = (size_t)rows * sizeof(float), .buffer = buf,
+  struct backend_tensor t = {.type = QUANT_F32,
+                             .ne = {rows, cols, 1, 1},
+                             .row_stride = (size_t)rows * sizeof(float),
+                             .buffer = buf,
                              .offset = *offset};
   size_t bytes = (size_t)rows * (size_t)cols * sizeof(float);
   *offset += (bytes + FORWARD_ALIGN - 1) / FORWARD_ALIGN * FORWARD_ALIGN;
@@ -125,14 +128,14 @@ static int forward_bind(struct forward *f, uint32_t dev, const struct gguf_tenso
     if (!d->mapped_base) d->weights_size += aligned;
     return 0;
   }
-  *out = (struct backend_tensor){.type = t->type,
-                                 .ne = {(int64_t)t->ne[0], (int64_t)t->ne[1], (int64_t)t->ne[2],
-                                        (int64_t)t->ne[3]},
-                                 .row_stride = quant_row_size(t->type, t->ne[0]),
-                                 .buffer = d->weights};
+  *out = (struct backend_tensor){
+      .type = t->type,
+      .ne = {(int64_t)t->ne[0], (int64_t)t->ne[1], (int64_t)t->ne[2], (int64_t)t->ne[3]},
+      .row_stride = quant_row_size(t->type, t->ne[0]),
+      .buffer = d->weights};
   if (out->row_stride == 0)
-    return aug_err_set(err, AUG_EUNSUPPORTED, "forward: tensor '%s': type %s, row of %llu",
-                       t->name, quant_type_name(t->type), (unsigned long long)t->ne[0]);
+    return aug_err_set(err, AUG_EUNSUPPORTED, "forward: tensor '%s': type %s, row of %llu", t->name,
+                       quant_type_name(t->type), (unsigned long long)t->ne[0]);
   if (d->mapped_base) {
     out->offset = (size_t)((const char *)t->data - d->mapped_base);
     return 0;
@@ -150,8 +153,9 @@ static int forward_check_op(struct forward *f, uint32_t dev, enum backend_op op,
                             const struct gguf_tensor *t, struct aug_err *err) {
   const struct forward_device *d = &f->devs[dev].d;
   if (d->ops->supports_op && !d->ops->supports_op(d->be, op, t->type))
-    return aug_err_set(err, AUG_EUNSUPPORTED, "forward: backend %s cannot use tensor '%s' of type %s",
-                       d->ops->name, t->name, quant_type_name(t->type));
+    return aug_err_set(err, AUG_EUNSUPPORTED,
+                       "forward: backend %s cannot use tensor '%s' of type %s", d->ops->name,
+                       t->name, quant_type_name(t->type));
   return 0;
 }
 
@@ -164,9 +168,9 @@ static int forward_bind_all(struct forward *f, int pass, struct aug_err *err) {
   for (uint32_t il = 0; il < m->hp.n_layer && rc == 0; il++) {
     const struct model_layer *ml = &m->layers[il];
     struct forward_layer_weights *lw = &f->layers[il];
-    const struct gguf_tensor *mats[] = {ml->wq, ml->wk, ml->wv, ml->wo,
+    const struct gguf_tensor *mats[] = {ml->wq,       ml->wk,     ml->wv,      ml->wo,
                                         ml->ffn_gate, ml->ffn_up, ml->ffn_down};
-    struct backend_tensor *dsts[] = {&lw->wq, &lw->wk, &lw->wv, &lw->wo,
+    struct backend_tensor *dsts[] = {&lw->wq,       &lw->wk,     &lw->wv,      &lw->wo,
                                      &lw->ffn_gate, &lw->ffn_up, &lw->ffn_down};
     for (size_t i = 0; i < sizeof mats / sizeof mats[0] && rc == 0; i++) {
       if (pass == 0) rc = forward_check_op(f, lw->dev, BACKEND_OP_MATMUL, mats[i], err);
@@ -181,7 +185,8 @@ static int forward_bind_all(struct forward *f, int pass, struct aug_err *err) {
     }
   }
   if (rc == 0) rc = forward_bind(f, f->output_dev, m->output_norm, pass, &f->output_norm, err);
-  if (rc == 0 && pass == 0) rc = forward_check_op(f, f->output_dev, BACKEND_OP_MATMUL, m->output, err);
+  if (rc == 0 && pass == 0)
+    rc = forward_check_op(f, f->output_dev, BACKEND_OP_MATMUL, m->output, err);
   if (rc == 0) rc = forward_bind(f, f->output_dev, m->output, pass, &f->output, err);
   return rc;
 }
@@ -197,7 +202,8 @@ static int forward_load_weights(struct forward *f, struct aug_err *err) {
     struct forward_dev *d = &f->devs[i];
     struct backend_device_info info;
     memset(&info, 0, sizeof info);
-    if (d->d.ops->device_info && d->d.ops->device_info(d->d.be, &info) < 0) info.host_visible = false;
+    if (d->d.ops->device_info && d->d.ops->device_info(d->d.be, &info) < 0)
+      info.host_visible = false;
     if (d->d.ops->buffer_from_host && info.host_visible) {
       struct aug_err wrap_err = {0};
       if (d->d.ops->buffer_from_host(d->d.be, base, size, &d->weights, &wrap_err) == 0)
@@ -236,8 +242,8 @@ static int forward_alloc_scratch(struct forward *f, struct aug_err *err) {
                     2 * forward_f32_size(nkv, B) + 2 * forward_f32_size(hp->n_ff, B);
       int rc = d->d.ops->buffer_alloc(d->d.be, BACKEND_BUFFER_COMPUTE, size, &d->scratch, err);
       if (rc < 0) {
-        aug_err_prefix(err, "forward: activations for %lld tokens (%zu bytes) on %s",
-                       (long long)B, size, d->d.ops->name);
+        aug_err_prefix(err, "forward: activations for %lld tokens (%zu bytes) on %s", (long long)B,
+                       size, d->d.ops->name);
         return rc;
       }
       f->scratch_bytes += size;
@@ -255,8 +261,8 @@ static int forward_alloc_scratch(struct forward *f, struct aug_err *err) {
       size_t size = 2 * forward_f32_size(hp->n_embd, O) + forward_f32_size(hp->n_vocab, O);
       int rc = d->d.ops->buffer_alloc(d->d.be, BACKEND_BUFFER_COMPUTE, size, &d->out_buf, err);
       if (rc < 0) {
-        aug_err_prefix(err, "forward: logits for %lld rows (%zu bytes) on %s", (long long)O,
-                       size, d->d.ops->name);
+        aug_err_prefix(err, "forward: logits for %lld rows (%zu bytes) on %s", (long long)O, size,
+                       d->d.ops->name);
         return rc;
       }
       f->scratch_bytes += size;
@@ -264,7 +270,8 @@ static int forward_alloc_scratch(struct forward *f, struct aug_err *err) {
       d->xo = forward_f32(d->out_buf, &off, hp->n_embd, O);
       d->xo_in = forward_f32(d->out_buf, &off, hp->n_embd, O);
       d->logits = forward_f32(d->out_buf, &off, hp->n_vocab, O);
-      void *host = d->d.ops->buffer_host_ptr ? d->d.ops->buffer_host_ptr(d->d.be, d->out_buf) : NULL;
+      void *host =
+          d->d.ops->buffer_host_ptr ? d->d.ops->buffer_host_ptr(d->d.be, d->out_buf) : NULL;
       if (host) {
         f->logits_rows = (const float *)((const char *)host + d->logits.offset);
       } else {
@@ -287,8 +294,7 @@ static int forward_alloc_scratch(struct forward *f, struct aug_err *err) {
 }
 
 int forward_create(const struct model *model, const struct forward_placement *placement,
-                   const struct forward_params *params, struct forward **out,
-                   struct aug_err *err) {
+                   const struct forward_params *params, struct forward **out, struct aug_err *err) {
   *out = NULL;
   const struct model_hparams *hp = &model->hp;
   if (placement->n_layer != hp->n_layer || !placement->layers || !placement->output.ops)
@@ -297,8 +303,8 @@ int forward_create(const struct model *model, const struct forward_placement *pl
   if (params->n_ctx == 0 || params->n_batch == 0 || params->n_outputs == 0)
     return aug_err_set(err, AUG_EINVAL, "forward: n_ctx %u, n_batch %u, n_outputs %u must be > 0",
                        params->n_ctx, params->n_batch, params->n_outputs);
-  if (model->rope_freqs && (model->rope_freqs->type != QUANT_F32 ||
-                            model->rope_freqs->n_elements * 2 < hp->n_rot))
+  if (model->rope_freqs &&
+      (model->rope_freqs->type != QUANT_F32 || model->rope_freqs->n_elements * 2 < hp->n_rot))
     return aug_err_set(err, AUG_EFORMAT, "forward: rope_freqs must be F32 with n_rot/2 = %u values",
                        hp->n_rot / 2);
   struct forward *f = aug_calloc(1, sizeof *f);
@@ -336,8 +342,10 @@ int forward_create(const struct model *model, const struct forward_placement *pl
       .freq_factors = model->rope_freqs ? (const float *)model->rope_freqs->data : NULL,
   };
 
-  struct kvcache_params kvp = {.n_layer = hp->n_layer, .n_ctx = params->n_ctx,
-                               .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
+  struct kvcache_params kvp = {.n_layer = hp->n_layer,
+                               .n_ctx = params->n_ctx,
+                               .n_head_kv = hp->n_head_kv,
+                               .head_dim = hp->head_dim,
                                .type = params->kv_type};
   rc = kvcache_create(&kvp, kv_ops, kv_bes, &f->kv, err);
   if (rc == 0) rc = forward_load_weights(f, err);
@@ -379,8 +387,7 @@ static int forward_op_failed(struct aug_err *err, int rc, const struct forward_d
   if (layer >= 0)
     return aug_err_set(err, rc, "forward: %s on %s failed in layer %ld: %s", op, d->d.ops->name,
                        layer, aug_strerror(rc));
-  return aug_err_set(err, rc, "forward: %s on %s failed: %s", op, d->d.ops->name,
-                     aug_strerror(rc));
+  return aug_err_set(err, rc, "forward: %s on %s failed: %s", op, d->d.ops->name, aug_strerror(rc));
 }
 
 #define FORWARD_OP(dev, layer, name, call)                                                         \
@@ -443,8 +450,8 @@ static int forward_layer(struct forward *f, uint32_t il, int64_t n, uint32_t pos
   int rc = kvcache_store(f->kv, il, &kh, &vh, pos0, err);
   if (rc < 0) return rc;
   /* att = softmax(q K^T / sqrt(hd) + causal mask) V over cells [0, pos0 + n). */
-  struct backend_attention_params ap = {.scale = 1.0f / sqrtf((float)hp->head_dim),
-                                        .n_kv = (int32_t)(pos0 + n), .q_pos = f->pos};
+  struct backend_attention_params ap = {
+      .scale = 1.0f / sqrtf((float)hp->head_dim), .n_kv = (int32_t)(pos0 + n), .q_pos = f->pos};
   FORWARD_OP(d, L, "attention",
              ops->attention(be, &qh, kvcache_k(f->kv, il), kvcache_v(f->kv, il), &ap, &ah));
   /* x = x + Wo att. */
@@ -489,7 +496,8 @@ static int forward_batch(struct forward *f, const int32_t *tokens, int64_t n, bo
                          struct aug_err *err) {
   const struct model_hparams *hp = &f->model->hp;
   uint32_t pos0 = kvcache_n_used(f->kv);
-  for (int64_t i = 0; i < n; i++) f->pos[i] = (int32_t)(pos0 + (uint32_t)i);
+  for (int64_t i = 0; i < n; i++)
+    f->pos[i] = (int32_t)(pos0 + (uint32_t)i);
   for (int64_t i = 0; i < n; i++)
     if (tokens[i] < 0 || (uint32_t)tokens[i] >= hp->n_vocab)
       return aug_err_set(err, AUG_EINVAL, "forward: token id %d out of range (vocabulary %u)",
@@ -544,17 +552,17 @@ int forward_eval(struct forward *f, const int32_t *tokens, size_t n, bool all_lo
     if (forward_cancelled(cancel))
       return aug_err_set(err, AUG_ECANCELED, "forward: cancelled after %zu of %zu tokens", i, n);
     size_t nb = n - i < f->params.n_batch ? n - i : f->params.n_batch;
-    int rc = forward_batch(f, tokens + i, (int64_t)nb, all_logits, i + nb == n, (int64_t)i,
-                           cancel, err);
+    int rc =
+        forward_batch(f, tokens + i, (int64_t)nb, all_logits, i + nb == n, (int64_t)i, cancel, err);
     if (rc < 0) return rc;
   }
   size_t rows = all_logits ? n : 1;
   if (f->logits_host) {
     struct forward_dev *d = &f->devs[f->output_dev];
     size_t bytes = rows * f->model->hp.n_vocab * sizeof(float);
-    FORWARD_OP(d, -1, "download of the logits",
-               d->d.ops->download(d->d.be, d->logits.buffer, d->logits.offset, f->logits_host,
-                                  bytes));
+    FORWARD_OP(
+        d, -1, "download of the logits",
+        d->d.ops->download(d->d.be, d->logits.buffer, d->logits.offset, f->logits_host, bytes));
   }
   f->n_logits = rows;
   return 0;
@@ -565,6 +573,12 @@ const float *forward_logits(const struct forward *f, size_t i) {
   return f->logits_rows + i * f->model->hp.n_vocab;
 }
 
-size_t forward_n_logits(const struct forward *f) { return f->n_logits; }
-struct kvcache *forward_kvcache(struct forward *f) { return f->kv; }
-uint64_t forward_scratch_bytes(const struct forward *f) { return f->scratch_bytes; }
+size_t forward_n_logits(const struct forward *f) {
+  return f->n_logits;
+}
+struct kvcache *forward_kvcache(struct forward *f) {
+  return f->kv;
+}
+uint64_t forward_scratch_bytes(const struct forward *f) {
+  return f->scratch_bytes;
+}

@@ -33,18 +33,17 @@ struct forward_placement {
 };
 
 struct forward_params {
-  uint32_t n_ctx;      /* KV cells; > 0 */
-  uint32_t n_batch;    /* tokens per backend pass during prompt processing; > 0 */
-  uint32_t n_outputs;  /* rows of logits one forward_eval can return (1 = last token only) */
-  uint32_t kv_type;    /* QUANT_F16 or QUANT_Q8_0 */
+  uint32_t n_ctx;     /* KV cells; > 0 */
+  uint32_t n_batch;   /* tokens per backend pass during prompt processing; > 0 */
+  uint32_t n_outputs; /* rows of logits one forward_eval can return (1 = last token only) */
+  uint32_t kv_type;   /* QUANT_F16 or QUANT_Q8_0 */
 };
 
 struct forward_params forward_params_default(void); /* 4096 ctx, 512 batch, 1 output, F16 */
 
 /* model and the placement's backends are borrowed and must outlive the forward pass. */
 int forward_create(const struct model *model, const struct forward_placement *placement,
-                   const struct forward_params *params, struct forward **out,
-                   struct aug_err *err);
+                   const struct forward_params *params, struct forward **out, struct aug_err *err);
 void forward_destroy(struct forward *fwd); /* NULL is a no-op */
 
 /* Evaluates tokens[0..n) at positions n_past .. n_past + n - 1, where n_past = the KV cache's

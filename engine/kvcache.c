@@ -36,8 +36,7 @@ int kvcache_create(const struct kvcache_params *params, const struct backend_ops
   if (params->type != QUANT_F16 && params->type != QUANT_Q8_0)
     return aug_err_set(err, AUG_EUNSUPPORTED, "kvcache: type %s is not supported (f16, q8_0)",
                        quant_type_name(params->type));
-  if (params->n_layer == 0 || params->n_ctx == 0 || params->n_head_kv == 0 ||
-      params->head_dim == 0)
+  if (params->n_layer == 0 || params->n_ctx == 0 || params->n_head_kv == 0 || params->head_dim == 0)
     return aug_err_set(err, AUG_EINVAL,
                        "kvcache: n_layer %u, n_ctx %u, n_head_kv %u, head_dim %u must be > 0",
                        params->n_layer, params->n_ctx, params->n_head_kv, params->head_dim);
@@ -97,10 +96,18 @@ void kvcache_destroy(struct kvcache *cache) {
   aug_free(cache);
 }
 
-uint32_t kvcache_n_ctx(const struct kvcache *cache) { return cache->params.n_ctx; }
-uint32_t kvcache_type(const struct kvcache *cache) { return cache->params.type; }
-uint32_t kvcache_n_used(const struct kvcache *cache) { return cache->n_used; }
-uint64_t kvcache_bytes(const struct kvcache *cache) { return cache->bytes; }
+uint32_t kvcache_n_ctx(const struct kvcache *cache) {
+  return cache->params.n_ctx;
+}
+uint32_t kvcache_type(const struct kvcache *cache) {
+  return cache->params.type;
+}
+uint32_t kvcache_n_used(const struct kvcache *cache) {
+  return cache->n_used;
+}
+uint64_t kvcache_bytes(const struct kvcache *cache) {
+  return cache->bytes;
+}
 
 const struct backend_tensor *kvcache_k(const struct kvcache *cache, uint32_t il) {
   return &cache->layers[il].k;

@@ -17,10 +17,10 @@ struct kvcache; /* opaque */
 
 struct kvcache_params {
   uint32_t n_layer;
-  uint32_t n_ctx;      /* cells (tokens) per layer */
+  uint32_t n_ctx; /* cells (tokens) per layer */
   uint32_t n_head_kv;
-  uint32_t head_dim;   /* a multiple of 32 for Q8_0 */
-  uint32_t type;       /* QUANT_F16 or QUANT_Q8_0 (enum quant_type) */
+  uint32_t head_dim; /* a multiple of 32 for Q8_0 */
+  uint32_t type;     /* QUANT_F16 or QUANT_Q8_0 (enum quant_type) */
 };
 
 /* Allocates the cache of layer il on the backend (ops[il], bes[il]) (borrowed: they must outlive

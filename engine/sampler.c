@@ -18,20 +18,24 @@ struct sampler_candidate {
 struct sampler {
   struct sampler_params params;
   int32_t n_vocab;
-  uint64_t rng;                      /* splitmix64 state */
-  float *work;                       /* [n_vocab] logits after the penalty */
-  uint32_t *stamp;                   /* [n_vocab] last pass that penalized the token */
+  uint64_t rng;    /* splitmix64 state */
+  float *work;     /* [n_vocab] logits after the penalty */
+  uint32_t *stamp; /* [n_vocab] last pass that penalized the token */
   uint32_t pass;
-  struct sampler_candidate *cands;   /* [n_vocab] */
-  int32_t *ids;                      /* [n_vocab] the distribution's ids */
-  float *probs;                      /* [n_vocab] and probabilities */
-  int32_t *history;                  /* ring of the last repeat_last_n accepted tokens */
+  struct sampler_candidate *cands; /* [n_vocab] */
+  int32_t *ids;                    /* [n_vocab] the distribution's ids */
+  float *probs;                    /* [n_vocab] and probabilities */
+  int32_t *history;                /* ring of the last repeat_last_n accepted tokens */
   size_t n_history, history_next;
 };
 
 struct sampler_params sampler_params_default(void) {
-  return (struct sampler_params){.temperature = 0.0f, .top_k = 40, .top_p = 0.95f,
-                                 .min_p = 0.05f, .repeat_penalty = 1.0f, .repeat_last_n = 64,
+  return (struct sampler_params){.temperature = 0.0f,
+                                 .top_k = 40,
+                                 .top_p = 0.95f,
+                                 .min_p = 0.05f,
+                                 .repeat_penalty = 1.0f,
+                                 .repeat_last_n = 64,
                                  .seed = 0};
 }
 
@@ -189,7 +193,8 @@ void sampler_distribution(struct sampler *s, const float *logits, const int32_t 
   for (size_t i = 1; i < n; i++)
     if (s->work[i] > max_logit) max_logit = s->work[i];
   size_t k = p->top_k > 0 && (size_t)p->top_k < n ? (size_t)p->top_k : n;
-  for (size_t i = 0; i < n; i++) s->cands[i] = (struct sampler_candidate){s->work[i], (int32_t)i};
+  for (size_t i = 0; i < n; i++)
+    s->cands[i] = (struct sampler_candidate){s->work[i], (int32_t)i};
   bool use_top_p = p->top_p < 1.0f;
   bool use_min_p = p->min_p > 0.0f;
   size_t kept = k;
@@ -197,7 +202,8 @@ void sampler_distribution(struct sampler *s, const float *logits, const int32_t 
   /* Normalizer of the top-k set (for top-p), in doubles for 150k terms. */
   double z = 0.0;
   if (use_top_p)
-    for (size_t i = 0; i < k; i++) z += exp((double)s->cands[i].logit - max_logit);
+    for (size_t i = 0; i < k; i++)
+      z += exp((double)s->cands[i].logit - max_logit);
   if (use_min_p) {
     float threshold = max_logit + logf(p->min_p);
     size_t m = 0;
@@ -224,7 +230,8 @@ void sampler_distribution(struct sampler *s, const float *logits, const int32_t 
     s->ids[i] = s->cands[i].id;
     sum += e;
   }
-  for (size_t i = 0; i < kept; i++) s->probs[i] = (float)(s->probs[i] / sum);
+  for (size_t i = 0; i < kept; i++)
+    s->probs[i] = (float)(s->probs[i] / sum);
   *ids = s->ids;
   *probs = s->probs;
   *n_out = kept;

@@ -14,13 +14,13 @@
 struct sampler; /* opaque */
 
 struct sampler_params {
-  float temperature;    /* <= 0: greedy (argmax after the penalty; first maximum on ties) */
-  int32_t top_k;        /* keep the k most likely; <= 0 keeps all */
-  float top_p;          /* keep the smallest head whose probability mass reaches p; >= 1 off */
-  float min_p;          /* keep tokens with p >= min_p * p_max; <= 0 off */
-  float repeat_penalty; /* llama.cpp's: logit / r if > 0 else logit * r, once per distinct
-                           token among the last repeat_last_n accepted; 1 off */
-  int32_t repeat_last_n;/* window of the penalty; 0 off */
+  float temperature;     /* <= 0: greedy (argmax after the penalty; first maximum on ties) */
+  int32_t top_k;         /* keep the k most likely; <= 0 keeps all */
+  float top_p;           /* keep the smallest head whose probability mass reaches p; >= 1 off */
+  float min_p;           /* keep tokens with p >= min_p * p_max; <= 0 off */
+  float repeat_penalty;  /* llama.cpp's: logit / r if > 0 else logit * r, once per distinct
+                            token among the last repeat_last_n accepted; 1 off */
+  int32_t repeat_last_n; /* window of the penalty; 0 off */
   uint64_t seed;
 };
 

@@ -34,10 +34,12 @@ static void *membw_run(void *arg) {
       s2 += j->a[i + 2];
       s3 += j->a[i + 3];
     }
-    for (; i < j->end; i++) s0 += j->a[i];
+    for (; i < j->end; i++)
+      s0 += j->a[i];
     j->sum = s0 + s1 + s2 + s3;
   } else {
-    for (size_t i = j->begin; i < j->end; i++) j->a[i] = j->b[i] + 3.0 * j->c[i];
+    for (size_t i = j->begin; i < j->end; i++)
+      j->a[i] = j->b[i] + 3.0 * j->c[i];
   }
   return NULL;
 }

@@ -1,18 +1,28 @@
 /* Forward-pass tests. On tiny random models (qwen2 with biases and NeoX RoPE; llama with normal
  * RoPE and rope_freqs; every weight type): the pass matches a scalar reference, batched prompt
  * evaluation equals token-by-token, truncating and re-evaluating equals a fresh pass, a Q8_0 KV
- * cache stays close to F16, and cancellation leaves a consistent cache. On the small real model:
+ * cache stays close to F16, cancellation leaves a consistent cache, and a placement split over
+ * two backend instances gives the same logits. On the small real model:
  * greedy continuations and teacher-forced top-1 against llama.cpp fixtures. */
 #include <stdatomic.h>
 
 #include "tests/unit/engine/test_forward_common.h"
 
-static const struct tiny_spec tiny_qwen2 = {.arch = MODEL_ARCH_QWEN2, .n_layer = 2, .n_embd = 256,
-                                            .n_head = 8, .n_head_kv = 2, .n_ff = 512,
+static const struct tiny_spec tiny_qwen2 = {.arch = MODEL_ARCH_QWEN2,
+                                            .n_layer = 2,
+                                            .n_embd = 256,
+                                            .n_head = 8,
+                                            .n_head_kv = 2,
+                                            .n_ff = 512,
                                             .n_vocab = 320};
-static const struct tiny_spec tiny_llama = {.arch = MODEL_ARCH_LLAMA, .n_layer = 2, .n_embd = 256,
-                                            .n_head = 4, .n_head_kv = 4, .n_ff = 256,
-                                            .n_vocab = 300, .rope_freqs = true};
+static const struct tiny_spec tiny_llama = {.arch = MODEL_ARCH_LLAMA,
+                                            .n_layer = 2,
+                                            .n_embd = 256,
+                                            .n_head = 4,
+                                            .n_head_kv = 4,
+                                            .n_ff = 256,
+                                            .n_vocab = 300,
+                                            .rope_freqs = true};
 
 enum { SEQ = 24 };
 
@@ -40,7 +50,8 @@ static float *all_logits(struct test_fwd *t, const int32_t *tokens, size_t n, si
   for (size_t i = 0; i < n; i += step) {
     size_t m = n - i < step ? n - i : step;
     test_fwd_eval(t, tokens + i, m, true);
-    for (size_t j = 0; j < m; j++) memcpy(out + (i + j) * nv, forward_logits(t->fwd, j), nv * 4);
+    for (size_t j = 0; j < m; j++)
+      memcpy(out + (i + j) * nv, forward_logits(t->fwd, j), nv * 4);
   }
   return out;
 }
@@ -203,6 +214,48 @@ static void test_cancel_and_range(void **state) {
   unlink(path);
 }
 
+/* A placement over two backend instances (layer 0 and the head on one, layer 1 on the other):
+ * weights, KV caches and scratch per instance, the hidden state copied at both boundaries; the
+ * logits equal those of the single-instance placement. */
+static void test_split_placement_equals_single(void **state) {
+  (void)state;
+  char path[64];
+  tiny_write(&tiny_qwen2, 31, path, sizeof path);
+  int32_t tokens[SEQ];
+  tokens_for(tokens, SEQ, tiny_qwen2.n_vocab, 37);
+  struct test_fwd one;
+  test_fwd_open(&one, path, "threads=2", small_params(8, QUANT_F16));
+  float *want = all_logits(&one, tokens, SEQ, SEQ);
+
+  struct aug_err err = {0};
+  struct backend *second = NULL;
+  assert_int_equal(one.ops->create("threads=1", &second, &err), 0);
+  struct forward_device layers[2] = {{one.ops, one.be}, {one.ops, second}};
+  struct forward_placement pl = {2, layers, {one.ops, one.be}};
+  struct forward_params fp = small_params(8, QUANT_F16);
+  struct forward *split = NULL;
+  if (forward_create(one.model, &pl, &fp, &split, &err)) fail_msg("forward_create: %s", err.msg);
+  size_t nv = tiny_qwen2.n_vocab;
+  assert_int_equal(forward_eval(split, tokens, SEQ, true, NULL, &err), 0);
+  double worst = 0.0;
+  for (size_t p = 0; p < SEQ; p++) {
+    double d = max_abs_diff(forward_logits(split, p), want + p * nv, nv);
+    if (d > worst) worst = d;
+  }
+  print_message("split placement vs one backend: max |diff| %.2e\n", worst);
+  assert_true(worst < 1e-4);
+  /* A placement that does not cover the model is refused. */
+  struct forward_placement short_pl = {1, layers, {one.ops, one.be}};
+  struct forward *bad = NULL;
+  assert_int_equal(forward_create(one.model, &short_pl, &fp, &bad, &err), AUG_EINVAL);
+  assert_null(bad);
+  forward_destroy(split);
+  one.ops->destroy(second);
+  free(want);
+  test_fwd_close(&one);
+  unlink(path);
+}
+
 /* The small real model against llama.cpp: all fixture prompts and positions. */
 static void test_small_model_matches_llama_cpp(void **state) {
   (void)state;
@@ -231,6 +284,7 @@ int main(void) {
       cmocka_unit_test(test_truncate_reuse_equals_fresh),
       cmocka_unit_test(test_q8_0_kv_close_to_f16),
       cmocka_unit_test(test_cancel_and_range),
+      cmocka_unit_test(test_split_placement_equals_single),
       cmocka_unit_test(test_small_model_matches_llama_cpp),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -66,25 +66,31 @@ static inline int tiny_add_tensor(const struct model_tensor_spec *spec, void *us
   for (uint64_t r = 0; r < rows; r++) {
     for (uint64_t i = 0; i < ne0; i++) {
       float u = tiny_rand(&tw->rng);
-      if (strstr(spec->name, "rope_freqs")) row[i] = 1.0f + 3.0f * (u + 1.0f) / 2.0f;
-      else if (strstr(spec->name, "norm")) row[i] = 1.0f + 0.2f * u;
-      else if (strstr(spec->name, "bias")) row[i] = 0.1f * u;
-      else if (strstr(spec->name, "token_embd")) row[i] = u;
-      else row[i] = u * scale;
+      if (strstr(spec->name, "rope_freqs"))
+        row[i] = 1.0f + 3.0f * (u + 1.0f) / 2.0f;
+      else if (strstr(spec->name, "norm"))
+        row[i] = 1.0f + 0.2f * u;
+      else if (strstr(spec->name, "bias"))
+        row[i] = 0.1f * u;
+      else if (strstr(spec->name, "token_embd"))
+        row[i] = u;
+      else
+        row[i] = u * scale;
     }
     assert_int_equal(quant_quantize_row(type, row, data + r * row_size, (int64_t)ne0), 0);
   }
   uint64_t ne[4] = {spec->ne[0], spec->ne[1], 1, 1};
   if (tw->rc == 0)
-    tw->rc = gguf_writer_add_tensor(tw->w, spec->name, type, spec->n_dims, ne, data,
-                                    row_size * rows);
+    tw->rc =
+        gguf_writer_add_tensor(tw->w, spec->name, type, spec->n_dims, ne, data, row_size * rows);
   free(row);
   free(data);
   return 0;
 }
 
 /* Writes a random model to a fresh temporary path (caller unlinks) and returns the path. */
-static inline void tiny_write(const struct tiny_spec *s, uint64_t seed, char *path, size_t path_cap) {
+static inline void tiny_write(const struct tiny_spec *s, uint64_t seed, char *path,
+                              size_t path_cap) {
   snprintf(path, path_cap, "/tmp/augury-tiny-XXXXXX");
   int fd = mkstemp(path);
   assert_true(fd >= 0);
@@ -110,11 +116,17 @@ static inline void tiny_write(const struct tiny_spec *s, uint64_t seed, char *pa
   snprintf(key, sizeof key, "%s.rope.freq_base", arch);
   assert_int_equal(gguf_writer_add_float32(w, key, s->arch == MODEL_ARCH_QWEN2 ? 1e6f : 5e5f), 0);
 
-  struct model_hparams hp = {.arch = s->arch, .n_vocab = s->n_vocab, .n_embd = s->n_embd,
-                             .n_layer = s->n_layer, .n_head = s->n_head,
-                             .n_head_kv = s->n_head_kv, .n_ff = s->n_ff,
-                             .head_dim = s->n_embd / s->n_head, .n_rot = s->n_embd / s->n_head,
-                             .has_rope_freqs = s->rope_freqs, .tied_output = false,
+  struct model_hparams hp = {.arch = s->arch,
+                             .n_vocab = s->n_vocab,
+                             .n_embd = s->n_embd,
+                             .n_layer = s->n_layer,
+                             .n_head = s->n_head,
+                             .n_head_kv = s->n_head_kv,
+                             .n_ff = s->n_ff,
+                             .head_dim = s->n_embd / s->n_head,
+                             .n_rot = s->n_embd / s->n_head,
+                             .has_rope_freqs = s->rope_freqs,
+                             .tied_output = false,
                              .has_qkv_bias = s->arch == MODEL_ARCH_QWEN2};
   struct tiny_writer tw = {.w = w, .rng = seed, .rope_freqs = s->rope_freqs};
   assert_int_equal(model_for_each_tensor_spec(&hp, tiny_add_tensor, &tw), 0);
@@ -124,7 +136,8 @@ static inline void tiny_write(const struct tiny_spec *s, uint64_t seed, char *pa
   gguf_writer_destroy(w);
 }
 
-/* ---- a forward pass on the CPU backend -------------------------------------------------------- */
+/* ---- a forward pass on the CPU backend --------------------------------------------------------
+ */
 
 struct test_fwd {
   struct model *model;
@@ -135,7 +148,7 @@ struct test_fwd {
 };
 
 static inline void test_fwd_open(struct test_fwd *t, const char *path, const char *backend_options,
-                          struct forward_params fp) {
+                                 struct forward_params fp) {
   struct aug_err err = {0};
   memset(t, 0, sizeof *t);
   if (model_load(path, &t->model, &err)) fail_msg("model_load %s: %s", path, err.msg);
@@ -144,7 +157,8 @@ static inline void test_fwd_open(struct test_fwd *t, const char *path, const cha
   uint32_t n_layer = t->model->hp.n_layer;
   t->layers = calloc(n_layer, sizeof *t->layers);
   assert_non_null(t->layers);
-  for (uint32_t i = 0; i < n_layer; i++) t->layers[i] = (struct forward_device){t->ops, t->be};
+  for (uint32_t i = 0; i < n_layer; i++)
+    t->layers[i] = (struct forward_device){t->ops, t->be};
   struct forward_placement pl = {n_layer, t->layers, {t->ops, t->be}};
   if (forward_create(t->model, &pl, &fp, &t->fwd, &err)) fail_msg("forward_create: %s", err.msg);
 }
@@ -169,11 +183,12 @@ static inline int32_t test_argmax(const float *v, size_t n) {
   return (int32_t)best;
 }
 
-/* ---- scalar reference forward (llama2.c style) ------------------------------------------------ */
+/* ---- scalar reference forward (llama2.c style) ------------------------------------------------
+ */
 
 struct ref_model {
   const struct model *m;
-  float **w; /* dequantized tensors by slot */
+  float **w;                /* dequantized tensors by slot */
   float *k_cache, *v_cache; /* [n_layer][n_ctx][kv_dim], rounded through f16 like the engine */
   uint32_t n_ctx;
   float *x, *xb, *q, *k, *v, *att, *scores, *hb, *hb2, *logits;
@@ -187,8 +202,21 @@ static inline float *ref_dequant(const struct gguf_tensor *t) {
   return out;
 }
 
-enum { REF_ATTN_NORM, REF_WQ, REF_WK, REF_WV, REF_WO, REF_BQ, REF_BK, REF_BV, REF_FFN_NORM,
-       REF_GATE, REF_UP, REF_DOWN, REF_PER_LAYER };
+enum {
+  REF_ATTN_NORM,
+  REF_WQ,
+  REF_WK,
+  REF_WV,
+  REF_WO,
+  REF_BQ,
+  REF_BK,
+  REF_BV,
+  REF_FFN_NORM,
+  REF_GATE,
+  REF_UP,
+  REF_DOWN,
+  REF_PER_LAYER
+};
 
 static inline void ref_open(struct ref_model *r, const struct model *m, uint32_t n_ctx) {
   const struct model_hparams *hp = &m->hp;
@@ -199,11 +227,11 @@ static inline void ref_open(struct ref_model *r, const struct model *m, uint32_t
   r->w = calloc(n_slots, sizeof *r->w);
   for (uint32_t l = 0; l < hp->n_layer; l++) {
     const struct model_layer *ml = &m->layers[l];
-    const struct gguf_tensor *ts[REF_PER_LAYER] = {ml->attn_norm, ml->wq, ml->wk, ml->wv,
-                                                   ml->wo, ml->bq, ml->bk, ml->bv,
-                                                   ml->ffn_norm, ml->ffn_gate, ml->ffn_up,
-                                                   ml->ffn_down};
-    for (int i = 0; i < REF_PER_LAYER; i++) r->w[l * REF_PER_LAYER + i] = ref_dequant(ts[i]);
+    const struct gguf_tensor *ts[REF_PER_LAYER] = {
+        ml->attn_norm, ml->wq, ml->wk,       ml->wv,       ml->wo,     ml->bq,
+        ml->bk,        ml->bv, ml->ffn_norm, ml->ffn_gate, ml->ffn_up, ml->ffn_down};
+    for (int i = 0; i < REF_PER_LAYER; i++)
+      r->w[l * REF_PER_LAYER + i] = ref_dequant(ts[i]);
   }
   r->w[n_slots - 3] = ref_dequant(m->tok_embd);
   r->w[n_slots - 2] = ref_dequant(m->output_norm);
@@ -225,7 +253,8 @@ static inline void ref_open(struct ref_model *r, const struct model *m, uint32_t
 
 static inline void ref_close(struct ref_model *r) {
   size_t n_slots = (size_t)r->m->hp.n_layer * REF_PER_LAYER + 3;
-  for (size_t i = 0; i < n_slots; i++) free(r->w[i]);
+  for (size_t i = 0; i < n_slots; i++)
+    free(r->w[i]);
   free(r->w);
   free(r->k_cache);
   free(r->v_cache);
@@ -243,23 +272,26 @@ static inline void ref_close(struct ref_model *r) {
 
 static inline void ref_rmsnorm(float *o, const float *x, const float *w, int n, float eps) {
   double ss = 0.0;
-  for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+  for (int i = 0; i < n; i++)
+    ss += (double)x[i] * x[i];
   float s = 1.0f / sqrtf((float)(ss / n) + eps);
-  for (int i = 0; i < n; i++) o[i] = x[i] * s * w[i];
+  for (int i = 0; i < n; i++)
+    o[i] = x[i] * s * w[i];
 }
 
 /* out[n] = W[n, :] . x for a [k, n] weight (row n holds k values). */
 static inline void ref_matmul(float *out, const float *x, const float *w, int k, int n) {
   for (int i = 0; i < n; i++) {
     double s = 0.0;
-    for (int j = 0; j < k; j++) s += (double)w[(size_t)i * k + j] * x[j];
+    for (int j = 0; j < k; j++)
+      s += (double)w[(size_t)i * k + j] * x[j];
     out[i] = (float)s;
   }
 }
 
 /* RoPE (Su et al. 2021) as ggml computes theta: freq_scale * pos * base^(-2i/n_rot) / factor. */
-static inline void ref_rope(float *v, int n_heads, int hd, int n_rot, int pos, bool neox, float base,
-                     float freq_scale, const float *factors) {
+static inline void ref_rope(float *v, int n_heads, int hd, int n_rot, int pos, bool neox,
+                            float base, float freq_scale, const float *factors) {
   for (int h = 0; h < n_heads; h++) {
     float *x = v + h * hd;
     for (int i = 0; i < n_rot / 2; i++) {
@@ -274,7 +306,9 @@ static inline void ref_rope(float *v, int n_heads, int hd, int n_rot, int pos, b
   }
 }
 
-static inline float ref_f16_round(float v) { return quant_f16_to_f32(quant_f32_to_f16(v)); }
+static inline float ref_f16_round(float v) {
+  return quant_f16_to_f32(quant_f32_to_f16(v));
+}
 
 /* Evaluates one token at pos; r->logits holds its logits. */
 static inline void ref_step(struct ref_model *r, int32_t token, int pos) {
@@ -292,9 +326,12 @@ static inline void ref_step(struct ref_model *r, int32_t token, int pos) {
     ref_matmul(r->k, r->xb, w[REF_WK], E, kvd);
     ref_matmul(r->v, r->xb, w[REF_WV], E, kvd);
     if (w[REF_BQ]) {
-      for (int i = 0; i < qd; i++) r->q[i] += w[REF_BQ][i];
-      for (int i = 0; i < kvd; i++) r->k[i] += w[REF_BK][i];
-      for (int i = 0; i < kvd; i++) r->v[i] += w[REF_BV][i];
+      for (int i = 0; i < qd; i++)
+        r->q[i] += w[REF_BQ][i];
+      for (int i = 0; i < kvd; i++)
+        r->k[i] += w[REF_BK][i];
+      for (int i = 0; i < kvd; i++)
+        r->v[i] += w[REF_BV][i];
     }
     ref_rope(r->q, nh, hd, (int)hp->n_rot, pos, neox, hp->rope_freq_base, hp->rope_freq_scale,
              factors);
@@ -313,7 +350,8 @@ static inline void ref_step(struct ref_model *r, int32_t token, int pos) {
       for (int t = 0; t <= pos; t++) {
         const float *kt = kc + (size_t)t * kvd + kh * hd;
         double s = 0.0;
-        for (int i = 0; i < hd; i++) s += (double)qh[i] * kt[i];
+        for (int i = 0; i < hd; i++)
+          s += (double)qh[i] * kt[i];
         r->scores[t] = (float)s / sqrtf((float)hd);
         if (r->scores[t] > mx) mx = r->scores[t];
       }
@@ -323,21 +361,26 @@ static inline void ref_step(struct ref_model *r, int32_t token, int pos) {
         sum += r->scores[t];
       }
       float *out = r->att + h * hd;
-      for (int i = 0; i < hd; i++) out[i] = 0.0f;
+      for (int i = 0; i < hd; i++)
+        out[i] = 0.0f;
       for (int t = 0; t <= pos; t++) {
         const float *vt = vc + (size_t)t * kvd + kh * hd;
         float a = (float)(r->scores[t] / sum);
-        for (int i = 0; i < hd; i++) out[i] += a * vt[i];
+        for (int i = 0; i < hd; i++)
+          out[i] += a * vt[i];
       }
     }
     ref_matmul(r->xb, r->att, w[REF_WO], qd, E);
-    for (int i = 0; i < E; i++) r->x[i] += r->xb[i];
+    for (int i = 0; i < E; i++)
+      r->x[i] += r->xb[i];
     ref_rmsnorm(r->xb, r->x, w[REF_FFN_NORM], E, hp->rms_eps);
     ref_matmul(r->hb, r->xb, w[REF_GATE], E, F);
     ref_matmul(r->hb2, r->xb, w[REF_UP], E, F);
-    for (int i = 0; i < F; i++) r->hb[i] = r->hb[i] / (1.0f + expf(-r->hb[i])) * r->hb2[i];
+    for (int i = 0; i < F; i++)
+      r->hb[i] = r->hb[i] / (1.0f + expf(-r->hb[i])) * r->hb2[i];
     ref_matmul(r->xb, r->hb, w[REF_DOWN], F, E);
-    for (int i = 0; i < E; i++) r->x[i] += r->xb[i];
+    for (int i = 0; i < E; i++)
+      r->x[i] += r->xb[i];
   }
   ref_rmsnorm(r->xb, r->x, r->w[n_slots - 2], E, hp->rms_eps);
   ref_matmul(r->logits, r->xb, r->w[n_slots - 1], E, (int)hp->n_vocab);
@@ -359,7 +402,8 @@ static inline double max_abs(const float *a, size_t n) {
   return m;
 }
 
-/* ---- llama.cpp fixtures ------------------------------------------------------------------------ */
+/* ---- llama.cpp fixtures ------------------------------------------------------------------------
+ */
 
 struct fixture_result {
   int greedy_same, greedy_total;
@@ -369,7 +413,8 @@ struct fixture_result {
 };
 
 static inline void int_array(json_t *arr, int32_t *out, size_t n) {
-  for (size_t i = 0; i < n; i++) out[i] = (int32_t)json_integer_value(json_array_get(arr, i));
+  for (size_t i = 0; i < n; i++)
+    out[i] = (int32_t)json_integer_value(json_array_get(arr, i));
 }
 
 /* Runs the model at path against fixture (relative to tests/fixtures) with 2 threads and F16 KV:
@@ -377,7 +422,7 @@ static inline void int_array(json_t *arr, int32_t *out, size_t n) {
  * top-10 logits, evaluated in chunks of 64 positions. max_prompts / max_positions cap the work
  * (SIZE_MAX = all). */
 static inline void fixture_check(const char *path, const char *fixture, size_t max_prompts,
-                          size_t max_positions, struct fixture_result *res) {
+                                 size_t max_positions, struct fixture_result *res) {
   memset(res, 0, sizeof *res);
   char *text = test_read_fixture(fixture, NULL);
   json_error_t jerr;
@@ -426,7 +471,8 @@ static inline void fixture_check(const char *path, const char *fixture, size_t m
   for (size_t s = 0; s < json_array_size(teacher) && budget > 0; s++) {
     json_t *tx = json_array_get(teacher, s);
     json_t *toks = json_object_get(tx, "tokens");
-    json_t *top_ids = json_object_get(tx, "top_ids"), *top_logits = json_object_get(tx, "top_logits");
+    json_t *top_ids = json_object_get(tx, "top_ids"),
+           *top_logits = json_object_get(tx, "top_logits");
     size_t n = json_array_size(toks);
     if (n > budget) n = budget;
     budget -= n;

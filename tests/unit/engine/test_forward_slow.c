@@ -5,9 +5,10 @@
  *
  * Two bars. Always asserted: the agreement llama.cpp has with itself between its own single-token
  * and batched paths on this model (make_fixtures.py --self-check 400: 97.5% top-1, mean top-10
- * |diff| 0.088; 97.0% and 0.058 on the small model): with 8-bit activations, a last-bit difference in any float sum flips
- * some roundings and the flips cascade through 28 layers, so an implementation that does not
- * reproduce ggml's summation order bit for bit lands at that level. The Engine issue's targets
+ * |diff| 0.088; 97.0% and 0.058 on the small model): with 8-bit activations, a last-bit difference
+ * in any float sum flips some roundings and the flips cascade through 28 layers, so an
+ * implementation that does not reproduce ggml's summation order bit for bit lands at that level.
+ * The Engine issue's targets
  * (>= 18/20 greedy, >= 99% top-1) are asserted when AUGURY_STRICT_EXACTNESS=1. */
 #include "tests/unit/engine/test_forward_common.h"
 

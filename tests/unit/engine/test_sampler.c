@@ -213,13 +213,15 @@ static void test_seeded_draws_follow_distribution(void **state) {
   }
   /* Same seed after reset: the same tokens. */
   sampler_reset(s);
-  for (int i = 0; i < 16; i++) assert_int_equal(sampler_sample(s, quarter_logits), first[i]);
+  for (int i = 0; i < 16; i++)
+    assert_int_equal(sampler_sample(s, quarter_logits), first[i]);
   sampler_destroy(s);
   /* Another seed: a different sequence (16 draws from 4 tokens colliding is ~1e-5 likely). */
   p.seed = 43;
   s = make(p, 4);
   int same = 0;
-  for (int i = 0; i < 16; i++) same += sampler_sample(s, quarter_logits) == first[i];
+  for (int i = 0; i < 16; i++)
+    same += sampler_sample(s, quarter_logits) == first[i];
   assert_true(same < 16);
   sampler_destroy(s);
 }
