@@ -171,6 +171,9 @@ def run_augury(args, session, log_path):
             left = ev["ms"] / 1000.0 - (time.monotonic() - sent)
             if left > 0:
                 time.sleep(left)
+            last = None  # answered: a pause right after this one measures nothing new
+        elif ev["kind"] == "pause":
+            time.sleep(ev["ms"] / 1000.0)
     # Tally every reply the session produced.
     rid = client.request("workspace/executeCommand", {"command": "augury.status"})
     _, st = client.wait(lambda m: m.get("id") == rid, 60)
