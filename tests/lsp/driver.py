@@ -33,6 +33,7 @@ import json
 import os
 import queue
 import re
+import select
 import shlex
 import subprocess
 import sys
@@ -124,30 +125,38 @@ class Session:
         self.sent_ids = []
         self.reply_counts = {}
         self.unexpected_replies = []
-        threading.Thread(target=self._reader, daemon=True).start()
+        self.stop_reading = False
+        self.reader = threading.Thread(target=self._reader, daemon=True)
+        self.reader.start()
 
     def _reader(self):
-        try:
-            self._read_frames()
-        except (OSError, ValueError):  # the driver closed its end (close_stdout)
-            self.messages.put(None)
-
-    def _read_frames(self):
-        out = self.proc.stdout
-        while True:
-            headers = {}
+        """Splits the server's output into messages. select() with a short timeout lets
+        close_stdout stop this thread before the pipe is closed: a read blocked in another thread
+        would keep the pipe open and the server would never see EPIPE."""
+        fd = self.proc.stdout.fileno()
+        buf = b""
+        while not self.stop_reading:
+            ready, _, _ = select.select([fd], [], [], 0.05)
+            if not ready:
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            buf += chunk
             while True:
-                line = out.readline()
-                if not line:
-                    self.messages.put(None)
-                    return
-                line = line.strip()
-                if not line:
+                end = buf.find(b"\r\n\r\n")
+                if end < 0:
                     break
-                name, _, value = line.decode().partition(":")
-                headers[name.strip().lower()] = value.strip()
-            body = out.read(int(headers["content-length"]))
-            self.messages.put(json.loads(body))
+                headers = {}
+                for line in buf[:end].decode().split("\r\n"):
+                    name, _, value = line.partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                length = int(headers["content-length"])
+                if len(buf) < end + 4 + length:
+                    break
+                self.messages.put(json.loads(buf[end + 4:end + 4 + length]))
+                buf = buf[end + 4 + length:]
+        self.messages.put(None)
 
     def take(self, timeout):
         """The next message from the server (None at its EOF); replies are counted here."""
@@ -324,8 +333,9 @@ def run(transcript_path, augury, wrapper, timeout_scale):
                     s.proc.stdin.close()
                 elif "close_stdout" in step:
                     # The client stops reading: the server's next write fails with EPIPE.
-                    os.close(s.proc.stdout.fileno())
-                    time.sleep(0.2)
+                    s.stop_reading = True
+                    s.reader.join()
+                    s.proc.stdout.close()
                 elif "kill_parent" in step:
                     parent.kill()
                     parent.wait()
