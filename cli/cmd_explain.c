@@ -104,6 +104,7 @@ int cli_cmd_explain(int argc, char **argv) {
     goto done;
   }
   fputc('\n', stdout);
+  fflush(stdout);
   fprintf(stderr, "prompt: %zu tokens %.1f ms | generated: %zu tokens %.1f ms | stop: %s\n",
           st.n_prompt, st.prompt_ms, st.n_generated, st.generate_ms, st.stop);
   status = 0;
