@@ -11,6 +11,9 @@
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 #include "backends/cpu/cpu_internal.h"
 #include "engine/alloc.h"
 
@@ -46,8 +49,10 @@ static int cpu_physical_cores(void) {
 static bool cpu_has_avx2(void) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-         __builtin_cpu_supports("f16c");
+  /* clang 14's __builtin_cpu_supports does not know "f16c": read CPUID leaf 1 ECX bit 29. */
+  unsigned eax, ebx, ecx, edx;
+  bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 29));
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
 #else
   return false; /* the AVX2 table is x86-only; other CPUs use the scalar kernels */
 #endif
