@@ -1,8 +1,7 @@
 /* The AVX512-VNNI kernel table: the AVX2 kernels (cpu_kernels_x86.h) with vpdpwssd/vpdpbusd
  * (256-bit, AVX512VL) fusing the int16 widen-and-add steps, which the batched kernels are bound
- * by. The file name gives it -mavx2 -mfma -mf16c; the pragma adds AVX512 for this file only, and
- * cpu_backend.c checks avx512vnni/vl/bw before using the table. */
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni")
+ * by. CMakeLists.txt gives files named *_vnni_avx2.c the AVX512F/BW/VL/VNNI flags on top of AVX2,
+ * and cpu_backend.c checks avx512vnni/vl/bw before using the table. */
 #include <immintrin.h>
 
 #define X86_MADD_ACC(acc, p16, s16) _mm256_dpwssd_epi32((acc), (p16), (s16))
