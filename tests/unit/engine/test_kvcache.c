@@ -1,0 +1,177 @@
+/* KV cache tests on the CPU backend: stored K/V read back through the buffers (F16 exact to
+ * rounding, Q8_0 within its quantization step), used-cell accounting (commit, truncate,
+ * remove_tail), and the refusals: holes, overflow, wrong shapes, unsupported types. */
+#include <math.h>
+
+#include "backends/backend.h"
+#include "engine/kvcache.h"
+#include "engine/quant.h"
+#include "tests/unit/test_support.h"
+
+enum { LAYERS = 2, CTX = 8, HEADS = 2, DIM = 64 };
+
+struct fixture {
+  const struct backend_ops *ops;
+  struct backend *be;
+  struct backend_buffer *src;
+};
+
+static int setup(void **state) {
+  struct fixture *f = calloc(1, sizeof *f);
+  struct aug_err err = {0};
+  f->ops = backend_cpu_ops();
+  assert_int_equal(f->ops->create("threads=1", &f->be, &err), 0);
+  assert_int_equal(
+      f->ops->buffer_alloc(f->be, BACKEND_BUFFER_COMPUTE, 2 * DIM * HEADS * CTX * 4, &f->src, &err),
+      0);
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  struct fixture *f = *state;
+  f->ops->buffer_free(f->be, f->src);
+  f->ops->destroy(f->be);
+  free(f);
+  return 0;
+}
+
+static struct kvcache *make(struct fixture *f, uint32_t type, uint32_t head_dim, int *rc) {
+  const struct backend_ops *ops[LAYERS] = {f->ops, f->ops};
+  struct backend *bes[LAYERS] = {f->be, f->be};
+  struct kvcache_params p = {LAYERS, CTX, HEADS, head_dim, type};
+  struct kvcache *c = NULL;
+  struct aug_err err = {0};
+  *rc = kvcache_create(&p, ops, bes, &c, &err);
+  return c;
+}
+
+/* F32 K and V [DIM, HEADS, n] at the start of the source buffer: value = pos + head / 8 + i / 64.
+ */
+static void source(struct fixture *f, uint32_t pos0, int64_t n, struct backend_tensor *k,
+                   struct backend_tensor *v) {
+  size_t count = (size_t)DIM * HEADS * (size_t)n;
+  float *data = malloc(2 * count * sizeof *data);
+  for (int64_t t = 0; t < n; t++)
+    for (int h = 0; h < HEADS; h++)
+      for (int i = 0; i < DIM; i++) {
+        size_t at = ((size_t)t * HEADS + h) * DIM + i;
+        data[at] = (float)(pos0 + t) + h / 8.0f + i / 64.0f;
+        data[count + at] = -data[at];
+      }
+  f->ops->upload(f->be, f->src, 0, data, 2 * count * sizeof *data);
+  free(data);
+  struct backend_tensor t = {.type = QUANT_F32,
+                             .ne = {DIM, HEADS, n, 1},
+                             .row_stride = DIM * 4,
+                             .plane_stride = DIM * HEADS * 4,
+                             .buffer = f->src};
+  *k = t;
+  *v = t;
+  v->offset = count * sizeof(float);
+}
+
+/* Reads cell pos of layer il's K (or V) back as floats. */
+static void read_cell(struct fixture *f, struct kvcache *c, uint32_t il, bool value, uint32_t pos,
+                      float *out /* [HEADS * DIM] */) {
+  const struct backend_tensor *t = value ? kvcache_v(c, il) : kvcache_k(c, il);
+  size_t bytes = t->plane_stride;
+  unsigned char *raw = malloc(bytes);
+  f->ops->download(f->be, t->buffer, t->offset + pos * t->plane_stride, raw, bytes);
+  assert_int_equal(quant_dequantize_row(t->type, raw, out, HEADS * DIM), 0);
+  free(raw);
+}
+
+static void store_and_read(void **state, uint32_t type, double tolerance) {
+  struct fixture *f = *state;
+  int rc;
+  struct kvcache *c = make(f, type, DIM, &rc);
+  assert_int_equal(rc, 0);
+  assert_int_equal(kvcache_type(c), type);
+  assert_int_equal(kvcache_bytes(c), 2ull * LAYERS * CTX * HEADS * quant_row_size(type, DIM));
+  struct kvcache_params p = {LAYERS, CTX, HEADS, DIM, type};
+  assert_int_equal(kvcache_bytes_per_token(&p) * CTX, kvcache_bytes(c));
+  struct aug_err err = {0};
+  struct backend_tensor k, v;
+  source(f, 0, 3, &k, &v);
+  for (uint32_t il = 0; il < LAYERS; il++)
+    assert_int_equal(kvcache_store(c, il, &k, &v, 0, &err), 0);
+  assert_int_equal(kvcache_n_used(c), 0); /* not committed yet */
+  assert_int_equal(kvcache_commit(c, 3), 0);
+  source(f, 3, 2, &k, &v);
+  for (uint32_t il = 0; il < LAYERS; il++)
+    assert_int_equal(kvcache_store(c, il, &k, &v, 3, &err), 0);
+  assert_int_equal(kvcache_commit(c, 5), 0);
+  float cell[HEADS * DIM];
+  for (uint32_t il = 0; il < LAYERS; il++)
+    for (uint32_t pos = 0; pos < 5; pos++)
+      for (int value = 0; value < 2; value++) {
+        read_cell(f, c, il, value, pos, cell);
+        for (int h = 0; h < HEADS; h++)
+          for (int i = 0; i < DIM; i++) {
+            float want = (float)pos + h / 8.0f + i / 64.0f;
+            if (value) want = -want;
+            assert_true(fabs(cell[h * DIM + i] - want) <= tolerance * (1.0 + fabs(want)));
+          }
+      }
+  kvcache_destroy(c);
+}
+
+static void test_f16_store(void **state) {
+  store_and_read(state, QUANT_F16, 1e-3);
+}
+static void test_q8_0_store(void **state) {
+  store_and_read(state, QUANT_Q8_0, 1.0 / 127.0);
+}
+
+static void test_used_cells(void **state) {
+  struct fixture *f = *state;
+  int rc;
+  struct kvcache *c = make(f, QUANT_F16, DIM, &rc);
+  struct aug_err err = {0};
+  assert_int_equal(kvcache_n_ctx(c), CTX);
+  assert_int_equal(kvcache_commit(c, 6), 0);
+  assert_int_equal(kvcache_commit(c, CTX + 1), AUG_ERANGE);
+  kvcache_truncate(c, 7); /* beyond n_used: no-op */
+  assert_int_equal(kvcache_n_used(c), 6);
+  kvcache_truncate(c, 4);
+  assert_int_equal(kvcache_n_used(c), 4);
+  kvcache_remove_tail(c, 1);
+  assert_int_equal(kvcache_n_used(c), 3);
+  kvcache_remove_tail(c, 10);
+  assert_int_equal(kvcache_n_used(c), 0);
+  struct backend_tensor k, v;
+  source(f, 0, 2, &k, &v);
+  /* A hole (cell 1 while none is used), overflow, bad layer, shape mismatch. */
+  assert_int_equal(kvcache_store(c, 0, &k, &v, 1, &err), AUG_ERANGE);
+  assert_non_null(strstr(err.msg, "cells [1, 3)"));
+  assert_int_equal(kvcache_commit(c, 7), 0);
+  assert_int_equal(kvcache_store(c, 0, &k, &v, 7, &err), AUG_ERANGE);
+  assert_int_equal(kvcache_store(c, LAYERS, &k, &v, 0, &err), AUG_EINVAL);
+  struct backend_tensor narrow = k;
+  narrow.ne[0] = DIM / 2;
+  assert_int_equal(kvcache_store(c, 0, &narrow, &v, 0, &err), AUG_EINVAL);
+  kvcache_destroy(c);
+  kvcache_destroy(NULL);
+}
+
+static void test_refusals(void **state) {
+  struct fixture *f = *state;
+  int rc;
+  assert_null(make(f, QUANT_Q4_K, DIM, &rc));
+  assert_int_equal(rc, AUG_EUNSUPPORTED);
+  assert_null(make(f, QUANT_Q8_0, 48, &rc)); /* 48 is not a multiple of the 32-element block */
+  assert_int_equal(rc, AUG_EUNSUPPORTED);
+  assert_null(make(f, QUANT_F16, 0, &rc));
+  assert_int_equal(rc, AUG_EINVAL);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_f16_store, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_q8_0_store, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_used_cells, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
