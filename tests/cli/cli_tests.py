@@ -15,6 +15,7 @@ Cases that need a real model read AUGURY_TEST_MODEL / AUGURY_TEST_MODEL_SMALL an
 when unset, unless AUGURY_REQUIRE_MODELS=1. Python standard library only.
 """
 import json
+import re
 import os
 import struct
 import subprocess
@@ -340,9 +341,43 @@ def case_synth():
             check(a == b, f"--vocab-from tokenizes differently: {a} vs {b}")
         print("synth, info and tokenize agree")
 
+# ---- generate and bench ------------------------------------------------------------------------
+
+def case_generate_bench():
+    small = model_path("AUGURY_TEST_MODEL_SMALL")
+    # Usage errors exit 2 with usage; a missing model exits 1 naming the file.
+    _, _, err = run(["generate", "-p", "x"], expect=2)
+    check("usage: augury generate" in err, f"generate usage: {err[:300]}")
+    _, _, err = run(["bench", "-m", "/nonexistent/model.gguf"], expect=1)
+    check("/nonexistent/model.gguf" in err, f"bench on a missing file: {err[:300]}")
+
+    # Greedy generation is deterministic, continues the prompt, and ends with the timings line.
+    args = ["generate", "-m", small, "-p", "def add(a, b):", "-n", "12", "-t", "2", "--temp", "0"]
+    _, out1, err1 = run(args, expect=0)
+    _, out2, _ = run(args, expect=0)
+    check(out1 == out2, f"greedy generation differs between runs: {out1!r} vs {out2!r}")
+    check(out1.startswith("def add(a, b):") and len(out1) > len("def add(a, b):"),
+          f"generate output {out1!r}")
+    m = re.search(r"prompt: (\d+) tokens, [\d.]+ ms, [\d.]+ t/s \| generated: (\d+) tokens", err1)
+    check(m is not None, f"timings line missing: {err1[-300:]!r}")
+    check(int(m.group(1)) > 0 and 0 < int(m.group(2)) <= 12, f"timings {m.group(0)!r}")
+
+    # bench --json prints exactly one object with the documented keys and sane figures.
+    _, out, _ = run(["bench", "-m", small, "-p", "16", "-n", "4", "-r", "2", "-t", "2", "--json"],
+                    expect=0)
+    report = json.loads(out)
+    keys = {"model", "threads", "pp_tokens", "pp_tps", "pp_tps_sd", "tg_tokens", "tg_tps", "tg_tps_sd"}
+    check(set(report) == keys, f"bench --json keys {sorted(report)}")
+    check(report["model"] == small and report["threads"] == 2 and report["pp_tokens"] == 16
+          and report["tg_tokens"] == 4, f"bench --json {report}")
+    check(report["pp_tps"] > 0 and report["tg_tps"] > 0 and report["pp_tps_sd"] >= 0
+          and report["tg_tps_sd"] >= 0, f"bench figures {report}")
+    print(f"generate and bench ok: {report['pp_tps']:.1f} pp t/s, {report['tg_tps']:.1f} tg t/s")
+
 
 CASES = {"usage": case_usage, "model_check": case_model_check, "bad_gguf": case_bad_gguf, "info_json": case_info_json,
-         "tokenize": case_tokenize, "synth": case_synth}
+         "tokenize": case_tokenize, "synth": case_synth,
+         "generate_bench": case_generate_bench}
 
 if __name__ == "__main__":
     if len(sys.argv) != 4 or sys.argv[3] not in CASES:
