@@ -412,9 +412,18 @@ static int forward_transfer(struct forward *f, const struct forward_dev *a,
   return 0;
 }
 
-/* One transformer block over the batch's n tokens at positions f->pos[0..n), in place on d->x. */
+#define FORWARD_OBSERVE(name, layer, tensor)                                                      \
+  do {                                                                                             \
+    if (f->params.observe) f->params.observe(f->params.observe_ctx, (name), (layer), (tensor), &d->d); \
+  } while (0)
+
+/* One transformer block over the batch's n tokens at positions f->pos[0..n), in place on d->x.
+ * The feed-forward half runs on columns [ffn_col0, ffn_col0 + ffn_n) only: all of them except in
+ * the last layer, where only the rows whose logits are wanted matter (none, the last, or all).
+ * Besides saving work, this keeps the batch sizes of the last layer's matmuls the same as
+ * llama.cpp's, which picks its kernels (and so its summation order) by batch size. */
 static int forward_layer(struct forward *f, uint32_t il, int64_t n, uint32_t pos0,
-                         struct aug_err *err) {
+                         int64_t ffn_col0, int64_t ffn_n, struct aug_err *err) {
   const struct model_hparams *hp = &f->model->hp;
   const struct forward_layer_weights *w = &f->layers[il];
   struct forward_dev *d = &f->devs[w->dev];
@@ -427,11 +436,12 @@ static int forward_layer(struct forward *f, uint32_t il, int64_t n, uint32_t pos
   struct backend_tensor k = forward_cols(&d->k, 0, n);       /* [n_head_kv*hd, n] */
   struct backend_tensor v = forward_cols(&d->v, 0, n);       /* [n_head_kv*hd, n] */
   struct backend_tensor att = forward_cols(&d->att, 0, n);   /* [n_head*hd, n] */
-  struct backend_tensor gate = forward_cols(&d->gate, 0, n); /* [n_ff, n] */
-  struct backend_tensor up = forward_cols(&d->up, 0, n);     /* [n_ff, n] */
+  struct backend_tensor gate = forward_cols(&d->gate, 0, ffn_n); /* [n_ff, ffn_n] */
+  struct backend_tensor up = forward_cols(&d->up, 0, ffn_n);     /* [n_ff, ffn_n] */
 
   /* Attention: xb = rmsnorm(x) * attn_norm; q, k, v = W xb (+ b). */
   FORWARD_OP(d, L, "rms_norm", ops->rms_norm(be, &x, &w->attn_norm, hp->rms_eps, &xb));
+  FORWARD_OBSERVE("attn_norm", (int)il, &xb);
   FORWARD_OP(d, L, "matmul wq", ops->matmul(be, &w->wq, &xb, &q));
   FORWARD_OP(d, L, "matmul wk", ops->matmul(be, &w->wk, &xb, &k));
   FORWARD_OP(d, L, "matmul wv", ops->matmul(be, &w->wv, &xb, &v));
@@ -440,6 +450,9 @@ static int forward_layer(struct forward *f, uint32_t il, int64_t n, uint32_t pos
     FORWARD_OP(d, L, "add bk", ops->add(be, &k, &w->bk, &k));
     FORWARD_OP(d, L, "add bv", ops->add(be, &v, &w->bv, &v));
   }
+  FORWARD_OBSERVE("Qcur", (int)il, &q);
+  FORWARD_OBSERVE("Kcur", (int)il, &k);
+  FORWARD_OBSERVE("Vcur", (int)il, &v);
   /* RoPE rotates q and k by position; v is not rotated. */
   struct backend_tensor qh = forward_heads(&q, hp->head_dim, hp->n_head, n);
   struct backend_tensor kh = forward_heads(&k, hp->head_dim, hp->n_head_kv, n);
@@ -447,6 +460,8 @@ static int forward_layer(struct forward *f, uint32_t il, int64_t n, uint32_t pos
   struct backend_tensor ah = forward_heads(&att, hp->head_dim, hp->n_head, n);
   FORWARD_OP(d, L, "rope q", ops->rope(be, &qh, f->pos, &f->rope));
   FORWARD_OP(d, L, "rope k", ops->rope(be, &kh, f->pos, &f->rope));
+  FORWARD_OBSERVE("Qrope", (int)il, &q);
+  FORWARD_OBSERVE("Krope", (int)il, &k);
   int rc = kvcache_store(f->kv, il, &kh, &vh, pos0, err);
   if (rc < 0) return rc;
   /* att = softmax(q K^T / sqrt(hd) + causal mask) V over cells [0, pos0 + n). */
@@ -454,17 +469,29 @@ static int forward_layer(struct forward *f, uint32_t il, int64_t n, uint32_t pos
       .scale = 1.0f / sqrtf((float)hp->head_dim), .n_kv = (int32_t)(pos0 + n), .q_pos = f->pos};
   FORWARD_OP(d, L, "attention",
              ops->attention(be, &qh, kvcache_k(f->kv, il), kvcache_v(f->kv, il), &ap, &ah));
+  FORWARD_OBSERVE("kqv_out", (int)il, &att);
   /* x = x + Wo att. */
   FORWARD_OP(d, L, "matmul wo", ops->matmul(be, &w->wo, &att, &xb));
+  FORWARD_OBSERVE("attn_out", (int)il, &xb);
   FORWARD_OP(d, L, "add residual", ops->add(be, &x, &xb, &x));
+  FORWARD_OBSERVE("ffn_inp", (int)il, &x);
+  if (ffn_n == 0) return 0;
+  x = forward_cols(&d->x, ffn_col0, ffn_n);   /* [n_embd, ffn_n] */
+  xb = forward_cols(&d->xb, ffn_col0, ffn_n); /* [n_embd, ffn_n] */
 
   /* Feed-forward: x = x + W_down (silu(W_gate xb) * W_up xb), xb = rmsnorm(x) * ffn_norm. */
   FORWARD_OP(d, L, "rms_norm", ops->rms_norm(be, &x, &w->ffn_norm, hp->rms_eps, &xb));
+  FORWARD_OBSERVE("ffn_norm", (int)il, &xb);
   FORWARD_OP(d, L, "matmul ffn_gate", ops->matmul(be, &w->ffn_gate, &xb, &gate));
   FORWARD_OP(d, L, "matmul ffn_up", ops->matmul(be, &w->ffn_up, &xb, &up));
+  FORWARD_OBSERVE("ffn_gate", (int)il, &gate);
+  FORWARD_OBSERVE("ffn_up", (int)il, &up);
   FORWARD_OP(d, L, "silu_mul", ops->silu_mul(be, &gate, &up, &gate));
+  FORWARD_OBSERVE("ffn_swiglu", (int)il, &gate);
   FORWARD_OP(d, L, "matmul ffn_down", ops->matmul(be, &w->ffn_down, &gate, &xb));
+  FORWARD_OBSERVE("ffn_out", (int)il, &xb);
   FORWARD_OP(d, L, "add residual", ops->add(be, &x, &xb, &x));
+  FORWARD_OBSERVE("l_out", (int)il, &x);
   return 0;
 }
 
@@ -486,7 +513,9 @@ static int forward_output(struct forward *f, int64_t col0, int64_t n, int64_t ro
   struct backend_tensor logits = forward_cols(&d->logits, row0, n); /* [n_vocab, n] */
   FORWARD_OP(d, -1, "output rms_norm",
              d->d.ops->rms_norm(d->d.be, &h, &f->output_norm, hp->rms_eps, &xo));
+  FORWARD_OBSERVE("result_norm", -1, &xo);
   FORWARD_OP(d, -1, "output matmul", d->d.ops->matmul(d->d.be, &f->output, &xo, &logits));
+  FORWARD_OBSERVE("result_output", -1, &logits);
   return 0;
 }
 
@@ -518,7 +547,10 @@ static int forward_batch(struct forward *f, const int32_t *tokens, int64_t n, bo
       if (rc < 0) return rc;
       cur = d;
     }
-    int rc = forward_layer(f, il, n, pos0, err);
+    bool last = il == hp->n_layer - 1;
+    int64_t ffn_col0 = last && !all_logits ? n - 1 : 0;
+    int64_t ffn_n = !last || all_logits ? n : last_batch ? 1 : 0;
+    int rc = forward_layer(f, il, n, pos0, ffn_col0, ffn_n, err);
     if (rc < 0) return rc;
   }
   if (all_logits) {

@@ -32,11 +32,23 @@ struct forward_placement {
   struct forward_device output;
 };
 
+/* Debugging aid: called after each step of the pass with its result, for comparing the pass
+ * tensor by tensor with llama.cpp (tests/tools/dump_forward.c). Names follow llama.cpp's graph:
+ * attn_norm, Qcur, Kcur, Vcur (projections with bias), Qrope, Krope, kqv_out, attn_out, ffn_inp,
+ * ffn_norm, ffn_gate, ffn_up, ffn_swiglu, ffn_out, l_out (layer >= 0), then result_norm and
+ * result_output (layer -1). t is [features, tokens] F32 on dev's backend, readable after
+ * dev->ops->synchronize. */
+typedef void (*forward_observe_fn)(void *ctx, const char *name, int layer,
+                                   const struct backend_tensor *t,
+                                   const struct forward_device *dev);
+
 struct forward_params {
   uint32_t n_ctx;     /* KV cells; > 0 */
   uint32_t n_batch;   /* tokens per backend pass during prompt processing; > 0 */
   uint32_t n_outputs; /* rows of logits one forward_eval can return (1 = last token only) */
   uint32_t kv_type;   /* QUANT_F16 or QUANT_Q8_0 */
+  forward_observe_fn observe; /* NULL in normal use */
+  void *observe_ctx;
 };
 
 struct forward_params forward_params_default(void); /* 4096 ctx, 512 batch, 1 output, F16 */

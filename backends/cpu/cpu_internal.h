@@ -35,26 +35,34 @@ typedef void (*cpu_dot_fn)(int64_t k, const void *w, const void *act, size_t act
 struct cpu_kernels {
   const char *isa;                  /* "AVX512-VNNI", "AVX2" or "scalar" */
   cpu_dot_fn dot[QUANT_TYPE_COUNT]; /* NULL: no direct kernel (generic dequantize path) */
+  /* For the tokens of a batch of 4+ that fill whole groups of 4 (all but the last n % 4), where
+   * llama.cpp's repacked gemm kernels sum in another order than its gemv; NULL: dot. */
+  cpu_dot_fn dot_gemm[QUANT_TYPE_COUNT];
   /* Activation quantization, k a multiple of the block size. Both paths round half to even,
    * so they produce identical blocks. */
   void (*quantize_q8_0)(const float *x, struct block_q8_0 *y, int64_t k); /* KV cache stores */
   void (*quantize_q8_0x)(const float *x, struct cpu_block_q8_0x *y, int64_t k);
   void (*quantize_q8_k)(const float *x, struct block_q8_k *y, int64_t k);
   float (*dot_f32)(const float *a, const float *b, int64_t n);
-  void (*axpy_f32)(float a, const float *x, float *y, int64_t n); /* y += a * x */
   void (*f16_to_f32)(const quant_f16 *x, float *y, int64_t n);
-  /* o[n] = silu(g) * u (o may alias g). The SIMD tables use a polynomial exp within 2 ulp of
-   * expf; the scalar table is cpu_ref_silu_mul. */
+  /* o[n] = silu(g) * u (o may alias g), silu(x) = x / (1 + e^-x) with cpu_ggml_expf: every table
+   * gives the same bits. */
   void (*silu_mul)(float *o, const float *g, const float *u, int64_t n);
-  /* x[i] = exp(x[i] - max) in place; returns the sum (for softmax). */
-  float (*exp_sub_sum)(float *x, int64_t n, float max);
-  /* Attention blocks: q [nr][hd] (rows q_stride floats apart), k and v [nj][hd] (kv_stride apart).
-   * scores[r * s_stride + j] = (q_r . k_j) * scale;  o[r * o_stride + :] += sum_j p[r * p_stride
-   * + j] * v_j. Register-blocked in the SIMD tables (4 keys per pass, 64 columns per pass). */
+  /* Softmax numerators: x[i] = cpu_ggml_expf(x[i] - max) in place; returns their sum in
+   * llama.cpp's order (cpu_reduce16 of each 16, the last 16 padded with zeros, added in
+   * double). */
+  double (*softmax_exp)(float *x, int64_t n, float max);
+  /* Attention blocks, summed in llama.cpp's orders (enum cpu_attn_order, cpu_ref.h):
+   * q [nr][hd] (rows q_stride floats apart), k and v [nj][hd] (kv_stride apart).
+   *   scores[r * s_stride + j] = dot(q_r, k_j) * scale
+   *   for cache row jj = j0 + j: banks[r * bank_stride + (jj % nbanks) * hd + :] += p[r *
+   *   p_stride + j] * v_j, the bank written rather than added to when jj < nbanks. */
   void (*attn_scores)(const float *q, size_t q_stride, int64_t nr, const float *k, size_t kv_stride,
-                      int64_t nj, int64_t hd, float scale, float *scores, size_t s_stride);
+                      int64_t nj, int64_t hd, int order, float scale, float *scores,
+                      size_t s_stride);
   void (*attn_accumulate)(const float *p, size_t p_stride, int64_t nr, const float *v,
-                          size_t kv_stride, int64_t nj, int64_t hd, float *o, size_t o_stride);
+                          size_t kv_stride, int64_t j0, int64_t nj, int64_t hd, int nbanks,
+                          float *banks, size_t bank_stride);
 };
 
 const struct cpu_kernels *cpu_kernels_scalar(void);

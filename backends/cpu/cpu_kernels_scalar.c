@@ -150,19 +150,19 @@ static void scalar_dot_q5_0(int64_t k, const void *w, const void *act, size_t ac
   }
 }
 
-/* Q4_K: 8 sub-blocks of 32; value = d * sc[j] * q - dmin * mn[j]. qs[32 * c .. 32 * c + 31] hold
- * sub-block 2c in the low nibbles and 2c + 1 in the high nibbles. The min term uses the
- * activation block sums (bsums), so it costs 8 multiplies per block. */
-static void scalar_dot_q4_k(int64_t k, const void *w, const void *act, size_t act_stride, int nr,
-                            float *out, size_t out_stride) {
+/* per64: llama.cpp's gemm order (see cpu_kernels_x86.h), else its gemv order. */
+static void scalar_q4_k_order(int64_t k, const void *w, const void *act, size_t act_stride, int nr,
+                              float *out, size_t out_stride, bool per64) {
   const struct block_q4_k *wb = w; /* [k / 256] */
   for (int r = 0; r < nr; r++) {
     const struct block_q8_k *xb = (const struct block_q8_k *)((const char *)act + r * act_stride);
-    float sum = 0.0f;
+    float sum = 0.0f, sum_min = 0.0f;
     for (int64_t ib = 0; ib < k / QK_K; ib++) {
       uint8_t sc[8], mn[8];
       cpu_q4_k_scales(wb[ib].scales, sc, mn);
-      int isum = 0;
+      float d = cpu_f16_to_f32(wb[ib].d) * xb[ib].d;
+      float dmin = cpu_f16_to_f32(wb[ib].dmin) * xb[ib].d;
+      int isum = 0, msum = 0;
       for (int c = 0; c < 4; c++) {
         const uint8_t *q = wb[ib].qs + 32 * c; /* [32] */
         const int8_t *a = xb[ib].qs + 64 * c;  /* [64] */
@@ -171,53 +171,96 @@ static void scalar_dot_q4_k(int64_t k, const void *w, const void *act, size_t ac
           lo += (q[l] & 0x0f) * a[l];
           hi += (q[l] >> 4) * a[l + 32];
         }
-        isum += sc[2 * c] * lo + sc[2 * c + 1] * hi;
+        int part = sc[2 * c] * lo + sc[2 * c + 1] * hi;
+        int mpart = mn[2 * c] * (xb[ib].bsums[4 * c] + xb[ib].bsums[4 * c + 1]) +
+                    mn[2 * c + 1] * (xb[ib].bsums[4 * c + 2] + xb[ib].bsums[4 * c + 3]);
+        if (per64) {
+          sum = fmaf((float)part, d, sum);
+          sum_min = fmaf((float)mpart, dmin, sum_min);
+        } else {
+          isum += part;
+          msum += mpart;
+        }
       }
-      int msum = 0;
-      for (int j = 0; j < 8; j++)
-        msum += mn[j] * (xb[ib].bsums[2 * j] + xb[ib].bsums[2 * j + 1]);
-      sum += cpu_f16_to_f32(wb[ib].d) * xb[ib].d * (float)isum -
-             cpu_f16_to_f32(wb[ib].dmin) * xb[ib].d * (float)msum;
+      if (!per64) {
+        sum = fmaf((float)isum, d, sum);
+        sum_min = fmaf((float)msum, dmin, sum_min);
+      }
     }
-    out[(size_t)r * out_stride] = sum;
+    out[(size_t)r * out_stride] = sum - sum_min;
   }
+}
+
+/* Q4_K: 8 sub-blocks of 32; value = d * sc[j] * q - dmin * mn[j]. qs[32 * c .. 32 * c + 31] hold
+ * sub-block 2c in the low nibbles and 2c + 1 in the high nibbles. The min term uses the
+ * activation block sums (bsums), so it costs 8 multiplies per block. Summed as llama.cpp's
+ * repacked Q4_K kernels do: two scalar FMA chains (scales, mins) per 256 (gemv) or per 64
+ * (gemm) elements, subtracted at the end. */
+static void scalar_dot_q4_k(int64_t k, const void *w, const void *act, size_t act_stride, int nr,
+                            float *out, size_t out_stride) {
+  scalar_q4_k_order(k, w, act, act_stride, nr, out, out_stride, false);
+}
+
+static void scalar_dot_q4_k_gemm(int64_t k, const void *w, const void *act, size_t act_stride,
+                                 int nr, float *out, size_t out_stride) {
+  scalar_q4_k_order(k, w, act, act_stride, nr, out, out_stride, true);
 }
 
 /* Q6_K: 16 groups of 16 with int8 scales; value = d * scales[g] * (q6 - 32), where q6 is 4 low
  * bits from ql and 2 high bits from qh. Per 128-half n (l < 32): ql[l] low/high nibbles are
  * elements l and l + 64, ql[l + 32] elements l + 32 and l + 96, qh[l] bits 0-1, 2-3, 4-5, 6-7
  * the high bits of elements l, l + 32, l + 64, l + 96. Group of element e is e / 16. The -32 is
- * applied through bsums. */
-static void scalar_dot_q6_k(int64_t k, const void *w, const void *act, size_t act_stride, int nr,
-                            float *out, size_t out_stride) {
+ * applied through bsums.
+ * The sum is split into 8 lanes exactly as llama.cpp's AVX2 kernel splits it (lane L holds
+ * elements 4L..4L+3 of every 32, and the -32 correction of groups 2L and 2L + 1), each lane
+ * gets one FMA per block, and the lanes are added in its horizontal-sum order. */
+static void scalar_q6_k_order(int64_t k, const void *w, const void *act, size_t act_stride,
+                              int nr, float *out, size_t out_stride, bool tiled) {
   const struct block_q6_k *wb = w; /* [k / 256] */
   for (int r = 0; r < nr; r++) {
     const struct block_q8_k *xb = (const struct block_q8_k *)((const char *)act + r * act_stride);
-    float sum = 0.0f;
+    float acc[8] = {0}, sum = 0.0f;
     for (int64_t ib = 0; ib < k / QK_K; ib++) {
-      int group[16] = {0};
+      int q[QK_K]; /* the 6-bit quants in element order */
       for (int n = 0; n < 2; n++) {
         const uint8_t *ql = wb[ib].ql + 64 * n; /* [64] */
         const uint8_t *qh = wb[ib].qh + 32 * n; /* [32] */
-        const int8_t *a = xb[ib].qs + 128 * n;  /* [128] */
         for (int l = 0; l < 32; l++) {
-          int q1 = (ql[l] & 0x0f) | ((qh[l] & 3) << 4);
-          int q2 = (ql[l + 32] & 0x0f) | (((qh[l] >> 2) & 3) << 4);
-          int q3 = (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4);
-          int q4 = (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4);
-          group[8 * n + (l) / 16] += q1 * a[l];
-          group[8 * n + (l + 32) / 16] += q2 * a[l + 32];
-          group[8 * n + (l + 64) / 16] += q3 * a[l + 64];
-          group[8 * n + (l + 96) / 16] += q4 * a[l + 96];
+          q[128 * n + l] = (ql[l] & 0x0f) | ((qh[l] & 3) << 4);
+          q[128 * n + l + 32] = (ql[l + 32] & 0x0f) | (((qh[l] >> 2) & 3) << 4);
+          q[128 * n + l + 64] = (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4);
+          q[128 * n + l + 96] = (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4);
         }
       }
-      int isum = 0;
-      for (int g = 0; g < 16; g++)
-        isum += wb[ib].scales[g] * (group[g] - 32 * xb[ib].bsums[g]);
-      sum += cpu_f16_to_f32(wb[ib].d) * xb[ib].d * (float)isum;
+      int lane[8] = {0};
+      for (int e = 0; e < QK_K; e++)
+        lane[(e % 32) / 4] += wb[ib].scales[e / 16] * q[e] * xb[ib].qs[e];
+      float d = xb[ib].d * cpu_f16_to_f32(wb[ib].d);
+      int total = 0;
+      for (int l = 0; l < 8; l++) {
+        int corr = wb[ib].scales[2 * l] * xb[ib].bsums[2 * l] +
+                   wb[ib].scales[2 * l + 1] * xb[ib].bsums[2 * l + 1];
+        acc[l] = fmaf(d, (float)(lane[l] - 32 * corr), acc[l]);
+        total += lane[l] - 32 * corr;
+      }
+      sum = fmaf((float)total * cpu_f16_to_f32(wb[ib].d), xb[ib].d, sum);
     }
-    out[(size_t)r * out_stride] = sum;
+    out[(size_t)r * out_stride] =
+        tiled ? sum
+              : ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
   }
+}
+
+static void scalar_dot_q6_k(int64_t k, const void *w, const void *act, size_t act_stride, int nr,
+                            float *out, size_t out_stride) {
+  scalar_q6_k_order(k, w, act, act_stride, nr, out, out_stride, false);
+}
+
+/* llama.cpp's tiled matmul order (batches of 8+ tokens): per block, the whole integer sum times
+ * the weight scale, then an FMA with the activation scale (GCC contracts ggml's mul + add). */
+static void scalar_dot_q6_k_tiled(int64_t k, const void *w, const void *act, size_t act_stride,
+                                  int nr, float *out, size_t out_stride) {
+  scalar_q6_k_order(k, w, act, act_stride, nr, out, out_stride, true);
 }
 
 static float scalar_vec_dot_f32(const float *a, const float *b, int64_t n) {
@@ -227,45 +270,44 @@ static float scalar_vec_dot_f32(const float *a, const float *b, int64_t n) {
   return sum;
 }
 
-static void scalar_axpy_f32(float a, const float *x, float *y, int64_t n) {
-  for (int64_t i = 0; i < n; i++)
-    y[i] += a * x[i];
-}
-
 static void scalar_f16_to_f32(const quant_f16 *x, float *y, int64_t n) {
   for (int64_t i = 0; i < n; i++)
     y[i] = cpu_f16_to_f32(x[i]);
 }
 
-static float scalar_exp_sub_sum(float *x, int64_t n, float max) {
+static double scalar_softmax_exp(float *x, int64_t n, float max) {
   double sum = 0.0;
-  for (int64_t i = 0; i < n; i++) {
-    x[i] = expf(x[i] - max);
-    sum += x[i];
+  for (int64_t i = 0; i < n; i += 16) {
+    float chunk[16];
+    for (int l = 0; l < 16; l++)
+      chunk[l] = i + l < n ? cpu_ggml_expf(x[i + l] - max) : 0.0f;
+    for (int64_t l = 0; l < 16 && i + l < n; l++)
+      x[i + l] = chunk[l];
+    sum += (double)cpu_reduce16(chunk);
   }
-  return (float)sum;
+  return sum;
 }
 
 static void scalar_attn_scores(const float *q, size_t q_stride, int64_t nr, const float *k,
-                               size_t kv_stride, int64_t nj, int64_t hd, float scale, float *scores,
-                               size_t s_stride) {
+                               size_t kv_stride, int64_t nj, int64_t hd, int order, float scale,
+                               float *scores, size_t s_stride) {
   for (int64_t r = 0; r < nr; r++) {
-    for (int64_t j = 0; j < nj; j++) {
-      float s = 0.0f;
-      for (int64_t i = 0; i < hd; i++)
-        s += q[r * q_stride + i] * k[j * kv_stride + i];
-      scores[r * s_stride + j] = s * scale;
-    }
+    for (int64_t j = 0; j < nj; j++)
+      scores[r * s_stride + j] =
+          cpu_ref_dot_ordered(k + j * kv_stride, q + r * q_stride, hd, order) * scale;
   }
 }
 
 static void scalar_attn_accumulate(const float *p, size_t p_stride, int64_t nr, const float *v,
-                                   size_t kv_stride, int64_t nj, int64_t hd, float *o,
-                                   size_t o_stride) {
+                                   size_t kv_stride, int64_t j0, int64_t nj, int64_t hd,
+                                   int nbanks, float *banks, size_t bank_stride) {
   for (int64_t r = 0; r < nr; r++) {
     for (int64_t j = 0; j < nj; j++) {
+      float *bank = banks + r * bank_stride + ((j0 + j) % nbanks) * hd; /* [hd] */
+      float pj = p[r * p_stride + j];
       for (int64_t i = 0; i < hd; i++)
-        o[r * o_stride + i] += p[r * p_stride + j] * v[j * kv_stride + i];
+        bank[i] = j0 + j < nbanks ? pj * v[j * kv_stride + i]
+                                  : fmaf(pj, v[j * kv_stride + i], bank[i]);
     }
   }
 }
@@ -282,14 +324,14 @@ static const struct cpu_kernels scalar_kernels = {
             [QUANT_Q4_K] = scalar_dot_q4_k,
             [QUANT_Q6_K] = scalar_dot_q6_k,
         },
+    .dot_gemm = {[QUANT_Q4_K] = scalar_dot_q4_k_gemm, [QUANT_Q6_K] = scalar_dot_q6_k_tiled},
     .quantize_q8_0 = scalar_quantize_q8_0,
     .quantize_q8_0x = scalar_quantize_q8_0x,
     .quantize_q8_k = scalar_quantize_q8_k,
     .dot_f32 = scalar_vec_dot_f32,
-    .axpy_f32 = scalar_axpy_f32,
     .f16_to_f32 = scalar_f16_to_f32,
     .silu_mul = cpu_ref_silu_mul,
-    .exp_sub_sum = scalar_exp_sub_sum,
+    .softmax_exp = scalar_softmax_exp,
     .attn_scores = scalar_attn_scores,
     .attn_accumulate = scalar_attn_accumulate,
 };

@@ -17,6 +17,7 @@
 #include <math.h>
 
 #include "backends/cpu/cpu_internal.h"
+#include "backends/cpu/cpu_ref.h"
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -171,8 +172,11 @@ INLINE __m256i q4_k_scales_mins(const uint8_t *packed) {
   return _mm256_cvtepu8_epi16(_mm_or_si128(_mm_or_si128(low, nib), top));
 }
 
-INLINE void q4_k_impl(int64_t k, const void *vw, const void *act, size_t st, const int nr,
-                      float *out, size_t os) {
+/* per64 = 0: llama.cpp's Q4_K gemv order (one token, or the last n % 4 of a batch): one scalar
+ * FMA per 256-block for the scales and one for the mins. per64 = 1: its gemm order (whole groups
+ * of 4 tokens): the same, per 64 elements. Both subtract the two sums at the end. */
+INLINE void q4_k_impl_order(int64_t k, const void *vw, const void *act, size_t st, const int nr,
+                            float *out, size_t os, const int per64) {
   const struct block_q4_k *w = vw; /* [k / 256] */
   const __m256i m4 = _mm256_set1_epi8(0x0f);
 #if X86_KQUANT_DPBUSD
@@ -191,12 +195,9 @@ INLINE void q4_k_impl(int64_t k, const void *vw, const void *act, size_t st, con
   for (int j = 0; j < 8; j++)
     pick[j] = _mm256_set1_epi16((short)(0x0100 * (2 * j + 1) + 2 * j));
 #endif
-  __m256 acc[4];
-  __m128 acc_min[4];
-  for (int r = 0; r < nr; r++) {
-    acc[r] = _mm256_setzero_ps();
-    acc_min[r] = _mm_setzero_ps();
-  }
+  float acc[4], acc_min[4];
+  for (int r = 0; r < nr; r++)
+    acc[r] = acc_min[r] = 0.0f;
   for (int64_t ib = 0; ib < k / QK_K; ib++) {
     const struct block_q4_k *b = w + ib;
     __m256i sm = q4_k_scales_mins(b->scales);
@@ -205,6 +206,15 @@ INLINE void q4_k_impl(int64_t k, const void *vw, const void *act, size_t st, con
     __m256i isum[4];
     for (int r = 0; r < nr; r++)
       isum[r] = _mm256_setzero_si256();
+    float d = f16(b->d), dmin = f16(b->dmin);
+    int mins_c[4][4]; /* [token][64-group]: mn[2c] * pair[2c] + mn[2c + 1] * pair[2c + 1] */
+    for (int r = 0; r < nr; r++) {
+      const struct block_q8_k *y = ACT_ROW(struct block_q8_k, act, st, r) + ib;
+      /* mins pair with the sums of each 32 activations: bsums added pairwise */
+      __m128i pair = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)y->bsums),
+                                    _mm_loadu_si128((const __m128i *)(y->bsums + 8)));
+      _mm_storeu_si128((__m128i *)mins_c[r], _mm_madd_epi16(mins, pair));
+    }
     for (int c = 0; c < 4; c++) {
       __m256i q = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
       __m256i lo = _mm256_and_si256(q, m4);
@@ -230,58 +240,69 @@ INLINE void q4_k_impl(int64_t k, const void *vw, const void *act, size_t st, con
         isum[r] = X86_MADD_ACC(X86_MADD_ACC(isum[r], p_lo, s_lo), p_hi, s_hi);
       }
 #endif
+      if (per64) {
+        for (int r = 0; r < nr; r++) {
+          const struct block_q8_k *y = ACT_ROW(struct block_q8_k, act, st, r) + ib;
+          __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(isum[r]),
+                                     _mm256_extracti128_si256(isum[r], 1));
+          acc[r] = fmaf((float)hsum_epi32_128(s4), d * y->d, acc[r]);
+          acc_min[r] = fmaf((float)mins_c[r][c], dmin * y->d, acc_min[r]);
+          isum[r] = _mm256_setzero_si256();
+        }
+      }
     }
-    float d = f16(b->d), dmin = f16(b->dmin);
-    for (int r = 0; r < nr; r++) {
-      const struct block_q8_k *y = ACT_ROW(struct block_q8_k, act, st, r) + ib;
-      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * y->d), _mm256_cvtepi32_ps(isum[r]), acc[r]);
-      /* mins pair with the sums of each 32 activations: bsums added pairwise */
-      __m128i pair = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)y->bsums),
-                                    _mm_loadu_si128((const __m128i *)(y->bsums + 8)));
-      acc_min[r] = _mm_fmadd_ps(_mm_set1_ps(dmin * y->d),
-                                _mm_cvtepi32_ps(_mm_madd_epi16(mins, pair)), acc_min[r]);
+    if (!per64) {
+      for (int r = 0; r < nr; r++) {
+        const struct block_q8_k *y = ACT_ROW(struct block_q8_k, act, st, r) + ib;
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(isum[r]),
+                                   _mm256_extracti128_si256(isum[r], 1));
+        int m = mins_c[r][0] + mins_c[r][1] + mins_c[r][2] + mins_c[r][3];
+        acc[r] = fmaf((float)hsum_epi32_128(s4), d * y->d, acc[r]);
+        acc_min[r] = fmaf((float)m, dmin * y->d, acc_min[r]);
+      }
     }
   }
-  for (int r = 0; r < nr; r++) {
-    __m128 m = acc_min[r];
-    m = _mm_add_ps(m, _mm_movehl_ps(m, m));
-    m = _mm_add_ss(m, _mm_movehdup_ps(m));
-    out[(size_t)r * os] = hsum_ps(acc[r]) - _mm_cvtss_f32(m);
-  }
+  for (int r = 0; r < nr; r++)
+    out[(size_t)r * os] = acc[r] - acc_min[r];
 }
-DEFINE_DOT(avx2_dot_q4_k, q4_k_impl)
 
-INLINE void q6_k_impl(int64_t k, const void *vw, const void *act, size_t st, const int nr,
+INLINE void q4_k_impl(int64_t k, const void *vw, const void *act, size_t st, const int nr,
                       float *out, size_t os) {
+  q4_k_impl_order(k, vw, act, st, nr, out, os, 0);
+}
+
+INLINE void q4_k_impl_gemm(int64_t k, const void *vw, const void *act, size_t st, const int nr,
+                           float *out, size_t os) {
+  q4_k_impl_order(k, vw, act, st, nr, out, os, 1);
+}
+
+DEFINE_DOT(avx2_dot_q4_k, q4_k_impl)
+DEFINE_DOT(avx2_dot_q4_k_gemm, q4_k_impl_gemm)
+
+/* tiled = 0: llama.cpp's vec_dot order (8 lanes, one FMA each per block, then the horizontal
+ * sum). tiled = 1: its tiled matmul (batches of 8+ tokens): the block's whole integer sum times
+ * the weight scale, then one FMA with the activation scale per block. */
+INLINE void q6_k_impl_order(int64_t k, const void *vw, const void *act, size_t st, const int nr,
+                            float *out, size_t os, const int tiled) {
   const struct block_q6_k *w = vw; /* [k / 256] */
   const __m256i m4 = _mm256_set1_epi8(0x0f);
   const __m256i m3 = _mm256_set1_epi8(0x03);
   __m256 acc[4];
-  for (int r = 0; r < nr; r++)
+  float sums[4];
+  for (int r = 0; r < nr; r++) {
     acc[r] = _mm256_setzero_ps();
-#if X86_KQUANT_DPBUSD
-  /* for the pair (q[i], q[i + 1]), i = 0, 2: low lane int16 0-3 scale 2i, 4-7 scale 2i + 2;
-   * high lane 0-3 scale 2i + 1, 4-7 scale 2i + 3 (scale j = bytes 2j, 2j + 1 of sc_n) */
-  const __m256i zero = _mm256_setzero_si256();
-  __m256i pick[2];
-  for (int p = 0; p < 2; p++) {
-    int i = 2 * p;
-    short g0 = (short)(0x0100 * (4 * i + 1) + 4 * i);
-    short g1 = (short)(0x0100 * (4 * i + 3) + 4 * i + 2);
-    short g2 = (short)(0x0100 * (4 * i + 5) + 4 * i + 4);
-    short g3 = (short)(0x0100 * (4 * i + 7) + 4 * i + 6);
-    pick[p] = _mm256_set_m128i(_mm_set_epi16(g3, g3, g3, g3, g1, g1, g1, g1),
-                               _mm_set_epi16(g2, g2, g2, g2, g0, g0, g0, g0));
+    sums[r] = 0.0f;
   }
-#else
-  /* per-lane byte picks: the low lane takes int16 lane 2i, the high lane int16 lane 2i + 1 */
+  /* per-lane byte picks: the low lane takes int16 lane 2i, the high lane int16 lane 2i + 1.
+   * The int32 lanes of isum hold the same partial sums as llama.cpp's AVX2 Q6_K kernel (lane L:
+   * bytes 4L..4L+3 of each 32-byte chunk), and each lane gets its own FMA per block, so the
+   * float result is bit-identical to it. (A dpbusd variant would regroup the lanes.) */
   __m256i pick[4];
   for (int i = 0; i < 4; i++) {
     short lo = (short)(0x0100 * (4 * i + 1) + 4 * i),
           hi = (short)(0x0100 * (4 * i + 3) + 4 * i + 2);
     pick[i] = _mm256_set_m128i(_mm_set1_epi16(hi), _mm_set1_epi16(lo));
   }
-#endif
   for (int64_t ib = 0; ib < k / QK_K; ib++) {
     const struct block_q6_k *b = w + ib;
     __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
@@ -305,21 +326,6 @@ INLINE void q6_k_impl(int64_t k, const void *vw, const void *act, size_t st, con
                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
       q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
-#if X86_KQUANT_DPBUSD
-      /* dpbusd sums of 4 products (<= 4 * 63 * 127, fits int16) for q[i] and q[i + 1], packed
-       * to int16 ([q[i] groups 2i | q[i+1] groups 2i+2] in the low lane, 2i+1 | 2i+3 in the
-       * high lane), then one dpwssd with the matching scales. */
-      for (int i = 0; i < 4; i += 2) {
-        __m256i sc = _mm256_shuffle_epi8(sc_n, pick[i / 2]);
-        for (int r = 0; r < nr; r++) {
-          const int8_t *a = ACT_ROW(struct block_q8_k, act, st, r)[ib].qs + 128 * n + 32 * i;
-          __m256i d0 = _mm256_dpbusd_epi32(zero, q[i], _mm256_loadu_si256((const __m256i *)a));
-          __m256i d1 =
-              _mm256_dpbusd_epi32(zero, q[i + 1], _mm256_loadu_si256((const __m256i *)(a + 32)));
-          isum[r] = _mm256_dpwssd_epi32(isum[r], _mm256_packs_epi32(d0, d1), sc);
-        }
-      }
-#else
       for (int i = 0; i < 4; i++) {
         /* q[i] covers groups 8n + 2i (low 16 bytes) and 8n + 2i + 1 (high 16 bytes). */
         __m256i sc = _mm256_shuffle_epi8(sc_n, pick[i]);
@@ -329,7 +335,6 @@ INLINE void q6_k_impl(int64_t k, const void *vw, const void *act, size_t st, con
           isum[r] = X86_MADD_ACC(isum[r], p, sc);
         }
       }
-#endif
     }
     /* sum(scale * (q - 32) * x) = sum(scale * q * x) - 32 * sum(scale * bsum) */
     float d = f16(b->d);
@@ -337,13 +342,31 @@ INLINE void q6_k_impl(int64_t k, const void *vw, const void *act, size_t st, con
       const struct block_q8_k *y = ACT_ROW(struct block_q8_k, act, st, r) + ib;
       __m256i corr = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)y->bsums));
       __m256i total = _mm256_sub_epi32(isum[r], _mm256_slli_epi32(corr, 5));
-      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * y->d), _mm256_cvtepi32_ps(total), acc[r]);
+      if (tiled) {
+        __m128i t4 = _mm_add_epi32(_mm256_castsi256_si128(total),
+                                   _mm256_extracti128_si256(total, 1));
+        sums[r] = fmaf((float)hsum_epi32_128(t4) * d, y->d, sums[r]); /* GCC contracts ggml's add */
+      } else {
+        acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * y->d), _mm256_cvtepi32_ps(total), acc[r]);
+      }
     }
   }
   for (int r = 0; r < nr; r++)
-    out[(size_t)r * os] = hsum_ps(acc[r]);
+    out[(size_t)r * os] = tiled ? sums[r] : hsum_ps(acc[r]);
 }
+
+INLINE void q6_k_impl(int64_t k, const void *vw, const void *act, size_t st, const int nr,
+                      float *out, size_t os) {
+  q6_k_impl_order(k, vw, act, st, nr, out, os, 0);
+}
+
+INLINE void q6_k_impl_tiled(int64_t k, const void *vw, const void *act, size_t st, const int nr,
+                            float *out, size_t os) {
+  q6_k_impl_order(k, vw, act, st, nr, out, os, 1);
+}
+
 DEFINE_DOT(avx2_dot_q6_k, q6_k_impl)
+DEFINE_DOT(avx2_dot_q6_k_tiled, q6_k_impl_tiled)
 
 /* ---- F16 / F32 weights x F32 activations ----------------------------------------------------- */
 
@@ -487,16 +510,6 @@ static float avx2_vec_dot_f32(const float *a, const float *b, int64_t n) {
   return sum;
 }
 
-static void avx2_axpy_f32(float a, const float *x, float *y, int64_t n) {
-  __m256 va = _mm256_set1_ps(a);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-  }
-  for (; i < n; i++)
-    y[i] += a * x[i];
-}
-
 static void avx2_f16_to_f32(const quant_f16 *x, float *y, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
@@ -508,26 +521,35 @@ static void avx2_f16_to_f32(const quant_f16 *x, float *y, int64_t n) {
 
 /* ---- exp, silu ------------------------------------------------------------------------------ */
 
-/* e^x for x in [-87, 88] (clamped outside: e^-87 ~ 1.6e-38 stands in for anything smaller, which
- * a softmax or a sigmoid cannot tell from 0). e^x = 2^n e^r with n = round(x / ln 2),
- * r = x - n ln 2 (ln 2 split in a part exact in float and a remainder, Cody-Waite), |r| <= 0.35,
- * and e^r by its Taylor series to r^6: truncation error r^7 / 7! < 1.3e-7, about 1 ulp. */
-INLINE __m256 exp_ps(__m256 x) {
-  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
-  __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504089f)),
-                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.0f / 720.0f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-  __m256i e =
-      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+/* cpu_ggml_expf (cpu_ref.h) 8 lanes at a time, bit for bit: the same FMAs, and 2^n applied by
+ * building the float 2^n when every n is a normal exponent (scalef's single rounding is then an
+ * exact multiply); any other lane takes the scalar path. */
+INLINE __m256 ggml_expf_ps(__m256 x) {
+  const __m256 r = _mm256_set1_ps(0x1.8p23f);
+  __m256 z = _mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0f), r);
+  __m256 n = _mm256_sub_ps(z, r);
+  __m256 b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20f),
+                              _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1f), x));
+  __m256 u = _mm256_mul_ps(b, b);
+  __m256 j = _mm256_fmadd_ps(
+      _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b,
+                                      _mm256_set1_ps(0x1.573e2ep-5f)),
+                      u,
+                      _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b,
+                                      _mm256_set1_ps(0x1.fffdb6p-2f))),
+      u, _mm256_fmadd_ps(_mm256_set1_ps(0x1.ffffecp-1f), b, _mm256_set1_ps(1.0f)));
+  __m256 normal = _mm256_and_ps(_mm256_cmp_ps(n, _mm256_set1_ps(-126.0f), _CMP_GE_OQ),
+                                _mm256_cmp_ps(n, _mm256_set1_ps(127.0f), _CMP_LE_OQ));
+  if (_mm256_movemask_ps(normal) == 0xff) {
+    __m256i e =
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(j, _mm256_castsi256_ps(e));
+  }
+  float xs[8], out[8];
+  _mm256_storeu_ps(xs, x);
+  for (int i = 0; i < 8; i++)
+    out[i] = cpu_ggml_expf(xs[i]);
+  return _mm256_loadu_ps(out);
 }
 
 static void avx2_silu_mul(float *o, const float *g, const float *u, int64_t n) {
@@ -535,100 +557,111 @@ static void avx2_silu_mul(float *o, const float *g, const float *u, int64_t n) {
   const __m256 one = _mm256_set1_ps(1.0f);
   for (; i + 8 <= n; i += 8) {
     __m256 x = _mm256_loadu_ps(g + i);
-    __m256 e = exp_ps(_mm256_sub_ps(_mm256_setzero_ps(), x));
+    __m256 e = ggml_expf_ps(_mm256_sub_ps(_mm256_setzero_ps(), x));
     __m256 s = _mm256_div_ps(x, _mm256_add_ps(one, e));
     _mm256_storeu_ps(o + i, _mm256_mul_ps(s, _mm256_loadu_ps(u + i)));
   }
   for (; i < n; i++)
-    o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    o[i] = g[i] / (1.0f + cpu_ggml_expf(0.0f - g[i])) * u[i];
 }
 
-static float avx2_exp_sub_sum(float *x, int64_t n, float max) {
-  __m256 vmax = _mm256_set1_ps(max), sum = _mm256_setzero_ps();
+static double avx2_softmax_exp(float *x, int64_t n, float max) {
+  __m256 vmax = _mm256_set1_ps(max);
+  double sum = 0.0;
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmax));
-    _mm256_storeu_ps(x + i, e);
-    sum = _mm256_add_ps(sum, e);
+  for (; i + 16 <= n; i += 16) {
+    __m256 lo = ggml_expf_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmax));
+    __m256 hi = ggml_expf_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i + 8), vmax));
+    _mm256_storeu_ps(x + i, lo);
+    _mm256_storeu_ps(x + i + 8, hi);
+    sum += (double)hsum_ps(_mm256_add_ps(lo, hi)); /* = cpu_reduce16 of the 16 lanes */
   }
-  float total = hsum_ps(sum);
-  for (; i < n; i++) {
-    x[i] = expf(x[i] - max);
-    total += x[i];
+  if (i < n) { /* the last chunk, padded with masked (zero) entries */
+    float tail[16];
+    for (int l = 0; l < 16; l++)
+      tail[l] = i + l < n ? cpu_ggml_expf(x[i + l] - max) : 0.0f;
+    for (int64_t l = 0; i + l < n; l++)
+      x[i + l] = tail[l];
+    sum += (double)cpu_reduce16(tail);
   }
-  return total;
+  return sum;
 }
 
 /* ---- attention blocks ----------------------------------------------------------------------- */
 
+/* One score in llama.cpp's batched order (cpu_ref.h, CPU_ATTN_LANES16): lane l of 16 sums
+ * elements l, l + 16, ... with FMAs; hd is a multiple of 16. */
+INLINE float dot_lanes16(const float *q, const float *k, int64_t hd) {
+  __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+  for (int64_t i = 0; i < hd; i += 16) {
+    lo = _mm256_fmadd_ps(_mm256_loadu_ps(k + i), _mm256_loadu_ps(q + i), lo);
+    hi = _mm256_fmadd_ps(_mm256_loadu_ps(k + i + 8), _mm256_loadu_ps(q + i + 8), hi);
+  }
+  return hsum_ps(_mm256_add_ps(lo, hi));
+}
+
+/* One score in llama.cpp's single-token order (CPU_ATTN_BANKS64): 4 accumulators of 16 lanes
+ * over each 64 elements, folded (0 + 2) + (1 + 3), then the rest in double. */
+INLINE float dot_banks64(const float *q, const float *k, int64_t hd) {
+  __m256 a[4][2];
+  for (int b = 0; b < 4; b++)
+    a[b][0] = a[b][1] = _mm256_setzero_ps();
+  int64_t np = hd & ~(int64_t)63;
+  for (int64_t i = 0; i < np; i += 64) {
+    for (int b = 0; b < 4; b++) {
+      a[b][0] = _mm256_fmadd_ps(_mm256_loadu_ps(k + i + 16 * b), _mm256_loadu_ps(q + i + 16 * b),
+                                a[b][0]);
+      a[b][1] = _mm256_fmadd_ps(_mm256_loadu_ps(k + i + 16 * b + 8),
+                                _mm256_loadu_ps(q + i + 16 * b + 8), a[b][1]);
+    }
+  }
+  __m256 lo = _mm256_add_ps(_mm256_add_ps(a[0][0], a[2][0]), _mm256_add_ps(a[1][0], a[3][0]));
+  __m256 hi = _mm256_add_ps(_mm256_add_ps(a[0][1], a[2][1]), _mm256_add_ps(a[1][1], a[3][1]));
+  double sum = (double)hsum_ps(_mm256_add_ps(lo, hi));
+  for (int64_t i = np; i < hd; i++)
+    sum += (double)(k[i] * q[i]);
+  return (float)sum;
+}
+
 static void avx2_attn_scores(const float *q, size_t q_stride, int64_t nr, const float *k,
-                             size_t kv_stride, int64_t nj, int64_t hd, float scale, float *scores,
-                             size_t s_stride) {
-  int64_t hd8 = hd & ~(int64_t)7;
+                             size_t kv_stride, int64_t nj, int64_t hd, int order, float scale,
+                             float *scores, size_t s_stride) {
   for (int64_t r = 0; r < nr; r++) {
     const float *qr = q + r * q_stride;
-    int64_t j = 0;
-    /* four keys at once: q is loaded once per 4 dot products, and the four sums are reduced
-     * together (hadd tree: [s0 s1 s2 s3] in one vector) */
-    for (; j + 4 <= nj; j += 4) {
-      const float *k0 = k + j * kv_stride;
-      __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-      for (int64_t i = 0; i < hd8; i += 8) {
-        __m256 qv = _mm256_loadu_ps(qr + i);
-        a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + i), a0);
-        a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + kv_stride + i), a1);
-        a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + 2 * kv_stride + i), a2);
-        a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + 3 * kv_stride + i), a3);
-      }
-      __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
-      __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
-      float sv[4];
-      _mm_storeu_ps(sv, s4);
-      for (int c = 0; c < 4; c++) {
-        float s = sv[c];
-        for (int64_t i = hd8; i < hd; i++)
-          s += qr[i] * k0[c * kv_stride + i];
-        scores[r * s_stride + j + c] = s * scale;
-      }
-    }
-    for (; j < nj; j++) {
-      scores[r * s_stride + j] = avx2_vec_dot_f32(qr, k + j * kv_stride, hd) * scale;
+    float *sr = scores + r * s_stride;
+    if (order == CPU_ATTN_LANES16) {
+      for (int64_t j = 0; j < nj; j++)
+        sr[j] = dot_lanes16(qr, k + j * kv_stride, hd) * scale;
+    } else {
+      for (int64_t j = 0; j < nj; j++)
+        sr[j] = dot_banks64(qr, k + j * kv_stride, hd) * scale;
     }
   }
 }
 
 static void avx2_attn_accumulate(const float *p, size_t p_stride, int64_t nr, const float *v,
-                                 size_t kv_stride, int64_t nj, int64_t hd, float *o,
-                                 size_t o_stride) {
+                                 size_t kv_stride, int64_t j0, int64_t nj, int64_t hd, int nbanks,
+                                 float *banks, size_t bank_stride) {
+  int64_t hd8 = hd & ~(int64_t)7;
   for (int64_t r = 0; r < nr; r++) {
     const float *pr = p + r * p_stride;
-    float *orow = o + r * o_stride;
-    int64_t c = 0;
-    /* 64 output columns stay in 8 registers while all nj values stream past */
-    for (; c + 64 <= hd; c += 64) {
-      __m256 acc[8];
-      for (int i = 0; i < 8; i++)
-        acc[i] = _mm256_loadu_ps(orow + c + 8 * i);
-      for (int64_t j = 0; j < nj; j++) {
-        __m256 pj = _mm256_set1_ps(pr[j]);
-        const float *vj = v + j * kv_stride + c;
-        for (int i = 0; i < 8; i++)
-          acc[i] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 8 * i), acc[i]);
+    for (int64_t j = 0; j < nj; j++) {
+      int64_t jj = j0 + j;
+      float *bank = banks + r * bank_stride + (jj % nbanks) * hd; /* [hd] */
+      const float *vj = v + j * kv_stride;
+      __m256 pj = _mm256_set1_ps(pr[j]);
+      if (jj < nbanks) { /* first use of the bank: fma with 0 is the rounded product */
+        for (int64_t i = 0; i < hd8; i += 8)
+          _mm256_storeu_ps(bank + i, _mm256_mul_ps(pj, _mm256_loadu_ps(vj + i)));
+        for (int64_t i = hd8; i < hd; i++)
+          bank[i] = pr[j] * vj[i];
+      } else {
+        for (int64_t i = 0; i < hd8; i += 8)
+          _mm256_storeu_ps(bank + i,
+                           _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + i), _mm256_loadu_ps(bank + i)));
+        for (int64_t i = hd8; i < hd; i++)
+          bank[i] = fmaf(pr[j], vj[i], bank[i]);
       }
-      for (int i = 0; i < 8; i++)
-        _mm256_storeu_ps(orow + c + 8 * i, acc[i]);
-    }
-    for (; c + 8 <= hd; c += 8) {
-      __m256 acc = _mm256_loadu_ps(orow + c);
-      for (int64_t j = 0; j < nj; j++)
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(pr[j]), _mm256_loadu_ps(v + j * kv_stride + c), acc);
-      _mm256_storeu_ps(orow + c, acc);
-    }
-    for (; c < hd; c++) {
-      float acc = orow[c];
-      for (int64_t j = 0; j < nj; j++)
-        acc += pr[j] * v[j * kv_stride + c];
-      orow[c] = acc;
     }
   }
 }

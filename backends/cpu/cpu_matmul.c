@@ -32,10 +32,24 @@ size_t cpu_matmul_act_row_size(uint32_t act_type, int64_t k) {
   return quant_row_size(act_type, (uint64_t)k);
 }
 
+/* Tokens [0, n) of a batch of m that llama.cpp's CPU backend multiplies with its batched kernels,
+ * whose summation order differs from its one-token kernels (cpu_kernels.dot_gemm): repacked
+ * Q4_K runs whole groups of 4 through gemm once a batch has 4; Q6_K goes to the tiled matmul
+ * from 8 tokens. */
+static int64_t matmul_gemm_tokens(uint32_t weight_type, int64_t m) {
+  switch (weight_type) {
+  case QUANT_Q4_K: return m > 3 ? m - m % 4 : 0;
+  case QUANT_Q6_K: return m >= 8 ? m : 0;
+  default: return 0;
+  }
+}
+
 struct matmul_task {
   const struct cpu_kernels *kernels;
   struct backend *be;
   cpu_dot_fn dot; /* NULL: generic dequantize path */
+  cpu_dot_fn dot_gemm; /* tokens [0, m_gemm): llama.cpp's gemm order */
+  int64_t m_gemm;
   uint32_t w_type;
   const unsigned char *w; /* row n at w + n * w_stride */
   size_t w_stride;
@@ -71,9 +85,12 @@ static void matmul_chunk_direct(struct matmul_task *t, int64_t n0, int64_t n1, i
   for (int64_t m = m0; m < m1; m += CPU_MATMUL_TILE_TOKENS) {
     int nr = (int)(m1 - m < CPU_MATMUL_TILE_TOKENS ? m1 - m : CPU_MATMUL_TILE_TOKENS);
     const unsigned char *act = t->act + m * t->act_stride;
+    /* tiles start at multiples of 4 and m_gemm is one (or the whole batch): a tile is all gemm
+     * or all gemv */
+    cpu_dot_fn dot = m < t->m_gemm ? t->dot_gemm : t->dot;
     for (int64_t n = n0; n < n1; n++) {
-      t->dot(t->k, t->w + n * t->w_stride, act, t->act_stride, nr, t->y + m * t->y_stride + n,
-             t->y_stride);
+      dot(t->k, t->w + n * t->w_stride, act, t->act_stride, nr, t->y + m * t->y_stride + n,
+          t->y_stride);
     }
   }
 }
@@ -126,6 +143,8 @@ int cpu_matmul(struct backend *be, const struct backend_tensor *w, const struct 
       .kernels = kernels,
       .be = be,
       .dot = kernels->dot[w->type],
+      .dot_gemm = kernels->dot_gemm[w->type] ? kernels->dot_gemm[w->type] : kernels->dot[w->type],
+      .m_gemm = matmul_gemm_tokens(w->type, m),
       .w_type = w->type,
       .w = cpu_tensor_row(w, 0, 0, 0),
       .w_stride = w->row_stride,

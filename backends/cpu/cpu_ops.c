@@ -41,8 +41,9 @@ void cpu_ref_rope_head(float *x, const float *cos_sin, int n_rot, int neox) {
     int a = neox ? i : 2 * i;
     int b = neox ? i + n_rot / 2 : 2 * i + 1;
     float x0 = x[a], x1 = x[b];
-    x[a] = x0 * c - x1 * s;
-    x[b] = x0 * s + x1 * c;
+    /* as GCC contracts llama.cpp's x0*cos - x1*sin and x0*sin + x1*cos */
+    x[a] = fmaf(x0, c, -(x1 * s));
+    x[b] = fmaf(x0, s, x1 * c);
   }
 }
 
@@ -72,9 +73,44 @@ void cpu_ref_attention_head(float *out, const float *q, const float *k, const fl
   }
 }
 
+float cpu_ggml_expf(float x) {
+  const float r = 0x1.8p23f;
+  float z = fmaf(x, 0x1.715476p+0f, r);
+  float n = z - r; /* round(x / ln 2), as a float */
+  float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
+  if (isnan(n)) return x;
+  if (fabsf(n) > 192.0f) return n <= 0.0f ? 0.0f : INFINITY;
+  float u = b * b;
+  float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
+                 u, fmaf(0x1.ffffecp-1f, b, 1.0f));
+  /* vscalefps: j * 2^n with one rounding, also into the subnormals; the product is exact in
+   * double. */
+  return (float)((double)j * ldexp(1.0, (int)n));
+}
+
+float cpu_ref_dot_ordered(const float *a, const float *b, int64_t n, enum cpu_attn_order order) {
+  if (order == CPU_ATTN_LANES16) {
+    float lane[16] = {0}; /* n % 16 == 0 */
+    for (int64_t i = 0; i < n; i++)
+      lane[i % 16] = fmaf(a[i], b[i], lane[i % 16]);
+    return cpu_reduce16(lane);
+  }
+  float acc[4][16] = {{0}};
+  int64_t np = n & ~(int64_t)63;
+  for (int64_t i = 0; i < np; i++)
+    acc[(i / 16) % 4][i % 16] = fmaf(a[i], b[i], acc[(i / 16) % 4][i % 16]);
+  float x[16];
+  for (int l = 0; l < 16; l++)
+    x[l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l]);
+  double sum = (double)cpu_reduce16(x);
+  for (int64_t i = np; i < n; i++)
+    sum += (double)(a[i] * b[i]);
+  return (float)sum;
+}
+
 void cpu_ref_silu_mul(float *o, const float *g, const float *u, int64_t n) {
   for (int64_t i = 0; i < n; i++)
-    o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    o[i] = g[i] / (1.0f + cpu_ggml_expf(0.0f - g[i])) * u[i];
 }
 
 void cpu_ref_add(float *o, const float *a, const float *b, int64_t n) {
@@ -308,6 +344,9 @@ struct attention_task {
   struct backend_tensor *out;
   const struct backend_attention_params *params;
   int64_t hd, n_head, n_head_kv, n_rep, n_tokens;
+  enum cpu_attn_order order;
+  int64_t n_banks;  /* 16 or 64, per order */
+  bool round_f16;   /* f16 cache: q and p rounded as ggml's f16 matmuls do */
   atomic_llong next;
 };
 
@@ -339,52 +378,87 @@ static const float *attention_rows(const struct cpu_kernels *kernels,
   return buf;
 }
 
-/* Work item (kv head g, token t): the n_rep query heads of group g for token t, two passes
- * (scores and their max, then exp-weighted V) so the softmax never overflows. Cache rows are
- * converted ATTENTION_ROWS at a time, once for all n_rep heads. */
+/* Rounds x[n] to f16 and back in place: what ggml's f16 matmuls do to their f32 operand. */
+static void round_f16(float *x, int64_t n) {
+  for (int64_t i = 0; i < n; i++)
+    x[i] = cpu_f16_to_f32(quant_f32_to_f16(x[i]));
+}
+
+/* out[hd] = the banks folded in the order of t->order (cpu_ref.h), for one head. */
+static void attention_fold(const struct attention_task *t, const float *banks, int64_t n_used,
+                           float *out) {
+  int64_t hd = t->hd;
+  for (int64_t i = 0; i < hd; i++) {
+    float lane[16];
+    for (int l = 0; l < 16; l++) {
+      if (t->order == CPU_ATTN_LANES16) {
+        lane[l] = l < n_used ? banks[l * hd + i] : 0.0f;
+      } else {
+        float b[4];
+        for (int a = 0; a < 4; a++)
+          b[a] = 16 * a + l < n_used ? banks[(16 * a + l) * hd + i] : 0.0f;
+        lane[l] = (b[0] + b[2]) + (b[1] + b[3]);
+      }
+    }
+    out[i] = cpu_reduce16(lane);
+  }
+}
+
+/* Work item (kv head g, token t): the n_rep query heads of group g for token t, computed as
+ * llama.cpp's non-flash attention does: q rounded to f16 (f16 cache), scores = (q . k) * scale,
+ * softmax with its exp and summation order, probabilities rounded to f16, then p . v per output
+ * column. Both dot products follow t->order; the p . v sums go into one bank per lane (16 or 64
+ * banks of head_dim floats) so that all columns are summed at once. Cache rows are converted
+ * ATTENTION_ROWS at a time, once for all n_rep heads. */
 static void attention_item(struct attention_task *t, float *scratch, int64_t g, int64_t tok) {
   const struct cpu_kernels *kernels = t->be->kernels;
-  int64_t hd = t->hd, n_rep = t->n_rep;
+  int64_t hd = t->hd, n_rep = t->n_rep, nb = t->n_banks;
   int64_t n_vis = (int64_t)t->params->q_pos[tok] + 1;
   if (n_vis > t->params->n_kv) n_vis = t->params->n_kv;
   if (n_vis < 0) n_vis = 0;
-  float *rows = scratch;                         /* [ATTENTION_ROWS][hd] */
-  float *scores = scratch + ATTENTION_ROWS * hd; /* [n_rep][n_vis] */
+  float *rows = scratch;                     /* [ATTENTION_ROWS][hd] */
+  float *qr = rows + ATTENTION_ROWS * hd;    /* [n_rep][hd] */
+  float *banks = qr + n_rep * hd;            /* [n_rep][nb][hd] */
+  float *scores = banks + n_rep * nb * hd;   /* [n_rep][n_vis] */
   const float *q = (const float *)cpu_tensor_row(t->q, g * n_rep, tok, 0); /* [n_rep][hd] */
   float *o = (float *)cpu_tensor_row(t->out, g * n_rep, tok, 0);           /* [n_rep][hd] */
   size_t q_stride = t->q->row_stride / sizeof(float);
   size_t o_stride = t->out->row_stride / sizeof(float);
-  for (int64_t r = 0; r < n_rep; r++) {
-    for (int64_t i = 0; i < hd; i++)
-      o[r * o_stride + i] = 0.0f;
+  if (n_vis == 0) {
+    for (int64_t r = 0; r < n_rep; r++)
+      memset(o + r * o_stride, 0, (size_t)hd * sizeof(float));
+    return;
   }
-  if (n_vis == 0) return;
+  for (int64_t r = 0; r < n_rep; r++) {
+    memcpy(qr + r * hd, q + r * q_stride, (size_t)hd * sizeof(float));
+    if (t->round_f16) round_f16(qr + r * hd, hd);
+  }
   for (int64_t j0 = 0; j0 < n_vis; j0 += ATTENTION_ROWS) {
     int64_t nj = n_vis - j0 < ATTENTION_ROWS ? n_vis - j0 : ATTENTION_ROWS;
     size_t stride;
     const float *k = attention_rows(kernels, t->k, g, j0, nj, hd, rows, &stride);
-    kernels->attn_scores(q, q_stride, n_rep, k, stride, nj, hd, t->params->scale, scores + j0,
-                         (size_t)n_vis);
+    kernels->attn_scores(qr, (size_t)hd, n_rep, k, stride, nj, hd, t->order, t->params->scale,
+                         scores + j0, (size_t)n_vis);
   }
-  float sum[64]; /* [n_rep], n_rep <= 64 checked by the caller */
   for (int64_t r = 0; r < n_rep; r++) {
     float *sr = scores + r * n_vis;
     float max = -INFINITY;
     for (int64_t j = 0; j < n_vis; j++)
       max = sr[j] > max ? sr[j] : max;
-    sum[r] = kernels->exp_sub_sum(sr, n_vis, max);
+    float inv = (float)(1.0 / kernels->softmax_exp(sr, n_vis, max));
+    for (int64_t j = 0; j < n_vis; j++)
+      sr[j] *= inv;
+    if (t->round_f16) round_f16(sr, n_vis);
   }
   for (int64_t j0 = 0; j0 < n_vis; j0 += ATTENTION_ROWS) {
     int64_t nj = n_vis - j0 < ATTENTION_ROWS ? n_vis - j0 : ATTENTION_ROWS;
     size_t stride;
     const float *v = attention_rows(kernels, t->v, g, j0, nj, hd, rows, &stride);
-    kernels->attn_accumulate(scores + j0, (size_t)n_vis, n_rep, v, stride, nj, hd, o, o_stride);
+    kernels->attn_accumulate(scores + j0, (size_t)n_vis, n_rep, v, stride, j0, nj, hd, (int)nb,
+                             banks, (size_t)(nb * hd));
   }
-  for (int64_t r = 0; r < n_rep; r++) {
-    float inv = 1.0f / sum[r];
-    for (int64_t i = 0; i < hd; i++)
-      o[r * o_stride + i] *= inv;
-  }
+  for (int64_t r = 0; r < n_rep; r++)
+    attention_fold(t, banks + r * nb * hd, n_vis, o + r * o_stride);
 }
 
 static void attention_task_run(void *arg, int ith, int nth) {
@@ -415,6 +489,11 @@ int cpu_attention(struct backend *be, const struct backend_tensor *q,
   }
   int64_t n_head = q->ne[1], n_head_kv = k->ne[1];
   if (n_head % n_head_kv || n_head / n_head_kv > 64 || params->n_kv < 0) return AUG_EINVAL;
+  int64_t n_tokens = q->ne[2], hd = q->ne[0];
+  /* llama.cpp multiplies a batch of 2+ tokens with tinyBLAS when head_dim allows it, and one
+   * token with ggml_vec_dot_f16: each has its own summation order. */
+  enum cpu_attn_order order =
+      n_tokens >= 2 && hd % 16 == 0 ? CPU_ATTN_LANES16 : CPU_ATTN_BANKS64;
   struct attention_task t = {
       .be = be,
       .q = q,
@@ -422,13 +501,17 @@ int cpu_attention(struct backend *be, const struct backend_tensor *q,
       .v = v,
       .out = out,
       .params = params,
-      .hd = q->ne[0],
+      .hd = hd,
       .n_head = n_head,
       .n_head_kv = n_head_kv,
       .n_rep = n_head / n_head_kv,
-      .n_tokens = q->ne[2],
+      .n_tokens = n_tokens,
+      .order = order,
+      .n_banks = order == CPU_ATTN_LANES16 ? 16 : 64,
+      .round_f16 = k->type == QUANT_F16 && v->type == QUANT_F16,
   };
-  size_t need = ((size_t)ATTENTION_ROWS * (size_t)t.hd +
+  size_t need = ((size_t)ATTENTION_ROWS * (size_t)hd + (size_t)t.n_rep * (size_t)hd +
+                 (size_t)t.n_rep * (size_t)t.n_banks * (size_t)hd +
                  (size_t)t.n_rep * (size_t)(params->n_kv > 0 ? params->n_kv : 1)) *
                 sizeof(float);
   if (q->row_stride % sizeof(float) || out->row_stride % sizeof(float)) return AUG_EINVAL;

@@ -297,12 +297,18 @@ static void test_copy_op(void **state) {
   }
 }
 
+static float round16(float x) {
+  return quant_f16_to_f32(quant_f32_to_f16(x));
+}
+
 /* Attention against the math in double: for query head h (kv head h / n_rep) of token t,
  * softmax over cache rows j <= q_pos[t] (and j < n_kv) of q.k_j * scale, times v_j. The cache is
- * read back through quant_dequantize_row, so F16/Q8_0 caches are compared on equal terms. */
+ * read back through quant_dequantize_row, so F16/Q8_0 caches are compared on equal terms; with
+ * an f16 cache q and the probabilities are rounded to f16 first, as llama.cpp does. */
 static void attention_expected(const float *q, const float *kf, const float *vf, int64_t hd,
                                int64_t n_head, int64_t n_head_kv, int64_t n_tok,
-                               const int32_t *q_pos, int32_t n_kv, float scale, float *out) {
+                               const int32_t *q_pos, int32_t n_kv, float scale, bool f16,
+                               float *out) {
   int64_t n_rep = n_head / n_head_kv;
   for (int64_t t = 0; t < n_tok; t++) {
     for (int64_t h = 0; h < n_head; h++) {
@@ -313,24 +319,29 @@ static void attention_expected(const float *q, const float *kf, const float *vf,
       for (int64_t j = 0; j < n_vis; j++) {
         double d = 0;
         for (int64_t i = 0; i < hd; i++)
-          d += (double)qr[i] * kf[(j * n_head_kv + g) * hd + i];
+          d += (double)(f16 ? round16(qr[i]) : qr[i]) * kf[(j * n_head_kv + g) * hd + i];
         s[j] = d * scale;
         max = s[j] > max ? s[j] : max;
       }
       for (int64_t j = 0; j < n_vis; j++)
         sum += (s[j] = exp(s[j] - max));
+      for (int64_t j = 0; j < n_vis; j++)
+        s[j] = f16 ? round16((float)(s[j] / sum)) : s[j] / sum;
       for (int64_t i = 0; i < hd; i++) {
         double o = 0;
         for (int64_t j = 0; j < n_vis; j++)
-          o += s[j] / sum * vf[(j * n_head_kv + g) * hd + i];
+          o += s[j] * vf[(j * n_head_kv + g) * hd + i];
         out[(t * n_head + h) * hd + i] = (float)o;
       }
     }
   }
 }
 
+/* Every backend against the math; then the default kernels against the scalar ones, bit for bit
+ * (both summation orders: 5 tokens take the batched one, 1 token the single-token one). */
 static void test_attention_gqa(void **state) {
   struct fixture *f = *state;
+  static float outputs[2][3][3][64 * 6 * 5]; /* [backend][kv type][case] */
   /* 197 visible rows: three full blocks of 64 converted rows and a partial one */
   const int64_t hd = 64, n_head = 6, n_head_kv = 2, n_tok = 5, n_ctx = 210;
   const int32_t n_kv = 197; /* rows [197, 210) hold garbage that must never be read */
@@ -340,6 +351,7 @@ static void test_attention_gqa(void **state) {
   uint64_t seed = 16;
   for (int ti = 0; ti < 3; ti++) {
     for (int b = 0; b < 2; b++) {
+      seed = 16 + (uint64_t)ti; /* the same data for both backends */
       uint32_t type = kv_types[ti];
       size_t row = quant_row_size(type, hd);
       size_t q_bytes = sizeof(float) * (size_t)(hd * n_head * n_tok);
@@ -375,14 +387,23 @@ static void test_attention_gqa(void **state) {
       struct backend_tensor tq = test_tensor(&tb, QUANT_F32, hd, n_head, n_tok, 0);
       struct backend_tensor to = test_tensor(&tb, QUANT_F32, hd, n_head, n_tok, q_bytes);
       float expected[64 * 6 * 5];
-      for (int pi = 0; pi < 2; pi++) {
+      for (int pi = 0; pi < 3; pi++) {
         struct backend_attention_params ap = {
-            .scale = 0.125f, .n_kv = n_kv, .q_pos = pi ? q_pos_early : q_pos};
-        assert_int_equal(f->ops->attention(f->be[b], &tq, &tk, &tv, &ap, &to), 0);
-        attention_expected(q, kf, vf, hd, n_head, n_head_kv, n_tok, ap.q_pos, n_kv, ap.scale,
-                           expected);
-        assert_close((float *)((char *)tb.data + q_bytes), expected, hd * n_head * n_tok, 1e-4,
-                     1e-5, quant_type_name(type));
+            .scale = 0.125f, .n_kv = n_kv, .q_pos = pi == 1 ? q_pos_early : q_pos};
+        int64_t nt = pi == 2 ? 1 : n_tok; /* one token: the single-token order */
+        struct backend_tensor tq1 = tq, to1 = to;
+        tq1.ne[2] = to1.ne[2] = nt;
+        assert_int_equal(f->ops->attention(f->be[b], &tq1, &tk, &tv, &ap, &to1), 0);
+        attention_expected(q, kf, vf, hd, n_head, n_head_kv, nt, ap.q_pos, n_kv, ap.scale,
+                           type == QUANT_F16, expected);
+        const float *got = (const float *)((char *)tb.data + q_bytes);
+        assert_close(got, expected, hd * n_head * nt, 1e-4, 1e-5, quant_type_name(type));
+        memcpy(outputs[b][ti][pi], got, sizeof(float) * (size_t)(hd * n_head * nt));
+        if (b == 1 && memcmp(outputs[0][ti][pi], outputs[1][ti][pi],
+                             sizeof(float) * (size_t)(hd * n_head * nt)) != 0) {
+          fail_msg("attention (%s, case %d): %s and scalar kernels differ", quant_type_name(type),
+                   pi, f->be[0]->kernels->isa);
+        }
       }
       /* the reference head function agrees with the same math */
       float scores[256], out1[64];
@@ -394,8 +415,9 @@ static void test_attention_gqa(void **state) {
       }
       cpu_ref_attention_head(out1, q + (t * n_head + h) * hd, kg, vg, q_pos[t] + 1, hd, 0.125f,
                              scores);
-      attention_expected(q, kf, vf, hd, n_head, n_head_kv, n_tok, q_pos, n_kv, 0.125f, expected);
-      assert_close(out1, expected + (t * n_head + h) * hd, hd, 1e-4, 1e-5, "ref head");
+      attention_expected(q, kf, vf, hd, n_head, n_head_kv, n_tok, q_pos, n_kv, 0.125f, false,
+                         expected);
+      if (type != QUANT_F16) assert_close(out1, expected + (t * n_head + h) * hd, hd, 1e-4, 1e-5, "ref head");
       free(src);
       free(kf);
       free(vf);
@@ -404,37 +426,46 @@ static void test_attention_gqa(void **state) {
   }
 }
 
-/* The SIMD exp against expf over the whole clamped range, and its clamping: within 3e-7
- * relative (about 2 ulp) for x in [-87, 88]; below -87 at most e^-87. */
+/* llama.cpp's exp (cpu_ggml_expf) against exp() in double: within 2 ulp over [-87, 88], 0 below
+ * -104 and for -inf, infinity above 89. Then every kernel table's softmax_exp against it, bit for
+ * bit, including the subnormal range and the scalar fallback lanes, and its sum against the
+ * scalar table's (the summation order is part of the contract). */
 static void test_kernel_exp_accuracy(void **state) {
   struct fixture *f = *state;
-  const struct cpu_kernels *k = f->be[0]->kernels;
   enum { N = 20011 };
-  static float x[N];
-  for (int i = 0; i < N; i++)
-    x[i] = -87.0f + 175.0f * (float)i / (N - 1);
-  static float e[N];
-  memcpy(e, x, sizeof x);
-  k->exp_sub_sum(e, N, 0.0f);
+  static float x[N], e[N], e_ref[N];
   for (int i = 0; i < N; i++) {
+    x[i] = -87.0f + 175.0f * (float)i / (N - 1);
     double want = exp((double)x[i]);
-    if (!(fabs(e[i] - want) <= 3e-7 * want)) {
-      fail_msg("%s exp(%.9g) = %.9g, want %.9g", k->isa, x[i], e[i], want);
+    float got = cpu_ggml_expf(x[i]);
+    if (!(fabs(got - want) <= 2.4e-7 * want)) {
+      fail_msg("exp(%.9g) = %.9g, want %.9g", x[i], got, want);
     }
   }
-  /* the returned sum, on softmax-like scores (max subtracted, so nothing overflows) */
-  static float sc[1001];
-  double ref_sum = 0;
-  for (int i = 0; i < 1001; i++) {
-    sc[i] = -30.0f + 35.0f * (float)i / 1000;
-    ref_sum += exp((double)sc[i] - 5.0);
+  assert_true(cpu_ggml_expf(-104.0f) == 0.0f && cpu_ggml_expf(-INFINITY) == 0.0f);
+  assert_true(isinf(cpu_ggml_expf(89.0f)) && cpu_ggml_expf(0.0f) == 1.0f);
+  assert_true(cpu_ggml_expf(-95.0f) > 0.0f && cpu_ggml_expf(-95.0f) < 1.2e-38f); /* subnormal */
+  for (int i = 0; i < N; i++)
+    x[i] = -100.0f + 105.0f * (float)i / (N - 1); /* softmax-like: some subnormal results */
+  const struct cpu_kernels *scalar = cpu_kernels_scalar();
+  memcpy(e_ref, x, sizeof x);
+  double sum_ref = scalar->softmax_exp(e_ref, N, 5.0f);
+  for (int i = 0; i < N; i++)
+    assert_true(e_ref[i] == cpu_ggml_expf(x[i] - 5.0f));
+  const struct cpu_kernels *tables[3] = {scalar, f->be[0]->kernels, NULL};
+  if (strcmp(f->be[0]->kernels->isa, "AVX512-VNNI") == 0) tables[2] = cpu_kernels_avx2();
+  for (int b = 0; b < 3 && tables[b]; b++) {
+    const struct cpu_kernels *k = tables[b];
+    memcpy(e, x, sizeof x);
+    double sum = k->softmax_exp(e, N, 5.0f);
+    if (memcmp(e, e_ref, sizeof e) != 0 || sum != sum_ref) {
+      fail_msg("%s softmax_exp differs from the scalar table", k->isa);
+    }
+    float tiny[9] = {-100, -200, -1000, -INFINITY, -100, -100, -100, -100, -100};
+    k->softmax_exp(tiny, 9, 0.0f);
+    for (int i = 0; i < 9; i++)
+      assert_true(tiny[i] >= 0.0f && tiny[i] <= 1.7e-38f);
   }
-  float sum = k->exp_sub_sum(sc, 1001, 5.0f);
-  assert_true(fabs(sum - ref_sum) <= 1e-5 * ref_sum);
-  float tiny[9] = {-100, -200, -1000, -INFINITY, -100, -100, -100, -100, -100};
-  k->exp_sub_sum(tiny, 9, 0.0f);
-  for (int i = 0; i < 9; i++)
-    assert_true(tiny[i] >= 0.0f && tiny[i] <= 1.7e-38f);
 }
 
 /* ---- table, options, registry ------------------------------------------------------------- */
