@@ -32,12 +32,20 @@ struct cpu_block_q8_0x {
 typedef void (*cpu_dot_fn)(int64_t k, const void *w, const void *act, size_t act_stride, int nr,
                            float *out, size_t out_stride);
 
+/* The same for 8 consecutive weight rows (row i at w + i * w_stride): out[r * out_stride + i]. */
+typedef void (*cpu_dot8_fn)(int64_t k, const void *w, size_t w_stride, const void *act,
+                            size_t act_stride, int nr, float *out, size_t out_stride);
+
 struct cpu_kernels {
   const char *isa;                  /* "AVX512-VNNI", "AVX2" or "scalar" */
   cpu_dot_fn dot[QUANT_TYPE_COUNT]; /* NULL: no direct kernel (generic dequantize path) */
   /* For the tokens of a batch of 4+ that fill whole groups of 4 (all but the last n % 4), where
    * llama.cpp's repacked gemm kernels sum in another order than its gemv; NULL: dot. */
   cpu_dot_fn dot_gemm[QUANT_TYPE_COUNT];
+  /* Optional 8-row versions of dot and dot_gemm (same bits), which share the horizontal sums
+   * the per-block scalar orders need across 8 rows; NULL: one row at a time. */
+  cpu_dot8_fn dot8[QUANT_TYPE_COUNT];
+  cpu_dot8_fn dot8_gemm[QUANT_TYPE_COUNT];
   /* Activation quantization, k a multiple of the block size. Both paths round half to even,
    * so they produce identical blocks. */
   void (*quantize_q8_0)(const float *x, struct block_q8_0 *y, int64_t k); /* KV cache stores */

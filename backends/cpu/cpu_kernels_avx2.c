@@ -23,6 +23,8 @@ static const struct cpu_kernels avx2_kernels = {
             [QUANT_Q6_K] = avx2_dot_q6_k,
         },
     .dot_gemm = {[QUANT_Q4_K] = avx2_dot_q4_k_gemm, [QUANT_Q6_K] = avx2_dot_q6_k_tiled},
+    .dot8 = {[QUANT_Q4_K] = avx2_dot8_q4_k},
+    .dot8_gemm = {[QUANT_Q4_K] = avx2_dot8_q4_k_gemm},
     .quantize_q8_0 = avx2_quantize_q8_0,
     .quantize_q8_0x = avx2_quantize_q8_0x,
     .quantize_q8_k = avx2_quantize_q8_k,

@@ -276,6 +276,143 @@ INLINE void q4_k_impl_gemm(int64_t k, const void *vw, const void *act, size_t st
   q4_k_impl_order(k, vw, act, st, nr, out, os, 1);
 }
 
+/* Lane i of the result = the sum of the 8 int32 lanes of a[i] (exact). */
+INLINE __m256i reduce8_epi32(const __m256i a[8]) {
+  __m256i t0 = _mm256_hadd_epi32(a[0], a[1]), t1 = _mm256_hadd_epi32(a[2], a[3]);
+  __m256i t2 = _mm256_hadd_epi32(a[4], a[5]), t3 = _mm256_hadd_epi32(a[6], a[7]);
+  __m256i u0 = _mm256_hadd_epi32(t0, t1), u1 = _mm256_hadd_epi32(t2, t3);
+  return _mm256_add_epi32(_mm256_permute2x128_si256(u0, u1, 0x20),
+                          _mm256_permute2x128_si256(u0, u1, 0x31));
+}
+
+/* q4_k_impl_order for 8 weight rows at once: the integer sums of each row are reduced 8 rows at
+ * a time into one vector (lane = row), so the per-block (or per-64) scalar FMAs of llama.cpp's
+ * order become one vector FMA per block (or per 64) for 8 rows. Same bits as q4_k_impl_order. */
+INLINE void q4_k8_impl_order(int64_t k, const void *vw, size_t ws, const void *act, size_t st,
+                             const int nr, float *out, size_t os, const int per64) {
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+#if X86_KQUANT_DPBUSD
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i pick[4];
+  for (int c = 0; c < 4; c++) {
+    short lo = (short)(0x0100 * (4 * c + 1) + 4 * c);
+    short hi = (short)(0x0100 * (4 * c + 3) + 4 * c + 2);
+    __m128i half = _mm_set_epi16(hi, hi, hi, hi, lo, lo, lo, lo);
+    pick[c] = _mm256_set_m128i(half, half);
+  }
+#else
+  __m256i pick[8];
+  for (int j = 0; j < 8; j++)
+    pick[j] = _mm256_set1_epi16((short)(0x0100 * (2 * j + 1) + 2 * j));
+#endif
+  __m256 acc[4], acc_min[4];
+  for (int r = 0; r < nr; r++)
+    acc[r] = acc_min[r] = _mm256_setzero_ps();
+  __m256i part[4][4][8]; /* [c][token][row] (per64) or [0][token][row] */
+  __m128i mrow[4][8];    /* [token][row]: the 4 per-64 min sums */
+  for (int64_t ib = 0; ib < k / QK_K; ib++) {
+    uint16_t dh[8], mh[8];
+    __m128i pair[4]; /* per token: the bsums added pairwise, one per 32 activations */
+    for (int r = 0; r < nr; r++) {
+      const struct block_q8_k *y = ACT_ROW(struct block_q8_k, act, st, r) + ib;
+      pair[r] = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)y->bsums),
+                               _mm_loadu_si128((const __m128i *)(y->bsums + 8)));
+    }
+    for (int i = 0; i < 8; i++) {
+      const struct block_q4_k *b = (const struct block_q4_k *)((const char *)vw + i * ws) + ib;
+      /* 8 rows are 8 streams: prefetch ahead, the hardware prefetcher follows fewer */
+      _mm_prefetch((const char *)(b + 4), _MM_HINT_T0);
+      _mm_prefetch((const char *)(b + 4) + 64, _MM_HINT_T0);
+      _mm_prefetch((const char *)(b + 4) + 128, _MM_HINT_T0);
+      dh[i] = b->d;
+      mh[i] = b->dmin;
+      __m256i sm = q4_k_scales_mins(b->scales);
+      __m256i sc = _mm256_permute2x128_si256(sm, sm, 0x00);
+      __m128i mins = _mm256_extracti128_si256(sm, 1);
+      __m256i isum[4];
+      for (int r = 0; r < nr; r++) {
+        mrow[r][i] = _mm_madd_epi16(mins, pair[r]);
+        isum[r] = _mm256_setzero_si256();
+      }
+      for (int c = 0; c < 4; c++) {
+        __m256i q = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
+        __m256i lo = _mm256_and_si256(q, m4);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+#if X86_KQUANT_DPBUSD
+        __m256i s_pair = _mm256_shuffle_epi8(sc, pick[c]);
+        for (int r = 0; r < nr; r++) {
+          const int8_t *a = ACT_ROW(struct block_q8_k, act, st, r)[ib].qs + 64 * c;
+          __m256i d_lo = _mm256_dpbusd_epi32(zero, lo, _mm256_loadu_si256((const __m256i *)a));
+          __m256i d_hi =
+              _mm256_dpbusd_epi32(zero, hi, _mm256_loadu_si256((const __m256i *)(a + 32)));
+          isum[r] = _mm256_dpwssd_epi32(isum[r], _mm256_packs_epi32(d_lo, d_hi), s_pair);
+        }
+#else
+        __m256i s_lo = _mm256_shuffle_epi8(sc, pick[2 * c]);
+        __m256i s_hi = _mm256_shuffle_epi8(sc, pick[2 * c + 1]);
+        for (int r = 0; r < nr; r++) {
+          const int8_t *a = ACT_ROW(struct block_q8_k, act, st, r)[ib].qs + 64 * c;
+          __m256i p_lo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)a));
+          __m256i p_hi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(a + 32)));
+          isum[r] = X86_MADD_ACC(X86_MADD_ACC(isum[r], p_lo, s_lo), p_hi, s_hi);
+        }
+#endif
+        if (per64) {
+          for (int r = 0; r < nr; r++) {
+            part[c][r][i] = isum[r];
+            isum[r] = _mm256_setzero_si256();
+          }
+        }
+      }
+      if (!per64) {
+        for (int r = 0; r < nr; r++)
+          part[0][r][i] = isum[r];
+      }
+    }
+    __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dh));
+    __m256 dm = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)mh));
+    for (int r = 0; r < nr; r++) {
+      const struct block_q8_k *y = ACT_ROW(struct block_q8_k, act, st, r) + ib;
+      __m256 da = _mm256_set1_ps(y->d);
+      __m256 dd = _mm256_mul_ps(dw, da), ddm = _mm256_mul_ps(dm, da);
+      /* the per-64 min sums of the 8 rows, transposed to one vector per 64-group */
+      __m256i q0 = _mm256_set_m128i(mrow[r][4], mrow[r][0]);
+      __m256i q1 = _mm256_set_m128i(mrow[r][5], mrow[r][1]);
+      __m256i q2 = _mm256_set_m128i(mrow[r][6], mrow[r][2]);
+      __m256i q3 = _mm256_set_m128i(mrow[r][7], mrow[r][3]);
+      __m256i a01 = _mm256_unpacklo_epi32(q0, q1), b01 = _mm256_unpackhi_epi32(q0, q1);
+      __m256i a23 = _mm256_unpacklo_epi32(q2, q3), b23 = _mm256_unpackhi_epi32(q2, q3);
+      __m256i mc[4] = {_mm256_unpacklo_epi64(a01, a23), _mm256_unpackhi_epi64(a01, a23),
+                       _mm256_unpacklo_epi64(b01, b23), _mm256_unpackhi_epi64(b01, b23)};
+      if (per64) {
+        for (int c = 0; c < 4; c++) {
+          acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(reduce8_epi32(part[c][r])), dd, acc[r]);
+          acc_min[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mc[c]), ddm, acc_min[r]);
+        }
+      } else {
+        __m256i m = _mm256_add_epi32(_mm256_add_epi32(mc[0], mc[1]), _mm256_add_epi32(mc[2], mc[3]));
+        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(reduce8_epi32(part[0][r])), dd, acc[r]);
+        acc_min[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(m), ddm, acc_min[r]);
+      }
+    }
+  }
+  for (int r = 0; r < nr; r++)
+    _mm256_storeu_ps(out + (size_t)r * os, _mm256_sub_ps(acc[r], acc_min[r]));
+}
+
+#define DEFINE_DOT8(name, impl, per64)                                                             \
+  static void name(int64_t k, const void *w, size_t ws, const void *act, size_t st, int nr,       \
+                   float *out, size_t os) {                                                        \
+    switch (nr) {                                                                                  \
+    case 4: impl(k, w, ws, act, st, 4, out, os, per64); break;                                     \
+    case 3: impl(k, w, ws, act, st, 3, out, os, per64); break;                                     \
+    case 2: impl(k, w, ws, act, st, 2, out, os, per64); break;                                     \
+    default: impl(k, w, ws, act, st, 1, out, os, per64); break;                                    \
+    }                                                                                              \
+  }
+DEFINE_DOT8(avx2_dot8_q4_k, q4_k8_impl_order, 0)
+DEFINE_DOT8(avx2_dot8_q4_k_gemm, q4_k8_impl_order, 1)
+
 DEFINE_DOT(avx2_dot_q4_k, q4_k_impl)
 DEFINE_DOT(avx2_dot_q4_k_gemm, q4_k_impl_gemm)
 

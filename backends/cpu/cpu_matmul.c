@@ -49,6 +49,7 @@ struct matmul_task {
   struct backend *be;
   cpu_dot_fn dot; /* NULL: generic dequantize path */
   cpu_dot_fn dot_gemm; /* tokens [0, m_gemm): llama.cpp's gemm order */
+  cpu_dot8_fn dot8, dot8_gemm; /* 8-row versions, or NULL */
   int64_t m_gemm;
   uint32_t w_type;
   const unsigned char *w; /* row n at w + n * w_stride */
@@ -88,7 +89,13 @@ static void matmul_chunk_direct(struct matmul_task *t, int64_t n0, int64_t n1, i
     /* tiles start at multiples of 4 and m_gemm is one (or the whole batch): a tile is all gemm
      * or all gemv */
     cpu_dot_fn dot = m < t->m_gemm ? t->dot_gemm : t->dot;
-    for (int64_t n = n0; n < n1; n++) {
+    cpu_dot8_fn dot8 = m < t->m_gemm ? t->dot8_gemm : t->dot8;
+    int64_t n = n0;
+    for (; dot8 && n + 8 <= n1; n += 8) {
+      dot8(t->k, t->w + n * t->w_stride, t->w_stride, act, t->act_stride, nr,
+           t->y + m * t->y_stride + n, t->y_stride);
+    }
+    for (; n < n1; n++) {
       dot(t->k, t->w + n * t->w_stride, act, t->act_stride, nr, t->y + m * t->y_stride + n,
           t->y_stride);
     }
@@ -144,6 +151,8 @@ int cpu_matmul(struct backend *be, const struct backend_tensor *w, const struct 
       .be = be,
       .dot = kernels->dot[w->type],
       .dot_gemm = kernels->dot_gemm[w->type] ? kernels->dot_gemm[w->type] : kernels->dot[w->type],
+      .dot8 = kernels->dot8[w->type],
+      .dot8_gemm = kernels->dot8_gemm[w->type] ? kernels->dot8_gemm[w->type] : kernels->dot8[w->type],
       .m_gemm = matmul_gemm_tokens(w->type, m),
       .w_type = w->type,
       .w = cpu_tensor_row(w, 0, 0, 0),
@@ -182,7 +191,7 @@ int cpu_matmul(struct backend *be, const struct backend_tensor *w, const struct 
   if (m == 1) {
     /* Decode: enough chunks per thread to even out a thread that was descheduled. */
     t.chunk_tokens = 1;
-    t.chunk_rows = n / (nth * 16);
+    t.chunk_rows = n / (nth * 16) / 8 * 8; /* a multiple of 8 for the 8-row kernels */
     if (t.chunk_rows < 8) t.chunk_rows = 8;
   } else {
     t.chunk_tokens = MATMUL_CHUNK_TOKENS;
