@@ -53,6 +53,8 @@ struct cpu_kernels {
   void (*quantize_q8_k)(const float *x, struct block_q8_k *y, int64_t k);
   float (*dot_f32)(const float *a, const float *b, int64_t n);
   void (*f16_to_f32)(const quant_f16 *x, float *y, int64_t n);
+  /* x[i] rounded to the nearest f16 (ties to even) and back, in place. */
+  void (*round_f16)(float *x, int64_t n);
   /* o[n] = silu(g) * u (o may alias g), silu(x) = x / (1 + e^-x) with cpu_ggml_expf: every table
    * gives the same bits. */
   void (*silu_mul)(float *o, const float *g, const float *u, int64_t n);

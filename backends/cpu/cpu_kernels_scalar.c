@@ -275,6 +275,11 @@ static void scalar_f16_to_f32(const quant_f16 *x, float *y, int64_t n) {
     y[i] = cpu_f16_to_f32(x[i]);
 }
 
+static void scalar_round_f16(float *x, int64_t n) {
+  for (int64_t i = 0; i < n; i++)
+    x[i] = cpu_f16_to_f32(quant_f32_to_f16(x[i]));
+}
+
 static double scalar_softmax_exp(float *x, int64_t n, float max) {
   double sum = 0.0;
   for (int64_t i = 0; i < n; i += 16) {
@@ -330,6 +335,7 @@ static const struct cpu_kernels scalar_kernels = {
     .quantize_q8_k = scalar_quantize_q8_k,
     .dot_f32 = scalar_vec_dot_f32,
     .f16_to_f32 = scalar_f16_to_f32,
+    .round_f16 = scalar_round_f16,
     .silu_mul = cpu_ref_silu_mul,
     .softmax_exp = scalar_softmax_exp,
     .attn_scores = scalar_attn_scores,

@@ -31,6 +31,7 @@ static const struct cpu_kernels vnni_kernels = {
     .quantize_q8_k = avx2_quantize_q8_k,
     .dot_f32 = avx2_vec_dot_f32,
     .f16_to_f32 = avx2_f16_to_f32,
+    .round_f16 = avx2_round_f16,
     .silu_mul = avx2_silu_mul,
     .softmax_exp = avx2_softmax_exp,
     .attn_scores = avx2_attn_scores,

@@ -647,6 +647,34 @@ static float avx2_vec_dot_f32(const float *a, const float *b, int64_t n) {
   return sum;
 }
 
+static void avx2_round_f16(float *x, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT);
+    _mm256_storeu_ps(x + i, _mm256_cvtph_ps(h));
+  }
+  for (; i < n; i++)
+    x[i] = f16(_cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT));
+}
+
+/* Four scores at once in the batched order (dot_lanes16 for keys k0..k3): independent FMA
+ * chains, so the 8-step chains of one key do not wait on each other's latency. */
+INLINE void dot_lanes16_x4(const float *q, const float *k, size_t kv_stride, int64_t hd,
+                           float *s) {
+  __m256 lo[4], hi[4];
+  for (int c = 0; c < 4; c++)
+    lo[c] = hi[c] = _mm256_setzero_ps();
+  for (int64_t i = 0; i < hd; i += 16) {
+    __m256 q0 = _mm256_loadu_ps(q + i), q1 = _mm256_loadu_ps(q + i + 8);
+    for (int c = 0; c < 4; c++) {
+      lo[c] = _mm256_fmadd_ps(_mm256_loadu_ps(k + c * kv_stride + i), q0, lo[c]);
+      hi[c] = _mm256_fmadd_ps(_mm256_loadu_ps(k + c * kv_stride + i + 8), q1, hi[c]);
+    }
+  }
+  for (int c = 0; c < 4; c++)
+    s[c] = hsum_ps(_mm256_add_ps(lo[c], hi[c]));
+}
+
 static void avx2_f16_to_f32(const quant_f16 *x, float *y, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
@@ -767,7 +795,14 @@ static void avx2_attn_scores(const float *q, size_t q_stride, int64_t nr, const 
     const float *qr = q + r * q_stride;
     float *sr = scores + r * s_stride;
     if (order == CPU_ATTN_LANES16) {
-      for (int64_t j = 0; j < nj; j++)
+      int64_t j = 0;
+      for (; j + 4 <= nj; j += 4) {
+        float s4[4];
+        dot_lanes16_x4(qr, k + j * kv_stride, kv_stride, hd, s4);
+        for (int c = 0; c < 4; c++)
+          sr[j + c] = s4[c] * scale;
+      }
+      for (; j < nj; j++)
         sr[j] = dot_lanes16(qr, k + j * kv_stride, hd) * scale;
     } else {
       for (int64_t j = 0; j < nj; j++)

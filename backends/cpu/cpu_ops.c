@@ -378,29 +378,29 @@ static const float *attention_rows(const struct cpu_kernels *kernels,
   return buf;
 }
 
-/* Rounds x[n] to f16 and back in place: what ggml's f16 matmuls do to their f32 operand. */
-static void round_f16(float *x, int64_t n) {
-  for (int64_t i = 0; i < n; i++)
-    x[i] = cpu_f16_to_f32(quant_f32_to_f16(x[i]));
-}
-
-/* out[hd] = the banks folded in the order of t->order (cpu_ref.h), for one head. */
-static void attention_fold(const struct attention_task *t, const float *banks, int64_t n_used,
+/* out[hd] = the banks folded in the order of t->order (cpu_ref.h), for one head; banks past
+ * n_used were never written and count as zeros. Written column-parallel so it vectorizes. */
+static void attention_fold(const struct attention_task *t, float *banks, int64_t n_used,
                            float *out) {
-  int64_t hd = t->hd;
-  for (int64_t i = 0; i < hd; i++) {
-    float lane[16];
+  int64_t hd = t->hd, nb = t->n_banks;
+  if (n_used < nb) memset(banks + n_used * hd, 0, (size_t)((nb - n_used) * hd) * sizeof(float));
+  float *b = banks; /* [nb][hd] */
+  if (t->order == CPU_ATTN_BANKS64) {
+    /* lane l = (bank l + bank 32 + l) + (bank 16 + l + bank 48 + l), into banks 0..15 */
     for (int l = 0; l < 16; l++) {
-      if (t->order == CPU_ATTN_LANES16) {
-        lane[l] = l < n_used ? banks[l * hd + i] : 0.0f;
-      } else {
-        float b[4];
-        for (int a = 0; a < 4; a++)
-          b[a] = 16 * a + l < n_used ? banks[(16 * a + l) * hd + i] : 0.0f;
-        lane[l] = (b[0] + b[2]) + (b[1] + b[3]);
-      }
+      float *x = b + l * hd;
+      const float *b16 = b + (16 + l) * hd, *b32 = b + (32 + l) * hd, *b48 = b + (48 + l) * hd;
+      for (int64_t i = 0; i < hd; i++)
+        x[i] = (x[i] + b32[i]) + (b16[i] + b48[i]);
     }
-    out[i] = cpu_reduce16(lane);
+  }
+  /* cpu_reduce16 per column */
+  for (int64_t i = 0; i < hd; i++) {
+    float s0 = b[8 * hd + i] + b[0 * hd + i], s1 = b[9 * hd + i] + b[1 * hd + i];
+    float s2 = b[10 * hd + i] + b[2 * hd + i], s3 = b[11 * hd + i] + b[3 * hd + i];
+    float s4 = b[12 * hd + i] + b[4 * hd + i], s5 = b[13 * hd + i] + b[5 * hd + i];
+    float s6 = b[14 * hd + i] + b[6 * hd + i], s7 = b[15 * hd + i] + b[7 * hd + i];
+    out[i] = ((s4 + s0) + (s6 + s2)) + ((s5 + s1) + (s7 + s3));
   }
 }
 
@@ -431,7 +431,7 @@ static void attention_item(struct attention_task *t, float *scratch, int64_t g, 
   }
   for (int64_t r = 0; r < n_rep; r++) {
     memcpy(qr + r * hd, q + r * q_stride, (size_t)hd * sizeof(float));
-    if (t->round_f16) round_f16(qr + r * hd, hd);
+    if (t->round_f16) kernels->round_f16(qr + r * hd, hd);
   }
   for (int64_t j0 = 0; j0 < n_vis; j0 += ATTENTION_ROWS) {
     int64_t nj = n_vis - j0 < ATTENTION_ROWS ? n_vis - j0 : ATTENTION_ROWS;
@@ -448,7 +448,7 @@ static void attention_item(struct attention_task *t, float *scratch, int64_t g, 
     float inv = (float)(1.0 / kernels->softmax_exp(sr, n_vis, max));
     for (int64_t j = 0; j < n_vis; j++)
       sr[j] *= inv;
-    if (t->round_f16) round_f16(sr, n_vis);
+    if (t->round_f16) kernels->round_f16(sr, n_vis);
   }
   for (int64_t j0 = 0; j0 < n_vis; j0 += ATTENTION_ROWS) {
     int64_t nj = n_vis - j0 < ATTENTION_ROWS ? n_vis - j0 : ATTENTION_ROWS;
