@@ -172,92 +172,99 @@ INLINE __m256i q4_k_scales_mins(const uint8_t *packed) {
   return _mm256_cvtepu8_epi16(_mm_or_si128(_mm_or_si128(low, nib), top));
 }
 
+/* The integer part of one Q4_K block b against nr tokens' Q8_K block ib: for each 64-group c
+ * and token r, 8 int32 lanes whose sum is sc[2c] * (q.x over sub-block 2c) + sc[2c + 1] * (...
+ * 2c + 1), written to parts[c * cs + r * rs] (per64), or the four groups added together into
+ * parts[r * rs]. Returns the block's mins (int16 mn0..mn7). */
+INLINE __m128i q4_k_block_parts(const struct block_q4_k *b, const void *act, size_t st, int64_t ib,
+                                const int nr, const int per64, __m256i *parts, int cs, int rs) {
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  __m256i sm = q4_k_scales_mins(b->scales);
+  __m256i sc = _mm256_permute2x128_si256(sm, sm, 0x00); /* scales in both lanes */
+  __m256i isum[4];
+  for (int r = 0; r < nr; r++)
+    isum[r] = _mm256_setzero_si256();
+  for (int c = 0; c < 4; c++) {
+    __m256i q = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
+    __m256i lo = _mm256_and_si256(q, m4);
+    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+#if X86_KQUANT_DPBUSD
+    /* 4-product sums per sub-block with dpbusd (<= 4 * 15 * 127, fits int16), both sub-blocks
+     * packed into one int16 vector, then one dpwssd with their scales: 3 multiplies per
+     * 64 weights instead of 4. packs interleaves per lane: [lo0..3 hi0..3 | lo4..7 hi4..7], so
+     * int16 lanes 0-3 of each 128-bit lane take scale 2c and lanes 4-7 scale 2c + 1. */
+    short pl = (short)(0x0100 * (4 * c + 1) + 4 * c), ph = (short)(0x0100 * (4 * c + 3) + 4 * c + 2);
+    __m128i half = _mm_set_epi16(ph, ph, ph, ph, pl, pl, pl, pl);
+    __m256i s_pair = _mm256_shuffle_epi8(sc, _mm256_set_m128i(half, half));
+    for (int r = 0; r < nr; r++) {
+      const int8_t *a = ACT_ROW(struct block_q8_k, act, st, r)[ib].qs + 64 * c;
+      __m256i d_lo =
+          _mm256_dpbusd_epi32(_mm256_setzero_si256(), lo, _mm256_loadu_si256((const __m256i *)a));
+      __m256i d_hi = _mm256_dpbusd_epi32(_mm256_setzero_si256(), hi,
+                                         _mm256_loadu_si256((const __m256i *)(a + 32)));
+      isum[r] = _mm256_dpwssd_epi32(isum[r], _mm256_packs_epi32(d_lo, d_hi), s_pair);
+    }
+#else
+    /* int16 lane j of the scales into every lane: bytes (2j, 2j + 1) repeated */
+    __m256i s_lo = _mm256_shuffle_epi8(sc, _mm256_set1_epi16((short)(0x0100 * (4 * c + 1) + 4 * c)));
+    __m256i s_hi =
+        _mm256_shuffle_epi8(sc, _mm256_set1_epi16((short)(0x0100 * (4 * c + 3) + 4 * c + 2)));
+    for (int r = 0; r < nr; r++) {
+      const int8_t *a = ACT_ROW(struct block_q8_k, act, st, r)[ib].qs + 64 * c;
+      __m256i p_lo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)a));
+      __m256i p_hi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(a + 32)));
+      isum[r] = X86_MADD_ACC(X86_MADD_ACC(isum[r], p_lo, s_lo), p_hi, s_hi);
+    }
+#endif
+    if (per64) {
+      for (int r = 0; r < nr; r++) {
+        parts[c * cs + r * rs] = isum[r];
+        isum[r] = _mm256_setzero_si256();
+      }
+    }
+  }
+  if (!per64) {
+    for (int r = 0; r < nr; r++)
+      parts[r * rs] = isum[r];
+  }
+  return _mm256_extracti128_si256(sm, 1);
+}
+
+/* per token: the bsums added pairwise, one int16 per 32 activations (what the mins pair with) */
+INLINE __m128i q8_k_pair_sums(const struct block_q8_k *y) {
+  return _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)y->bsums),
+                        _mm_loadu_si128((const __m128i *)(y->bsums + 8)));
+}
+
+INLINE int hsum_epi32_256(__m256i v) {
+  return hsum_epi32_128(_mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)));
+}
+
 /* per64 = 0: llama.cpp's Q4_K gemv order (one token, or the last n % 4 of a batch): one scalar
  * FMA per 256-block for the scales and one for the mins. per64 = 1: its gemm order (whole groups
  * of 4 tokens): the same, per 64 elements. Both subtract the two sums at the end. */
 INLINE void q4_k_impl_order(int64_t k, const void *vw, const void *act, size_t st, const int nr,
                             float *out, size_t os, const int per64) {
   const struct block_q4_k *w = vw; /* [k / 256] */
-  const __m256i m4 = _mm256_set1_epi8(0x0f);
-#if X86_KQUANT_DPBUSD
-  /* per 128-bit lane: int16 lanes 0-3 take scale 2c, lanes 4-7 scale 2c + 1 */
-  const __m256i zero = _mm256_setzero_si256();
-  __m256i pick[4];
-  for (int c = 0; c < 4; c++) {
-    short lo = (short)(0x0100 * (4 * c + 1) + 4 * c);
-    short hi = (short)(0x0100 * (4 * c + 3) + 4 * c + 2);
-    __m128i half = _mm_set_epi16(hi, hi, hi, hi, lo, lo, lo, lo);
-    pick[c] = _mm256_set_m128i(half, half);
-  }
-#else
-  /* pick int16 lane j of the scales into every lane: bytes (2j, 2j + 1) repeated */
-  __m256i pick[8];
-  for (int j = 0; j < 8; j++)
-    pick[j] = _mm256_set1_epi16((short)(0x0100 * (2 * j + 1) + 2 * j));
-#endif
   float acc[4], acc_min[4];
   for (int r = 0; r < nr; r++)
     acc[r] = acc_min[r] = 0.0f;
   for (int64_t ib = 0; ib < k / QK_K; ib++) {
-    const struct block_q4_k *b = w + ib;
-    __m256i sm = q4_k_scales_mins(b->scales);
-    __m256i sc = _mm256_permute2x128_si256(sm, sm, 0x00); /* scales in both lanes */
-    __m128i mins = _mm256_extracti128_si256(sm, 1);
-    __m256i isum[4];
-    for (int r = 0; r < nr; r++)
-      isum[r] = _mm256_setzero_si256();
-    float d = f16(b->d), dmin = f16(b->dmin);
-    int mins_c[4][4]; /* [token][64-group]: mn[2c] * pair[2c] + mn[2c + 1] * pair[2c + 1] */
+    __m256i parts[4][4]; /* [c][token] */
+    __m128i mins = q4_k_block_parts(w + ib, act, st, ib, nr, per64, &parts[0][0], 4, 1);
+    float d = f16(w[ib].d), dmin = f16(w[ib].dmin);
     for (int r = 0; r < nr; r++) {
       const struct block_q8_k *y = ACT_ROW(struct block_q8_k, act, st, r) + ib;
-      /* mins pair with the sums of each 32 activations: bsums added pairwise */
-      __m128i pair = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)y->bsums),
-                                    _mm_loadu_si128((const __m128i *)(y->bsums + 8)));
-      _mm_storeu_si128((__m128i *)mins_c[r], _mm_madd_epi16(mins, pair));
-    }
-    for (int c = 0; c < 4; c++) {
-      __m256i q = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
-      __m256i lo = _mm256_and_si256(q, m4);
-      __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-#if X86_KQUANT_DPBUSD
-      /* 4-product sums per sub-block with dpbusd (<= 4 * 15 * 127, fits int16), both sub-blocks
-       * packed into one int16 vector, then one dpwssd with their scales: 3 multiplies per
-       * 64 weights instead of 4. packs interleaves per lane: [lo0..3 hi0..3 | lo4..7 hi4..7]. */
-      __m256i s_pair = _mm256_shuffle_epi8(sc, pick[c]);
-      for (int r = 0; r < nr; r++) {
-        const int8_t *a = ACT_ROW(struct block_q8_k, act, st, r)[ib].qs + 64 * c;
-        __m256i d_lo = _mm256_dpbusd_epi32(zero, lo, _mm256_loadu_si256((const __m256i *)a));
-        __m256i d_hi = _mm256_dpbusd_epi32(zero, hi, _mm256_loadu_si256((const __m256i *)(a + 32)));
-        isum[r] = _mm256_dpwssd_epi32(isum[r], _mm256_packs_epi32(d_lo, d_hi), s_pair);
-      }
-#else
-      __m256i s_lo = _mm256_shuffle_epi8(sc, pick[2 * c]);
-      __m256i s_hi = _mm256_shuffle_epi8(sc, pick[2 * c + 1]);
-      for (int r = 0; r < nr; r++) {
-        const int8_t *a = ACT_ROW(struct block_q8_k, act, st, r)[ib].qs + 64 * c;
-        __m256i p_lo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)a));
-        __m256i p_hi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(a + 32)));
-        isum[r] = X86_MADD_ACC(X86_MADD_ACC(isum[r], p_lo, s_lo), p_hi, s_hi);
-      }
-#endif
+      int mins_c[4]; /* mn[2c] * pair[2c] + mn[2c + 1] * pair[2c + 1] */
+      _mm_storeu_si128((__m128i *)mins_c, _mm_madd_epi16(mins, q8_k_pair_sums(y)));
       if (per64) {
-        for (int r = 0; r < nr; r++) {
-          const struct block_q8_k *y = ACT_ROW(struct block_q8_k, act, st, r) + ib;
-          __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(isum[r]),
-                                     _mm256_extracti128_si256(isum[r], 1));
-          acc[r] = fmaf((float)hsum_epi32_128(s4), d * y->d, acc[r]);
-          acc_min[r] = fmaf((float)mins_c[r][c], dmin * y->d, acc_min[r]);
-          isum[r] = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+          acc[r] = fmaf((float)hsum_epi32_256(parts[c][r]), d * y->d, acc[r]);
+          acc_min[r] = fmaf((float)mins_c[c], dmin * y->d, acc_min[r]);
         }
-      }
-    }
-    if (!per64) {
-      for (int r = 0; r < nr; r++) {
-        const struct block_q8_k *y = ACT_ROW(struct block_q8_k, act, st, r) + ib;
-        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(isum[r]),
-                                   _mm256_extracti128_si256(isum[r], 1));
-        int m = mins_c[r][0] + mins_c[r][1] + mins_c[r][2] + mins_c[r][3];
-        acc[r] = fmaf((float)hsum_epi32_128(s4), d * y->d, acc[r]);
+      } else {
+        int m = mins_c[0] + mins_c[1] + mins_c[2] + mins_c[3];
+        acc[r] = fmaf((float)hsum_epi32_256(parts[0][r]), d * y->d, acc[r]);
         acc_min[r] = fmaf((float)m, dmin * y->d, acc_min[r]);
       }
     }
@@ -290,21 +297,6 @@ INLINE __m256i reduce8_epi32(const __m256i a[8]) {
  * order become one vector FMA per block (or per 64) for 8 rows. Same bits as q4_k_impl_order. */
 INLINE void q4_k8_impl_order(int64_t k, const void *vw, size_t ws, const void *act, size_t st,
                              const int nr, float *out, size_t os, const int per64) {
-  const __m256i m4 = _mm256_set1_epi8(0x0f);
-#if X86_KQUANT_DPBUSD
-  const __m256i zero = _mm256_setzero_si256();
-  __m256i pick[4];
-  for (int c = 0; c < 4; c++) {
-    short lo = (short)(0x0100 * (4 * c + 1) + 4 * c);
-    short hi = (short)(0x0100 * (4 * c + 3) + 4 * c + 2);
-    __m128i half = _mm_set_epi16(hi, hi, hi, hi, lo, lo, lo, lo);
-    pick[c] = _mm256_set_m128i(half, half);
-  }
-#else
-  __m256i pick[8];
-  for (int j = 0; j < 8; j++)
-    pick[j] = _mm256_set1_epi16((short)(0x0100 * (2 * j + 1) + 2 * j));
-#endif
   __m256 acc[4], acc_min[4];
   for (int r = 0; r < nr; r++)
     acc[r] = acc_min[r] = _mm256_setzero_ps();
@@ -312,12 +304,9 @@ INLINE void q4_k8_impl_order(int64_t k, const void *vw, size_t ws, const void *a
   __m128i mrow[4][8];    /* [token][row]: the 4 per-64 min sums */
   for (int64_t ib = 0; ib < k / QK_K; ib++) {
     uint16_t dh[8], mh[8];
-    __m128i pair[4]; /* per token: the bsums added pairwise, one per 32 activations */
-    for (int r = 0; r < nr; r++) {
-      const struct block_q8_k *y = ACT_ROW(struct block_q8_k, act, st, r) + ib;
-      pair[r] = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)y->bsums),
-                               _mm_loadu_si128((const __m128i *)(y->bsums + 8)));
-    }
+    __m128i pair[4];
+    for (int r = 0; r < nr; r++)
+      pair[r] = q8_k_pair_sums(ACT_ROW(struct block_q8_k, act, st, r) + ib);
     for (int i = 0; i < 8; i++) {
       const struct block_q4_k *b = (const struct block_q4_k *)((const char *)vw + i * ws) + ib;
       /* 8 rows are 8 streams: prefetch ahead, the hardware prefetcher follows fewer */
@@ -326,48 +315,9 @@ INLINE void q4_k8_impl_order(int64_t k, const void *vw, size_t ws, const void *a
       _mm_prefetch((const char *)(b + 4) + 128, _MM_HINT_T0);
       dh[i] = b->d;
       mh[i] = b->dmin;
-      __m256i sm = q4_k_scales_mins(b->scales);
-      __m256i sc = _mm256_permute2x128_si256(sm, sm, 0x00);
-      __m128i mins = _mm256_extracti128_si256(sm, 1);
-      __m256i isum[4];
-      for (int r = 0; r < nr; r++) {
+      __m128i mins = q4_k_block_parts(b, act, st, ib, nr, per64, &part[0][0][i], 32, 8);
+      for (int r = 0; r < nr; r++)
         mrow[r][i] = _mm_madd_epi16(mins, pair[r]);
-        isum[r] = _mm256_setzero_si256();
-      }
-      for (int c = 0; c < 4; c++) {
-        __m256i q = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
-        __m256i lo = _mm256_and_si256(q, m4);
-        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-#if X86_KQUANT_DPBUSD
-        __m256i s_pair = _mm256_shuffle_epi8(sc, pick[c]);
-        for (int r = 0; r < nr; r++) {
-          const int8_t *a = ACT_ROW(struct block_q8_k, act, st, r)[ib].qs + 64 * c;
-          __m256i d_lo = _mm256_dpbusd_epi32(zero, lo, _mm256_loadu_si256((const __m256i *)a));
-          __m256i d_hi =
-              _mm256_dpbusd_epi32(zero, hi, _mm256_loadu_si256((const __m256i *)(a + 32)));
-          isum[r] = _mm256_dpwssd_epi32(isum[r], _mm256_packs_epi32(d_lo, d_hi), s_pair);
-        }
-#else
-        __m256i s_lo = _mm256_shuffle_epi8(sc, pick[2 * c]);
-        __m256i s_hi = _mm256_shuffle_epi8(sc, pick[2 * c + 1]);
-        for (int r = 0; r < nr; r++) {
-          const int8_t *a = ACT_ROW(struct block_q8_k, act, st, r)[ib].qs + 64 * c;
-          __m256i p_lo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)a));
-          __m256i p_hi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(a + 32)));
-          isum[r] = X86_MADD_ACC(X86_MADD_ACC(isum[r], p_lo, s_lo), p_hi, s_hi);
-        }
-#endif
-        if (per64) {
-          for (int r = 0; r < nr; r++) {
-            part[c][r][i] = isum[r];
-            isum[r] = _mm256_setzero_si256();
-          }
-        }
-      }
-      if (!per64) {
-        for (int r = 0; r < nr; r++)
-          part[0][r][i] = isum[r];
-      }
     }
     __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dh));
     __m256 dm = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)mh));
