@@ -36,6 +36,23 @@ typedef void (*cpu_dot_fn)(int64_t k, const void *w, const void *act, size_t act
 typedef void (*cpu_dot8_fn)(int64_t k, const void *w, size_t w_stride, const void *act,
                             size_t act_stride, int nr, float *out, size_t out_stride);
 
+/* 8 Q4_K rows of one 256-block, interleaved for batched matmuls (cpu_kernels.pack8): lanes are
+ * rows, so the kernel's integer sums come out per row without horizontal sums. */
+struct cpu_q4_k_pack8 {
+  uint8_t q[64][32];  /* [g][4 * row + t]: the quant (0..15) of element 4g + t */
+  int32_t sc[8][8];   /* [sub-block][row] scales */
+  int16_t mn[4][16];  /* [64-group c][2 * row + h]: min of sub-block 2c + h */
+  float d[8], dmin[8];
+};
+
+/* Packs 8 weight rows (row i at w + i * w_stride, k elements) into k / 256 pack blocks. */
+typedef void (*cpu_pack8_fn)(const void *w, size_t w_stride, int64_t k, void *dst);
+/* dot8 over packed rows: out[r * out_stride + i] for 8 rows, nr tokens; per64 picks llama.cpp's
+ * gemm order over its gemv order (cpu_matmul.c). */
+typedef void (*cpu_dot8_packed_fn)(int64_t k, const void *packed, const void *act,
+                                   size_t act_stride, int nr, float *out, size_t out_stride,
+                                   int per64);
+
 struct cpu_kernels {
   const char *isa;                  /* "AVX512-VNNI", "AVX2" or "scalar" */
   cpu_dot_fn dot[QUANT_TYPE_COUNT]; /* NULL: no direct kernel (generic dequantize path) */
@@ -46,6 +63,11 @@ struct cpu_kernels {
    * the per-block scalar orders need across 8 rows; NULL: one row at a time. */
   cpu_dot8_fn dot8[QUANT_TYPE_COUNT];
   cpu_dot8_fn dot8_gemm[QUANT_TYPE_COUNT];
+  /* Batched matmuls (2+ tokens) of these types repack each 8-row group once per chunk of tokens
+   * and run dot8_packed on it (same bits as dot8); pack_size is the bytes per 256 elements. */
+  cpu_pack8_fn pack8[QUANT_TYPE_COUNT];
+  cpu_dot8_packed_fn dot8_packed[QUANT_TYPE_COUNT];
+  size_t pack_size[QUANT_TYPE_COUNT];
   /* Activation quantization, k a multiple of the block size. Both paths round half to even,
    * so they produce identical blocks. */
   void (*quantize_q8_0)(const float *x, struct block_q8_0 *y, int64_t k); /* KV cache stores */

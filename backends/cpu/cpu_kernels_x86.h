@@ -350,6 +350,145 @@ INLINE void q4_k8_impl_order(int64_t k, const void *vw, size_t ws, const void *a
     _mm256_storeu_ps(out + (size_t)r * os, _mm256_sub_ps(acc[r], acc_min[r]));
 }
 
+/* v[i] = 8 dwords of row i  ->  v[g] = dword g of rows 0..7 */
+INLINE void transpose8_epi32(__m256i v[8]) {
+  __m256i t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_epi32(v[i], v[i + 1]);
+    t[i + 1] = _mm256_unpackhi_epi32(v[i], v[i + 1]);
+  }
+  for (int h = 0; h < 8; h += 4) {
+    u[h] = _mm256_unpacklo_epi64(t[h], t[h + 2]);
+    u[h + 1] = _mm256_unpackhi_epi64(t[h], t[h + 2]);
+    u[h + 2] = _mm256_unpacklo_epi64(t[h + 1], t[h + 3]);
+    u[h + 3] = _mm256_unpackhi_epi64(t[h + 1], t[h + 3]);
+  }
+  for (int g = 0; g < 4; g++) {
+    v[g] = _mm256_permute2x128_si256(u[g], u[g + 4], 0x20);
+    v[g + 4] = _mm256_permute2x128_si256(u[g], u[g + 4], 0x31);
+  }
+}
+
+static void avx2_pack8_q4_k(const void *w, size_t ws, int64_t k, void *dst) {
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  struct cpu_q4_k_pack8 *p = dst;
+  for (int64_t ib = 0; ib < k / QK_K; ib++, p++) {
+    for (int c = 0; c < 4; c++) {
+      __m256i lo[8], hi[8];
+      for (int i = 0; i < 8; i++) {
+        const struct block_q4_k *b = (const struct block_q4_k *)((const char *)w + i * ws) + ib;
+        __m256i q = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
+        lo[i] = _mm256_and_si256(q, m4); /* elements 64c + 0..31 */
+        hi[i] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4); /* 64c + 32..63 */
+      }
+      transpose8_epi32(lo);
+      transpose8_epi32(hi);
+      for (int g = 0; g < 8; g++) {
+        _mm256_storeu_si256((__m256i *)p->q[16 * c + g], lo[g]);
+        _mm256_storeu_si256((__m256i *)p->q[16 * c + 8 + g], hi[g]);
+      }
+    }
+    for (int i = 0; i < 8; i++) {
+      const struct block_q4_k *b = (const struct block_q4_k *)((const char *)w + i * ws) + ib;
+      int16_t sm[16]; /* sc0..7, mn0..7 */
+      _mm256_storeu_si256((__m256i *)sm, q4_k_scales_mins(b->scales));
+      for (int j = 0; j < 8; j++)
+        p->sc[j][i] = sm[j];
+      for (int c = 0; c < 4; c++) {
+        p->mn[c][2 * i] = sm[8 + 2 * c];
+        p->mn[c][2 * i + 1] = sm[8 + 2 * c + 1];
+      }
+      p->d[i] = f16(b->d);
+      p->dmin[i] = f16(b->dmin);
+    }
+  }
+}
+
+/* dot8 on packed rows: per 4 elements one u8 x s8 dot for all 8 rows (the activation's 4 bytes
+ * broadcast), the sub-block scale applied per lane, and llama.cpp's per-block or per-64 FMAs
+ * lane-wise. Same bits as q4_k8_impl_order. */
+INLINE void q4_k_packed_impl(int64_t k, const void *packed, const void *act, size_t st,
+                             const int nr, float *out, size_t os, const int per64) {
+  const struct cpu_q4_k_pack8 *p = packed;
+  __m256 acc[4], acc_min[4];
+  for (int r = 0; r < nr; r++)
+    acc[r] = acc_min[r] = _mm256_setzero_ps();
+  for (int64_t ib = 0; ib < k / QK_K; ib++, p++) {
+    __m256 dw = _mm256_loadu_ps(p->d), dm = _mm256_loadu_ps(p->dmin);
+    __m256 dd[4], ddm[4];
+    int16_t pair[4][8];
+    __m256i total[4], mtotal[4];
+    for (int r = 0; r < nr; r++) {
+      const struct block_q8_k *y = ACT_ROW(struct block_q8_k, act, st, r) + ib;
+      __m256 da = _mm256_set1_ps(y->d);
+      dd[r] = _mm256_mul_ps(dw, da);
+      ddm[r] = _mm256_mul_ps(dm, da);
+      _mm_storeu_si128((__m128i *)pair[r], q8_k_pair_sums(y));
+      total[r] = mtotal[r] = _mm256_setzero_si256();
+    }
+    for (int c = 0; c < 4; c++) {
+      __m256i isum[4];
+      for (int r = 0; r < nr; r++)
+        isum[r] = _mm256_setzero_si256();
+      for (int h = 0; h < 2; h++) {
+        __m256i sub[4];
+        for (int r = 0; r < nr; r++)
+          sub[r] = _mm256_setzero_si256();
+        for (int g = 0; g < 8; g++) {
+          __m256i wq = _mm256_loadu_si256((const __m256i *)p->q[16 * c + 8 * h + g]);
+          for (int r = 0; r < nr; r++) {
+            int32_t a4;
+            memcpy(&a4, ACT_ROW(struct block_q8_k, act, st, r)[ib].qs + 64 * c + 32 * h + 4 * g,
+                   sizeof a4);
+#if X86_KQUANT_DPBUSD
+            sub[r] = _mm256_dpbusd_epi32(sub[r], wq, _mm256_set1_epi32(a4));
+#else
+            sub[r] = _mm256_add_epi32(sub[r], X86_DOT_U8_I8(wq, _mm256_set1_epi32(a4)));
+#endif
+          }
+        }
+        __m256i sc = _mm256_loadu_si256((const __m256i *)p->sc[2 * c + h]);
+        for (int r = 0; r < nr; r++)
+          isum[r] = _mm256_add_epi32(isum[r], _mm256_mullo_epi32(sub[r], sc));
+      }
+      __m256i mn = _mm256_loadu_si256((const __m256i *)p->mn[c]);
+      for (int r = 0; r < nr; r++) {
+        int32_t pp = (int32_t)(uint16_t)pair[r][2 * c] | ((int32_t)pair[r][2 * c + 1] << 16);
+        __m256i m = _mm256_madd_epi16(mn, _mm256_set1_epi32(pp));
+        if (per64) {
+          acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r]), dd[r], acc[r]);
+          acc_min[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(m), ddm[r], acc_min[r]);
+        } else {
+          total[r] = _mm256_add_epi32(total[r], isum[r]);
+          mtotal[r] = _mm256_add_epi32(mtotal[r], m);
+        }
+      }
+    }
+    if (!per64) {
+      for (int r = 0; r < nr; r++) {
+        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(total[r]), dd[r], acc[r]);
+        acc_min[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mtotal[r]), ddm[r], acc_min[r]);
+      }
+    }
+  }
+  for (int r = 0; r < nr; r++)
+    _mm256_storeu_ps(out + (size_t)r * os, _mm256_sub_ps(acc[r], acc_min[r]));
+}
+
+static void avx2_dot8_packed_q4_k(int64_t k, const void *packed, const void *act, size_t st,
+                                  int nr, float *out, size_t os, int per64) {
+  switch (nr * 2 + (per64 != 0)) {
+  case 8: q4_k_packed_impl(k, packed, act, st, 4, out, os, 0); break;
+  case 9: q4_k_packed_impl(k, packed, act, st, 4, out, os, 1); break;
+  case 6: q4_k_packed_impl(k, packed, act, st, 3, out, os, 0); break;
+  case 7: q4_k_packed_impl(k, packed, act, st, 3, out, os, 1); break;
+  case 4: q4_k_packed_impl(k, packed, act, st, 2, out, os, 0); break;
+  case 5: q4_k_packed_impl(k, packed, act, st, 2, out, os, 1); break;
+  case 3: q4_k_packed_impl(k, packed, act, st, 1, out, os, 1); break;
+  default: q4_k_packed_impl(k, packed, act, st, 1, out, os, 0); break;
+  }
+}
+
 #define DEFINE_DOT8(name, impl, per64)                                                             \
   static void name(int64_t k, const void *w, size_t ws, const void *act, size_t st, int nr,       \
                    float *out, size_t os) {                                                        \

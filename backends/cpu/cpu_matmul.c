@@ -50,6 +50,8 @@ struct matmul_task {
   cpu_dot_fn dot; /* NULL: generic dequantize path */
   cpu_dot_fn dot_gemm; /* tokens [0, m_gemm): llama.cpp's gemm order */
   cpu_dot8_fn dot8, dot8_gemm; /* 8-row versions, or NULL */
+  cpu_pack8_fn pack8;           /* batches: 8-row groups repacked per chunk, or NULL */
+  cpu_dot8_packed_fn dot8_packed;
   int64_t m_gemm;
   uint32_t w_type;
   const unsigned char *w; /* row n at w + n * w_stride */
@@ -102,6 +104,22 @@ static void matmul_chunk_direct(struct matmul_task *t, int64_t n0, int64_t n1, i
   }
 }
 
+/* A batched chunk with packed 8-row groups: each group is repacked once (into this thread's
+ * scratch) and used by every token tile of the chunk; leftover rows take matmul_chunk_direct. */
+static void matmul_chunk_packed(struct matmul_task *t, void *pack, int64_t n0, int64_t n1,
+                                int64_t m0, int64_t m1) {
+  int64_t n = n0;
+  for (; n + 8 <= n1; n += 8) {
+    t->pack8(t->w + n * t->w_stride, t->w_stride, t->k, pack);
+    for (int64_t m = m0; m < m1; m += CPU_MATMUL_TILE_TOKENS) {
+      int nr = (int)(m1 - m < CPU_MATMUL_TILE_TOKENS ? m1 - m : CPU_MATMUL_TILE_TOKENS);
+      t->dot8_packed(t->k, pack, t->act + m * t->act_stride, t->act_stride, nr,
+                     t->y + m * t->y_stride + n, t->y_stride, m < t->m_gemm);
+    }
+  }
+  if (n < n1) matmul_chunk_direct(t, n, n1, m0, m1);
+}
+
 static void matmul_chunk_generic(struct matmul_task *t, float *row, int64_t n0, int64_t n1,
                                  int64_t m0, int64_t m1) {
   for (int64_t n = n0; n < n1; n++) {
@@ -126,7 +144,9 @@ static void matmul_task_run(void *arg, int ith, int nth) {
     int64_t n0 = rc * t->chunk_rows, n1 = n0 + t->chunk_rows < t->n ? n0 + t->chunk_rows : t->n;
     int64_t m0 = tc * t->chunk_tokens,
             m1 = m0 + t->chunk_tokens < t->m ? m0 + t->chunk_tokens : t->m;
-    if (t->dot) {
+    if (t->pack8) {
+      matmul_chunk_packed(t, t->be->thread_scratch[ith].data, n0, n1, m0, m1);
+    } else if (t->dot) {
       matmul_chunk_direct(t, n0, n1, m0, m1);
     } else {
       matmul_chunk_generic(t, row, n0, n1, m0, m1);
@@ -166,6 +186,12 @@ int cpu_matmul(struct backend *be, const struct backend_tensor *w, const struct 
       .x_stride = x->row_stride,
       .act_type = cpu_matmul_act_type(w->type),
   };
+  if (m > 1 && t.dot && kernels->pack8[w->type] && k % QK_K == 0) {
+    t.pack8 = kernels->pack8[w->type];
+    t.dot8_packed = kernels->dot8_packed[w->type];
+    size_t pack_bytes = (size_t)(k / QK_K) * kernels->pack_size[w->type];
+    if (cpu_thread_scratch_reserve(be, pack_bytes)) return AUG_ENOMEM;
+  }
   if (!t.dot) {
     const struct quant_type_traits *tr = quant_traits(w->type);
     if (!tr || !(tr->can_dequantize || w->type == QUANT_F32)) return AUG_EUNSUPPORTED;
