@@ -307,12 +307,16 @@ INLINE void q4_k8_impl_order(int64_t k, const void *vw, size_t ws, const void *a
     __m128i pair[4];
     for (int r = 0; r < nr; r++)
       pair[r] = q8_k_pair_sums(ACT_ROW(struct block_q8_k, act, st, r) + ib);
+    /* The 8 rows are one contiguous region read 8 blocks apart, which the hardware prefetcher
+     * follows poorly: prefetch the next 8 rows (the next region), a share per block. */
+    {
+      size_t region = 8 * ws, share = (region / (size_t)(k / QK_K) + 63) & ~(size_t)63;
+      const char *next = (const char *)vw + region + (size_t)ib * share;
+      for (size_t off = 0; off < share; off += 64)
+        _mm_prefetch(next + off, _MM_HINT_T0);
+    }
     for (int i = 0; i < 8; i++) {
       const struct block_q4_k *b = (const struct block_q4_k *)((const char *)vw + i * ws) + ib;
-      /* 8 rows are 8 streams: prefetch ahead, the hardware prefetcher follows fewer */
-      _mm_prefetch((const char *)(b + 4), _MM_HINT_T0);
-      _mm_prefetch((const char *)(b + 4) + 64, _MM_HINT_T0);
-      _mm_prefetch((const char *)(b + 4) + 128, _MM_HINT_T0);
       dh[i] = b->d;
       mh[i] = b->dmin;
       __m128i mins = q4_k_block_parts(b, act, st, ib, nr, per64, &part[0][0][i], 32, 8);
@@ -531,6 +535,11 @@ INLINE void q6_k_impl_order(int64_t k, const void *vw, const void *act, size_t s
   }
   for (int64_t ib = 0; ib < k / QK_K; ib++) {
     const struct block_q6_k *b = w + ib;
+    /* rows are short (6 blocks in the output head): keep ~2 KB of the stream in flight */
+    _mm_prefetch((const char *)b + 2048, _MM_HINT_T0);
+    _mm_prefetch((const char *)b + 2048 + 64, _MM_HINT_T0);
+    _mm_prefetch((const char *)b + 2048 + 128, _MM_HINT_T0);
+    _mm_prefetch((const char *)b + 2048 + 192, _MM_HINT_T0);
     __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
     __m256i isum[4];
     for (int r = 0; r < nr; r++)
