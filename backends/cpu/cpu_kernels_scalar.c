@@ -86,21 +86,39 @@ static void scalar_dot_f16(int64_t k, const void *w, const void *act, size_t act
   }
 }
 
-/* Q8_0 weights . Q8_0 activations: per block d_w * d_x * sum(qw * qx). */
+/* The 32-element block families (Q8_0, Q4_0, Q5_0) against Q8_0 activations, in llama.cpp's
+ * vec_dot order (which its tinyBLAS batches share): 8 lanes of 4 consecutive products, one FMA per
+ * lane and block with d_w * d_x, then the 8-lane horizontal sum. q holds the block's 32 signed
+ * weight values in element order. */
+static void q8_block_lanes(const int q[QK8_0], const struct cpu_block_q8_0x *x, float d,
+                           float acc[8]) {
+  for (int l = 0; l < 8; l++) {
+    int s = 0;
+    for (int t = 0; t < 4; t++)
+      s += q[4 * l + t] * x->qs[4 * l + t];
+    acc[l] = fmaf(d, (float)s, acc[l]);
+  }
+}
+
+static float hsum8(const float a[8]) {
+  return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+}
+
+/* Q8_0 weights: value = qs[i] * d. */
 static void scalar_dot_q8_0(int64_t k, const void *w, const void *act, size_t act_stride, int nr,
                             float *out, size_t out_stride) {
   const struct block_q8_0 *wb = w; /* [k / 32] */
   for (int r = 0; r < nr; r++) {
     const struct cpu_block_q8_0x *xb =
         (const struct cpu_block_q8_0x *)((const char *)act + r * act_stride);
-    float sum = 0.0f;
+    float acc[8] = {0};
     for (int64_t ib = 0; ib < k / QK8_0; ib++) {
-      int isum = 0;
+      int q[QK8_0];
       for (int i = 0; i < QK8_0; i++)
-        isum += wb[ib].qs[i] * xb[ib].qs[i];
-      sum += cpu_f16_to_f32(wb[ib].d) * xb[ib].d * (float)isum;
+        q[i] = wb[ib].qs[i];
+      q8_block_lanes(q, &xb[ib], cpu_f16_to_f32(wb[ib].d) * xb[ib].d, acc);
     }
-    out[(size_t)r * out_stride] = sum;
+    out[(size_t)r * out_stride] = hsum8(acc);
   }
 }
 
@@ -112,16 +130,16 @@ static void scalar_dot_q4_0(int64_t k, const void *w, const void *act, size_t ac
   for (int r = 0; r < nr; r++) {
     const struct cpu_block_q8_0x *xb =
         (const struct cpu_block_q8_0x *)((const char *)act + r * act_stride);
-    float sum = 0.0f;
+    float acc[8] = {0};
     for (int64_t ib = 0; ib < k / QK4_0; ib++) {
-      int isum = 0;
+      int q[QK4_0];
       for (int i = 0; i < QK4_0 / 2; i++) {
-        isum += ((wb[ib].qs[i] & 0x0f) - 8) * xb[ib].qs[i];
-        isum += ((wb[ib].qs[i] >> 4) - 8) * xb[ib].qs[i + QK4_0 / 2];
+        q[i] = (wb[ib].qs[i] & 0x0f) - 8;
+        q[i + QK4_0 / 2] = (wb[ib].qs[i] >> 4) - 8;
       }
-      sum += cpu_f16_to_f32(wb[ib].d) * xb[ib].d * (float)isum;
+      q8_block_lanes(q, &xb[ib], cpu_f16_to_f32(wb[ib].d) * xb[ib].d, acc);
     }
-    out[(size_t)r * out_stride] = sum;
+    out[(size_t)r * out_stride] = hsum8(acc);
   }
 }
 
@@ -133,20 +151,18 @@ static void scalar_dot_q5_0(int64_t k, const void *w, const void *act, size_t ac
   for (int r = 0; r < nr; r++) {
     const struct cpu_block_q8_0x *xb =
         (const struct cpu_block_q8_0x *)((const char *)act + r * act_stride);
-    float sum = 0.0f;
+    float acc[8] = {0};
     for (int64_t ib = 0; ib < k / QK5_0; ib++) {
       uint32_t qh;
       memcpy(&qh, wb[ib].qh, sizeof qh);
-      int isum = 0;
+      int q[QK5_0];
       for (int i = 0; i < QK5_0 / 2; i++) {
-        int lo = (wb[ib].qs[i] & 0x0f) | (int)(((qh >> i) & 1) << 4);
-        int hi = (wb[ib].qs[i] >> 4) | (int)(((qh >> (i + 16)) & 1) << 4);
-        isum += (lo - 16) * xb[ib].qs[i];
-        isum += (hi - 16) * xb[ib].qs[i + QK5_0 / 2];
+        q[i] = ((wb[ib].qs[i] & 0x0f) | (int)(((qh >> i) & 1) << 4)) - 16;
+        q[i + QK5_0 / 2] = ((wb[ib].qs[i] >> 4) | (int)(((qh >> (i + 16)) & 1) << 4)) - 16;
       }
-      sum += cpu_f16_to_f32(wb[ib].d) * xb[ib].d * (float)isum;
+      q8_block_lanes(q, &xb[ib], cpu_f16_to_f32(wb[ib].d) * xb[ib].d, acc);
     }
-    out[(size_t)r * out_stride] = sum;
+    out[(size_t)r * out_stride] = hsum8(acc);
   }
 }
 
@@ -246,8 +262,7 @@ static void scalar_q6_k_order(int64_t k, const void *w, const void *act, size_t 
       sum = fmaf((float)total * cpu_f16_to_f32(wb[ib].d), xb[ib].d, sum);
     }
     out[(size_t)r * out_stride] =
-        tiled ? sum
-              : ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+        tiled ? sum : hsum8(acc);
   }
 }
 
