@@ -75,6 +75,7 @@ INLINE void q8_0_impl(int64_t k, const void *vw, const void *act, size_t st, con
   for (int r = 0; r < nr; r++)
     acc[r] = _mm256_setzero_ps();
   for (int64_t ib = 0; ib < k / QK8_0; ib++) {
+    if ((ib & 1) == 0) _mm_prefetch((const char *)(w + ib) + 2048, _MM_HINT_T0); /* short rows */
     __m256i q = _mm256_loadu_si256((const __m256i *)w[ib].qs);
     __m256i qa = _mm256_abs_epi8(q);
     __m256 dw = _mm256_set1_ps(f16(w[ib].d));
@@ -103,6 +104,7 @@ INLINE void q4_0_impl(int64_t k, const void *vw, const void *act, size_t st, con
   for (int r = 0; r < nr; r++)
     acc[r] = _mm256_setzero_ps();
   for (int64_t ib = 0; ib < k / QK4_0; ib++) {
+    if ((ib & 1) == 0) _mm_prefetch((const char *)(w + ib) + 2048, _MM_HINT_T0); /* short rows */
     __m256i q = _mm256_sub_epi8(unpack_nibbles(w[ib].qs), _mm256_set1_epi8(8));
     __m256i qa = _mm256_abs_epi8(q);
     __m256 dw = _mm256_set1_ps(f16(w[ib].d));
@@ -136,6 +138,7 @@ INLINE void q5_0_impl(int64_t k, const void *vw, const void *act, size_t st, con
   for (int r = 0; r < nr; r++)
     acc[r] = _mm256_setzero_ps();
   for (int64_t ib = 0; ib < k / QK5_0; ib++) {
+    if ((ib & 1) == 0) _mm_prefetch((const char *)(w + ib) + 2048, _MM_HINT_T0); /* short rows */
     __m256i q = _mm256_or_si256(unpack_nibbles(w[ib].qs), expand_bits_0x10(w[ib].qh));
     q = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
     __m256i qa = _mm256_abs_epi8(q);
