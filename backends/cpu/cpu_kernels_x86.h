@@ -5,11 +5,12 @@
  *   X86_DOT_U8_I8(u, s)          sums of 4 adjacent u8 * s8 products, as 8 int32
  * and sets X86_KQUANT_DPBUSD to 1 where the k-quant kernels may use vpdpbusd/vpdpwssd directly
  * (fewer multiplies per weight; the same integer results).
- * The integer dot products follow the scalar kernels block for block: unsigned weight quants
- * times signed Q8 activations (maddubs), widened with the sub-block scale, summed in int32 per
- * block, then one FMA per block in f32. Each kernel is written once for nr tokens and
+ * Integer sums are exact, so they may be formed in any grouping; every float operation follows
+ * the order of the llama.cpp kernel the CPU backend stands in for (cpu_ref.h), and gives the same
+ * bits as the scalar table (cpu_kernels_scalar.c). Each kernel is written once for nr tokens and
  * instantiated for nr = 1..4 so that a decoded weight block is reused from registers across
- * the tokens of a tile. Include only from files compiled with AVX2/FMA/F16C. */
+ * the tokens of a tile; Q4_K also has 8-row and repacked 8-row forms. Include only from files
+ * compiled with AVX2/FMA/F16C. */
 #ifndef AUGURY_BACKENDS_CPU_CPU_KERNELS_X86_H
 #define AUGURY_BACKENDS_CPU_CPU_KERNELS_X86_H
 
@@ -938,5 +939,38 @@ static void avx2_attn_accumulate(const float *p, size_t p_stride, int64_t nr, co
     }
   }
 }
+
+/* The kernel table, the same for both instruction sets (each file gets its own copies of the
+ * kernels, compiled for its flags). */
+#define X86_KERNEL_TABLE(name, isa_name)                                                           \
+  static const struct cpu_kernels name = {                                                         \
+      .isa = isa_name,                                                                             \
+      .dot =                                                                                       \
+          {                                                                                        \
+              [QUANT_F32] = avx2_dot_f32,                                                          \
+              [QUANT_F16] = avx2_dot_f16,                                                          \
+              [QUANT_Q4_0] = avx2_dot_q4_0,                                                        \
+              [QUANT_Q5_0] = avx2_dot_q5_0,                                                        \
+              [QUANT_Q8_0] = avx2_dot_q8_0,                                                        \
+              [QUANT_Q4_K] = avx2_dot_q4_k,                                                        \
+              [QUANT_Q6_K] = avx2_dot_q6_k,                                                        \
+          },                                                                                       \
+      .dot_gemm = {[QUANT_Q4_K] = avx2_dot_q4_k_gemm, [QUANT_Q6_K] = avx2_dot_q6_k_tiled},         \
+      .dot8 = {[QUANT_Q4_K] = avx2_dot8_q4_k},                                                     \
+      .dot8_gemm = {[QUANT_Q4_K] = avx2_dot8_q4_k_gemm},                                           \
+      .pack8 = {[QUANT_Q4_K] = avx2_pack8_q4_k},                                                   \
+      .dot8_packed = {[QUANT_Q4_K] = avx2_dot8_packed_q4_k},                                       \
+      .pack_size = {[QUANT_Q4_K] = sizeof(struct cpu_q4_k_pack8)},                                 \
+      .quantize_q8_0 = avx2_quantize_q8_0,                                                         \
+      .quantize_q8_0x = avx2_quantize_q8_0x,                                                       \
+      .quantize_q8_k = avx2_quantize_q8_k,                                                         \
+      .dot_f32 = avx2_vec_dot_f32,                                                                 \
+      .f16_to_f32 = avx2_f16_to_f32,                                                               \
+      .round_f16 = avx2_round_f16,                                                                 \
+      .silu_mul = avx2_silu_mul,                                                                   \
+      .softmax_exp = avx2_softmax_exp,                                                             \
+      .attn_scores = avx2_attn_scores,                                                             \
+      .attn_accumulate = avx2_attn_accumulate,                                                     \
+  }
 
 #endif
