@@ -88,7 +88,8 @@ struct cpu_kernels {
    * q [nr][hd] (rows q_stride floats apart), k and v [nj][hd] (kv_stride apart).
    *   scores[r * s_stride + j] = dot(q_r, k_j) * scale
    *   for cache row jj = j0 + j: banks[r * bank_stride + (jj % nbanks) * hd + :] += p[r *
-   *   p_stride + j] * v_j, the bank written rather than added to when jj < nbanks. */
+   *   p_stride + j] * v_j, a bank starting from +0 at its first row (jj < nbanks), as llama.cpp's
+   *   zeroed accumulators. */
   void (*attn_scores)(const float *q, size_t q_stride, int64_t nr, const float *k, size_t kv_stride,
                       int64_t nj, int64_t hd, int order, float scale, float *scores,
                       size_t s_stride);

@@ -326,8 +326,7 @@ static void scalar_attn_accumulate(const float *p, size_t p_stride, int64_t nr, 
       float *bank = banks + r * bank_stride + ((j0 + j) % nbanks) * hd; /* [hd] */
       float pj = p[r * p_stride + j];
       for (int64_t i = 0; i < hd; i++)
-        bank[i] = j0 + j < nbanks ? pj * v[j * kv_stride + i]
-                                  : fmaf(pj, v[j * kv_stride + i], bank[i]);
+        bank[i] = fmaf(pj, v[j * kv_stride + i], j0 + j < nbanks ? 0.0f : bank[i]);
     }
   }
 }

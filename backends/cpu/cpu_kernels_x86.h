@@ -461,8 +461,10 @@ INLINE void q4_k_packed_impl(int64_t k, const void *packed, const void *act, siz
       }
       __m256i mn = _mm256_loadu_si256((const __m256i *)p->mn[c]);
       for (int r = 0; r < nr; r++) {
-        int32_t pp = (int32_t)(uint16_t)pair[r][2 * c] | ((int32_t)pair[r][2 * c + 1] << 16);
-        __m256i m = _mm256_madd_epi16(mn, _mm256_set1_epi32(pp));
+        /* int16 lanes [pair 2c, pair 2c + 1] repeated, for madd with the mins */
+        uint32_t pp =
+            (uint32_t)(uint16_t)pair[r][2 * c] | (uint32_t)(uint16_t)pair[r][2 * c + 1] << 16;
+        __m256i m = _mm256_madd_epi16(mn, _mm256_set1_epi32((int)pp));
         if (per64) {
           acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r]), dd[r], acc[r]);
           acc_min[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(m), ddm[r], acc_min[r]);
@@ -913,30 +915,52 @@ static void avx2_attn_scores(const float *q, size_t q_stride, int64_t nr, const 
   }
 }
 
+/* Rows [j, j1) of one head into its banks, one row at a time through memory. */
+INLINE void attn_accumulate_rows(const float *pr, const float *v, size_t kv_stride, int64_t j0,
+                                 int64_t j, int64_t j1, int64_t hd, int nbanks, float *banks) {
+  int64_t hd8 = hd & ~(int64_t)7;
+  for (; j < j1; j++) {
+    int64_t jj = j0 + j;
+    float *bank = banks + (jj % nbanks) * hd; /* [hd] */
+    const float *vj = v + j * kv_stride;
+    __m256 pj = _mm256_set1_ps(pr[j]);
+    /* the bank's first row: an FMA onto +0, as llama.cpp's zeroed accumulators */
+    bool first = jj < nbanks;
+    for (int64_t i = 0; i < hd8; i += 8) {
+      __m256 b = first ? _mm256_setzero_ps() : _mm256_loadu_ps(bank + i);
+      _mm256_storeu_ps(bank + i, _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + i), b));
+    }
+    for (int64_t i = hd8; i < hd; i++)
+      bank[i] = fmaf(pr[j], vj[i], first ? 0.0f : bank[i]);
+  }
+}
+
 static void avx2_attn_accumulate(const float *p, size_t p_stride, int64_t nr, const float *v,
                                  size_t kv_stride, int64_t j0, int64_t nj, int64_t hd, int nbanks,
                                  float *banks, size_t bank_stride) {
-  int64_t hd8 = hd & ~(int64_t)7;
   for (int64_t r = 0; r < nr; r++) {
     const float *pr = p + r * p_stride;
-    for (int64_t j = 0; j < nj; j++) {
-      int64_t jj = j0 + j;
-      float *bank = banks + r * bank_stride + (jj % nbanks) * hd; /* [hd] */
-      const float *vj = v + j * kv_stride;
-      __m256 pj = _mm256_set1_ps(pr[j]);
-      if (jj < nbanks) { /* first use of the bank: fma with 0 is the rounded product */
-        for (int64_t i = 0; i < hd8; i += 8)
-          _mm256_storeu_ps(bank + i, _mm256_mul_ps(pj, _mm256_loadu_ps(vj + i)));
-        for (int64_t i = hd8; i < hd; i++)
-          bank[i] = pr[j] * vj[i];
-      } else {
-        for (int64_t i = 0; i < hd8; i += 8)
-          _mm256_storeu_ps(bank + i,
-                           _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + i), _mm256_loadu_ps(bank + i)));
-        for (int64_t i = hd8; i < hd; i++)
-          bank[i] = fmaf(pr[j], vj[i], bank[i]);
+    float *br = banks + r * bank_stride;
+    int64_t j = 0;
+    if (nbanks == 16 && hd % 8 == 0 && j0 % 16 == 0 && nj >= 16) {
+      /* batched order: the 16 banks of 8 columns stay in registers while the rows stream past */
+      int64_t full = nj & ~(int64_t)15;
+      for (int64_t i = 0; i < hd; i += 8) {
+        __m256 acc[16];
+        for (int l = 0; l < 16; l++)
+          acc[l] = j0 == 0 ? _mm256_setzero_ps() : _mm256_loadu_ps(br + l * hd + i);
+        for (int64_t jb = 0; jb < full; jb += 16) {
+          for (int l = 0; l < 16; l++) {
+            acc[l] = _mm256_fmadd_ps(_mm256_set1_ps(pr[jb + l]),
+                                     _mm256_loadu_ps(v + (jb + l) * kv_stride + i), acc[l]);
+          }
+        }
+        for (int l = 0; l < 16; l++)
+          _mm256_storeu_ps(br + l * hd + i, acc[l]);
       }
+      j = full;
     }
+    attn_accumulate_rows(pr, v, kv_stride, j0, j, nj, hd, nbanks, br);
   }
 }
 
