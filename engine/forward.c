@@ -412,9 +412,10 @@ static int forward_transfer(struct forward *f, const struct forward_dev *a,
   return 0;
 }
 
-#define FORWARD_OBSERVE(name, layer, tensor)                                                      \
+#define FORWARD_OBSERVE(name, layer, tensor)                                                       \
   do {                                                                                             \
-    if (f->params.observe) f->params.observe(f->params.observe_ctx, (name), (layer), (tensor), &d->d); \
+    if (f->params.observe)                                                                         \
+      f->params.observe(f->params.observe_ctx, (name), (layer), (tensor), &d->d);                  \
   } while (0)
 
 /* One transformer block over the batch's n tokens at positions f->pos[0..n), in place on d->x.
@@ -422,20 +423,20 @@ static int forward_transfer(struct forward *f, const struct forward_dev *a,
  * the last layer, where only the rows whose logits are wanted matter (none, the last, or all).
  * Besides saving work, this keeps the batch sizes of the last layer's matmuls the same as
  * llama.cpp's, which picks its kernels (and so its summation order) by batch size. */
-static int forward_layer(struct forward *f, uint32_t il, int64_t n, uint32_t pos0,
-                         int64_t ffn_col0, int64_t ffn_n, struct aug_err *err) {
+static int forward_layer(struct forward *f, uint32_t il, int64_t n, uint32_t pos0, int64_t ffn_col0,
+                         int64_t ffn_n, struct aug_err *err) {
   const struct model_hparams *hp = &f->model->hp;
   const struct forward_layer_weights *w = &f->layers[il];
   struct forward_dev *d = &f->devs[w->dev];
   const struct backend_ops *ops = d->d.ops;
   struct backend *be = d->d.be;
   long L = (long)il;
-  struct backend_tensor x = forward_cols(&d->x, 0, n);       /* [n_embd, n] */
-  struct backend_tensor xb = forward_cols(&d->xb, 0, n);     /* [n_embd, n] */
-  struct backend_tensor q = forward_cols(&d->q, 0, n);       /* [n_head*hd, n] */
-  struct backend_tensor k = forward_cols(&d->k, 0, n);       /* [n_head_kv*hd, n] */
-  struct backend_tensor v = forward_cols(&d->v, 0, n);       /* [n_head_kv*hd, n] */
-  struct backend_tensor att = forward_cols(&d->att, 0, n);   /* [n_head*hd, n] */
+  struct backend_tensor x = forward_cols(&d->x, 0, n);           /* [n_embd, n] */
+  struct backend_tensor xb = forward_cols(&d->xb, 0, n);         /* [n_embd, n] */
+  struct backend_tensor q = forward_cols(&d->q, 0, n);           /* [n_head*hd, n] */
+  struct backend_tensor k = forward_cols(&d->k, 0, n);           /* [n_head_kv*hd, n] */
+  struct backend_tensor v = forward_cols(&d->v, 0, n);           /* [n_head_kv*hd, n] */
+  struct backend_tensor att = forward_cols(&d->att, 0, n);       /* [n_head*hd, n] */
   struct backend_tensor gate = forward_cols(&d->gate, 0, ffn_n); /* [n_ff, ffn_n] */
   struct backend_tensor up = forward_cols(&d->up, 0, ffn_n);     /* [n_ff, ffn_n] */
 

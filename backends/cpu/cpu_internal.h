@@ -39,9 +39,9 @@ typedef void (*cpu_dot8_fn)(int64_t k, const void *w, size_t w_stride, const voi
 /* 8 Q4_K rows of one 256-block, interleaved for batched matmuls (cpu_kernels.pack8): lanes are
  * rows, so the kernel's integer sums come out per row without horizontal sums. */
 struct cpu_q4_k_pack8 {
-  uint8_t q[64][32];  /* [g][4 * row + t]: the quant (0..15) of element 4g + t */
-  int32_t sc[8][8];   /* [sub-block][row] scales */
-  int16_t mn[4][16];  /* [64-group c][2 * row + h]: min of sub-block 2c + h */
+  uint8_t q[64][32]; /* [g][4 * row + t]: the quant (0..15) of element 4g + t */
+  int32_t sc[8][8];  /* [sub-block][row] scales */
+  int16_t mn[4][16]; /* [64-group c][2 * row + h]: min of sub-block 2c + h */
   float d[8], dmin[8];
 };
 

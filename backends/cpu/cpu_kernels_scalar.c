@@ -230,8 +230,8 @@ static void scalar_dot_q4_k_gemm(int64_t k, const void *w, const void *act, size
  * The sum is split into 8 lanes exactly as llama.cpp's AVX2 kernel splits it (lane L holds
  * elements 4L..4L+3 of every 32, and the -32 correction of groups 2L and 2L + 1), each lane
  * gets one FMA per block, and the lanes are added in its horizontal-sum order. */
-static void scalar_q6_k_order(int64_t k, const void *w, const void *act, size_t act_stride,
-                              int nr, float *out, size_t out_stride, bool tiled) {
+static void scalar_q6_k_order(int64_t k, const void *w, const void *act, size_t act_stride, int nr,
+                              float *out, size_t out_stride, bool tiled) {
   const struct block_q6_k *wb = w; /* [k / 256] */
   for (int r = 0; r < nr; r++) {
     const struct block_q8_k *xb = (const struct block_q8_k *)((const char *)act + r * act_stride);
@@ -261,8 +261,7 @@ static void scalar_q6_k_order(int64_t k, const void *w, const void *act, size_t 
       }
       sum = fmaf((float)total * cpu_f16_to_f32(wb[ib].d), xb[ib].d, sum);
     }
-    out[(size_t)r * out_stride] =
-        tiled ? sum : hsum8(acc);
+    out[(size_t)r * out_stride] = tiled ? sum : hsum8(acc);
   }
 }
 
@@ -319,8 +318,8 @@ static void scalar_attn_scores(const float *q, size_t q_stride, int64_t nr, cons
 }
 
 static void scalar_attn_accumulate(const float *p, size_t p_stride, int64_t nr, const float *v,
-                                   size_t kv_stride, int64_t j0, int64_t nj, int64_t hd,
-                                   int nbanks, float *banks, size_t bank_stride) {
+                                   size_t kv_stride, int64_t j0, int64_t nj, int64_t hd, int nbanks,
+                                   float *banks, size_t bank_stride) {
   for (int64_t r = 0; r < nr; r++) {
     for (int64_t j = 0; j < nj; j++) {
       float *bank = banks + r * bank_stride + ((j0 + j) % nbanks) * hd; /* [hd] */

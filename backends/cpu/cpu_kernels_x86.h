@@ -197,7 +197,8 @@ INLINE __m128i q4_k_block_parts(const struct block_q4_k *b, const void *act, siz
      * packed into one int16 vector, then one dpwssd with their scales: 3 multiplies per
      * 64 weights instead of 4. packs interleaves per lane: [lo0..3 hi0..3 | lo4..7 hi4..7], so
      * int16 lanes 0-3 of each 128-bit lane take scale 2c and lanes 4-7 scale 2c + 1. */
-    short pl = (short)(0x0100 * (4 * c + 1) + 4 * c), ph = (short)(0x0100 * (4 * c + 3) + 4 * c + 2);
+    short pl = (short)(0x0100 * (4 * c + 1) + 4 * c),
+          ph = (short)(0x0100 * (4 * c + 3) + 4 * c + 2);
     __m128i half = _mm_set_epi16(ph, ph, ph, ph, pl, pl, pl, pl);
     __m256i s_pair = _mm256_shuffle_epi8(sc, _mm256_set_m128i(half, half));
     for (int r = 0; r < nr; r++) {
@@ -210,7 +211,8 @@ INLINE __m128i q4_k_block_parts(const struct block_q4_k *b, const void *act, siz
     }
 #else
     /* int16 lane j of the scales into every lane: bytes (2j, 2j + 1) repeated */
-    __m256i s_lo = _mm256_shuffle_epi8(sc, _mm256_set1_epi16((short)(0x0100 * (4 * c + 1) + 4 * c)));
+    __m256i s_lo =
+        _mm256_shuffle_epi8(sc, _mm256_set1_epi16((short)(0x0100 * (4 * c + 1) + 4 * c)));
     __m256i s_hi =
         _mm256_shuffle_epi8(sc, _mm256_set1_epi16((short)(0x0100 * (4 * c + 3) + 4 * c + 2)));
     for (int r = 0; r < nr; r++) {
@@ -348,7 +350,8 @@ INLINE void q4_k8_impl_order(int64_t k, const void *vw, size_t ws, const void *a
           acc_min[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mc[c]), ddm, acc_min[r]);
         }
       } else {
-        __m256i m = _mm256_add_epi32(_mm256_add_epi32(mc[0], mc[1]), _mm256_add_epi32(mc[2], mc[3]));
+        __m256i m =
+            _mm256_add_epi32(_mm256_add_epi32(mc[0], mc[1]), _mm256_add_epi32(mc[2], mc[3]));
         acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(reduce8_epi32(part[0][r])), dd, acc[r]);
         acc_min[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(m), ddm, acc_min[r]);
       }
@@ -386,7 +389,7 @@ static void avx2_pack8_q4_k(const void *w, size_t ws, int64_t k, void *dst) {
       for (int i = 0; i < 8; i++) {
         const struct block_q4_k *b = (const struct block_q4_k *)((const char *)w + i * ws) + ib;
         __m256i q = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
-        lo[i] = _mm256_and_si256(q, m4); /* elements 64c + 0..31 */
+        lo[i] = _mm256_and_si256(q, m4);                       /* elements 64c + 0..31 */
         hi[i] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4); /* 64c + 32..63 */
       }
       transpose8_epi32(lo);
@@ -462,8 +465,8 @@ INLINE void q4_k_packed_impl(int64_t k, const void *packed, const void *act, siz
       __m256i mn = _mm256_loadu_si256((const __m256i *)p->mn[c]);
       for (int r = 0; r < nr; r++) {
         /* int16 lanes [pair 2c, pair 2c + 1] repeated, for madd with the mins */
-        uint32_t pp =
-            (uint32_t)(uint16_t)pair[r][2 * c] | (uint32_t)(uint16_t)pair[r][2 * c + 1] << 16;
+        uint32_t lo16 = (uint16_t)pair[r][2 * c], hi16 = (uint16_t)pair[r][2 * c + 1];
+        uint32_t pp = lo16 | hi16 << 16;
         __m256i m = _mm256_madd_epi16(mn, _mm256_set1_epi32((int)pp));
         if (per64) {
           acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r]), dd[r], acc[r]);
@@ -485,8 +488,8 @@ INLINE void q4_k_packed_impl(int64_t k, const void *packed, const void *act, siz
     _mm256_storeu_ps(out + (size_t)r * os, _mm256_sub_ps(acc[r], acc_min[r]));
 }
 
-static void avx2_dot8_packed_q4_k(int64_t k, const void *packed, const void *act, size_t st,
-                                  int nr, float *out, size_t os, int per64) {
+static void avx2_dot8_packed_q4_k(int64_t k, const void *packed, const void *act, size_t st, int nr,
+                                  float *out, size_t os, int per64) {
   switch (nr * 2 + (per64 != 0)) {
   case 8: q4_k_packed_impl(k, packed, act, st, 4, out, os, 0); break;
   case 9: q4_k_packed_impl(k, packed, act, st, 4, out, os, 1); break;
@@ -500,7 +503,7 @@ static void avx2_dot8_packed_q4_k(int64_t k, const void *packed, const void *act
 }
 
 #define DEFINE_DOT8(name, impl, per64)                                                             \
-  static void name(int64_t k, const void *w, size_t ws, const void *act, size_t st, int nr,       \
+  static void name(int64_t k, const void *w, size_t ws, const void *act, size_t st, int nr,        \
                    float *out, size_t os) {                                                        \
     switch (nr) {                                                                                  \
     case 4: impl(k, w, ws, act, st, 4, out, os, per64); break;                                     \
@@ -584,8 +587,8 @@ INLINE void q6_k_impl_order(int64_t k, const void *vw, const void *act, size_t s
       __m256i corr = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)y->bsums));
       __m256i total = _mm256_sub_epi32(isum[r], _mm256_slli_epi32(corr, 5));
       if (tiled) {
-        __m128i t4 = _mm_add_epi32(_mm256_castsi256_si128(total),
-                                   _mm256_extracti128_si256(total, 1));
+        __m128i t4 =
+            _mm_add_epi32(_mm256_castsi256_si128(total), _mm256_extracti128_si256(total, 1));
         sums[r] = fmaf((float)hsum_epi32_128(t4) * d, y->d, sums[r]); /* GCC contracts ggml's add */
       } else {
         acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * y->d), _mm256_cvtepi32_ps(total), acc[r]);
@@ -763,8 +766,7 @@ static void avx2_round_f16(float *x, int64_t n) {
 
 /* Four scores at once in the batched order (dot_lanes16 for keys k0..k3): independent FMA
  * chains, so the 8-step chains of one key do not wait on each other's latency. */
-INLINE void dot_lanes16_x4(const float *q, const float *k, size_t kv_stride, int64_t hd,
-                           float *s) {
+INLINE void dot_lanes16_x4(const float *q, const float *k, size_t kv_stride, int64_t hd, float *s) {
   __m256 lo[4], hi[4];
   for (int c = 0; c < 4; c++)
     lo[c] = hi[c] = _mm256_setzero_ps();
@@ -801,11 +803,9 @@ INLINE __m256 ggml_expf_ps(__m256 x) {
                               _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1f), x));
   __m256 u = _mm256_mul_ps(b, b);
   __m256 j = _mm256_fmadd_ps(
-      _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b,
-                                      _mm256_set1_ps(0x1.573e2ep-5f)),
-                      u,
-                      _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b,
-                                      _mm256_set1_ps(0x1.fffdb6p-2f))),
+      _mm256_fmadd_ps(
+          _mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b, _mm256_set1_ps(0x1.573e2ep-5f)), u,
+          _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b, _mm256_set1_ps(0x1.fffdb6p-2f))),
       u, _mm256_fmadd_ps(_mm256_set1_ps(0x1.ffffecp-1f), b, _mm256_set1_ps(1.0f)));
   __m256 normal = _mm256_and_ps(_mm256_cmp_ps(n, _mm256_set1_ps(-126.0f), _CMP_GE_OQ),
                                 _mm256_cmp_ps(n, _mm256_set1_ps(127.0f), _CMP_LE_OQ));

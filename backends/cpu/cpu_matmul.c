@@ -47,10 +47,10 @@ static int64_t matmul_gemm_tokens(uint32_t weight_type, int64_t m) {
 struct matmul_task {
   const struct cpu_kernels *kernels;
   struct backend *be;
-  cpu_dot_fn dot; /* NULL: generic dequantize path */
-  cpu_dot_fn dot_gemm; /* tokens [0, m_gemm): llama.cpp's gemm order */
+  cpu_dot_fn dot;              /* NULL: generic dequantize path */
+  cpu_dot_fn dot_gemm;         /* tokens [0, m_gemm): llama.cpp's gemm order */
   cpu_dot8_fn dot8, dot8_gemm; /* 8-row versions, or NULL */
-  cpu_pack8_fn pack8;           /* batches: 8-row groups repacked per chunk, or NULL */
+  cpu_pack8_fn pack8;          /* batches: 8-row groups repacked per chunk, or NULL */
   cpu_dot8_packed_fn dot8_packed;
   int64_t m_gemm;
   uint32_t w_type;
@@ -172,7 +172,8 @@ int cpu_matmul(struct backend *be, const struct backend_tensor *w, const struct 
       .dot = kernels->dot[w->type],
       .dot_gemm = kernels->dot_gemm[w->type] ? kernels->dot_gemm[w->type] : kernels->dot[w->type],
       .dot8 = kernels->dot8[w->type],
-      .dot8_gemm = kernels->dot8_gemm[w->type] ? kernels->dot8_gemm[w->type] : kernels->dot8[w->type],
+      .dot8_gemm =
+          kernels->dot8_gemm[w->type] ? kernels->dot8_gemm[w->type] : kernels->dot8[w->type],
       .m_gemm = matmul_gemm_tokens(w->type, m),
       .w_type = w->type,
       .w = cpu_tensor_row(w, 0, 0, 0),

@@ -81,8 +81,9 @@ float cpu_ggml_expf(float x) {
   if (isnan(n)) return x;
   if (fabsf(n) > 192.0f) return n <= 0.0f ? 0.0f : INFINITY;
   float u = b * b;
-  float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
-                 u, fmaf(0x1.ffffecp-1f, b, 1.0f));
+  float j = fmaf(
+      fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)), u,
+      fmaf(0x1.ffffecp-1f, b, 1.0f));
   /* vscalefps: j * 2^n with one rounding, also into the subnormals; the product is exact in
    * double. */
   return (float)((double)j * ldexp(1.0, (int)n));
@@ -345,8 +346,8 @@ struct attention_task {
   const struct backend_attention_params *params;
   int64_t hd, n_head, n_head_kv, n_rep, n_tokens;
   enum cpu_attn_order order;
-  int64_t n_banks;  /* 16 or 64, per order */
-  bool round_f16;   /* f16 cache: q and p rounded as ggml's f16 matmuls do */
+  int64_t n_banks; /* 16 or 64, per order */
+  bool round_f16;  /* f16 cache: q and p rounded as ggml's f16 matmuls do */
   atomic_llong next;
 };
 
@@ -416,10 +417,10 @@ static void attention_item(struct attention_task *t, float *scratch, int64_t g, 
   int64_t n_vis = (int64_t)t->params->q_pos[tok] + 1;
   if (n_vis > t->params->n_kv) n_vis = t->params->n_kv;
   if (n_vis < 0) n_vis = 0;
-  float *rows = scratch;                     /* [ATTENTION_ROWS][hd] */
-  float *qr = rows + ATTENTION_ROWS * hd;    /* [n_rep][hd] */
-  float *banks = qr + n_rep * hd;            /* [n_rep][nb][hd] */
-  float *scores = banks + n_rep * nb * hd;   /* [n_rep][n_vis] */
+  float *rows = scratch;                   /* [ATTENTION_ROWS][hd] */
+  float *qr = rows + ATTENTION_ROWS * hd;  /* [n_rep][hd] */
+  float *banks = qr + n_rep * hd;          /* [n_rep][nb][hd] */
+  float *scores = banks + n_rep * nb * hd; /* [n_rep][n_vis] */
   const float *q = (const float *)cpu_tensor_row(t->q, g * n_rep, tok, 0); /* [n_rep][hd] */
   float *o = (float *)cpu_tensor_row(t->out, g * n_rep, tok, 0);           /* [n_rep][hd] */
   size_t q_stride = t->q->row_stride / sizeof(float);
@@ -492,8 +493,7 @@ int cpu_attention(struct backend *be, const struct backend_tensor *q,
   int64_t n_tokens = q->ne[2], hd = q->ne[0];
   /* llama.cpp multiplies a batch of 2+ tokens with tinyBLAS when head_dim allows it, and one
    * token with ggml_vec_dot_f16: each has its own summation order. */
-  enum cpu_attn_order order =
-      n_tokens >= 2 && hd % 16 == 0 ? CPU_ATTN_LANES16 : CPU_ATTN_BANKS64;
+  enum cpu_attn_order order = n_tokens >= 2 && hd % 16 == 0 ? CPU_ATTN_LANES16 : CPU_ATTN_BANKS64;
   struct attention_task t = {
       .be = be,
       .q = q,

@@ -108,14 +108,16 @@ int main(int argc, char **argv) {
   const struct backend_ops *ops;
   struct backend *be;
   if (model_load(argv[1], &model, &err) || backend_find("cpu", &ops, &err) ||
-      ops->create(getenv("DUMP_BACKEND_OPTIONS") ? getenv("DUMP_BACKEND_OPTIONS") : "threads=2", &be, &err)) {
+      ops->create(getenv("DUMP_BACKEND_OPTIONS") ? getenv("DUMP_BACKEND_OPTIONS") : "threads=2",
+                  &be, &err)) {
     fprintf(stderr, "dump_forward: %s\n", err.msg);
     return 1;
   }
   struct forward_device *layers = calloc(model->hp.n_layer, sizeof *layers);
   for (uint32_t i = 0; i < model->hp.n_layer; i++)
     layers[i] = (struct forward_device){ops, be};
-  struct forward_placement pl = {.n_layer = model->hp.n_layer, .layers = layers, .output = {ops, be}};
+  struct forward_placement pl = {
+      .n_layer = model->hp.n_layer, .layers = layers, .output = {ops, be}};
   struct forward_params fp = forward_params_default();
   fp.n_ctx = 1024;
   fp.n_outputs = 512;

@@ -417,7 +417,8 @@ static void test_attention_gqa(void **state) {
                              scores);
       attention_expected(q, kf, vf, hd, n_head, n_head_kv, n_tok, q_pos, n_kv, 0.125f, false,
                          expected);
-      if (type != QUANT_F16) assert_close(out1, expected + (t * n_head + h) * hd, hd, 1e-4, 1e-5, "ref head");
+      if (type != QUANT_F16)
+        assert_close(out1, expected + (t * n_head + h) * hd, hd, 1e-4, 1e-5, "ref head");
       free(src);
       free(kf);
       free(vf);
