@@ -45,6 +45,14 @@ struct cpu_q4_k_pack8 {
   float d[8], dmin[8];
 };
 
+/* 8 Q6_K rows of one 256-block, interleaved likewise (only llama.cpp's tiled order: 8+ tokens). */
+struct cpu_q6_k_pack8 {
+  uint8_t q[64][32];  /* [g][4 * row + t]: the 6-bit quant (0..63) of element 4g + t */
+  int32_t sc[16][8];  /* [sub-block][row] scales */
+  int16_t scp[8][16]; /* [m][2 * row + h]: scale of sub-block 2m + h, for the bsums correction */
+  float d[8];
+};
+
 /* Packs 8 weight rows (row i at w + i * w_stride, k elements) into k / 256 pack blocks. */
 typedef void (*cpu_pack8_fn)(const void *w, size_t w_stride, int64_t k, void *dst);
 /* dot8 over packed rows: out[r * out_stride + i] for 8 rows, nr tokens; per64 picks llama.cpp's
@@ -68,6 +76,7 @@ struct cpu_kernels {
   cpu_pack8_fn pack8[QUANT_TYPE_COUNT];
   cpu_dot8_packed_fn dot8_packed[QUANT_TYPE_COUNT];
   size_t pack_size[QUANT_TYPE_COUNT];
+  bool pack_gemm_only[QUANT_TYPE_COUNT]; /* dot8_packed has only the batched (per64) order */
   /* Activation quantization, k a multiple of the block size. Both paths round half to even,
    * so they produce identical blocks. */
   void (*quantize_q8_0)(const float *x, struct block_q8_0 *y, int64_t k); /* KV cache stores */

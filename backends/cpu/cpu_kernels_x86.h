@@ -964,6 +964,114 @@ static void avx2_attn_accumulate(const float *p, size_t p_stride, int64_t nr, co
   }
 }
 
+/* The 6-bit quants of half n (elements 128n .. 128n + 127) of a Q6_K block, in element order:
+ * q[i] holds elements 128n + 32i .. + 31. */
+INLINE void q6_k_unpack_half(const struct block_q6_k *b, int n, __m256i q[4]) {
+  const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(0x03);
+  __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * n));
+  __m256i ql0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * n));
+  __m256i ql1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * n + 32));
+  q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
+  q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4),
+                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
+  q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
+  q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
+}
+
+static void avx2_pack8_q6_k(const void *w, size_t ws, int64_t k, void *dst) {
+  struct cpu_q6_k_pack8 *p = dst;
+  for (int64_t ib = 0; ib < k / QK_K; ib++, p++) {
+    for (int n = 0; n < 2; n++) {
+      __m256i rows[4][8]; /* [32-chunk][row] */
+      for (int i = 0; i < 8; i++) {
+        const struct block_q6_k *b = (const struct block_q6_k *)((const char *)w + i * ws) + ib;
+        __m256i q[4];
+        q6_k_unpack_half(b, n, q);
+        for (int c = 0; c < 4; c++)
+          rows[c][i] = q[c];
+      }
+      for (int c = 0; c < 4; c++) {
+        transpose8_epi32(rows[c]);
+        for (int g = 0; g < 8; g++)
+          _mm256_storeu_si256((__m256i *)p->q[32 * n + 8 * c + g], rows[c][g]);
+      }
+    }
+    for (int i = 0; i < 8; i++) {
+      const struct block_q6_k *b = (const struct block_q6_k *)((const char *)w + i * ws) + ib;
+      for (int s2 = 0; s2 < 16; s2++) {
+        p->sc[s2][i] = b->scales[s2];
+        p->scp[s2 / 2][2 * i + s2 % 2] = b->scales[s2];
+      }
+      p->d[i] = f16(b->d);
+    }
+  }
+}
+
+/* llama.cpp's tiled Q6_K order on packed rows (lane = row): the block's integer sum (scales
+ * applied, less 32 x scale x bsum), times d_w, then an FMA with d_a; same bits as
+ * q6_k_impl_tiled. */
+INLINE void q6_k_packed_impl(int64_t k, const void *packed, const void *act, size_t st,
+                             const int nr, float *out, size_t os) {
+  const struct cpu_q6_k_pack8 *p = packed;
+  __m256 acc[4];
+  for (int r = 0; r < nr; r++)
+    acc[r] = _mm256_setzero_ps();
+  for (int64_t ib = 0; ib < k / QK_K; ib++, p++) {
+    __m256i total[4];
+    for (int r = 0; r < nr; r++)
+      total[r] = _mm256_setzero_si256();
+    for (int s2 = 0; s2 < 16; s2++) {
+      __m256i sub[4];
+      for (int r = 0; r < nr; r++)
+        sub[r] = _mm256_setzero_si256();
+      for (int g = 4 * s2; g < 4 * s2 + 4; g++) {
+        __m256i wq = _mm256_loadu_si256((const __m256i *)p->q[g]);
+        for (int r = 0; r < nr; r++) {
+          int32_t a4;
+          memcpy(&a4, ACT_ROW(struct block_q8_k, act, st, r)[ib].qs + 4 * g, sizeof a4);
+#if X86_KQUANT_DPBUSD
+          sub[r] = _mm256_dpbusd_epi32(sub[r], wq, _mm256_set1_epi32(a4));
+#else
+          sub[r] = _mm256_add_epi32(sub[r], X86_DOT_U8_I8(wq, _mm256_set1_epi32(a4)));
+#endif
+        }
+      }
+      __m256i sc = _mm256_loadu_si256((const __m256i *)p->sc[s2]);
+      for (int r = 0; r < nr; r++)
+        total[r] = _mm256_add_epi32(total[r], _mm256_mullo_epi32(sub[r], sc));
+    }
+    __m256 dw = _mm256_loadu_ps(p->d);
+    for (int r = 0; r < nr; r++) {
+      const struct block_q8_k *y = ACT_ROW(struct block_q8_k, act, st, r) + ib;
+      __m256i corr = _mm256_setzero_si256();
+      for (int m = 0; m < 8; m++) {
+        uint32_t lo16 = (uint16_t)y->bsums[2 * m], hi16 = (uint16_t)y->bsums[2 * m + 1];
+        corr = _mm256_add_epi32(
+            corr, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)p->scp[m]),
+                                    _mm256_set1_epi32((int)(lo16 | hi16 << 16))));
+      }
+      __m256i t = _mm256_sub_epi32(total[r], _mm256_slli_epi32(corr, 5));
+      acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(t), dw), _mm256_set1_ps(y->d),
+                               acc[r]);
+    }
+  }
+  for (int r = 0; r < nr; r++)
+    _mm256_storeu_ps(out + (size_t)r * os, acc[r]);
+}
+
+static void avx2_dot8_packed_q6_k(int64_t k, const void *packed, const void *act, size_t st,
+                                  int nr, float *out, size_t os, int per64) {
+  (void)per64; /* only the tiled order */
+  switch (nr) {
+  case 4: q6_k_packed_impl(k, packed, act, st, 4, out, os); break;
+  case 3: q6_k_packed_impl(k, packed, act, st, 3, out, os); break;
+  case 2: q6_k_packed_impl(k, packed, act, st, 2, out, os); break;
+  default: q6_k_packed_impl(k, packed, act, st, 1, out, os); break;
+  }
+}
+
 /* The kernel table, the same for both instruction sets (each file gets its own copies of the
  * kernels, compiled for its flags). */
 #define X86_KERNEL_TABLE(name, isa_name)                                                           \
@@ -982,9 +1090,12 @@ static void avx2_attn_accumulate(const float *p, size_t p_stride, int64_t nr, co
       .dot_gemm = {[QUANT_Q4_K] = avx2_dot_q4_k_gemm, [QUANT_Q6_K] = avx2_dot_q6_k_tiled},         \
       .dot8 = {[QUANT_Q4_K] = avx2_dot8_q4_k},                                                     \
       .dot8_gemm = {[QUANT_Q4_K] = avx2_dot8_q4_k_gemm},                                           \
-      .pack8 = {[QUANT_Q4_K] = avx2_pack8_q4_k},                                                   \
-      .dot8_packed = {[QUANT_Q4_K] = avx2_dot8_packed_q4_k},                                       \
-      .pack_size = {[QUANT_Q4_K] = sizeof(struct cpu_q4_k_pack8)},                                 \
+      .pack8 = {[QUANT_Q4_K] = avx2_pack8_q4_k, [QUANT_Q6_K] = avx2_pack8_q6_k},                   \
+      .dot8_packed = {[QUANT_Q4_K] = avx2_dot8_packed_q4_k,                                        \
+                      [QUANT_Q6_K] = avx2_dot8_packed_q6_k},                                       \
+      .pack_size = {[QUANT_Q4_K] = sizeof(struct cpu_q4_k_pack8),                                  \
+                    [QUANT_Q6_K] = sizeof(struct cpu_q6_k_pack8)},                                 \
+      .pack_gemm_only = {[QUANT_Q6_K] = true},                                                     \
       .quantize_q8_0 = avx2_quantize_q8_0,                                                         \
       .quantize_q8_0x = avx2_quantize_q8_0x,                                                       \
       .quantize_q8_k = avx2_quantize_q8_k,                                                         \

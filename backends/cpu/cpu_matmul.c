@@ -187,7 +187,8 @@ int cpu_matmul(struct backend *be, const struct backend_tensor *w, const struct 
       .x_stride = x->row_stride,
       .act_type = cpu_matmul_act_type(w->type),
   };
-  if (m > 1 && t.dot && kernels->pack8[w->type] && k % QK_K == 0) {
+  if (m > 1 && t.dot && kernels->pack8[w->type] && k % QK_K == 0 &&
+      (!kernels->pack_gemm_only[w->type] || t.m_gemm == m)) {
     t.pack8 = kernels->pack8[w->type];
     t.dot8_packed = kernels->dot8_packed[w->type];
     size_t pack_bytes = (size_t)(k / QK_K) * kernels->pack_size[w->type];
