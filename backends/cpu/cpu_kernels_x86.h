@@ -65,6 +65,19 @@ INLINE __m256 dot_i8_ps(__m256i w_abs, __m256i w, __m256i x) {
     }                                                                                              \
   }
 
+/* The same for kernels with two summation orders (llama.cpp's one-token and batched kernels):
+ * order is passed through as a constant. */
+#define DEFINE_DOT_ORDER(name, impl, order)                                                        \
+  static void name(int64_t k, const void *w, const void *act, size_t st, int nr, float *out,       \
+                   size_t os) {                                                                    \
+    switch (nr) {                                                                                  \
+    case 4: impl(k, w, act, st, 4, out, os, order); break;                                         \
+    case 3: impl(k, w, act, st, 3, out, os, order); break;                                         \
+    case 2: impl(k, w, act, st, 2, out, os, order); break;                                         \
+    default: impl(k, w, act, st, 1, out, os, order); break;                                        \
+    }                                                                                              \
+  }
+
 #define ACT_ROW(type, act, st, r) ((const type *)((const char *)(act) + (size_t)(r) * (st)))
 
 /* ---- Q8_0 / Q4_0 / Q5_0 weights x Q8_0 activations ------------------------------------------ */
@@ -277,16 +290,6 @@ INLINE void q4_k_impl_order(int64_t k, const void *vw, const void *act, size_t s
   }
   for (int r = 0; r < nr; r++)
     out[(size_t)r * os] = acc[r] - acc_min[r];
-}
-
-INLINE void q4_k_impl(int64_t k, const void *vw, const void *act, size_t st, const int nr,
-                      float *out, size_t os) {
-  q4_k_impl_order(k, vw, act, st, nr, out, os, 0);
-}
-
-INLINE void q4_k_impl_gemm(int64_t k, const void *vw, const void *act, size_t st, const int nr,
-                           float *out, size_t os) {
-  q4_k_impl_order(k, vw, act, st, nr, out, os, 1);
 }
 
 /* Lane i of the result = the sum of the 8 int32 lanes of a[i] (exact). */
@@ -515,8 +518,8 @@ static void avx2_dot8_packed_q4_k(int64_t k, const void *packed, const void *act
 DEFINE_DOT8(avx2_dot8_q4_k, q4_k8_impl_order, 0)
 DEFINE_DOT8(avx2_dot8_q4_k_gemm, q4_k8_impl_order, 1)
 
-DEFINE_DOT(avx2_dot_q4_k, q4_k_impl)
-DEFINE_DOT(avx2_dot_q4_k_gemm, q4_k_impl_gemm)
+DEFINE_DOT_ORDER(avx2_dot_q4_k, q4_k_impl_order, 0)
+DEFINE_DOT_ORDER(avx2_dot_q4_k_gemm, q4_k_impl_order, 1)
 
 /* tiled = 0: llama.cpp's vec_dot order (8 lanes, one FMA each per block, then the horizontal
  * sum). tiled = 1: its tiled matmul (batches of 8+ tokens): the block's whole integer sum times
@@ -599,18 +602,8 @@ INLINE void q6_k_impl_order(int64_t k, const void *vw, const void *act, size_t s
     out[(size_t)r * os] = tiled ? sums[r] : hsum_ps(acc[r]);
 }
 
-INLINE void q6_k_impl(int64_t k, const void *vw, const void *act, size_t st, const int nr,
-                      float *out, size_t os) {
-  q6_k_impl_order(k, vw, act, st, nr, out, os, 0);
-}
-
-INLINE void q6_k_impl_tiled(int64_t k, const void *vw, const void *act, size_t st, const int nr,
-                            float *out, size_t os) {
-  q6_k_impl_order(k, vw, act, st, nr, out, os, 1);
-}
-
-DEFINE_DOT(avx2_dot_q6_k, q6_k_impl)
-DEFINE_DOT(avx2_dot_q6_k_tiled, q6_k_impl_tiled)
+DEFINE_DOT_ORDER(avx2_dot_q6_k, q6_k_impl_order, 0)
+DEFINE_DOT_ORDER(avx2_dot_q6_k_tiled, q6_k_impl_order, 1)
 
 /* ---- F16 / F32 weights x F32 activations ----------------------------------------------------- */
 
