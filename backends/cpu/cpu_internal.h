@@ -94,15 +94,16 @@ struct cpu_kernels {
    * double). */
   double (*softmax_exp)(float *x, int64_t n, float max);
   /* Attention blocks, summed in llama.cpp's orders (enum cpu_attn_order, cpu_ref.h):
-   * q [nr][hd] (rows q_stride floats apart), k and v [nj][hd] (kv_stride apart).
+   * q [nr][hd] (rows q_stride floats apart), k and v [nj][hd] (kv_stride elements apart), f32,
+   * or f16 (kv_f16) read in place.
    *   scores[r * s_stride + j] = dot(q_r, k_j) * scale
    *   for cache row jj = j0 + j: banks[r * bank_stride + (jj % nbanks) * hd + :] += p[r *
    *   p_stride + j] * v_j, a bank starting from +0 at its first row (jj < nbanks), as llama.cpp's
    *   zeroed accumulators. */
-  void (*attn_scores)(const float *q, size_t q_stride, int64_t nr, const float *k, size_t kv_stride,
-                      int64_t nj, int64_t hd, int order, float scale, float *scores,
-                      size_t s_stride);
-  void (*attn_accumulate)(const float *p, size_t p_stride, int64_t nr, const float *v,
+  void (*attn_scores)(const float *q, size_t q_stride, int64_t nr, const void *k, int kv_f16,
+                      size_t kv_stride, int64_t nj, int64_t hd, int order, float scale,
+                      float *scores, size_t s_stride);
+  void (*attn_accumulate)(const float *p, size_t p_stride, int64_t nr, const void *v, int kv_f16,
                           size_t kv_stride, int64_t j0, int64_t nj, int64_t hd, int nbanks,
                           float *banks, size_t bank_stride);
 };

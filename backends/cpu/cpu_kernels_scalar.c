@@ -307,25 +307,44 @@ static double scalar_softmax_exp(float *x, int64_t n, float max) {
   return sum;
 }
 
-static void scalar_attn_scores(const float *q, size_t q_stride, int64_t nr, const float *k,
-                               size_t kv_stride, int64_t nj, int64_t hd, int order, float scale,
-                               float *scores, size_t s_stride) {
-  for (int64_t r = 0; r < nr; r++) {
-    for (int64_t j = 0; j < nj; j++)
-      scores[r * s_stride + j] =
-          cpu_ref_dot_ordered(k + j * kv_stride, q + r * q_stride, hd, order) * scale;
+/* Cache rows [n][hd] as f32: converted from f16 into buf, or read in place. */
+static const float *scalar_kv_rows(const void *kv, int kv_f16, size_t *stride, int64_t n,
+                                   int64_t hd, float *buf) {
+  if (!kv_f16) return kv;
+  const quant_f16 *h = kv;
+  for (int64_t j = 0; j < n; j++)
+    for (int64_t i = 0; i < hd; i++)
+      buf[j * hd + i] = cpu_f16_to_f32(h[j * (int64_t)*stride + i]);
+  *stride = (size_t)hd;
+  return buf;
+}
+
+static void scalar_attn_scores(const float *q, size_t q_stride, int64_t nr, const void *kv,
+                               int kv_f16, size_t kv_stride, int64_t nj, int64_t hd, int order,
+                               float scale, float *scores, size_t s_stride) {
+  float row[1024]; /* hd <= 1024: one row at a time */
+  for (int64_t j = 0; j < nj; j++) {
+    size_t stride = kv_stride;
+    const float *k = scalar_kv_rows((const char *)kv + (size_t)j * kv_stride * (kv_f16 ? 2 : 4),
+                                    kv_f16, &stride, 1, hd, row);
+    for (int64_t r = 0; r < nr; r++)
+      scores[r * s_stride + j] = cpu_ref_dot_ordered(k, q + r * q_stride, hd, order) * scale;
   }
 }
 
-static void scalar_attn_accumulate(const float *p, size_t p_stride, int64_t nr, const float *v,
-                                   size_t kv_stride, int64_t j0, int64_t nj, int64_t hd, int nbanks,
-                                   float *banks, size_t bank_stride) {
-  for (int64_t r = 0; r < nr; r++) {
-    for (int64_t j = 0; j < nj; j++) {
+static void scalar_attn_accumulate(const float *p, size_t p_stride, int64_t nr, const void *vv,
+                                   int kv_f16, size_t kv_stride, int64_t j0, int64_t nj, int64_t hd,
+                                   int nbanks, float *banks, size_t bank_stride) {
+  float row[1024];
+  for (int64_t j = 0; j < nj; j++) {
+    size_t stride = kv_stride;
+    const float *v = scalar_kv_rows((const char *)vv + (size_t)j * kv_stride * (kv_f16 ? 2 : 4),
+                                    kv_f16, &stride, 1, hd, row);
+    for (int64_t r = 0; r < nr; r++) {
       float *bank = banks + r * bank_stride + ((j0 + j) % nbanks) * hd; /* [hd] */
       float pj = p[r * p_stride + j];
       for (int64_t i = 0; i < hd; i++)
-        bank[i] = fmaf(pj, v[j * kv_stride + i], j0 + j < nbanks ? 0.0f : bank[i]);
+        bank[i] = fmaf(pj, v[i], j0 + j < nbanks ? 0.0f : bank[i]);
     }
   }
 }

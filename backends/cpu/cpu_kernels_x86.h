@@ -757,23 +757,6 @@ static void avx2_round_f16(float *x, int64_t n) {
     x[i] = f16(_cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT));
 }
 
-/* Four scores at once in the batched order (dot_lanes16 for keys k0..k3): independent FMA
- * chains, so the 8-step chains of one key do not wait on each other's latency. */
-INLINE void dot_lanes16_x4(const float *q, const float *k, size_t kv_stride, int64_t hd, float *s) {
-  __m256 lo[4], hi[4];
-  for (int c = 0; c < 4; c++)
-    lo[c] = hi[c] = _mm256_setzero_ps();
-  for (int64_t i = 0; i < hd; i += 16) {
-    __m256 q0 = _mm256_loadu_ps(q + i), q1 = _mm256_loadu_ps(q + i + 8);
-    for (int c = 0; c < 4; c++) {
-      lo[c] = _mm256_fmadd_ps(_mm256_loadu_ps(k + c * kv_stride + i), q0, lo[c]);
-      hi[c] = _mm256_fmadd_ps(_mm256_loadu_ps(k + c * kv_stride + i + 8), q1, hi[c]);
-    }
-  }
-  for (int c = 0; c < 4; c++)
-    s[c] = hsum_ps(_mm256_add_ps(lo[c], hi[c]));
-}
-
 static void avx2_f16_to_f32(const quant_f16 *x, float *y, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
@@ -851,29 +834,58 @@ static double avx2_softmax_exp(float *x, int64_t n, float max) {
 
 /* ---- attention blocks ----------------------------------------------------------------------- */
 
+/* Cache rows are read where they are, f16 (converted in the load, exactly) or f32; half is a
+ * constant in every caller's instantiation. */
+INLINE __m256 kv_load8(const void *base, const int half, int64_t i) {
+  return half ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const quant_f16 *)base + i)))
+              : _mm256_loadu_ps((const float *)base + i);
+}
+
+INLINE float kv_load1(const void *base, const int half, int64_t i) {
+  return half ? f16(((const quant_f16 *)base)[i]) : ((const float *)base)[i];
+}
+
+/* Four scores at once in the batched order (dot_lanes16 for keys k0..k3): independent FMA
+ * chains, so the 8-step chains of one key do not wait on each other's latency. */
+INLINE void dot_lanes16_x4(const float *q, const void *k, const int half, size_t kv_stride,
+                           int64_t hd, float *s) {
+  __m256 lo[4], hi[4];
+  for (int c = 0; c < 4; c++)
+    lo[c] = hi[c] = _mm256_setzero_ps();
+  for (int64_t i = 0; i < hd; i += 16) {
+    __m256 q0 = _mm256_loadu_ps(q + i), q1 = _mm256_loadu_ps(q + i + 8);
+    for (int c = 0; c < 4; c++) {
+      lo[c] = _mm256_fmadd_ps(kv_load8(k, half, c * kv_stride + i), q0, lo[c]);
+      hi[c] = _mm256_fmadd_ps(kv_load8(k, half, c * kv_stride + i + 8), q1, hi[c]);
+    }
+  }
+  for (int c = 0; c < 4; c++)
+    s[c] = hsum_ps(_mm256_add_ps(lo[c], hi[c]));
+}
+
 /* One score in llama.cpp's batched order (cpu_ref.h, CPU_ATTN_LANES16): lane l of 16 sums
  * elements l, l + 16, ... with FMAs; hd is a multiple of 16. */
-INLINE float dot_lanes16(const float *q, const float *k, int64_t hd) {
+INLINE float dot_lanes16(const float *q, const void *k, const int half, int64_t hd) {
   __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
   for (int64_t i = 0; i < hd; i += 16) {
-    lo = _mm256_fmadd_ps(_mm256_loadu_ps(k + i), _mm256_loadu_ps(q + i), lo);
-    hi = _mm256_fmadd_ps(_mm256_loadu_ps(k + i + 8), _mm256_loadu_ps(q + i + 8), hi);
+    lo = _mm256_fmadd_ps(kv_load8(k, half, i), _mm256_loadu_ps(q + i), lo);
+    hi = _mm256_fmadd_ps(kv_load8(k, half, i + 8), _mm256_loadu_ps(q + i + 8), hi);
   }
   return hsum_ps(_mm256_add_ps(lo, hi));
 }
 
 /* One score in llama.cpp's single-token order (CPU_ATTN_BANKS64): 4 accumulators of 16 lanes
  * over each 64 elements, folded (0 + 2) + (1 + 3), then the rest in double. */
-INLINE float dot_banks64(const float *q, const float *k, int64_t hd) {
+INLINE float dot_banks64(const float *q, const void *k, const int half, int64_t hd) {
   __m256 a[4][2];
   for (int b = 0; b < 4; b++)
     a[b][0] = a[b][1] = _mm256_setzero_ps();
   int64_t np = hd & ~(int64_t)63;
   for (int64_t i = 0; i < np; i += 64) {
     for (int b = 0; b < 4; b++) {
-      a[b][0] = _mm256_fmadd_ps(_mm256_loadu_ps(k + i + 16 * b), _mm256_loadu_ps(q + i + 16 * b),
-                                a[b][0]);
-      a[b][1] = _mm256_fmadd_ps(_mm256_loadu_ps(k + i + 16 * b + 8),
+      a[b][0] =
+          _mm256_fmadd_ps(kv_load8(k, half, i + 16 * b), _mm256_loadu_ps(q + i + 16 * b), a[b][0]);
+      a[b][1] = _mm256_fmadd_ps(kv_load8(k, half, i + 16 * b + 8),
                                 _mm256_loadu_ps(q + i + 16 * b + 8), a[b][1]);
     }
   }
@@ -881,13 +893,13 @@ INLINE float dot_banks64(const float *q, const float *k, int64_t hd) {
   __m256 hi = _mm256_add_ps(_mm256_add_ps(a[0][1], a[2][1]), _mm256_add_ps(a[1][1], a[3][1]));
   double sum = (double)hsum_ps(_mm256_add_ps(lo, hi));
   for (int64_t i = np; i < hd; i++)
-    sum += (double)(k[i] * q[i]);
+    sum += (double)(kv_load1(k, half, i) * q[i]);
   return (float)sum;
 }
 
-static void avx2_attn_scores(const float *q, size_t q_stride, int64_t nr, const float *k,
-                             size_t kv_stride, int64_t nj, int64_t hd, int order, float scale,
-                             float *scores, size_t s_stride) {
+INLINE void attn_scores_impl(const float *q, size_t q_stride, int64_t nr, const void *k,
+                             const int half, size_t kv_stride, int64_t nj, int64_t hd, int order,
+                             float scale, float *scores, size_t s_stride) {
   for (int64_t r = 0; r < nr; r++) {
     const float *qr = q + r * q_stride;
     float *sr = scores + r * s_stride;
@@ -895,42 +907,54 @@ static void avx2_attn_scores(const float *q, size_t q_stride, int64_t nr, const 
       int64_t j = 0;
       for (; j + 4 <= nj; j += 4) {
         float s4[4];
-        dot_lanes16_x4(qr, k + j * kv_stride, kv_stride, hd, s4);
+        dot_lanes16_x4(qr, (const char *)k + j * kv_stride * (half ? 2 : 4), half, kv_stride, hd,
+                       s4);
         for (int c = 0; c < 4; c++)
           sr[j + c] = s4[c] * scale;
       }
       for (; j < nj; j++)
-        sr[j] = dot_lanes16(qr, k + j * kv_stride, hd) * scale;
+        sr[j] = dot_lanes16(qr, (const char *)k + j * kv_stride * (half ? 2 : 4), half, hd) * scale;
     } else {
       for (int64_t j = 0; j < nj; j++)
-        sr[j] = dot_banks64(qr, k + j * kv_stride, hd) * scale;
+        sr[j] = dot_banks64(qr, (const char *)k + j * kv_stride * (half ? 2 : 4), half, hd) * scale;
     }
   }
 }
 
+static void avx2_attn_scores(const float *q, size_t q_stride, int64_t nr, const void *k, int kv_f16,
+                             size_t kv_stride, int64_t nj, int64_t hd, int order, float scale,
+                             float *scores, size_t s_stride) {
+  if (kv_f16) {
+    attn_scores_impl(q, q_stride, nr, k, 1, kv_stride, nj, hd, order, scale, scores, s_stride);
+  } else {
+    attn_scores_impl(q, q_stride, nr, k, 0, kv_stride, nj, hd, order, scale, scores, s_stride);
+  }
+}
+
 /* Rows [j, j1) of one head into its banks, one row at a time through memory. */
-INLINE void attn_accumulate_rows(const float *pr, const float *v, size_t kv_stride, int64_t j0,
-                                 int64_t j, int64_t j1, int64_t hd, int nbanks, float *banks) {
+INLINE void attn_accumulate_rows(const float *pr, const void *v, const int half, size_t kv_stride,
+                                 int64_t j0, int64_t j, int64_t j1, int64_t hd, int nbanks,
+                                 float *banks) {
   int64_t hd8 = hd & ~(int64_t)7;
   for (; j < j1; j++) {
     int64_t jj = j0 + j;
     float *bank = banks + (jj % nbanks) * hd; /* [hd] */
-    const float *vj = v + j * kv_stride;
+    int64_t vj = j * (int64_t)kv_stride;
     __m256 pj = _mm256_set1_ps(pr[j]);
     /* the bank's first row: an FMA onto +0, as llama.cpp's zeroed accumulators */
     bool first = jj < nbanks;
     for (int64_t i = 0; i < hd8; i += 8) {
       __m256 b = first ? _mm256_setzero_ps() : _mm256_loadu_ps(bank + i);
-      _mm256_storeu_ps(bank + i, _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + i), b));
+      _mm256_storeu_ps(bank + i, _mm256_fmadd_ps(pj, kv_load8(v, half, vj + i), b));
     }
     for (int64_t i = hd8; i < hd; i++)
-      bank[i] = fmaf(pr[j], vj[i], first ? 0.0f : bank[i]);
+      bank[i] = fmaf(pr[j], kv_load1(v, half, vj + i), first ? 0.0f : bank[i]);
   }
 }
 
-static void avx2_attn_accumulate(const float *p, size_t p_stride, int64_t nr, const float *v,
-                                 size_t kv_stride, int64_t j0, int64_t nj, int64_t hd, int nbanks,
-                                 float *banks, size_t bank_stride) {
+INLINE void attn_accumulate_impl(const float *p, size_t p_stride, int64_t nr, const void *v,
+                                 const int half, size_t kv_stride, int64_t j0, int64_t nj,
+                                 int64_t hd, int nbanks, float *banks, size_t bank_stride) {
   for (int64_t r = 0; r < nr; r++) {
     const float *pr = p + r * p_stride;
     float *br = banks + r * bank_stride;
@@ -945,7 +969,7 @@ static void avx2_attn_accumulate(const float *p, size_t p_stride, int64_t nr, co
         for (int64_t jb = 0; jb < full; jb += 16) {
           for (int l = 0; l < 16; l++) {
             acc[l] = _mm256_fmadd_ps(_mm256_set1_ps(pr[jb + l]),
-                                     _mm256_loadu_ps(v + (jb + l) * kv_stride + i), acc[l]);
+                                     kv_load8(v, half, (jb + l) * (int64_t)kv_stride + i), acc[l]);
           }
         }
         for (int l = 0; l < 16; l++)
@@ -953,7 +977,17 @@ static void avx2_attn_accumulate(const float *p, size_t p_stride, int64_t nr, co
       }
       j = full;
     }
-    attn_accumulate_rows(pr, v, kv_stride, j0, j, nj, hd, nbanks, br);
+    attn_accumulate_rows(pr, v, half, kv_stride, j0, j, nj, hd, nbanks, br);
+  }
+}
+
+static void avx2_attn_accumulate(const float *p, size_t p_stride, int64_t nr, const void *v,
+                                 int kv_f16, size_t kv_stride, int64_t j0, int64_t nj, int64_t hd,
+                                 int nbanks, float *banks, size_t bank_stride) {
+  if (kv_f16) {
+    attn_accumulate_impl(p, p_stride, nr, v, 1, kv_stride, j0, nj, hd, nbanks, banks, bank_stride);
+  } else {
+    attn_accumulate_impl(p, p_stride, nr, v, 0, kv_stride, j0, nj, hd, nbanks, banks, bank_stride);
   }
 }
 
@@ -1041,21 +1075,21 @@ INLINE void q6_k_packed_impl(int64_t k, const void *packed, const void *act, siz
       __m256i corr = _mm256_setzero_si256();
       for (int m = 0; m < 8; m++) {
         uint32_t lo16 = (uint16_t)y->bsums[2 * m], hi16 = (uint16_t)y->bsums[2 * m + 1];
-        corr = _mm256_add_epi32(
-            corr, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)p->scp[m]),
-                                    _mm256_set1_epi32((int)(lo16 | hi16 << 16))));
+        corr =
+            _mm256_add_epi32(corr, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)p->scp[m]),
+                                                     _mm256_set1_epi32((int)(lo16 | hi16 << 16))));
       }
       __m256i t = _mm256_sub_epi32(total[r], _mm256_slli_epi32(corr, 5));
-      acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(t), dw), _mm256_set1_ps(y->d),
-                               acc[r]);
+      acc[r] =
+          _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(t), dw), _mm256_set1_ps(y->d), acc[r]);
     }
   }
   for (int r = 0; r < nr; r++)
     _mm256_storeu_ps(out + (size_t)r * os, acc[r]);
 }
 
-static void avx2_dot8_packed_q6_k(int64_t k, const void *packed, const void *act, size_t st,
-                                  int nr, float *out, size_t os, int per64) {
+static void avx2_dot8_packed_q6_k(int64_t k, const void *packed, const void *act, size_t st, int nr,
+                                  float *out, size_t os, int per64) {
   (void)per64; /* only the tiled order */
   switch (nr) {
   case 4: q6_k_packed_impl(k, packed, act, st, 4, out, os); break;
@@ -1084,8 +1118,7 @@ static void avx2_dot8_packed_q6_k(int64_t k, const void *packed, const void *act
       .dot8 = {[QUANT_Q4_K] = avx2_dot8_q4_k},                                                     \
       .dot8_gemm = {[QUANT_Q4_K] = avx2_dot8_q4_k_gemm},                                           \
       .pack8 = {[QUANT_Q4_K] = avx2_pack8_q4_k, [QUANT_Q6_K] = avx2_pack8_q6_k},                   \
-      .dot8_packed = {[QUANT_Q4_K] = avx2_dot8_packed_q4_k,                                        \
-                      [QUANT_Q6_K] = avx2_dot8_packed_q6_k},                                       \
+      .dot8_packed = {[QUANT_Q4_K] = avx2_dot8_packed_q4_k, [QUANT_Q6_K] = avx2_dot8_packed_q6_k}, \
       .pack_size = {[QUANT_Q4_K] = sizeof(struct cpu_q4_k_pack8),                                  \
                     [QUANT_Q6_K] = sizeof(struct cpu_q6_k_pack8)},                                 \
       .pack_gemm_only = {[QUANT_Q6_K] = true},                                                     \

@@ -351,28 +351,23 @@ struct attention_task {
   atomic_llong next;
 };
 
-/* Cache rows [j0, j0 + nj) of KV head g as f32: the rows themselves for an F32 cache (returns
- * their stride), else converted into buf [nj][hd] (stride hd). */
-static const float *attention_rows(const struct cpu_kernels *kernels,
-                                   const struct backend_tensor *t, int64_t g, int64_t j0,
-                                   int64_t nj, int64_t hd, float *buf, size_t *stride) {
-  if (t->type == QUANT_F32) {
+/* Cache rows [j0, j0 + nj) of KV head g for the attention kernels: F32 and F16 rows in place
+ * (*f16 set for F16; *stride in elements), Q8_0 rows converted into buf [nj][hd] (stride hd). */
+static const void *attention_rows(const struct backend_tensor *t, int64_t g, int64_t j0, int64_t nj,
+                                  int64_t hd, float *buf, size_t *stride, int *f16) {
+  *f16 = t->type == QUANT_F16;
+  if (t->type == QUANT_F32 || t->type == QUANT_F16) {
     size_t plane = t->plane_stride ? t->plane_stride : (size_t)t->ne[1] * t->row_stride;
-    *stride = plane / sizeof(float);
-    return (const float *)cpu_tensor_row(t, g, j0, 0);
+    *stride = plane / (t->type == QUANT_F16 ? sizeof(quant_f16) : sizeof(float));
+    return cpu_tensor_row(t, g, j0, 0);
   }
   for (int64_t j = 0; j < nj; j++) {
-    const void *src = cpu_tensor_row(t, g, j0 + j, 0);
-    float *dst = buf + j * hd; /* [hd] */
-    if (t->type == QUANT_F16) {
-      kernels->f16_to_f32(src, dst, hd);
-    } else {
-      const struct block_q8_0 *b = src; /* [hd / 32] */
-      for (int64_t ib = 0; ib < hd / QK8_0; ib++) {
-        float d = cpu_f16_to_f32(b[ib].d);
-        for (int i = 0; i < QK8_0; i++)
-          dst[ib * QK8_0 + i] = d * (float)b[ib].qs[i];
-      }
+    const struct block_q8_0 *b = (const void *)cpu_tensor_row(t, g, j0 + j, 0); /* [hd / 32] */
+    float *dst = buf + j * hd;                                                  /* [hd] */
+    for (int64_t ib = 0; ib < hd / QK8_0; ib++) {
+      float d = cpu_f16_to_f32(b[ib].d);
+      for (int i = 0; i < QK8_0; i++)
+        dst[ib * QK8_0 + i] = d * (float)b[ib].qs[i];
     }
   }
   *stride = (size_t)hd;
@@ -437,8 +432,9 @@ static void attention_item(struct attention_task *t, float *scratch, int64_t g, 
   for (int64_t j0 = 0; j0 < n_vis; j0 += ATTENTION_ROWS) {
     int64_t nj = n_vis - j0 < ATTENTION_ROWS ? n_vis - j0 : ATTENTION_ROWS;
     size_t stride;
-    const float *k = attention_rows(kernels, t->k, g, j0, nj, hd, rows, &stride);
-    kernels->attn_scores(qr, (size_t)hd, n_rep, k, stride, nj, hd, t->order, t->params->scale,
+    int f16;
+    const void *k = attention_rows(t->k, g, j0, nj, hd, rows, &stride, &f16);
+    kernels->attn_scores(qr, (size_t)hd, n_rep, k, f16, stride, nj, hd, t->order, t->params->scale,
                          scores + j0, (size_t)n_vis);
   }
   for (int64_t r = 0; r < n_rep; r++) {
@@ -454,8 +450,9 @@ static void attention_item(struct attention_task *t, float *scratch, int64_t g, 
   for (int64_t j0 = 0; j0 < n_vis; j0 += ATTENTION_ROWS) {
     int64_t nj = n_vis - j0 < ATTENTION_ROWS ? n_vis - j0 : ATTENTION_ROWS;
     size_t stride;
-    const float *v = attention_rows(kernels, t->v, g, j0, nj, hd, rows, &stride);
-    kernels->attn_accumulate(scores + j0, (size_t)n_vis, n_rep, v, stride, j0, nj, hd, (int)nb,
+    int f16;
+    const void *v = attention_rows(t->v, g, j0, nj, hd, rows, &stride, &f16);
+    kernels->attn_accumulate(scores + j0, (size_t)n_vis, n_rep, v, f16, stride, j0, nj, hd, (int)nb,
                              banks, (size_t)(nb * hd));
   }
   for (int64_t r = 0; r < n_rep; r++)
@@ -490,6 +487,7 @@ int cpu_attention(struct backend *be, const struct backend_tensor *q,
   }
   int64_t n_head = q->ne[1], n_head_kv = k->ne[1];
   if (n_head % n_head_kv || n_head / n_head_kv > 64 || params->n_kv < 0) return AUG_EINVAL;
+  if (q->ne[0] > 1024) return AUG_EUNSUPPORTED; /* head_dim: the scalar kernels' row buffer */
   int64_t n_tokens = q->ne[2], hd = q->ne[0];
   /* llama.cpp multiplies a batch of 2+ tokens with tinyBLAS when head_dim allows it, and one
    * token with ggml_vec_dot_f16: each has its own summation order. */
