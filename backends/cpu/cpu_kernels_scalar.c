@@ -308,14 +308,14 @@ static double scalar_softmax_exp(float *x, int64_t n, float max) {
 }
 
 /* Cache rows [n][hd] as f32: converted from f16 into buf, or read in place. */
-static const float *scalar_kv_rows(const void *kv, int kv_f16, size_t *stride, int64_t n,
-                                   int64_t hd, float *buf) {
-  if (!kv_f16) return kv;
-  const quant_f16 *h = kv;
-  for (int64_t j = 0; j < n; j++)
-    for (int64_t i = 0; i < hd; i++)
-      buf[j * hd + i] = cpu_f16_to_f32(h[j * (int64_t)*stride + i]);
-  *stride = (size_t)hd;
+/* Cache row j of kv (rows stride elements apart) as f32: in place, or converted from f16 into
+ * buf [hd]. */
+static const float *scalar_kv_row(const void *kv, int kv_f16, size_t stride, int64_t j, int64_t hd,
+                                  float *buf) {
+  if (!kv_f16) return (const float *)kv + (size_t)j * stride;
+  const quant_f16 *h = (const quant_f16 *)kv + (size_t)j * stride;
+  for (int64_t i = 0; i < hd; i++)
+    buf[i] = cpu_f16_to_f32(h[i]);
   return buf;
 }
 
@@ -324,9 +324,7 @@ static void scalar_attn_scores(const float *q, size_t q_stride, int64_t nr, cons
                                float scale, float *scores, size_t s_stride) {
   float row[1024]; /* hd <= 1024: one row at a time */
   for (int64_t j = 0; j < nj; j++) {
-    size_t stride = kv_stride;
-    const float *k = scalar_kv_rows((const char *)kv + (size_t)j * kv_stride * (kv_f16 ? 2 : 4),
-                                    kv_f16, &stride, 1, hd, row);
+    const float *k = scalar_kv_row(kv, kv_f16, kv_stride, j, hd, row);
     for (int64_t r = 0; r < nr; r++)
       scores[r * s_stride + j] = cpu_ref_dot_ordered(k, q + r * q_stride, hd, order) * scale;
   }
@@ -337,9 +335,7 @@ static void scalar_attn_accumulate(const float *p, size_t p_stride, int64_t nr, 
                                    int nbanks, float *banks, size_t bank_stride) {
   float row[1024];
   for (int64_t j = 0; j < nj; j++) {
-    size_t stride = kv_stride;
-    const float *v = scalar_kv_rows((const char *)vv + (size_t)j * kv_stride * (kv_f16 ? 2 : 4),
-                                    kv_f16, &stride, 1, hd, row);
+    const float *v = scalar_kv_row(vv, kv_f16, kv_stride, j, hd, row);
     for (int64_t r = 0; r < nr; r++) {
       float *bank = banks + r * bank_stride + ((j0 + j) % nbanks) * hd; /* [hd] */
       float pj = p[r * p_stride + j];

@@ -521,14 +521,28 @@ DEFINE_DOT8(avx2_dot8_q4_k_gemm, q4_k8_impl_order, 1)
 DEFINE_DOT_ORDER(avx2_dot_q4_k, q4_k_impl_order, 0)
 DEFINE_DOT_ORDER(avx2_dot_q4_k_gemm, q4_k_impl_order, 1)
 
+/* The 6-bit quants of half n (elements 128n .. 128n + 127) of a Q6_K block, in element order:
+ * q[i] holds elements 128n + 32i .. + 31. */
+INLINE void q6_k_unpack_half(const struct block_q6_k *b, int n, __m256i q[4]) {
+  const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(0x03);
+  __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * n));
+  __m256i ql0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * n));
+  __m256i ql1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * n + 32));
+  q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
+  q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4),
+                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
+  q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
+  q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
+}
+
 /* tiled = 0: llama.cpp's vec_dot order (8 lanes, one FMA each per block, then the horizontal
  * sum). tiled = 1: its tiled matmul (batches of 8+ tokens): the block's whole integer sum times
  * the weight scale, then one FMA with the activation scale per block. */
 INLINE void q6_k_impl_order(int64_t k, const void *vw, const void *act, size_t st, const int nr,
                             float *out, size_t os, const int tiled) {
   const struct block_q6_k *w = vw; /* [k / 256] */
-  const __m256i m4 = _mm256_set1_epi8(0x0f);
-  const __m256i m3 = _mm256_set1_epi8(0x03);
   __m256 acc[4];
   float sums[4];
   for (int r = 0; r < nr; r++) {
@@ -561,18 +575,8 @@ INLINE void q6_k_impl_order(int64_t k, const void *vw, const void *act, size_t s
                                 _mm256_permute2x128_si256(sc16, sc16, 0x11)};
     for (int n = 0; n < 2; n++) {
       __m256i sc_n = sc_half[n];
-      __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * n));
-      __m256i ql0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * n));
-      __m256i ql1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * n + 32));
       __m256i q[4];
-      q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4),
-                             _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
-      q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4),
-                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
-      q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
-      q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
+      q6_k_unpack_half(b, n, q);
       for (int i = 0; i < 4; i++) {
         /* q[i] covers groups 8n + 2i (low 16 bytes) and 8n + 2i + 1 (high 16 bytes). */
         __m256i sc = _mm256_shuffle_epi8(sc_n, pick[i]);
@@ -989,22 +993,6 @@ static void avx2_attn_accumulate(const float *p, size_t p_stride, int64_t nr, co
   } else {
     attn_accumulate_impl(p, p_stride, nr, v, 0, kv_stride, j0, nj, hd, nbanks, banks, bank_stride);
   }
-}
-
-/* The 6-bit quants of half n (elements 128n .. 128n + 127) of a Q6_K block, in element order:
- * q[i] holds elements 128n + 32i .. + 31. */
-INLINE void q6_k_unpack_half(const struct block_q6_k *b, int n, __m256i q[4]) {
-  const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(0x03);
-  __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * n));
-  __m256i ql0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * n));
-  __m256i ql1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * n + 32));
-  q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
-  q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4),
-                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
-  q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
-  q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
 }
 
 static void avx2_pack8_q6_k(const void *w, size_t ws, int64_t k, void *dst) {
