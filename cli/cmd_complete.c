@@ -38,6 +38,7 @@ int cli_cmd_complete(int argc, char **argv) {
   const char *model = NULL;
   int64_t max_tokens = -1, threads = -1, ctx = -1, repeat = 1;
   double time_budget = -1;
+  bool classic_layout = false;
   const struct cli_option opts[] = {
       CLI_OPT_STRING("model", 'm', &model, "PATH", "GGUF model (default: the server's lookup)"),
       CLI_OPT_INT("max-tokens", 'n', &max_tokens, "N", "token budget (default 128)", 1, 4096),
@@ -45,6 +46,8 @@ int cli_cmd_complete(int argc, char **argv) {
                     "time budget once a line is done (default 1500)", 0, 600000),
       CLI_OPT_INT("threads", 't', &threads, "N", "compute threads", 0, 1024),
       CLI_OPT_INT("ctx", 'c', &ctx, "N", "context length", 0, 1 << 20),
+      CLI_OPT_FLAG("classic-layout", 0, &classic_layout,
+                   "cursor line at the end of the prefix, not after <|fim_middle|>"),
       CLI_OPT_INT("repeat", 'r', &repeat, "R", "complete R times on the resident model", 1, 100),
   };
   const struct cli_args args = {opts, sizeof opts / sizeof opts[0],
@@ -128,7 +131,8 @@ int cli_cmd_complete(int argc, char **argv) {
                                    (size_t)cfg.suffix_tokens,
                                    COMPLETE_SNAP_LINES,
                                    (int)cfg.max_tokens,
-                                   cfg.time_budget_ms};
+                                   cfg.time_budget_ms,
+                                   !classic_layout};
   size_t cap = 16384, out_len = 0;
   out = malloc(cap);
   if (!out) goto done;

@@ -70,6 +70,7 @@ static void completion_run(struct scheduler_job *job) {
       COMPLETION_SNAP_LINES,
       (int)r->settings.max_tokens,
       r->settings.time_budget_ms,
+      r->settings.cursor_line_in_middle,
   };
   r->rc = generator_complete(s->generator, &req, &job->cancel, r->out, r->out_cap, &r->out_len,
                              &r->stats, &r->err);

@@ -36,6 +36,7 @@ static const struct setting settings_table[] = {
     {"explainMaxTokens", SETTING_INT, FIELD(explain_max_tokens), 1, 8192},
     {"explainTemperature", SETTING_DOUBLE, FIELD(explain_temperature), 0, 2},
     {"enable", SETTING_BOOL, FIELD(enable), 0, 0},
+    {"cursorLineInMiddle", SETTING_BOOL, FIELD(cursor_line_in_middle), 0, 0},
     {"languages", SETTING_LANGS, FIELD(languages), 0, 0},
     {"promptLog", SETTING_STRING, FIELD(prompt_log), 0, 0},
 };
@@ -61,6 +62,7 @@ int config_init(struct config *cfg, struct aug_err *err) {
   cfg->explain_max_tokens = 384;
   cfg->explain_temperature = 0.2;
   cfg->enable = true;
+  cfg->cursor_line_in_middle = true;
   cfg->languages = json_object();
   if (!cfg->languages) return aug_err_set(err, AUG_ENOMEM, "config: out of memory");
   return 0;

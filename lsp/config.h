@@ -29,9 +29,10 @@ struct config {
   int64_t prefix_tokens, suffix_tokens; /* window bounds in tokens */
   int64_t explain_max_tokens;
   double explain_temperature;
-  bool enable;       /* master switch */
-  char *prompt_log;  /* benchmarks: append each completion prompt as a JSON line (owned) */
-  json_t *languages; /* owned object: languageId -> bool; "*" is the default */
+  bool enable;                /* master switch */
+  bool cursor_line_in_middle; /* FIM layout: the cursor's line after <|fim_middle|> (generate.h) */
+  char *prompt_log;           /* benchmarks: append each completion prompt as a JSON line (owned) */
+  json_t *languages;          /* owned object: languageId -> bool; "*" is the default */
 };
 
 /* Process environment the lookups read; config_env_from_process fills it with getenv values. */

@@ -93,6 +93,9 @@ const int32_t *generator_last_prompt(const struct generator *g, size_t *n) {
   return g->ids;
 }
 
+/* A cursor line longer than this stays in the prefix (see generator_complete). */
+#define GENERATE_MAX_MIDDLE_BYTES 1024
+
 /* Prompt tokens evaluated per step while the prompt is still inside its stable part. */
 #define GENERATE_STABLE_CHUNK 64
 
@@ -159,19 +162,35 @@ int generator_complete(struct generator *g, const struct completion_request *req
           req->prefix[req->prefix_len - 1 - heal] == '\t'))
     heal++;
   const char *healed = req->prefix + req->prefix_len - heal;
-  struct fim_input in = {req->prefix,        req->prefix_len - heal, req->suffix,
-                         req->suffix_len,    req->repo_name,         req->path,
-                         req->prefix_tokens, req->suffix_tokens,     req->snap_lines};
+  size_t kept = req->prefix_len - heal;
+  /* Where the cursor's line starts; a very long line (minified code) stays in the prefix, where
+   * it can be cut, instead of being kept whole as the middle. */
+  size_t line_start = kept;
+  while (line_start > 0 && req->prefix[line_start - 1] != '\n')
+    line_start--;
+  bool middle_layout = req->cursor_line_in_middle && kept - line_start <= GENERATE_MAX_MIDDLE_BYTES;
+  if (!middle_layout) line_start = kept;
+  struct fim_input in = {req->prefix,        line_start,
+                         req->suffix,        req->suffix_len,
+                         req->repo_name,     req->path,
+                         req->prefix_tokens, req->suffix_tokens,
+                         req->snap_lines,    req->prefix + line_start,
+                         kept - line_start};
   size_t n_ids = 0, dropped = 0;
   int rc = prompt_build_fim(g->tok, &g->fim, &in, g->ids, g->n_ctx - (size_t)max_tokens, &n_ids,
                             &dropped, err);
   if (rc) return rc;
   g->n_last_prompt = n_ids;
-  /* The stable part ends two tokens before <|fim_suffix|>: the word at the cursor still changes. */
+  /* The part the next keystroke's prompt shares: up to <|fim_middle|> when the cursor's line is
+   * the middle, else up to two tokens before <|fim_suffix|> (the word at the cursor changes). */
   size_t stable = 0;
+  int32_t stable_mark = middle_layout ? g->fim.middle : g->fim.suffix;
   for (size_t i = n_ids; i > 0; i--)
-    if (g->ids[i - 1] == g->fim.suffix) {
-      stable = i - 1 > 2 ? i - 1 - 2 : 0;
+    if (g->ids[i - 1] == stable_mark) {
+      if (middle_layout)
+        stable = i;
+      else
+        stable = i - 1 > 2 ? i - 1 - 2 : 0;
       break;
     }
   stats->n_prompt = n_ids;

@@ -39,6 +39,10 @@ struct completion_request {
   size_t prefix_tokens, suffix_tokens, snap_lines;
   int max_tokens;
   double time_budget_ms; /* counted from the request start, applied once a newline exists */
+  /* The cursor's line up to the cursor goes after <|fim_middle|> (prompt.h), so the prompt before
+   * it survives typing inside a line; false puts it at the end of the prefix (the classic FIM
+   * layout, as llama.cpp's /infill builds it). */
+  bool cursor_line_in_middle;
 };
 
 struct generation_stats {

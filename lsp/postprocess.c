@@ -166,7 +166,8 @@ enum postprocess_verdict postprocess_check(const struct postprocess_context *ctx
         break;
       }
     bool has_text = false;
-    for (const char *p = text; last_nl && p < last_nl && !has_text; p++) has_text = !is_space(*p);
+    for (const char *p = text; last_nl && p < last_nl && !has_text; p++)
+      has_text = !is_space(*p);
     if (has_text) {
       /* Over time with at least one non-blank line done: keep the whole lines, drop the partial
        * one. A completion that so far is only line breaks (the cursor was at a line end) goes on

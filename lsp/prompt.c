@@ -164,9 +164,17 @@ int prompt_build_fim(const struct tokenizer *tok, const struct fim_tokens *fim,
   size_t prefix_len = in->prefix_len;
   size_t snap = in->snap_lines ? in->snap_lines : 1;
   size_t target = in->prefix_tokens;
-  if (cap < n + in->suffix_tokens + 2 + 1)
+  /* The middle is one line: count its tokens first so the prefix leaves room for it. */
+  size_t middle_tokens = 0;
+  if (in->middle_len > 0) {
+    size_t probe = n;
+    rc = encode_at(tok, in->middle, in->middle_len, false, ids, cap, &probe, &middle_tokens, err);
+    if (rc && rc != AUG_ERANGE) return rc;
+  }
+  size_t reserve = in->suffix_tokens + middle_tokens + 2;
+  if (cap < n + reserve + 1)
     return aug_err_set(err, AUG_ERANGE, "prompt: a %zu-token buffer cannot hold the prompt", cap);
-  if (target > cap - n - in->suffix_tokens - 2) target = cap - n - in->suffix_tokens - 2;
+  if (target > cap - n - reserve) target = cap - n - reserve;
   for (;;) {
     size_t at = n;
     rc = encode_at(tok, prefix, prefix_len, false, ids, cap, &n, &needed, err);
@@ -209,6 +217,9 @@ int prompt_build_fim(const struct tokenizer *tok, const struct fim_tokens *fim,
     if (n - at > in->suffix_tokens) n = at + in->suffix_tokens;
   }
   if ((rc = put(ids, cap, &n, fim->middle, err))) return rc;
+  if (in->middle_len > 0 &&
+      (rc = encode_at(tok, in->middle, in->middle_len, false, ids, cap, &n, &needed, err)))
+    return rc;
   *n_ids = n;
   return 0;
 }

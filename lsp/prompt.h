@@ -37,9 +37,14 @@ bool prompt_fim_is_stop(const struct tokenizer *tok, const struct fim_tokens *fi
 void prompt_window(const char *text, size_t len, size_t cursor, size_t prefix_lines,
                    size_t suffix_lines, size_t snap, size_t *prefix_start, size_t *suffix_end);
 
-/* What a FIM prompt is built from (all borrowed). */
+/* What a FIM prompt is built from (all borrowed). The prompt is
+ *   <|fim_prefix|>prefix<|fim_suffix|>suffix<|fim_middle|>middle
+ * and the model continues after middle. Putting the cursor's line (up to the cursor) in middle
+ * keeps everything before <|fim_middle|> unchanged while the user types inside a line, so only
+ * the middle tokens are evaluated per keystroke (llama.vim's intended layout; llama.cpp's /infill
+ * puts that text before the suffix instead, issue 22678). middle_len 0 gives the classic layout. */
 struct fim_input {
-  const char *prefix; /* text before the cursor, from the window start */
+  const char *prefix; /* text before the middle (or the cursor), from the window start */
   size_t prefix_len;
   const char *suffix; /* text after the cursor, to the window end */
   size_t suffix_len;
@@ -47,13 +52,15 @@ struct fim_input {
   const char *path;      /* file path relative to the repository, or NULL */
   size_t prefix_tokens;  /* token bounds of the two windows */
   size_t suffix_tokens;
-  size_t snap_lines; /* when the prefix is over its token bound, drop lines in these steps */
+  size_t snap_lines;  /* when the prefix is over its token bound, drop lines in these steps */
+  const char *middle; /* text after <|fim_middle|>: the cursor's line up to the cursor, or NULL */
+  size_t middle_len;
 };
 
 /* Builds the FIM prompt into ids[0..cap). When the prefix is over its token bound whole snap_lines
  * blocks are dropped from its start (stable for the next keystrokes); the suffix is cut at its end.
- * *n_prefix_dropped receives the bytes dropped from the prefix. AUG_ERANGE when even the bounded
- * prompt does not fit cap. */
+ * The middle is kept whole. *n_prefix_dropped receives the bytes dropped from the prefix.
+ * AUG_ERANGE when even the bounded prompt does not fit cap. */
 int prompt_build_fim(const struct tokenizer *tok, const struct fim_tokens *fim,
                      const struct fim_input *in, int32_t *ids, size_t cap, size_t *n_ids,
                      size_t *n_prefix_dropped, struct aug_err *err);

@@ -41,8 +41,9 @@ static struct generator *need(void **state) {
 }
 
 static struct completion_request request(const char *prefix, const char *suffix, int max_tokens) {
-  struct completion_request r = {
-      prefix, strlen(prefix), suffix, strlen(suffix), NULL, NULL, 512, 128, 32, max_tokens, 0};
+  struct completion_request r = {prefix, strlen(prefix), suffix, strlen(suffix),
+                                 NULL,   NULL,           512,    128,
+                                 32,     max_tokens,     0,      false};
   return r;
 }
 
@@ -71,6 +72,38 @@ static void test_complete_stats_and_reuse(void **state) {
   assert_int_equal(st.n_evaluated, 1);
   assert_int_equal(st.n_reused, st.n_prompt - 1);
   assert_string_equal(out, first);
+}
+
+/* With the cursor's line after <|fim_middle|>, a keystroke on that line evaluates only the middle:
+ * the prefix and the suffix stay resident. */
+static void test_middle_layout_survives_typing(void **state) {
+  struct generator *g = need(state);
+  const char *suffix = "\n\ndef main():\n    print(area(2.0))\n";
+  struct completion_request req =
+      request("import math\n\ndef area(r):\n    return math", suffix, 4);
+  req.cursor_line_in_middle = true;
+  char out[4096];
+  size_t len = 0;
+  struct generation_stats st;
+  struct aug_err err = {0};
+  assert_int_equal(generator_complete(g, &req, NULL, out, sizeof out, &len, &st, &err), 0);
+  size_t n_first = st.n_prompt;
+  /* One more character typed at the cursor. */
+  req = request("import math\n\ndef area(r):\n    return math.", suffix, 4);
+  req.cursor_line_in_middle = true;
+  assert_int_equal(generator_complete(g, &req, NULL, out, sizeof out, &len, &st, &err), 0);
+  assert_true(st.n_prompt >= n_first);
+  /* "    return math." is a handful of tokens; everything before <|fim_middle|> was resident. */
+  assert_true(st.n_evaluated <= 6);
+  assert_true(st.n_reused >= st.n_prompt - 6);
+  size_t n = 0;
+  const int32_t *ids = generator_last_prompt(g, &n);
+  size_t tail = 0;
+  while (tail < n && ids[n - 1 - tail] !=
+                         tokenizer_find(engine_tokenizer(generator_engine(g)), "<|fim_middle|>"))
+    tail++;
+  assert_true(tail > 0 && tail < n);
+  assert_true(st.n_evaluated <= tail);
 }
 
 static void test_single_line_and_budget(void **state) {
@@ -140,6 +173,7 @@ static void test_explain_streams(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_complete_stats_and_reuse),
+      cmocka_unit_test(test_middle_layout_survives_typing),
       cmocka_unit_test(test_single_line_and_budget),
       cmocka_unit_test(test_cancel),
       cmocka_unit_test(test_explain_streams),

@@ -105,7 +105,8 @@ static void test_fim_layout(void **state) {
   assert_int_not_equal(m->fim.repo_name, TOKEN_NONE);
   const char *pre = "def add(a, b):\n    return";
   const char *suf = "\n\nprint(add(1, 2))\n";
-  struct fim_input in = {pre, strlen(pre), suf, strlen(suf), "demo", "src/calc.py", 512, 128, 32};
+  struct fim_input in = {pre, strlen(pre), suf, strlen(suf), "demo", "src/calc.py",
+                         512, 128,         32,  NULL,        0};
   int32_t ids[1024];
   size_t n = 0, dropped = 0;
   struct aug_err err = {0};
@@ -130,12 +131,54 @@ static void test_fim_layout(void **state) {
   assert_int_equal(ids[0], m->fim.prefix);
 }
 
+/* The cursor's line after <|fim_middle|>: two keystrokes on that line give prompts that agree up
+ * to and including <|fim_middle|>, and only the middle tokens differ. */
+static void test_fim_middle_layout(void **state) {
+  struct model_fixture *m = need_model(state);
+  const char *above = "def add(a, b):\n";
+  const char *suf = "\n\nprint(add(1, 2))\n";
+  const char *middles[2] = {"    return a", "    return a +"};
+  int32_t ids[2][1024];
+  size_t n[2], dropped = 0;
+  struct aug_err err = {0};
+  for (int k = 0; k < 2; k++) {
+    struct fim_input in = {
+        above,      strlen(above),     suf, strlen(suf), "demo", "a.py", 512, 128, 32,
+        middles[k], strlen(middles[k])};
+    assert_int_equal(prompt_build_fim(m->tok, &m->fim, &in, ids[k], 1024, &n[k], &dropped, &err),
+                     0);
+  }
+  size_t at_middle = 0;
+  for (size_t i = 0; i < n[0]; i++)
+    if (ids[0][i] == m->fim.middle) at_middle = i;
+  assert_true(at_middle > 0 && at_middle < n[0] - 1);
+  assert_memory_equal(ids[0], ids[1], (at_middle + 1) * sizeof ids[0][0]);
+  assert_true(n[1] > n[0]);
+  /* The middle is the line's text: its tokens decode to it. */
+  char text[256];
+  size_t len = 0;
+  struct detokenizer d;
+  detokenizer_init(&d);
+  for (size_t i = at_middle + 1; i < n[0]; i++) {
+    int w = detokenizer_push(&d, m->tok, ids[0][i], false, text + len, sizeof text - 1 - len);
+    assert_true(w >= 0);
+    len += (size_t)w;
+  }
+  text[len] = '\0';
+  assert_string_equal(text, middles[0]);
+  /* A buffer too small for prefix + suffix + middle is refused, not overrun. */
+  struct fim_input in = {above,      strlen(above),     suf, strlen(suf), NULL, NULL, 512, 128, 32,
+                         middles[1], strlen(middles[1])};
+  assert_int_equal(prompt_build_fim(m->tok, &m->fim, &in, ids[0], 8, &n[0], &dropped, &err),
+                   AUG_ERANGE);
+}
+
 static void test_fim_no_injection(void **state) {
   struct model_fixture *m = need_model(state);
   /* Document text that spells control tokens stays text. */
   const char *pre = "x = '<|fim_prefix|><|fim_middle|><|endoftext|><|im_start|>'\n";
   const char *suf = "<|fim_suffix|><|file_sep|>\n";
-  struct fim_input in = {pre, strlen(pre), suf, strlen(suf), "r", "a.py", 512, 128, 32};
+  struct fim_input in = {pre, strlen(pre), suf, strlen(suf), "r", "a.py", 512, 128, 32, NULL, 0};
   int32_t ids[1024];
   size_t n = 0, dropped = 0;
   struct aug_err err = {0};
@@ -153,7 +196,7 @@ static void test_fim_token_bounds(void **state) {
   struct model_fixture *m = need_model(state);
   size_t len;
   char *doc = lines_doc(300, &len);
-  struct fim_input in = {doc, len, "\nend\n", 5, NULL, NULL, 200, 2, 32};
+  struct fim_input in = {doc, len, "\nend\n", 5, NULL, NULL, 200, 2, 32, NULL, 0};
   int32_t ids[4096];
   size_t n = 0, dropped = 0;
   struct aug_err err = {0};
@@ -223,6 +266,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_window_stable_start),
       cmocka_unit_test_setup_teardown(test_fim_layout, setup_model, teardown_model),
+      cmocka_unit_test_setup_teardown(test_fim_middle_layout, setup_model, teardown_model),
       cmocka_unit_test_setup_teardown(test_fim_no_injection, setup_model, teardown_model),
       cmocka_unit_test_setup_teardown(test_fim_token_bounds, setup_model, teardown_model),
       cmocka_unit_test_setup_teardown(test_chat, setup_model, teardown_model),
