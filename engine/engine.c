@@ -1,8 +1,8 @@
 /* The engine: a loaded model, its tokenizer, a backend instance, the placement of every layer
  * (today all on the CPU backend), the forward pass with its KV cache, and the resident token
- * sequence. Invariant: resident[0..n_resident) are exactly the tokens whose K/V the cache holds
- * (n_resident == kvcache_n_used), and logits_valid says the forward pass's logits belong to the
- * last of them. */
+ * sequence. Invariants: resident[0..n_resident) are exactly the tokens whose K/V the cache holds
+ * (n_resident == kvcache_n_used); when logits_valid, forward_logits row i belongs to position
+ * logits_pos0 + i for i < logits_rows (rows past n_resident are stale). */
 #include "engine/engine.h"
 
 #include <stdio.h>
@@ -29,6 +29,21 @@ struct engine {
   int32_t *resident; /* [n_ctx] */
   size_t n_resident;
   bool logits_valid;
+  size_t logits_pos0, logits_rows;
+  struct backend_rope_params rope; /* the model's, for re-rotating moved K */
+  /* Shifted-chunk reuse (reuse_min_chunk > 0): the m-gram index of the old sequence and the host
+   * copy of the moved cells, all sized at create. */
+  int32_t *gram_head;      /* [gram_buckets] first old position of each hash bucket, -1 */
+  int32_t *gram_next;      /* [n_ctx] next old position in the same bucket, -1 */
+  uint32_t gram_buckets;   /* a power of two >= n_ctx */
+  struct engine_run *runs; /* [n_ctx / reuse_min_chunk + 1] */
+  unsigned char *stash;    /* reuse_max_tokens cells, kvcache's host layout */
+};
+
+/* A run of the old resident sequence found again in the new prompt. */
+struct engine_run {
+  uint32_t new_pos, old_pos, n;
+  uint32_t at; /* first stash cell */
 };
 
 struct engine_params engine_params_default(void) {
@@ -37,13 +52,36 @@ struct engine_params engine_params_default(void) {
                                 .n_ctx = 0,
                                 .n_batch = 0,
                                 .kv_type = ENGINE_KV_F16,
-                                .use_mmap = true};
+                                .use_mmap = true,
+                                .reuse_min_chunk = 0,
+                                .reuse_max_tokens = 0};
 }
 
 static double engine_now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Scratch of shifted-chunk reuse, so that engine_set_prompt allocates nothing. */
+static int engine_reuse_alloc(struct engine *e, struct aug_err *err) {
+  uint32_t n_ctx = e->params.n_ctx;
+  if (e->params.reuse_max_tokens == 0) e->params.reuse_max_tokens = 1024;
+  if (e->params.reuse_max_tokens > n_ctx) e->params.reuse_max_tokens = n_ctx;
+  struct kvcache *kv = forward_kvcache(e->fwd);
+  size_t per_token = 2 * e->model->hp.n_layer * kvcache_cell_bytes(kv);
+  e->gram_buckets = 1;
+  while (e->gram_buckets < n_ctx)
+    e->gram_buckets *= 2;
+  e->gram_head = aug_malloc(e->gram_buckets * sizeof *e->gram_head);
+  e->gram_next = aug_malloc(n_ctx * sizeof *e->gram_next);
+  e->runs = aug_malloc((n_ctx / e->params.reuse_min_chunk + 1) * sizeof *e->runs);
+  e->stash = aug_malloc((size_t)e->params.reuse_max_tokens * per_token);
+  if (!e->gram_head || !e->gram_next || !e->runs || !e->stash)
+    return aug_err_set(err, AUG_ENOMEM,
+                       "engine: out of memory for chunk reuse (%u tokens, %zu bytes)",
+                       e->params.reuse_max_tokens, (size_t)e->params.reuse_max_tokens * per_token);
+  return kvcache_reserve_shift(kv, 64, err);
 }
 
 int engine_create(const struct engine_params *params, struct engine **out, struct aug_err *err) {
@@ -105,6 +143,18 @@ int engine_create(const struct engine_params *params, struct engine **out, struc
   fp.kv_type = params->kv_type == ENGINE_KV_Q8_0 ? QUANT_Q8_0 : QUANT_F16;
   rc = forward_create(e->model, &placement, &fp, &e->fwd, err);
   if (rc < 0) goto fail;
+  /* The rotation forward.c applies, for moving K (same fields, same source). */
+  e->rope = (struct backend_rope_params){
+      .n_rot = (int)hp->n_rot,
+      .layout = hp->rope_layout == ROPE_LAYOUT_NEOX ? BACKEND_ROPE_NEOX : BACKEND_ROPE_NORMAL,
+      .freq_base = hp->rope_freq_base,
+      .freq_scale = hp->rope_freq_scale,
+      .freq_factors = e->model->rope_freqs ? (const float *)e->model->rope_freqs->data : NULL,
+  };
+  if (params->reuse_min_chunk > 0) {
+    rc = engine_reuse_alloc(e, err);
+    if (rc < 0) goto fail;
+  }
   *out = e;
   return 0;
 fail:
@@ -121,6 +171,10 @@ void engine_destroy(struct engine *e) {
   gguf_close(e->file);
   aug_free(e->placement_layers);
   aug_free(e->resident);
+  aug_free(e->gram_head);
+  aug_free(e->gram_next);
+  aug_free(e->runs);
+  aug_free(e->stash);
   aug_free(e);
 }
 
@@ -151,58 +205,180 @@ uint64_t engine_kv_bytes(const struct engine *e) {
 uint64_t engine_scratch_bytes(const struct engine *e) {
   return forward_scratch_bytes(e->fwd);
 }
+struct kvcache *engine_kvcache(struct engine *e) {
+  return forward_kvcache(e->fwd);
+}
 
 const float *engine_logits(const struct engine *e) {
-  return e->logits_valid ? forward_logits(e->fwd, 0) : NULL;
+  if (!e->logits_valid || e->n_resident == 0) return NULL;
+  size_t last = e->n_resident - 1;
+  if (last < e->logits_pos0 || last >= e->logits_pos0 + e->logits_rows) return NULL;
+  return forward_logits(e->fwd, last - e->logits_pos0);
 }
 
 /* Evaluates tokens appended after the resident ones and keeps the two in step, also when the
  * forward pass stops early (cancellation, error): only completed batches become resident. */
-static int engine_append(struct engine *e, const int32_t *tokens, size_t n,
+static int engine_append(struct engine *e, const int32_t *tokens, size_t n, bool all_logits,
                          const atomic_bool *cancel, struct aug_err *err) {
+  size_t pos0 = e->n_resident;
   memcpy(e->resident + e->n_resident, tokens, n * sizeof *tokens);
-  int rc = forward_eval(e->fwd, tokens, n, false, cancel, err);
+  int rc = forward_eval(e->fwd, tokens, n, all_logits, cancel, err);
   e->n_resident = kvcache_n_used(forward_kvcache(e->fwd));
   e->logits_valid = rc == 0;
+  e->logits_pos0 = all_logits ? pos0 : pos0 + n - 1;
+  e->logits_rows = all_logits ? n : 1;
   return rc;
+}
+
+static bool engine_cancelled(const atomic_bool *cancel) {
+  return cancel && atomic_load_explicit(cancel, memory_order_relaxed);
+}
+
+/* FNV-1a over an m-gram of token ids. */
+static uint32_t engine_gram_hash(const int32_t *t, uint32_t m) {
+  uint32_t h = 2166136261u;
+  for (uint32_t i = 0; i < m; i++) {
+    h ^= (uint32_t)t[i];
+    h *= 16777619u;
+  }
+  return h;
+}
+
+/* Chains tried per position: enough for repeated lines, bounded for degenerate input (a file of
+ * one repeated token), so the search stays O(n * m). */
+#define ENGINE_GRAM_TRIES 8
+
+/* Runs of resident[lcp..n_resident) that reappear in tokens[lcp..n - 1) (the last token is
+ * always evaluated), each >= reuse_min_chunk tokens, greedily left to right in the new prompt,
+ * taking the longest candidate at each position, within reuse_max_tokens in all. Any order of
+ * old positions is allowed (a moved block); runs may not overlap in the new prompt. */
+static size_t engine_find_runs(struct engine *e, const int32_t *tokens, size_t n, size_t lcp) {
+  uint32_t m = e->params.reuse_min_chunk;
+  const int32_t *old = e->resident;
+  size_t n_old = e->n_resident;
+  if (n_old < lcp + m || n < lcp + m + 1) return 0;
+  uint32_t mask = e->gram_buckets - 1;
+  memset(e->gram_head, 0xff, e->gram_buckets * sizeof *e->gram_head);
+  /* Inserted from the end so that each chain lists old positions in increasing order. */
+  for (size_t p = n_old - m + 1; p-- > lcp;) {
+    uint32_t h = engine_gram_hash(old + p, m) & mask;
+    e->gram_next[p] = e->gram_head[h];
+    e->gram_head[h] = (int32_t)p;
+  }
+  size_t limit = n - 1, budget = e->params.reuse_max_tokens, nr = 0, i = lcp;
+  uint32_t at = 0;
+  while (i + m <= limit && budget >= m) {
+    uint32_t h = engine_gram_hash(tokens + i, m) & mask;
+    size_t best = 0, best_p = 0;
+    int tries = 0;
+    for (int32_t p = e->gram_head[h]; p >= 0 && tries < ENGINE_GRAM_TRIES;
+         p = e->gram_next[p], tries++) {
+      size_t len = 0;
+      while (i + len < limit && (size_t)p + len < n_old && len < budget &&
+             tokens[i + len] == old[p + len])
+        len++;
+      if (len > best) {
+        best = len;
+        best_p = (size_t)p;
+      }
+    }
+    if (best >= m) {
+      e->runs[nr++] = (struct engine_run){
+          .new_pos = (uint32_t)i, .old_pos = (uint32_t)best_p, .n = (uint32_t)best, .at = at};
+      at += (uint32_t)best;
+      budget -= best;
+      i += best;
+    } else {
+      i++;
+    }
+  }
+  return nr;
+}
+
+/* Writes a stashed run back at the end of the cache, K re-rotated by new - old positions; the
+ * cells count (commit) only once every layer holds them. */
+static int engine_place_run(struct engine *e, const struct engine_run *r, const int32_t *tokens,
+                            struct aug_err *err) {
+  struct kvcache *kv = forward_kvcache(e->fwd);
+  uint32_t pos = (uint32_t)e->n_resident;
+  int rc = kvcache_upload_cells(kv, pos, r->n, e->stash, e->params.reuse_max_tokens, r->at, err);
+  if (rc == 0)
+    rc = kvcache_shift_k(kv, pos, r->n, (int32_t)r->new_pos - (int32_t)r->old_pos, &e->rope, err);
+  if (rc == 0) rc = kvcache_commit(kv, pos + r->n);
+  if (rc < 0) return rc;
+  memcpy(e->resident + pos, tokens + r->new_pos, r->n * sizeof *tokens);
+  e->n_resident = pos + r->n;
+  e->logits_valid = false;
+  return 0;
 }
 
 int engine_set_prompt(struct engine *e, const int32_t *tokens, size_t n, const atomic_bool *cancel,
                       struct engine_eval_stats *stats, struct aug_err *err) {
   double t0 = engine_now_ms();
-  if (stats) memset(stats, 0, sizeof *stats);
+  struct engine_eval_stats st;
+  memset(&st, 0, sizeof st);
+  if (stats) *stats = st;
   if (n == 0 || n > e->params.n_ctx)
     return aug_err_set(err, AUG_ERANGE, "engine: prompt of %zu tokens (context holds %u)", n,
                        e->params.n_ctx);
   size_t lcp = 0;
   while (lcp < n && lcp < e->n_resident && e->resident[lcp] == tokens[lcp])
     lcp++;
-  if (lcp == n && n == e->n_resident && e->logits_valid) {
-    if (stats) stats->n_reused = n;
-    return 0;
+  if (lcp == n) {
+    /* A prefix of the resident sequence: done if its last token's logits are at hand (a verify
+     * batch of engine_push_tokens keeps every row), else that token is evaluated again. */
+    engine_truncate(e, n);
+    if (engine_logits(e)) {
+      if (stats) stats->n_reused = n;
+      return 0;
+    }
+    lcp = n - 1;
   }
-  /* The last prompt token is always evaluated when its logits are not at hand. */
-  if (lcp == n) lcp = n - 1;
+  size_t n_runs = e->params.reuse_min_chunk ? engine_find_runs(e, tokens, n, lcp) : 0;
+  int rc = 0;
+  struct kvcache *kv = forward_kvcache(e->fwd);
+  for (size_t r = 0; r < n_runs && rc == 0; r++)
+    rc = kvcache_download_cells(kv, e->runs[r].old_pos, e->runs[r].n, e->stash,
+                                e->params.reuse_max_tokens, e->runs[r].at, err);
+  if (rc < 0) n_runs = 0; /* not moved: evaluated instead */
+  rc = 0;
   engine_truncate(e, lcp);
-  int rc = engine_append(e, tokens + lcp, n - lcp, cancel, err);
-  if (stats) {
-    stats->n_reused = lcp;
-    stats->n_evaluated = e->n_resident - lcp;
-    stats->eval_ms = engine_now_ms() - t0;
+  st.n_reused = lcp;
+  for (size_t r = 0; r < n_runs && rc == 0; r++) {
+    const struct engine_run *run = &e->runs[r];
+    if (run->new_pos > e->n_resident) {
+      size_t before = e->n_resident;
+      rc = engine_append(e, tokens + before, run->new_pos - before, false, cancel, err);
+      st.n_evaluated += e->n_resident - before;
+      if (rc < 0) break;
+    }
+    if (engine_cancelled(cancel)) {
+      rc = aug_err_set(err, AUG_ECANCELED, "engine: cancelled before moving %u tokens", run->n);
+      break;
+    }
+    rc = engine_place_run(e, run, tokens, err);
+    if (rc == 0) st.n_shifted += run->n;
   }
+  if (rc == 0) {
+    size_t before = e->n_resident;
+    rc = engine_append(e, tokens + before, n - before, false, cancel, err);
+    st.n_evaluated += e->n_resident - before;
+  }
+  st.eval_ms = engine_now_ms() - t0;
+  if (stats) *stats = st;
   return rc;
 }
 
 int engine_push(struct engine *e, int32_t token, const atomic_bool *cancel, struct aug_err *err) {
   if (e->n_resident >= e->params.n_ctx)
     return aug_err_set(err, AUG_ERANGE, "engine: context of %u tokens is full", e->params.n_ctx);
-  return engine_append(e, &token, 1, cancel, err);
+  return engine_append(e, &token, 1, false, cancel, err);
 }
 
 int engine_truncate(struct engine *e, size_t n) {
   if (n >= e->n_resident) return 0;
   kvcache_truncate(forward_kvcache(e->fwd), (uint32_t)n);
   e->n_resident = n;
-  e->logits_valid = false;
+  /* Logits rows of positions < n stay valid (engine_logits checks the row range). */
   return 0;
 }

@@ -1,6 +1,7 @@
 /* A resident model ready to generate: the model, its placement on backends, the KV cache and the
  * resident token sequence. engine_set_prompt reuses the longest common prefix of the new prompt
- * with what is resident and evaluates only the rest (the prompt cache builds on this).
+ * with what is resident, then (when enabled) chunks of the old sequence found again at another
+ * position, with K re-rotated for it, and evaluates only the rest.
  * Owned by one thread at a time (the engine thread in the server); not thread-safe. */
 #ifndef AUGURY_ENGINE_ENGINE_H
 #define AUGURY_ENGINE_ENGINE_H
@@ -15,6 +16,7 @@
 #include "engine/tokenizer.h"
 
 struct engine; /* opaque */
+struct kvcache;
 
 enum engine_kv_type { ENGINE_KV_F16 = 0, ENGINE_KV_Q8_0 = 1 };
 
@@ -25,6 +27,16 @@ struct engine_params {
   uint32_t n_batch; /* tokens per forward call during prompt processing; 0 = 512 */
   enum engine_kv_type kv_type;
   bool use_mmap;
+  /* Shifted-chunk reuse (llama.cpp's --cache-reuse, generalised as in PIE, arXiv 2407.03157):
+   * after the common prefix, runs of at least reuse_min_chunk tokens of the old resident
+   * sequence that reappear in the new prompt at another position keep their K/V, K re-rotated
+   * to the new position. 0 = off. Approximate: a moved chunk keeps the K/V it had in its old
+   * context (what preceded it changed), so logits differ slightly from a full evaluation. */
+  uint32_t reuse_min_chunk;
+  /* Most tokens moved per engine_set_prompt: their cells are set aside in host memory sized at
+   * create (reuse_max_tokens * bytes per token, e.g. 28 KB/token for the 1.5B model with an f16
+   * cache). 0 = 1024. Only allocated when reuse_min_chunk > 0. */
+  uint32_t reuse_max_tokens;
 };
 
 struct engine_params engine_params_default(void);
@@ -33,6 +45,9 @@ struct engine_eval_stats {
   size_t n_reused;    /* prompt tokens whose KV was already resident */
   size_t n_evaluated; /* prompt tokens evaluated now */
   double eval_ms;
+  /* Additions. On success n_reused + n_shifted + n_restored + n_evaluated == n. */
+  size_t n_shifted;  /* tokens whose K/V moved from another position (K re-rotated) */
+  size_t n_restored; /* tokens whose K/V came back from the host-RAM prompt cache */
 };
 
 int engine_create(const struct engine_params *params, struct engine **out, struct aug_err *err);
@@ -42,10 +57,13 @@ const struct model *engine_model(const struct engine *engine);
 const struct tokenizer *engine_tokenizer(const struct engine *engine);
 uint32_t engine_n_ctx(const struct engine *engine);
 
-/* Makes the resident sequence equal to tokens[0..n): keeps the common prefix, evaluates the rest
- * and leaves the logits of the last token in engine_logits. cancel (may be NULL) is checked between
- * batches and layers: on cancellation returns AUG_ECANCELED and the resident sequence is a valid
- * prefix of tokens. AUG_ERANGE when n > n_ctx or n == 0. */
+/* Makes the resident sequence equal to tokens[0..n): keeps the common prefix, moves reusable
+ * chunks (reuse_min_chunk), evaluates the rest and leaves the logits of the last token in
+ * engine_logits (the last token is always evaluated unless its logits are at hand). cancel (may
+ * be NULL) is checked between batches, layers and moved chunks: on cancellation returns
+ * AUG_ECANCELED and the resident sequence is a valid prefix of tokens whose cells are all
+ * consistent (a chunk counts only once all its layers are written). AUG_ERANGE when n > n_ctx or
+ * n == 0. */
 int engine_set_prompt(struct engine *engine, const int32_t *tokens, size_t n,
                       const atomic_bool *cancel, struct engine_eval_stats *stats,
                       struct aug_err *err);
@@ -68,5 +86,8 @@ int engine_n_threads(const struct engine *engine);
 /* Bytes of the KV cache (all layers, K and V) and of the forward pass's scratch. */
 uint64_t engine_kv_bytes(const struct engine *engine);
 uint64_t engine_scratch_bytes(const struct engine *engine);
+
+/* The KV cache, for tests and memory reports (borrowed; the engine owns it). */
+struct kvcache *engine_kvcache(struct engine *engine);
 
 #endif

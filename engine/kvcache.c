@@ -13,6 +13,8 @@ struct kvcache_layer {
   struct backend *be;
   struct backend_buffer *k_buf, *v_buf;
   struct backend_tensor k, v; /* [head_dim, n_head_kv, n_ctx] */
+  struct backend_buffer *shift_buf;
+  struct backend_tensor shift; /* F32 [head_dim, n_head_kv, shift_chunk] K-shift scratch */
 };
 
 struct kvcache {
@@ -20,6 +22,8 @@ struct kvcache {
   uint32_t n_used;
   uint64_t bytes;
   struct kvcache_layer *layers; /* n_layer */
+  uint32_t shift_chunk;         /* cells per K-shift step; 0 until kvcache_reserve_shift */
+  int32_t *shift_pos;           /* [shift_chunk] host: every entry the current delta */
 };
 
 static size_t kvcache_row_size(const struct kvcache_params *p) {
@@ -90,9 +94,11 @@ void kvcache_destroy(struct kvcache *cache) {
       struct kvcache_layer *l = &cache->layers[il];
       if (l->k_buf) l->ops->buffer_free(l->be, l->k_buf);
       if (l->v_buf) l->ops->buffer_free(l->be, l->v_buf);
+      if (l->shift_buf) l->ops->buffer_free(l->be, l->shift_buf);
     }
     aug_free(cache->layers);
   }
+  aug_free(cache->shift_pos);
   aug_free(cache);
 }
 
@@ -167,4 +173,127 @@ void kvcache_truncate(struct kvcache *cache, uint32_t n) {
 
 void kvcache_remove_tail(struct kvcache *cache, uint32_t n) {
   cache->n_used = n >= cache->n_used ? 0 : cache->n_used - n;
+}
+
+/* ---- moving cells -----------------------------------------------------------------------------
+ */
+
+size_t kvcache_cell_bytes(const struct kvcache *cache) {
+  return kvcache_row_size(&cache->params) * cache->params.n_head_kv;
+}
+
+/* Range checks shared by download and upload: the host side and the cache side. */
+static int kvcache_check_cells(const struct kvcache *cache, const char *what, uint32_t pos,
+                               uint32_t n, uint32_t limit, uint32_t capacity, uint32_t at,
+                               struct aug_err *err) {
+  if ((uint64_t)pos + n > limit || (uint64_t)at + n > capacity)
+    return aug_err_set(err, AUG_ERANGE,
+                       "kvcache: %s of cells [%u, %llu) (host cells at %u of %u) outside the %u "
+                       "allowed (%u used)",
+                       what, pos, (unsigned long long)pos + n, at, capacity, limit, cache->n_used);
+  return 0;
+}
+
+int kvcache_download_cells(struct kvcache *cache, uint32_t pos, uint32_t n, void *dst,
+                           uint32_t capacity, uint32_t at, struct aug_err *err) {
+  int rc = kvcache_check_cells(cache, "download", pos, n, cache->n_used, capacity, at, err);
+  if (rc < 0 || n == 0) return rc;
+  size_t cell = kvcache_cell_bytes(cache);
+  for (uint32_t il = 0; il < cache->params.n_layer; il++) {
+    struct kvcache_layer *l = &cache->layers[il];
+    const struct backend_tensor *ts[2] = {&l->k, &l->v};
+    for (int kv = 0; kv < 2; kv++) {
+      unsigned char *to = (unsigned char *)dst + ((2 * (size_t)il + kv) * capacity + at) * cell;
+      rc = l->ops->download(l->be, ts[kv]->buffer, ts[kv]->offset + (size_t)pos * cell, to,
+                            (size_t)n * cell);
+      if (rc < 0)
+        return aug_err_set(err, rc, "kvcache: layer %u: download of %u cells from %s failed: %s",
+                           il, n, l->ops->name, aug_strerror(rc));
+    }
+  }
+  return 0;
+}
+
+int kvcache_upload_cells(struct kvcache *cache, uint32_t pos, uint32_t n, const void *src,
+                         uint32_t capacity, uint32_t at, struct aug_err *err) {
+  if (pos > cache->n_used)
+    return aug_err_set(err, AUG_ERANGE, "kvcache: upload at cell %u leaves a hole (%u used)", pos,
+                       cache->n_used);
+  int rc = kvcache_check_cells(cache, "upload", pos, n, cache->params.n_ctx, capacity, at, err);
+  if (rc < 0 || n == 0) return rc;
+  size_t cell = kvcache_cell_bytes(cache);
+  for (uint32_t il = 0; il < cache->params.n_layer; il++) {
+    struct kvcache_layer *l = &cache->layers[il];
+    const struct backend_tensor *ts[2] = {&l->k, &l->v};
+    for (int kv = 0; kv < 2; kv++) {
+      const unsigned char *from =
+          (const unsigned char *)src + ((2 * (size_t)il + kv) * capacity + at) * cell;
+      rc = l->ops->upload(l->be, ts[kv]->buffer, ts[kv]->offset + (size_t)pos * cell, from,
+                          (size_t)n * cell);
+      if (rc < 0)
+        return aug_err_set(err, rc, "kvcache: layer %u: upload of %u cells to %s failed: %s", il, n,
+                           l->ops->name, aug_strerror(rc));
+    }
+  }
+  return 0;
+}
+
+int kvcache_reserve_shift(struct kvcache *cache, uint32_t chunk, struct aug_err *err) {
+  if (chunk == 0) chunk = 64;
+  if (cache->shift_chunk >= chunk) return 0;
+  const struct kvcache_params *p = &cache->params;
+  int32_t *pos = aug_calloc(chunk, sizeof *pos);
+  if (!pos)
+    return aug_err_set(err, AUG_ENOMEM, "kvcache: out of memory (%u shift positions)", chunk);
+  aug_free(cache->shift_pos);
+  cache->shift_pos = pos;
+  size_t row = (size_t)p->head_dim * sizeof(float);
+  size_t size = row * p->n_head_kv * chunk;
+  for (uint32_t il = 0; il < p->n_layer; il++) {
+    struct kvcache_layer *l = &cache->layers[il];
+    if (l->shift_buf) l->ops->buffer_free(l->be, l->shift_buf);
+    l->shift_buf = NULL;
+    int rc = l->ops->buffer_alloc(l->be, BACKEND_BUFFER_COMPUTE, size, &l->shift_buf, err);
+    if (rc < 0) {
+      cache->shift_chunk = 0;
+      aug_err_prefix(err, "kvcache: layer %u: K-shift scratch (%zu bytes) on %s", il, size,
+                     l->ops->name);
+      return rc;
+    }
+    l->shift = (struct backend_tensor){.type = QUANT_F32,
+                                       .ne = {p->head_dim, p->n_head_kv, chunk, 1},
+                                       .row_stride = row,
+                                       .plane_stride = row * p->n_head_kv,
+                                       .buffer = l->shift_buf};
+  }
+  cache->shift_chunk = chunk;
+  return 0;
+}
+
+int kvcache_shift_k(struct kvcache *cache, uint32_t pos, uint32_t n, int32_t delta,
+                    const struct backend_rope_params *rope, struct aug_err *err) {
+  if (cache->shift_chunk == 0)
+    return aug_err_set(err, AUG_EINVAL, "kvcache: K shift without kvcache_reserve_shift");
+  if ((uint64_t)pos + n > cache->params.n_ctx)
+    return aug_err_set(err, AUG_ERANGE, "kvcache: K shift of cells [%u, %llu) beyond %u", pos,
+                       (unsigned long long)pos + n, cache->params.n_ctx);
+  if (delta == 0 || n == 0) return 0;
+  for (uint32_t i = 0; i < cache->shift_chunk; i++)
+    cache->shift_pos[i] = delta;
+  for (uint32_t il = 0; il < cache->params.n_layer; il++) {
+    struct kvcache_layer *l = &cache->layers[il];
+    for (uint32_t c0 = 0; c0 < n; c0 += cache->shift_chunk) {
+      uint32_t m = n - c0 < cache->shift_chunk ? n - c0 : cache->shift_chunk;
+      struct backend_tensor cells = kvcache_view(&l->k, pos + c0, m); /* [hd, n_head_kv, m] */
+      struct backend_tensor f32 = l->shift;                           /* [hd, n_head_kv, m] */
+      f32.ne[2] = m;
+      int rc = l->ops->copy(l->be, &cells, &f32);
+      if (rc == 0) rc = l->ops->rope(l->be, &f32, cache->shift_pos, rope);
+      if (rc == 0) rc = l->ops->copy(l->be, &f32, &cells);
+      if (rc < 0)
+        return aug_err_set(err, rc, "kvcache: layer %u: K shift of %u cells by %d on %s failed: %s",
+                           il, m, delta, l->ops->name, aug_strerror(rc));
+    }
+  }
+  return 0;
 }

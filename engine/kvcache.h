@@ -55,4 +55,36 @@ void kvcache_truncate(struct kvcache *cache, uint32_t n);
 /* Removes the last n positions (all of them when n >= n_used). */
 void kvcache_remove_tail(struct kvcache *cache, uint32_t n);
 
+/* ---- moving cells (shifted-chunk reuse and the host-RAM prompt cache) ---- */
+
+/* Bytes of one cell (one token) of one layer's K, or V: n_head_kv rows of the cache type. */
+size_t kvcache_cell_bytes(const struct kvcache *cache);
+
+/* A host copy of cells uses the layout [layer][K, V][capacity cells]: cell c of layer il's K is at
+ * byte ((2 * il) * capacity + c) * kvcache_cell_bytes, its V at ((2 * il + 1) * capacity + c) *
+ * kvcache_cell_bytes, so a range of cells is one transfer per layer and tensor (a GPU backend
+ * wants few large copies). A copy of capacity cells takes capacity * kvcache_bytes_per_token. */
+
+/* Copies cells [pos, pos + n) of every layer into host cells [at, at + n) of dst (capacity cells
+ * per plane). pos + n <= n_used; at + n <= capacity. */
+int kvcache_download_cells(struct kvcache *cache, uint32_t pos, uint32_t n, void *dst,
+                           uint32_t capacity, uint32_t at, struct aug_err *err);
+/* Writes host cells [at, at + n) of src into cells [pos, pos + n) of every layer. As with
+ * kvcache_store, pos <= n_used and the cells count as used only after kvcache_commit. */
+int kvcache_upload_cells(struct kvcache *cache, uint32_t pos, uint32_t n, const void *src,
+                         uint32_t capacity, uint32_t at, struct aug_err *err);
+
+/* Allocates, on every layer's backend, the F32 scratch kvcache_shift_k converts K through
+ * (chunk cells at a time; 0 = 64). Called once at set-up, so that shifting allocates nothing. */
+int kvcache_reserve_shift(struct kvcache *cache, uint32_t chunk, struct aug_err *err);
+/* Re-rotates K of cells [pos, pos + n) of every layer as if their tokens stood delta positions
+ * further (delta may be negative). RoPE (Su et al. 2021) rotates each pair of K by pos * theta_i,
+ * and rotations compose: R(delta) R(old) = R(old + delta), so K computed at position old becomes
+ * K at old + delta without the token's hidden state (llama.cpp's K-shift does the same). The
+ * cells go through F32 (copy, rope with delta, copy back), so an F16 cache is rounded once more
+ * and a Q8_0 one re-quantized. V carries no position and stays. rope must be the model's
+ * parameters (n_rot, layout, freq_base, freq_scale, freq_factors). Needs kvcache_reserve_shift. */
+int kvcache_shift_k(struct kvcache *cache, uint32_t pos, uint32_t n, int32_t delta,
+                    const struct backend_rope_params *rope, struct aug_err *err);
+
 #endif
