@@ -89,6 +89,17 @@ static json_t *position_json(struct lsp_position p) {
   return json_pack("{s:I,s:I}", "line", (json_int_t)p.line, "character", (json_int_t)p.character);
 }
 
+static json_t *result_json(bool inline_format, struct lsp_position position, const char *out,
+                           size_t out_len, json_t *data);
+
+/* Remembers an answer for repeated and typed-through requests (completion_cache.h). */
+static void remember(struct server *s, const struct active_request *r) {
+  struct aug_err err = {0};
+  if (completion_cache_put(s->completions, r->uri, r->text, r->prefix_len, r->text + r->prefix_len,
+                           r->suffix_len, r->out, r->out_len, &err))
+    server_log(s, 2, "augury: %s", err.msg);
+}
+
 static void completion_done(struct scheduler_job *job) {
   struct active_request *r = job->data;
   struct server *s = r->server;
@@ -121,27 +132,32 @@ static void completion_done(struct scheduler_job *job) {
     server_request_finish(r, res);
     return;
   }
-  json_t *range = json_pack("{s:o,s:o}", "start", position_json(r->position), "end",
-                            position_json(r->position));
-  json_t *text = json_stringn(r->out, r->out_len);
+  remember(s, r);
+  server_request_finish(
+      r, result_json(inline_format, r->position, r->out, r->out_len, stats_json(&r->stats)));
+}
+
+static json_t *result_json(bool inline_format, struct lsp_position position, const char *out,
+                           size_t out_len, json_t *data) {
+  json_t *range =
+      json_pack("{s:o,s:o}", "start", position_json(position), "end", position_json(position));
+  json_t *text = json_stringn(out, out_len);
   json_t *item;
   if (inline_format) {
-    item = json_pack("{s:O,s:O,s:o}", "insertText", text, "range", range, "data",
-                     stats_json(&r->stats));
+    item = json_pack("{s:O,s:O,s:o}", "insertText", text, "range", range, "data", data);
   } else {
     /* The label is the first line (clients show it in a menu); the edit inserts everything. */
     size_t first = 0;
-    while (first < r->out_len && r->out[first] != '\n')
+    while (first < out_len && out[first] != '\n')
       first++;
-    item = json_pack("{s:s%,s:i,s:O,s:i,s:{s:O,s:O},s:o}", "label", r->out, first, "kind", 1,
+    item = json_pack("{s:s%,s:i,s:O,s:i,s:{s:O,s:O},s:o}", "label", out, first, "kind", 1,
                      "insertText", text, "insertTextFormat", 1, "textEdit", "range", range,
-                     "newText", text, "data", stats_json(&r->stats));
+                     "newText", text, "data", data);
   }
   json_decref(text);
   json_decref(range);
-  json_t *result = inline_format ? json_pack("{s:[o]}", "items", item)
-                                 : json_pack("{s:b,s:[o]}", "isIncomplete", 0, "items", item);
-  server_request_finish(r, result);
+  return inline_format ? json_pack("{s:[o]}", "items", item)
+                       : json_pack("{s:b,s:[o]}", "isIncomplete", 0, "items", item);
 }
 
 /* Repository name and file path for the repository-format header: the workspace folder's name and
@@ -168,13 +184,62 @@ static void repo_and_path(struct server *s, const char *uri, struct active_reque
 
 void completion_submit_due(struct server *s) {
   double now = server_now_ms(s);
-  for (struct active_request *r = s->active; r; r = r->next) {
-    if (r->submitted || r->due_ms == 0 || r->due_ms > now + 0.5) continue;
-    r->due_ms = 0;
-    r->submitted = true;
-    scheduler_submit(s->scheduler, &r->job);
+  struct active_request *r = s->active;
+  while (r) {
+    struct active_request *next = r->next;
+    if (!r->submitted && r->load_wait_until_ms > 0 && r->load_wait_until_ms <= now + 0.5) {
+      /* Bounded wait (loadWaitMs): say why the answer is empty instead of staying silent. */
+      server_log(s, 2, "augury: the model is still loading after %lld ms: completion skipped",
+                 (long long)r->settings.load_wait_ms);
+      s->n_empty++;
+      server_request_finish(r, empty_result(r->kind == REQUEST_INLINE_COMPLETION));
+    } else if (!r->submitted && r->due_ms > 0 && r->due_ms <= now + 0.5) {
+      r->due_ms = 0;
+      r->submitted = true;
+      scheduler_submit(s->scheduler, &r->job);
+    }
+    r = next;
   }
   server_arm_debounce(s);
+}
+
+void completion_model_settled(struct server *s) {
+  struct active_request *r = s->active;
+  while (r) {
+    struct active_request *next = r->next;
+    if (r->kind != REQUEST_EXPLAIN && !r->submitted && r->load_wait_until_ms > 0) {
+      r->load_wait_until_ms = 0;
+      if (s->model_state == MODEL_READY && s->model_has_fim) {
+        r->submitted = true;
+        scheduler_submit(s->scheduler, &r->job);
+      } else {
+        s->n_empty++;
+        server_request_finish(r, empty_result(r->kind == REQUEST_INLINE_COMPLETION));
+      }
+    }
+    r = next;
+  }
+  server_arm_debounce(s);
+}
+
+/* Answers from the completion cache when the document is a state already answered or one the user
+ * reached by typing into that answer. */
+static bool answer_from_cache(struct server *s, json_t *id, const char *uri,
+                              const struct document *doc, size_t cursor, struct lsp_position pos,
+                              bool inline_format) {
+  /* uv_hrtime, not the loop's cached time: this measures the lookup itself. */
+  uint64_t t0 = uv_hrtime();
+  struct completion_cache_hit hit;
+  if (!completion_cache_lookup(s->completions, uri, doc->text.data, doc->text.len, cursor, &hit))
+    return false;
+  double ms = (double)(uv_hrtime() - t0) / 1e6;
+  s->n_cache_hits++;
+  json_t *data = json_pack("{s:{s:I,s:I,s:I,s:I,s:f,s:b,s:I},s:s}", "stats", "reused",
+                           (json_int_t)0, "evaluated", (json_int_t)0, "generated", (json_int_t)0,
+                           "prompt_tokens", (json_int_t)0, "ms", ms, "cached", 1, "typed",
+                           (json_int_t)hit.typed, "stop", "cache");
+  server_reply(s, id, result_json(inline_format, pos, hit.rest, hit.rest_len, data));
+  return true;
 }
 
 void completion_handle(struct server *s, json_t *id, json_t *params, bool inline_format) {
@@ -202,8 +267,13 @@ void completion_handle(struct server *s, json_t *id, json_t *params, bool inline
   bool automatic = json_is_integer(kind) && json_integer_value(kind) == TRIGGER_AUTOMATIC;
   /* Only the newest request per document is worth answering. */
   completion_abort_for_uri(s, json_string_value(uri), JSONRPC_CONTENT_MODIFIED);
-  if (!config_language_enabled(&s->config, doc->language_id) || s->model_state != MODEL_READY ||
-      !s->model_has_fim) {
+  bool enabled = config_language_enabled(&s->config, doc->language_id);
+  if (enabled && answer_from_cache(s, id, json_string_value(uri), doc, cursor, pos, inline_format))
+    return;
+  /* During a load the request waits for the model (bounded by loadWaitMs) rather than getting an
+   * empty answer the user cannot tell from "nothing to suggest". */
+  bool wait_for_load = s->model_state == MODEL_LOADING && s->config.load_wait_ms > 0;
+  if (!enabled || (!wait_for_load && (s->model_state != MODEL_READY || !s->model_has_fim))) {
     s->n_empty++;
     server_reply(s, id, empty_result(inline_format));
     return;
@@ -235,6 +305,12 @@ void completion_handle(struct server *s, json_t *id, json_t *params, bool inline
   r->settings.model_path = r->settings.file_model_path = NULL;
   r->settings.languages = NULL;
   scheduler_job_init(&r->job, completion_run, completion_done, r);
+  if (wait_for_load) {
+    s->n_load_waits++;
+    r->load_wait_until_ms = server_now_ms(s) + (double)s->config.load_wait_ms;
+    server_arm_debounce(s);
+    return;
+  }
   if (automatic && s->config.debounce_ms > 0) {
     r->due_ms = server_now_ms(s) + (double)s->config.debounce_ms;
     server_arm_debounce(s);

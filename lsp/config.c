@@ -29,6 +29,7 @@ static const struct setting settings_table[] = {
     {"maxTokens", SETTING_INT, FIELD(max_tokens), 1, 4096},
     {"timeBudgetMs", SETTING_DOUBLE, FIELD(time_budget_ms), 0, 600000},
     {"debounceMs", SETTING_INT, FIELD(debounce_ms), 0, 10000},
+    {"loadWaitMs", SETTING_INT, FIELD(load_wait_ms), 0, 600000},
     {"prefixLines", SETTING_INT, FIELD(prefix_lines), 1, 100000},
     {"suffixLines", SETTING_INT, FIELD(suffix_lines), 0, 100000},
     {"prefixTokens", SETTING_INT, FIELD(prefix_tokens), 16, 1 << 20},
@@ -55,6 +56,7 @@ int config_init(struct config *cfg, struct aug_err *err) {
   cfg->max_tokens = 128;
   cfg->time_budget_ms = 1500;
   cfg->debounce_ms = 40;
+  cfg->load_wait_ms = 30000;
   cfg->prefix_lines = 120;
   cfg->suffix_lines = 24;
   cfg->prefix_tokens = 1536;

@@ -25,6 +25,7 @@ struct config {
   int64_t max_tokens;    /* completion token budget */
   double time_budget_ms; /* completion time budget, counted from the first generated newline */
   int64_t debounce_ms;   /* delay before serving a typing-triggered (Automatic) request */
+  int64_t load_wait_ms;  /* how long a completion asked during the model load waits for it */
   int64_t prefix_lines, suffix_lines;   /* window bounds in lines */
   int64_t prefix_tokens, suffix_tokens; /* window bounds in tokens */
   int64_t explain_max_tokens;

@@ -226,8 +226,12 @@ static void debounce_cb(uv_timer_t *t) {
 void server_arm_debounce(struct server *s) {
   if (s->stopping) return;
   double next = 0;
-  for (struct active_request *r = s->active; r; r = r->next)
-    if (!r->submitted && r->due_ms > 0 && (next == 0 || r->due_ms < next)) next = r->due_ms;
+  for (struct active_request *r = s->active; r; r = r->next) {
+    if (r->submitted) continue;
+    if (r->due_ms > 0 && (next == 0 || r->due_ms < next)) next = r->due_ms;
+    if (r->load_wait_until_ms > 0 && (next == 0 || r->load_wait_until_ms < next))
+      next = r->load_wait_until_ms;
+  }
   if (next == 0) {
     uv_timer_stop(&s->debounce_timer);
     return;
@@ -328,7 +332,9 @@ static void load_done(struct scheduler_job *job) {
   if (s->reload_wanted) {
     s->reload_wanted = false;
     start_load(s);
+    return;
   }
+  completion_model_settled(s);
 }
 
 static void retry_reply(struct server *s, json_t *result, json_t *error, void *user) {
@@ -484,15 +490,17 @@ static void execute_command(struct server *s, json_t *id, json_t *params) {
     for (struct active_request *r = s->active; r; r = r->next)
       n_active++;
     json_t *st = json_pack(
-        "{s:s,s:s,s:s?,s:s,s:s,s:f,s:s,s:b,s:I,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:f},s:I}", "state",
-        states[s->model_state], "model", s->model_path, "foundBy", s->model_found_by, "description",
-        s->model_description, "error", s->model_error, "loadMs", s->load_ms, "positionEncoding",
-        position_encoding_name(s->encoding), "fim", s->model_has_fim, "documents",
-        (json_int_t)documents_count(s->docs), "completions", (json_int_t)s->n_completions,
-        "cancelled", (json_int_t)s->n_cancelled, "superseded", (json_int_t)s->n_superseded, "empty",
-        (json_int_t)s->n_empty, "tokens", "reused", (json_int_t)s->tokens_reused, "evaluated",
-        (json_int_t)s->tokens_evaluated, "generated", (json_int_t)s->tokens_generated, "lastMs",
-        s->last_total_ms, "pending", (json_int_t)n_active);
+        "{s:s,s:s,s:s?,s:s,s:s,s:f,s:s,s:b,s:I,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:f},s:I,s:I,s:I}",
+        "state", states[s->model_state], "model", s->model_path, "foundBy", s->model_found_by,
+        "description", s->model_description, "error", s->model_error, "loadMs", s->load_ms,
+        "positionEncoding", position_encoding_name(s->encoding), "fim", s->model_has_fim,
+        "documents", (json_int_t)documents_count(s->docs), "completions",
+        (json_int_t)s->n_completions, "cancelled", (json_int_t)s->n_cancelled, "superseded",
+        (json_int_t)s->n_superseded, "empty", (json_int_t)s->n_empty, "tokens", "reused",
+        (json_int_t)s->tokens_reused, "evaluated", (json_int_t)s->tokens_evaluated, "generated",
+        (json_int_t)s->tokens_generated, "lastMs", s->last_total_ms, "pending",
+        (json_int_t)n_active, "cacheHits", (json_int_t)s->n_cache_hits, "loadWaits",
+        (json_int_t)s->n_load_waits);
     server_reply(s, id, st);
     return;
   }
@@ -625,6 +633,7 @@ static void handle_notification(struct server *s, const char *method, json_t *pa
     struct aug_err err = {0};
     if (uri) {
       completion_abort_for_uri(s, uri, JSONRPC_CONTENT_MODIFIED);
+      completion_cache_forget(s->completions, uri);
       if (documents_close(s->docs, uri, &err)) server_log(s, 2, "augury: %s", err.msg);
     }
   } else if (!strcmp(method, "textDocument/didSave")) {
@@ -818,7 +827,9 @@ int server_run(const struct server_options *options, struct aug_err *err) {
     aug_free(s);
     return aug_err_set(err, AUG_EIO, "lsp: uv_loop_init: %s", uv_strerror(rc));
   }
+  struct completion_cache_params ccp = completion_cache_params_default();
   if ((rc = config_init(&s->config, err)) || (rc = documents_create(&s->docs, err)) ||
+      (rc = completion_cache_create(&ccp, &s->completions, err)) ||
       (rc = jsonrpc_framer_create(JSONRPC_MAX_BODY_DEFAULT, &s->framer, err)) ||
       (rc = scheduler_create(&s->loop, &s->scheduler, err)))
     goto fail;
@@ -864,6 +875,7 @@ cleanup:
   uv_loop_close(&s->loop);
   jsonrpc_framer_destroy(s->framer);
   documents_destroy(s->docs);
+  completion_cache_destroy(s->completions);
   config_free(&s->config);
   aug_free(s->root_path);
   aug_free(s);

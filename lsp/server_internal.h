@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "engine/scheduler.h"
+#include "lsp/completion_cache.h"
 #include "lsp/config.h"
 #include "lsp/documents.h"
 #include "lsp/generate.h"
@@ -51,6 +52,7 @@ struct active_request {
   int reply_code;               /* non-zero: answer with this error (-32800, -32801) */
   bool submitted;               /* the job is on the engine thread's queue */
   double due_ms;                /* debounce: submit at this loop time; 0 = submitted */
+  double load_wait_until_ms;    /* > 0: waiting for the model to load until this loop time */
   struct scheduler_job job;
   /* Inputs (owned, read by the engine thread while the job runs). */
   char *text; /* prefix window + suffix window, or the explain selection */
@@ -104,6 +106,7 @@ struct server {
 
   FILE *prompt_log; /* written by the engine thread only (opened at initialize) */
   struct documents *docs;
+  struct completion_cache *completions; /* answered states, for repeated and typed-through asks */
   struct config config;
   struct config_env env;
 
@@ -131,7 +134,7 @@ struct server {
   int64_t next_progress_token;
 
   /* Totals for augury.status. */
-  uint64_t n_completions, n_cancelled, n_superseded, n_empty;
+  uint64_t n_completions, n_cancelled, n_superseded, n_empty, n_cache_hits, n_load_waits;
   uint64_t tokens_reused, tokens_evaluated, tokens_generated;
   double last_total_ms;
 };
@@ -169,6 +172,8 @@ bool server_parse_range(const json_t *v, struct lsp_position *start, struct lsp_
 /* completion.c */
 void completion_handle(struct server *s, json_t *id, json_t *params, bool inline_format);
 void completion_submit_due(struct server *s);
+/* The model finished loading (or failed): serves or answers the requests that waited for it. */
+void completion_model_settled(struct server *s);
 /* Cancels (ContentModified) the completions on uri, e.g. when its text changes. */
 void completion_abort_for_uri(struct server *s, const char *uri, int code);
 

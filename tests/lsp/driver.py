@@ -13,6 +13,7 @@ A transcript is a JSON object:
   raw_ids                ids of requests sent inside send_raw (for the one-reply check)
   steps                  list of:
     {"send": MSG | [MSG...]}          framed client message(s)
+    {"send_batch": [MSG...]}          framed client messages, written in one write
     {"send_raw": "text"}              bytes as given (JSON escapes allowed)
     {"send_chunks": [MSG, n]}         MSG framed and written in n pieces with pauses
     {"expect": PATTERN}               the next server message not ignored must match
@@ -257,6 +258,13 @@ def run(transcript_path, augury, wrapper, timeout_scale):
                 if "send" in step:
                     for m in step["send"] if isinstance(step["send"], list) else [step["send"]]:
                         s.send(m)
+                elif "send_batch" in step:
+                    # One write: the server reads the messages in one go, so nothing it starts
+                    # (a model load) can finish between them.
+                    for m in step["send_batch"]:
+                        if "id" in m and "method" in m:
+                            s.sent_ids.append(json.dumps(m["id"]))
+                    s.write(b"".join(frame(m) for m in step["send_batch"]))
                 elif "send_raw" in step:
                     s.write(step["send_raw"].encode())
                 elif "send_bytes" in step:
