@@ -139,7 +139,7 @@ int engine_create(const struct engine_params *params, struct engine **out, struc
   struct forward_params fp = forward_params_default();
   fp.n_ctx = n_ctx;
   fp.n_batch = n_batch;
-  fp.n_outputs = 1;
+  fp.n_outputs = ENGINE_MAX_VERIFY; /* engine_push_tokens keeps every row */
   fp.kv_type = params->kv_type == ENGINE_KV_Q8_0 ? QUANT_Q8_0 : QUANT_F16;
   rc = forward_create(e->model, &placement, &fp, &e->fwd, err);
   if (rc < 0) goto fail;
@@ -373,6 +373,22 @@ int engine_push(struct engine *e, int32_t token, const atomic_bool *cancel, stru
   if (e->n_resident >= e->params.n_ctx)
     return aug_err_set(err, AUG_ERANGE, "engine: context of %u tokens is full", e->params.n_ctx);
   return engine_append(e, &token, 1, false, cancel, err);
+}
+
+int engine_push_tokens(struct engine *e, const int32_t *tokens, size_t n, const atomic_bool *cancel,
+                       struct aug_err *err) {
+  if (n == 0 || n > ENGINE_MAX_VERIFY)
+    return aug_err_set(err, AUG_ERANGE, "engine: %zu tokens in one push (1 to %d)", n,
+                       ENGINE_MAX_VERIFY);
+  if (n > e->params.n_ctx - e->n_resident)
+    return aug_err_set(err, AUG_ERANGE, "engine: %zu tokens after %zu do not fit in %u", n,
+                       e->n_resident, e->params.n_ctx);
+  return engine_append(e, tokens, n, true, cancel, err);
+}
+
+const float *engine_logits_at(const struct engine *e, size_t i) {
+  if (!e->logits_valid || i >= e->logits_rows || e->logits_pos0 + i >= e->n_resident) return NULL;
+  return forward_logits(e->fwd, i);
 }
 
 int engine_truncate(struct engine *e, size_t n) {

@@ -73,7 +73,8 @@ int engine_push(struct engine *engine, int32_t token, const atomic_bool *cancel,
 /* Drops resident tokens beyond n (KV entries included). */
 int engine_truncate(struct engine *engine, size_t n);
 
-/* n_vocab logits of the last evaluated position; valid until the next call that evaluates. */
+/* n_vocab logits of the last resident token (what predicts the next one), or NULL when they are
+ * not at hand; valid until the next call that evaluates. */
 const float *engine_logits(const struct engine *engine);
 size_t engine_n_resident(const struct engine *engine);
 const int32_t *engine_resident_tokens(const struct engine *engine);
@@ -86,6 +87,24 @@ int engine_n_threads(const struct engine *engine);
 /* Bytes of the KV cache (all layers, K and V) and of the forward pass's scratch. */
 uint64_t engine_kv_bytes(const struct engine *engine);
 uint64_t engine_scratch_bytes(const struct engine *engine);
+
+/* Multi-token evaluation, for verifying drafts (prompt-lookup / speculative decoding). */
+#define ENGINE_MAX_VERIFY 16
+/* Appends tokens[0..n) (1 <= n <= ENGINE_MAX_VERIFY) in one forward pass and keeps the logits of
+ * every one: engine_logits_at(i) predicts the token after tokens[i]. To verify drafts d1..dk
+ * after sampling x from engine_logits: push [x, d1..dk]; accept d(j+1) while argmax(logits_at(j))
+ * == d(j+1); with a drafts accepted, engine_truncate(e, n_before + 1 + a) drops the rest, and
+ * engine_logits then returns row a (rows of positions still resident stay valid), so decoding
+ * continues without evaluating again. Note the CPU kernels choose their summation order by
+ * batch size, so rows can differ in low bits from one-token decode (engine tests measure the
+ * argmax agreement on the llama.cpp fixtures). cancel as in engine_set_prompt; AUG_ERANGE when n
+ * is 0, above ENGINE_MAX_VERIFY or past the context. */
+int engine_push_tokens(struct engine *engine, const int32_t *tokens, size_t n,
+                       const atomic_bool *cancel, struct aug_err *err);
+/* Row i of the last evaluation: after engine_push_tokens the logits after its tokens[i]; after
+ * any other evaluating call only row 0 exists (the last token). NULL when i is out of range or
+ * its position was truncated away. */
+const float *engine_logits_at(const struct engine *engine, size_t i);
 
 /* The KV cache, for tests and memory reports (borrowed; the engine owns it). */
 struct kvcache *engine_kvcache(struct engine *engine);

@@ -2,7 +2,8 @@
  * vocabulary): longest-common-prefix reuse gives the same logits as a fresh evaluation and reports
  * what it reused, a prompt that is a prefix of the resident one re-evaluates only its last token,
  * push/truncate keep the resident sequence and the cache in step, cancellation leaves a valid
- * prefix, and the argument checks. Runs in seconds, also under ASan. */
+ * prefix, and the argument checks; engine_push_tokens keeps every row, close to one-token decode,
+ * and a truncation after it keeps the rows still resident. Runs in seconds, also under ASan. */
 #include <math.h>
 #include <stdatomic.h>
 #include <unistd.h>
@@ -180,6 +181,65 @@ static void test_ranges_and_cancel(void **state) {
   assert_int_equal(engine_n_threads(e), 2);
 }
 
+static void test_push_tokens(void **state) {
+  struct fixture *f = *state;
+  struct engine *e = f->engine;
+  size_t nv = engine_model(e)->hp.n_vocab;
+  struct aug_err err = {0};
+  int32_t a[30];
+  tokens_for(a, 30, 21);
+  /* One-token decode of a[10..30) after a prompt of 10. */
+  assert_int_equal(engine_set_prompt(e, a, 10, NULL, NULL, &err), 0);
+  assert_non_null(engine_logits_at(e, 0)); /* row 0 = the last token */
+  assert_null(engine_logits_at(e, 1));
+  float *seq = malloc(20 * nv * sizeof *seq);
+  for (int i = 0; i < 20; i++) {
+    assert_int_equal(engine_push(e, a[10 + i], NULL, &err), 0);
+    memcpy(seq + (size_t)i * nv, engine_logits(e), nv * sizeof *seq);
+  }
+  /* The same 20 tokens as pushes of 16 and 4 (16 crosses the n_batch of 16: one batch). */
+  engine_truncate(e, 10);
+  assert_null(engine_logits(e));
+  assert_int_equal(engine_push_tokens(e, a + 10, 0, NULL, &err), AUG_ERANGE);
+  assert_int_equal(engine_push_tokens(e, a + 10, ENGINE_MAX_VERIFY + 1, NULL, &err), AUG_ERANGE);
+  assert_int_equal(engine_push_tokens(e, a + 10, 16, NULL, &err), 0);
+  assert_int_equal(engine_n_resident(e), 26);
+  double worst = 0.0;
+  for (int i = 0; i < 16; i++) {
+    double d = diff(engine_logits_at(e, (size_t)i), seq + (size_t)i * nv, nv);
+    if (d > worst) worst = d;
+  }
+  assert_null(engine_logits_at(e, 16));
+  assert_ptr_equal(engine_logits(e), engine_logits_at(e, 15));
+  /* Accept 5 of 16: the logits of the new last token are row 4, and no evaluation is needed. */
+  assert_int_equal(engine_truncate(e, 15), 0);
+  assert_ptr_equal(engine_logits(e), engine_logits_at(e, 4));
+  assert_null(engine_logits_at(e, 5));
+  struct engine_eval_stats st;
+  assert_int_equal(engine_set_prompt(e, a, 15, NULL, &st, &err), 0);
+  assert_int_equal(st.n_reused, 15);
+  assert_int_equal(st.n_evaluated, 0);
+  assert_int_equal(engine_push_tokens(e, a + 15, 15, NULL, &err), 0);
+  for (int i = 0; i < 15; i++) {
+    double d = diff(engine_logits_at(e, (size_t)i), seq + (size_t)(5 + i) * nv, nv);
+    if (d > worst) worst = d;
+  }
+  print_message("push_tokens rows vs one-token decode: max |diff| %.2e\n", worst);
+  assert_true(worst < 1e-2);
+  /* A cancelled push evaluates nothing; a full context refuses. */
+  atomic_bool cancel;
+  atomic_init(&cancel, true);
+  engine_truncate(e, 10);
+  assert_int_equal(engine_push_tokens(e, a + 10, 4, &cancel, &err), AUG_ECANCELED);
+  assert_int_equal(engine_n_resident(e), 10);
+  assert_null(engine_logits_at(e, 0));
+  static int32_t zeros[64];
+  assert_int_equal(engine_set_prompt(e, zeros, 60, NULL, NULL, &err), 0);
+  assert_int_equal(engine_push_tokens(e, zeros, 5, NULL, &err), AUG_ERANGE);
+  assert_int_equal(engine_push_tokens(e, zeros, 4, NULL, &err), 0);
+  free(seq);
+}
+
 static void test_bad_params(void **state) {
   (void)state;
   struct engine *e = NULL;
@@ -197,6 +257,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_prefix_reuse_equals_fresh, setup, teardown),
       cmocka_unit_test_setup_teardown(test_push_truncate, setup, teardown),
       cmocka_unit_test_setup_teardown(test_ranges_and_cancel, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_push_tokens, setup, teardown),
       cmocka_unit_test(test_bad_params),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
