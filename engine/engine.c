@@ -13,6 +13,7 @@
 #include "engine/alloc.h"
 #include "engine/forward.h"
 #include "engine/kvcache.h"
+#include "engine/promptcache.h"
 #include "engine/quant.h"
 
 struct engine {
@@ -33,11 +34,12 @@ struct engine {
   struct backend_rope_params rope; /* the model's, for re-rotating moved K */
   /* Shifted-chunk reuse (reuse_min_chunk > 0): the m-gram index of the old sequence and the host
    * copy of the moved cells, all sized at create. */
-  int32_t *gram_head;      /* [gram_buckets] first old position of each hash bucket, -1 */
-  int32_t *gram_next;      /* [n_ctx] next old position in the same bucket, -1 */
-  uint32_t gram_buckets;   /* a power of two >= n_ctx */
-  struct engine_run *runs; /* [n_ctx / reuse_min_chunk + 1] */
-  unsigned char *stash;    /* reuse_max_tokens cells, kvcache's host layout */
+  int32_t *gram_head;          /* [gram_buckets] first old position of each hash bucket, -1 */
+  int32_t *gram_next;          /* [n_ctx] next old position in the same bucket, -1 */
+  uint32_t gram_buckets;       /* a power of two >= n_ctx */
+  struct engine_run *runs;     /* [n_ctx / reuse_min_chunk + 1] */
+  unsigned char *stash;        /* reuse_max_tokens cells, kvcache's host layout */
+  struct promptcache *prompts; /* host-RAM snapshots, or NULL (prompt_cache_bytes == 0) */
 };
 
 /* A run of the old resident sequence found again in the new prompt. */
@@ -54,7 +56,9 @@ struct engine_params engine_params_default(void) {
                                 .kv_type = ENGINE_KV_F16,
                                 .use_mmap = true,
                                 .reuse_min_chunk = 0,
-                                .reuse_max_tokens = 0};
+                                .reuse_max_tokens = 0,
+                                .prompt_cache_bytes = 0,
+                                .prompt_cache_min_tokens = 0};
 }
 
 static double engine_now_ms(void) {
@@ -69,7 +73,7 @@ static int engine_reuse_alloc(struct engine *e, struct aug_err *err) {
   if (e->params.reuse_max_tokens == 0) e->params.reuse_max_tokens = 1024;
   if (e->params.reuse_max_tokens > n_ctx) e->params.reuse_max_tokens = n_ctx;
   struct kvcache *kv = forward_kvcache(e->fwd);
-  size_t per_token = 2 * e->model->hp.n_layer * kvcache_cell_bytes(kv);
+  size_t per_token = (size_t)kvcache_host_bytes(kv, 1);
   e->gram_buckets = 1;
   while (e->gram_buckets < n_ctx)
     e->gram_buckets *= 2;
@@ -155,6 +159,11 @@ int engine_create(const struct engine_params *params, struct engine **out, struc
     rc = engine_reuse_alloc(e, err);
     if (rc < 0) goto fail;
   }
+  if (e->params.prompt_cache_min_tokens == 0) e->params.prompt_cache_min_tokens = 32;
+  if (params->prompt_cache_bytes > 0) {
+    rc = promptcache_create(params->prompt_cache_bytes, &e->prompts, err);
+    if (rc < 0) goto fail;
+  }
   *out = e;
   return 0;
 fail:
@@ -175,6 +184,7 @@ void engine_destroy(struct engine *e) {
   aug_free(e->gram_next);
   aug_free(e->runs);
   aug_free(e->stash);
+  promptcache_destroy(e->prompts);
   aug_free(e);
 }
 
@@ -204,6 +214,12 @@ uint64_t engine_kv_bytes(const struct engine *e) {
 }
 uint64_t engine_scratch_bytes(const struct engine *e) {
   return forward_scratch_bytes(e->fwd);
+}
+size_t engine_prompt_cache_count(const struct engine *e) {
+  return e->prompts ? promptcache_count(e->prompts) : 0;
+}
+uint64_t engine_prompt_cache_bytes(const struct engine *e) {
+  return e->prompts ? promptcache_bytes(e->prompts) : 0;
 }
 struct kvcache *engine_kvcache(struct engine *e) {
   return forward_kvcache(e->fwd);
@@ -312,6 +328,40 @@ static int engine_place_run(struct engine *e, const struct engine_run *r, const 
   return 0;
 }
 
+/* Saves the resident sequence in the prompt cache when it is long enough to be worth it. A
+ * failed save (no room, out of memory) only means a later miss, so it is not an error. */
+static void engine_save_snapshot(struct engine *e, int keep) {
+  if (!e->prompts || e->n_resident < e->params.prompt_cache_min_tokens) return;
+  struct aug_err ignored = {0};
+  promptcache_save(e->prompts, forward_kvcache(e->fwd), e->resident, e->n_resident, keep, &ignored);
+}
+
+/* When a snapshot shares prompt_cache_min_tokens more prefix tokens with the prompt than the
+ * resident sequence (lcp), saves the resident sequence, then makes the resident sequence the
+ * snapshot's common prefix with the prompt (at most n - 1 tokens: the last one is evaluated).
+ * Returns whether it restored. */
+static bool engine_restore_snapshot(struct engine *e, const int32_t *tokens, size_t n, size_t lcp,
+                                    struct engine_eval_stats *st) {
+  if (!e->prompts) return false;
+  size_t best = 0;
+  int id = promptcache_find(e->prompts, tokens, n, &best);
+  if (best > n - 1) best = n - 1;
+  if (id < 0 || best < lcp + e->params.prompt_cache_min_tokens) return false;
+  promptcache_touch(e->prompts, id);
+  engine_save_snapshot(e, id);
+  engine_truncate(e, lcp);
+  st->n_reused = lcp;
+  struct aug_err ignored = {0};
+  if (promptcache_restore(e->prompts, id, forward_kvcache(e->fwd), lcp, best, &ignored) < 0)
+    return true; /* resident is the prefix [0, lcp): evaluated from there */
+  memcpy(e->resident + lcp, promptcache_tokens(e->prompts, id) + lcp,
+         (best - lcp) * sizeof *tokens);
+  e->n_resident = best;
+  e->logits_valid = false;
+  st->n_restored = best - lcp;
+  return true;
+}
+
 int engine_set_prompt(struct engine *e, const int32_t *tokens, size_t n, const atomic_bool *cancel,
                       struct engine_eval_stats *stats, struct aug_err *err) {
   double t0 = engine_now_ms();
@@ -334,16 +384,25 @@ int engine_set_prompt(struct engine *e, const int32_t *tokens, size_t n, const a
     }
     lcp = n - 1;
   }
-  size_t n_runs = e->params.reuse_min_chunk ? engine_find_runs(e, tokens, n, lcp) : 0;
-  int rc = 0;
   struct kvcache *kv = forward_kvcache(e->fwd);
-  for (size_t r = 0; r < n_runs && rc == 0; r++)
-    rc = kvcache_download_cells(kv, e->runs[r].old_pos, e->runs[r].n, e->stash,
-                                e->params.reuse_max_tokens, e->runs[r].at, err);
-  if (rc < 0) n_runs = 0; /* not moved: evaluated instead */
-  rc = 0;
-  engine_truncate(e, lcp);
-  st.n_reused = lcp;
+  int rc = 0;
+  size_t n_runs = 0;
+  /* A restored snapshot replaces the resident sequence (saved first): no runs are searched. */
+  if (!engine_restore_snapshot(e, tokens, n, lcp, &st)) {
+    n_runs = e->params.reuse_min_chunk ? engine_find_runs(e, tokens, n, lcp) : 0;
+    size_t kept = lcp;
+    for (size_t r = 0; r < n_runs; r++)
+      kept += e->runs[r].n;
+    /* About to discard most of the resident sequence: keep a copy in host RAM first. */
+    if (kept < e->n_resident / 2) engine_save_snapshot(e, -1);
+    for (size_t r = 0; r < n_runs && rc == 0; r++)
+      rc = kvcache_download_cells(kv, e->runs[r].old_pos, e->runs[r].n, e->stash,
+                                  e->params.reuse_max_tokens, e->runs[r].at, err);
+    if (rc < 0) n_runs = 0; /* not moved: evaluated instead */
+    rc = 0;
+    engine_truncate(e, lcp);
+    st.n_reused = lcp;
+  }
   for (size_t r = 0; r < n_runs && rc == 0; r++) {
     const struct engine_run *run = &e->runs[r];
     if (run->new_pos > e->n_resident) {

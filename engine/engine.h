@@ -37,6 +37,13 @@ struct engine_params {
    * create (reuse_max_tokens * bytes per token, e.g. 28 KB/token for the 1.5B model with an f16
    * cache). 0 = 1024. Only allocated when reuse_min_chunk > 0. */
   uint32_t reuse_max_tokens;
+  /* Host-RAM prompt cache (engine/promptcache.h): snapshots of earlier resident sequences, at
+   * most this many bytes in all (least recently used evicted). 0 = off. The resident sequence
+   * is saved when a new prompt is about to discard most of it (keeping < half), and a snapshot
+   * is restored when it shares at least prompt_cache_min_tokens more prefix tokens with the new
+   * prompt than the resident sequence does. Restored cells sit at their old positions: exact. */
+  uint64_t prompt_cache_bytes;
+  uint32_t prompt_cache_min_tokens; /* also the shortest sequence saved; 0 = 32 */
 };
 
 struct engine_params engine_params_default(void);
@@ -105,6 +112,10 @@ int engine_push_tokens(struct engine *engine, const int32_t *tokens, size_t n,
  * any other evaluating call only row 0 exists (the last token). NULL when i is out of range or
  * its position was truncated away. */
 const float *engine_logits_at(const struct engine *engine, size_t i);
+
+/* Snapshots held by the host-RAM prompt cache and their bytes (0 when it is off). */
+size_t engine_prompt_cache_count(const struct engine *engine);
+uint64_t engine_prompt_cache_bytes(const struct engine *engine);
 
 /* The KV cache, for tests and memory reports (borrowed; the engine owns it). */
 struct kvcache *engine_kvcache(struct engine *engine);

@@ -182,6 +182,10 @@ size_t kvcache_cell_bytes(const struct kvcache *cache) {
   return kvcache_row_size(&cache->params) * cache->params.n_head_kv;
 }
 
+uint64_t kvcache_host_bytes(const struct kvcache *cache, uint32_t n) {
+  return (uint64_t)n * kvcache_bytes_per_token(&cache->params);
+}
+
 /* Range checks shared by download and upload: the host side and the cache side. */
 static int kvcache_check_cells(const struct kvcache *cache, const char *what, uint32_t pos,
                                uint32_t n, uint32_t limit, uint32_t capacity, uint32_t at,

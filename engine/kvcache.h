@@ -65,6 +65,9 @@ size_t kvcache_cell_bytes(const struct kvcache *cache);
  * kvcache_cell_bytes, so a range of cells is one transfer per layer and tensor (a GPU backend
  * wants few large copies). A copy of capacity cells takes capacity * kvcache_bytes_per_token. */
 
+/* Bytes of a host copy of n cells (n * kvcache_bytes_per_token of the cache's parameters). */
+uint64_t kvcache_host_bytes(const struct kvcache *cache, uint32_t n);
+
 /* Copies cells [pos, pos + n) of every layer into host cells [at, at + n) of dst (capacity cells
  * per plane). pos + n <= n_used; at + n <= capacity. */
 int kvcache_download_cells(struct kvcache *cache, uint32_t pos, uint32_t n, void *dst,

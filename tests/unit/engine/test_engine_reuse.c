@@ -4,7 +4,10 @@
  * the new position within F16 rounding (layer 0's K depends on the token alone, so this isolates
  * the re-rotation), logits stay close to a full evaluation, and cancellation leaves a valid
  * prefix with consistent cells. On the small real model (when present): the logit difference and
- * top-1 agreement against a full evaluation of an edited source file, and the time saved. */
+ * top-1 agreement against a full evaluation of an edited source file, and the time saved.
+ * The host-RAM prompt cache (engine_params.prompt_cache_bytes): an earlier prompt comes back
+ * from RAM with logits bit-identical to evaluating it with the same batches, a partial prefix is
+ * restored, eviction keeps the byte bound, and a cancel after a restore leaves a valid prefix. */
 #include <math.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -256,6 +259,120 @@ static void test_cancel(void **state) {
   }
 }
 
+static struct engine *open_cached(const char *path, uint64_t bytes) {
+  struct engine_params ep = engine_params_default();
+  ep.model_path = path;
+  ep.n_threads = 2;
+  ep.n_ctx = CTX;
+  ep.n_batch = 32;
+  ep.prompt_cache_bytes = bytes;
+  ep.prompt_cache_min_tokens = 16;
+  struct engine *e = NULL;
+  struct aug_err err = {0};
+  if (engine_create(&ep, &e, &err)) fail_msg("engine_create: %s", err.msg);
+  return e;
+}
+
+/* Logits of prompt[0..n) evaluated as a restore leaves it: n - 1 tokens, then the last alone. */
+static void reference_split(struct engine *plain, const int32_t *prompt, size_t n) {
+  struct aug_err err = {0};
+  engine_truncate(plain, 0);
+  assert_int_equal(engine_set_prompt(plain, prompt, n - 1, NULL, NULL, &err), 0);
+  assert_int_equal(engine_push(plain, prompt[n - 1], NULL, &err), 0);
+}
+
+static void test_prompt_cache_hits(void **state) {
+  struct fixture *f = *state;
+  struct engine *e = open_cached(f->path, 1 << 20);
+  size_t nv = engine_model(e)->hp.n_vocab;
+  int32_t p1[60], p2[50], p3[60];
+  tokens_for(p1, 60, 31);
+  tokens_for(p2, 50, 32);
+  memcpy(p3, p1, 40 * sizeof *p1);
+  tokens_for(p3 + 40, 20, 33);
+  struct aug_err err = {0};
+  struct engine_eval_stats st;
+  assert_int_equal(engine_set_prompt(e, p1, 60, NULL, &st, &err), 0);
+  assert_int_equal(engine_prompt_cache_count(e), 0);
+  /* An unrelated prompt discards p1: saved first. */
+  assert_int_equal(engine_set_prompt(e, p2, 50, NULL, &st, &err), 0);
+  assert_int_equal(st.n_restored, 0);
+  assert_int_equal(engine_prompt_cache_count(e), 1);
+  /* p1 again: 59 tokens from RAM, the last evaluated (and p2 saved). */
+  assert_int_equal(engine_set_prompt(e, p1, 60, NULL, &st, &err), 0);
+  assert_int_equal(st.n_reused, 0);
+  assert_int_equal(st.n_restored, 59);
+  assert_int_equal(st.n_evaluated, 1);
+  assert_int_equal(engine_prompt_cache_count(e), 2);
+  assert_memory_equal(engine_resident_tokens(e), p1, sizeof p1);
+  reference_split(f->plain, p1, 60);
+  double d = max_diff(engine_logits(e), engine_logits(f->plain), nv);
+  print_message("restored from RAM vs evaluated with the same batches: max |diff| %.2e\n", d);
+  assert_true(d == 0.0);
+  /* p2 then p3 (shares 40 with the p1 snapshot): 40 restored, 20 evaluated. */
+  assert_int_equal(engine_set_prompt(e, p2, 50, NULL, &st, &err), 0);
+  assert_int_equal(st.n_restored, 49);
+  assert_int_equal(engine_set_prompt(e, p3, 60, NULL, &st, &err), 0);
+  assert_int_equal(st.n_restored, 40);
+  assert_int_equal(st.n_evaluated, 20);
+  assert_int_equal(st.n_reused + st.n_restored + st.n_evaluated, 60);
+  engine_truncate(f->plain, 0);
+  assert_int_equal(engine_set_prompt(f->plain, p3, 60, NULL, &st, &err), 0);
+  assert_true(max_diff(engine_logits(e), engine_logits(f->plain), nv) < 1e-4);
+  /* p4 shares 50 tokens with the p1 snapshot and 40 with the resident p3: a margin of 10, under
+   * prompt_cache_min_tokens (16), is not worth a restore. */
+  int32_t p4[60];
+  memcpy(p4, p1, 50 * sizeof *p1);
+  tokens_for(p4 + 50, 10, 34);
+  assert_int_equal(engine_set_prompt(e, p4, 60, NULL, &st, &err), 0);
+  assert_int_equal(st.n_reused, 40);
+  assert_int_equal(st.n_restored, 0);
+  /* Cancelled after a restore: the restored prefix stays, consistent; then completes. */
+  assert_int_equal(engine_set_prompt(e, p2, 50, NULL, &st, &err), 0);
+  atomic_bool cancel;
+  atomic_init(&cancel, true);
+  assert_int_equal(engine_set_prompt(e, p1, 60, &cancel, &st, &err), AUG_ECANCELED);
+  assert_int_equal(engine_n_resident(e), 59);
+  assert_int_equal(kvcache_n_used(engine_kvcache(e)), 59);
+  assert_memory_equal(engine_resident_tokens(e), p1, 59 * sizeof *p1);
+  assert_null(engine_logits(e));
+  assert_int_equal(engine_set_prompt(e, p1, 60, NULL, &st, &err), 0);
+  assert_int_equal(st.n_reused, 59);
+  assert_int_equal(st.n_evaluated, 1);
+  reference_split(f->plain, p1, 60);
+  assert_true(max_diff(engine_logits(e), engine_logits(f->plain), nv) == 0.0);
+  engine_destroy(e);
+}
+
+/* Snapshots of 60 tokens (~60 KB each on this model): a bound of 2.5 holds two. */
+static void test_prompt_cache_eviction(void **state) {
+  struct fixture *f = *state;
+  uint64_t one = (60 * 4 + 63) / 64 * 64 + kvcache_host_bytes(engine_kvcache(f->plain), 60);
+  uint64_t bound = 2 * one + one / 2;
+  struct engine *e = open_cached(f->path, bound);
+  int32_t p[4][60];
+  for (int i = 0; i < 4; i++)
+    tokens_for(p[i], 60, 40 + (uint32_t)i);
+  struct aug_err err = {0};
+  struct engine_eval_stats st;
+  for (int i = 0; i < 4; i++) { /* saves p0, p1, p2: p0 evicted */
+    assert_int_equal(engine_set_prompt(e, p[i], 60, NULL, &st, &err), 0);
+    assert_int_equal(st.n_restored, 0);
+    assert_true(engine_prompt_cache_bytes(e) <= bound);
+  }
+  assert_int_equal(engine_prompt_cache_count(e), 2);
+  assert_int_equal(engine_set_prompt(e, p[0], 60, NULL, &st, &err), 0); /* miss; saves p3 */
+  assert_int_equal(st.n_restored, 0);
+  assert_int_equal(st.n_evaluated, 60);
+  assert_int_equal(engine_set_prompt(e, p[2], 60, NULL, &st, &err), 0); /* p1 was evicted */
+  assert_int_equal(st.n_restored, 59);
+  assert_int_equal(engine_set_prompt(e, p[1], 60, NULL, &st, &err), 0);
+  assert_int_equal(st.n_restored, 0);
+  assert_int_equal(engine_prompt_cache_count(e), 2);
+  assert_true(engine_prompt_cache_bytes(e) <= bound);
+  engine_destroy(e);
+}
+
 static double now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -266,12 +383,16 @@ static double now_ms(void) {
  * lines inserted there. Reports the logit difference against a full evaluation and the time. */
 static void test_small_model_edit(void **state) {
   (void)state;
+#if defined(__SANITIZE_ADDRESS__)
+  skip(); /* thousands of token evaluations of a real model at -O0; the synth tests run */
+#endif
   const char *model = test_model_path(TEST_MODEL_SMALL);
   struct engine_params ep = engine_params_default();
   ep.model_path = model;
   ep.n_threads = 2;
   ep.n_ctx = 1024;
   ep.reuse_min_chunk = 32;
+  ep.prompt_cache_bytes = 64u << 20;
   struct engine *e = NULL, *plain = NULL;
   struct aug_err err = {0};
   if (engine_create(&ep, &e, &err)) fail_msg("%s", err.msg);
@@ -344,6 +465,19 @@ static void test_small_model_edit(void **state) {
     assert_true(shifted > 0);
     assert_true(dl < 0.25 * range);
   }
+  /* The RAM cache: the original, an unrelated prompt (the original is saved), the original. */
+  int32_t other[64];
+  for (int i = 0; i < 64; i++)
+    other[i] = toks[0][nt[0] - 1 - (size_t)i];
+  assert_int_equal(engine_set_prompt(e, toks[0], nt[0], NULL, &st, &err), 0);
+  assert_int_equal(engine_set_prompt(e, other, 64, NULL, &st, &err), 0);
+  double t0 = now_ms();
+  assert_int_equal(engine_set_prompt(e, toks[0], nt[0], NULL, &st, &err), 0);
+  print_message("small model, prompt cache: %zu tokens restored, %zu evaluated in %.0f ms "
+                "(%.1f MB of snapshots)\n",
+                st.n_restored, st.n_evaluated, now_ms() - t0,
+                (double)engine_prompt_cache_bytes(e) / 1e6);
+  assert_int_equal(st.n_restored, nt[0] - 1);
   engine_destroy(e);
   engine_destroy(plain);
 }
@@ -353,6 +487,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_moved_chunks, setup, teardown),
       cmocka_unit_test_setup_teardown(test_stash_bound, setup, teardown),
       cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_prompt_cache_hits, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_prompt_cache_eviction, setup, teardown),
       cmocka_unit_test(test_small_model_edit),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
