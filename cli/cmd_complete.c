@@ -121,18 +121,18 @@ int cli_cmd_complete(int argc, char **argv) {
     repo = strrchr(cwd, '/');
     repo = repo && repo[1] ? repo + 1 : cwd;
   }
-  struct completion_request req = {text + prefix_start,
-                                   cursor - prefix_start,
-                                   text + cursor,
-                                   suffix_end - cursor,
-                                   repo,
-                                   target,
-                                   (size_t)cfg.prefix_tokens,
-                                   (size_t)cfg.suffix_tokens,
-                                   COMPLETE_SNAP_LINES,
-                                   (int)cfg.max_tokens,
-                                   cfg.time_budget_ms,
-                                   !classic_layout};
+  struct completion_request req = {.prefix = text + prefix_start,
+                                   .prefix_len = cursor - prefix_start,
+                                   .suffix = text + cursor,
+                                   .suffix_len = suffix_end - cursor,
+                                   .repo_name = repo,
+                                   .path = target,
+                                   .prefix_tokens = (size_t)cfg.prefix_tokens,
+                                   .suffix_tokens = (size_t)cfg.suffix_tokens,
+                                   .snap_lines = COMPLETE_SNAP_LINES,
+                                   .max_tokens = (int)cfg.max_tokens,
+                                   .time_budget_ms = cfg.time_budget_ms,
+                                   .cursor_line_in_middle = !classic_layout};
   size_t cap = 16384, out_len = 0;
   out = malloc(cap);
   if (!out) goto done;

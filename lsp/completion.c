@@ -1,7 +1,15 @@
 /* textDocument/inlineCompletion (LSP 3.18) and textDocument/completion: validation, the debounce
  * for typing-triggered requests, superseding (a newer request or an edit on the same document
- * answers the older one with ContentModified), and the engine-thread job that runs the FIM decode.
- * Replies carry per-item stats in `data`. */
+ * answers the older one with ContentModified), the completion cache (repeated and typed-through
+ * states are answered on the loop thread), speculation, and the engine-thread job that runs the
+ * FIM decode. Replies carry per-item stats in `data`.
+ * Speculation: after every edit the server starts completing the new state on its own, and after
+ * every answer the state after accepting it. A speculation stays alive while the user types what
+ * it has written so far (its partial text is published by the engine thread), so a suggestion
+ * that keeps up with typing is ready at the pause; a client request for a state it covers waits
+ * for it rather than starting over. At most one speculation runs; client requests and explain
+ * cancel it when they need the engine for another state. */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -12,6 +20,9 @@
 /* The prefix window's first line moves in steps of this many lines (see prompt_window). */
 #define COMPLETION_SNAP_LINES 32
 #define COMPLETION_OUT_CAP 16384
+
+/* Bytes a user may type into a running speculation and still be served by it. */
+#define SPECULATION_MAX_TYPED 256
 
 /* LSP 3.18 InlineCompletionTriggerKind: 1 Invoked, 2 Automatic. */
 #define TRIGGER_AUTOMATIC 2
@@ -25,7 +36,9 @@ void completion_abort_for_uri(struct server *s, const char *uri, int code) {
   struct active_request *r = s->active;
   while (r) {
     struct active_request *next = r->next;
-    if (r->kind != REQUEST_EXPLAIN && r->uri && !strcmp(r->uri, uri)) server_request_abort(r, code);
+    if ((r->kind == REQUEST_INLINE_COMPLETION || r->kind == REQUEST_COMPLETION) && r->uri &&
+        !strcmp(r->uri, uri))
+      server_request_abort(r, code);
     r = next;
   }
   server_arm_debounce(s);
@@ -36,6 +49,7 @@ void completion_abort_for_uri(struct server *s, const char *uri, int code) {
 static void log_prompt(struct server *s, const struct active_request *r) {
   size_t n = 0;
   const int32_t *ids = generator_last_prompt(s->generator, &n);
+  flockfile(s->prompt_log); /* the loop thread writes the lines of answers it served itself */
   fprintf(s->prompt_log,
           "{\"id\":%s,\"generated\":%zu,\"reused\":%zu,\"evaluated\":%zu,"
           "\"ms\":%.3f,\"prompt\":[",
@@ -45,6 +59,27 @@ static void log_prompt(struct server *s, const struct active_request *r) {
     fprintf(s->prompt_log, i ? ",%d" : "%d", ids[i]);
   fprintf(s->prompt_log, "]}\n");
   fflush(s->prompt_log);
+  funlockfile(s->prompt_log);
+}
+
+/* Loop thread: a prompt-log line for an answer that took no prompt of its own: from the cache, or
+ * from the speculation named by served_by (whose own line has its prompt). */
+static void log_served(struct server *s, const char *id_text, const char *served_by) {
+  if (!s->prompt_log) return;
+  flockfile(s->prompt_log);
+  fprintf(s->prompt_log, "{\"id\":%s,\"servedBy\":%s}\n", id_text, served_by);
+  fflush(s->prompt_log);
+  funlockfile(s->prompt_log);
+}
+
+/* Engine thread: a speculation publishes what it has written so far. */
+static void publish_partial(void *user, const char *text, size_t len) {
+  struct active_request *r = user;
+  if (len > r->out_cap) len = r->out_cap;
+  pthread_mutex_lock(&r->lock);
+  memcpy(r->partial, text, len);
+  r->partial_len = len;
+  pthread_mutex_unlock(&r->lock);
 }
 
 static void completion_run(struct scheduler_job *job) {
@@ -59,18 +94,20 @@ static void completion_run(struct scheduler_job *job) {
     return;
   }
   struct completion_request req = {
-      r->text,
-      r->prefix_len,
-      r->text + r->prefix_len,
-      r->suffix_len,
-      r->repo_name,
-      r->path,
-      (size_t)r->settings.prefix_tokens,
-      (size_t)r->settings.suffix_tokens,
-      COMPLETION_SNAP_LINES,
-      (int)r->settings.max_tokens,
-      r->settings.time_budget_ms,
-      r->settings.cursor_line_in_middle,
+      .prefix = r->text,
+      .prefix_len = r->prefix_len,
+      .suffix = r->text + r->prefix_len,
+      .suffix_len = r->suffix_len,
+      .repo_name = r->repo_name,
+      .path = r->path,
+      .prefix_tokens = (size_t)r->settings.prefix_tokens,
+      .suffix_tokens = (size_t)r->settings.suffix_tokens,
+      .snap_lines = COMPLETION_SNAP_LINES,
+      .max_tokens = (int)r->settings.max_tokens,
+      .time_budget_ms = r->settings.time_budget_ms,
+      .cursor_line_in_middle = r->settings.cursor_line_in_middle,
+      .on_partial = r->kind == REQUEST_SPECULATIVE ? publish_partial : NULL,
+      .partial_user = r,
   };
   r->rc = generator_complete(s->generator, &req, &job->cancel, r->out, r->out_cap, &r->out_len,
                              &r->stats, &r->err);
@@ -95,10 +132,15 @@ static json_t *result_json(bool inline_format, struct lsp_position position, con
 /* Remembers an answer for repeated and typed-through requests (completion_cache.h). */
 static void remember(struct server *s, const struct active_request *r) {
   struct aug_err err = {0};
+  if (!s->config.completion_cache) return;
   if (completion_cache_put(s->completions, r->uri, r->text, r->prefix_len, r->text + r->prefix_len,
                            r->suffix_len, r->out, r->out_len, &err))
     server_log(s, 2, "augury: %s", err.msg);
 }
+
+static void speculate(struct server *s, const char *uri, const struct document *doc, size_t cursor,
+                      const char *insert, size_t insert_len);
+static void speculation_done(struct server *s, struct active_request *spec);
 
 static void completion_done(struct scheduler_job *job) {
   struct active_request *r = job->data;
@@ -108,6 +150,10 @@ static void completion_done(struct scheduler_job *job) {
     return;
   }
   r->submitted = false;
+  if (r->kind == REQUEST_SPECULATIVE) {
+    speculation_done(s, r);
+    return;
+  }
   if (r->rc == AUG_ECANCELED && !r->reply_code) r->reply_code = JSONRPC_REQUEST_CANCELLED;
   if (r->reply_code) {
     server_request_finish(r, NULL);
@@ -133,6 +179,10 @@ static void completion_done(struct scheduler_job *job) {
     return;
   }
   remember(s, r);
+  /* Any edit since the request would have superseded it: the document is still in r's state, so
+   * the state after accepting the answer is r's text with the answer at the cursor. */
+  struct document *doc = documents_find(s->docs, r->uri);
+  if (doc) speculate(s, r->uri, doc, r->cursor, r->out, r->out_len);
   server_request_finish(
       r, result_json(inline_format, r->position, r->out, r->out_len, stats_json(&r->stats)));
 }
@@ -222,24 +272,199 @@ void completion_model_settled(struct server *s) {
   server_arm_debounce(s);
 }
 
-/* Answers from the completion cache when the document is a state already answered or one the user
- * reached by typing into that answer. */
-static bool answer_from_cache(struct server *s, json_t *id, const char *uri,
-                              const struct document *doc, size_t cursor, struct lsp_position pos,
-                              bool inline_format) {
+/* The reply data of an answer from the cache; from_speculation when a speculation the request
+ * waited for put it there. */
+static json_t *cached_data(const struct completion_cache_hit *hit, double lookup_ms,
+                           const struct active_request *spec) {
+  const struct generation_stats *st = spec ? &spec->stats : NULL;
+  return json_pack("{s:{s:I,s:I,s:I,s:I,s:f,s:b,s:b,s:I},s:s}", "stats", "reused",
+                   (json_int_t)(st ? st->n_reused : 0), "evaluated",
+                   (json_int_t)(st ? st->n_evaluated : 0), "generated",
+                   (json_int_t)(st ? st->n_generated : 0), "prompt_tokens",
+                   (json_int_t)(st ? st->n_prompt : 0), "ms", st ? st->total_ms : lookup_ms,
+                   "cached", !spec, "speculative", spec != NULL, "typed", (json_int_t)hit->typed,
+                   "stop", spec ? (st->stop ? st->stop : "none") : "cache");
+}
+
+/* Looks the state (uri, doc, cursor) up in the completion cache; on a hit returns the reply's
+ * result (NULL on a miss). */
+static json_t *lookup_cached(struct server *s, const char *uri, const struct document *doc,
+                             size_t cursor, struct lsp_position pos, bool inline_format,
+                             const struct active_request *spec, struct completion_cache_hit *hit) {
   /* uv_hrtime, not the loop's cached time: this measures the lookup itself. */
   uint64_t t0 = uv_hrtime();
-  struct completion_cache_hit hit;
-  if (!completion_cache_lookup(s->completions, uri, doc->text.data, doc->text.len, cursor, &hit))
-    return false;
+  if (!completion_cache_lookup(s->completions, uri, doc->text.data, doc->text.len, cursor, hit))
+    return NULL;
   double ms = (double)(uv_hrtime() - t0) / 1e6;
-  s->n_cache_hits++;
-  json_t *data = json_pack("{s:{s:I,s:I,s:I,s:I,s:f,s:b,s:I},s:s}", "stats", "reused",
-                           (json_int_t)0, "evaluated", (json_int_t)0, "generated", (json_int_t)0,
-                           "prompt_tokens", (json_int_t)0, "ms", ms, "cached", 1, "typed",
-                           (json_int_t)hit.typed, "stop", "cache");
-  server_reply(s, id, result_json(inline_format, pos, hit.rest, hit.rest_len, data));
+  return result_json(inline_format, pos, hit->rest, hit->rest_len, cached_data(hit, ms, spec));
+}
+
+/* The running speculation on uri whose state the user has typed along from, if any; every other
+ * speculation is cancelled, since the engine is about to be wanted for this state. */
+static struct active_request *covering_speculation(struct server *s, const char *uri,
+                                                   const struct document *doc, size_t cursor) {
+  struct active_request *found = NULL;
+  struct active_request *r = s->active;
+  while (r) {
+    struct active_request *next = r->next;
+    if (r->kind == REQUEST_SPECULATIVE && !r->reply_code) {
+      long k = -1;
+      if (!found && doc && cursor != SIZE_MAX && !strcmp(r->uri, uri)) {
+        pthread_mutex_lock(&r->lock);
+        k = completion_state_typed(r->text, r->prefix_len, r->text + r->prefix_len, r->suffix_len,
+                                   r->partial, r->partial_len, true, SPECULATION_MAX_TYPED,
+                                   doc->text.data, doc->text.len, cursor);
+        pthread_mutex_unlock(&r->lock);
+      }
+      if (k >= 0)
+        found = r;
+      else
+        server_request_abort(r, JSONRPC_CONTENT_MODIFIED);
+    }
+    r = next;
+  }
+  return found;
+}
+
+void completion_cancel_speculation(struct server *s, const char *uri) {
+  struct active_request *r = s->active;
+  while (r) {
+    struct active_request *next = r->next;
+    if (r->kind == REQUEST_SPECULATIVE && (!uri || !strcmp(r->uri, uri)))
+      server_request_abort(r, JSONRPC_CONTENT_MODIFIED);
+    r = next;
+  }
+}
+
+/* Fills a completion request for the cursor at byte offset cursor of text[0..len): the prompt
+ * window's text, the output buffers, the settings and the job. false when out of memory. */
+static bool fill_request(struct server *s, struct active_request *r, const char *uri,
+                         const char *text, size_t len, size_t cursor) {
+  size_t prefix_start, suffix_end;
+  prompt_window(text, len, cursor, (size_t)s->config.prefix_lines, (size_t)s->config.suffix_lines,
+                COMPLETION_SNAP_LINES, &prefix_start, &suffix_end);
+  r->uri = aug_strndup(uri, strlen(uri));
+  r->cursor = cursor;
+  r->prefix_len = cursor - prefix_start;
+  r->suffix_len = suffix_end - cursor;
+  r->text = aug_malloc(suffix_end - prefix_start + 1);
+  r->out_cap = COMPLETION_OUT_CAP;
+  r->out = aug_malloc(r->out_cap);
+  if (!r->uri || !r->text || !r->out) return false;
+  repo_and_path(s, r->uri, r);
+  memcpy(r->text, text + prefix_start, suffix_end - prefix_start);
+  r->text[suffix_end - prefix_start] = '\0';
+  /* Numbers only: the strings in the copy are not owned by the request. */
+  r->settings = s->config;
+  r->settings.model_path = r->settings.file_model_path = NULL;
+  r->settings.languages = NULL;
+  r->settings.prompt_log = NULL;
+  scheduler_job_init(&r->job, completion_run, completion_done, r);
   return true;
+}
+
+static bool can_complete(const struct server *s, const struct document *doc) {
+  return s->config.enable && s->model_state == MODEL_READY && s->model_has_fim &&
+         config_language_enabled(&s->config, doc->language_id);
+}
+
+/* Starts completing the state "doc with insert at cursor" ahead of any request (insert_len 0:
+ * the document as it is). Replaces every other speculation. Failure to start one costs nothing
+ * but the head start, so it is silent. */
+static void speculate(struct server *s, const char *uri, const struct document *doc, size_t cursor,
+                      const char *insert, size_t insert_len) {
+  completion_cancel_speculation(s, NULL);
+  if (!s->config.speculate || !s->config.completion_cache || !can_complete(s, doc) || s->stopping)
+    return;
+  char *joined = NULL;
+  const char *text = doc->text.data;
+  size_t len = doc->text.len;
+  if (insert_len > 0) {
+    joined = aug_malloc(len + insert_len + 1);
+    if (!joined) return;
+    memcpy(joined, text, cursor);
+    memcpy(joined + cursor, insert, insert_len);
+    memcpy(joined + cursor + insert_len, text + cursor, len - cursor);
+    joined[len + insert_len] = '\0';
+    text = joined;
+    len += insert_len;
+    cursor += insert_len;
+  }
+  struct active_request *r = server_request_new(s, REQUEST_SPECULATIVE, NULL);
+  bool ok = r && fill_request(s, r, uri, text, len, cursor) &&
+            (r->partial = aug_malloc(r->out_cap)) != NULL;
+  aug_free(joined);
+  if (!ok) {
+    server_request_free(r);
+    return;
+  }
+  s->n_speculative++;
+  snprintf(r->id_text, sizeof r->id_text, "\"spec-%llu\"", (unsigned long long)s->n_speculative);
+  r->submitted = true;
+  scheduler_submit(s->scheduler, &r->job);
+}
+
+/* A speculation ended: its answer goes to the cache, and the requests that waited for it are
+ * answered from there (typed-through included) or, when it has nothing for them, start their own
+ * job now. */
+static void speculation_done(struct server *s, struct active_request *spec) {
+  bool ok = spec->rc == 0 && !spec->reply_code;
+  if (ok) {
+    s->tokens_reused += spec->stats.n_reused;
+    s->tokens_evaluated += spec->stats.n_evaluated;
+    s->tokens_generated += spec->stats.n_generated;
+    if (spec->out_len > 0) remember(s, spec);
+  }
+  /* The state after accepting what an adopter was shown: the next speculation (one at most). */
+  const char *uri_next = NULL;
+  size_t cursor_next = 0;
+  char *accepted = NULL;
+  size_t accepted_len = 0;
+  struct active_request *r = s->active;
+  while (r) {
+    struct active_request *next = r->next;
+    if (r->adopted == spec) {
+      r->adopted = NULL;
+      struct document *doc = documents_find(s->docs, r->uri);
+      struct completion_cache_hit hit;
+      json_t *result = ok && doc ? lookup_cached(s, r->uri, doc, r->cursor, r->position,
+                                                 r->kind == REQUEST_INLINE_COMPLETION, spec, &hit)
+                                 : NULL;
+      if (result) {
+        s->n_adopted++;
+        s->n_completions++;
+        s->last_total_ms = spec->stats.total_ms;
+        log_served(s, r->id_text, spec->id_text);
+        if (!accepted && (accepted = aug_strndup(hit.rest, hit.rest_len)) != NULL) {
+          accepted_len = hit.rest_len;
+          cursor_next = r->cursor;
+          uri_next = spec->uri;
+        }
+        server_request_finish(r, result);
+      } else if (ok && doc && spec->out_len == 0 && r->cursor == spec->cursor) {
+        /* The speculation ran for exactly this state and had nothing to suggest. */
+        s->n_adopted++;
+        s->n_completions++;
+        server_request_finish(r, empty_result(r->kind == REQUEST_INLINE_COMPLETION));
+      } else {
+        r->submitted = true;
+        scheduler_submit(s->scheduler, &r->job);
+      }
+    }
+    r = next;
+  }
+  struct document *doc = accepted ? documents_find(s->docs, uri_next) : NULL;
+  spec->reply_code = JSONRPC_CONTENT_MODIFIED; /* ended: the next speculation must not abort it */
+  if (doc) speculate(s, uri_next, doc, cursor_next, accepted, accepted_len);
+  aug_free(accepted);
+  server_request_free(spec);
+}
+
+void completion_document_changed(struct server *s, const char *uri, size_t cursor) {
+  completion_abort_for_uri(s, uri, JSONRPC_CONTENT_MODIFIED);
+  struct document *doc = documents_find(s->docs, uri);
+  if (covering_speculation(s, uri, doc, cursor) || !doc || cursor == SIZE_MAX) return;
+  speculate(s, uri, doc, cursor, NULL, 0);
 }
 
 void completion_handle(struct server *s, json_t *id, json_t *params, bool inline_format) {
@@ -265,11 +490,25 @@ void completion_handle(struct server *s, json_t *id, json_t *params, bool inline
   }
   json_t *kind = json_object_get(json_object_get(params, "context"), "triggerKind");
   bool automatic = json_is_integer(kind) && json_integer_value(kind) == TRIGGER_AUTOMATIC;
+  const char *uri_text = json_string_value(uri);
   /* Only the newest request per document is worth answering. */
-  completion_abort_for_uri(s, json_string_value(uri), JSONRPC_CONTENT_MODIFIED);
-  bool enabled = config_language_enabled(&s->config, doc->language_id);
-  if (enabled && answer_from_cache(s, id, json_string_value(uri), doc, cursor, pos, inline_format))
+  completion_abort_for_uri(s, uri_text, JSONRPC_CONTENT_MODIFIED);
+  bool enabled = s->config.enable && config_language_enabled(&s->config, doc->language_id);
+  struct completion_cache_hit hit;
+  json_t *cached = enabled && s->config.completion_cache
+                       ? lookup_cached(s, uri_text, doc, cursor, pos, inline_format, NULL, &hit)
+                       : NULL;
+  if (cached) {
+    s->n_cache_hits++;
+    if (s->prompt_log) {
+      char id_text[64];
+      size_t n = json_dumpb(id, id_text, sizeof id_text - 1, JSON_ENCODE_ANY);
+      id_text[n < sizeof id_text ? n : 0] = '\0';
+      log_served(s, id_text, "\"cache\"");
+    }
+    server_reply(s, id, cached);
     return;
+  }
   /* During a load the request waits for the model (bounded by loadWaitMs) rather than getting an
    * empty answer the user cannot tell from "nothing to suggest". */
   bool wait_for_load = s->model_state == MODEL_LOADING && s->config.load_wait_ms > 0;
@@ -278,33 +517,20 @@ void completion_handle(struct server *s, json_t *id, json_t *params, bool inline
     server_reply(s, id, empty_result(inline_format));
     return;
   }
+  struct active_request *spec = covering_speculation(s, uri_text, doc, cursor);
   struct active_request *r =
       server_request_new(s, inline_format ? REQUEST_INLINE_COMPLETION : REQUEST_COMPLETION, id);
-  size_t prefix_start, suffix_end;
-  prompt_window(doc->text.data, doc->text.len, cursor, (size_t)s->config.prefix_lines,
-                (size_t)s->config.suffix_lines, COMPLETION_SNAP_LINES, &prefix_start, &suffix_end);
-  if (r) {
-    r->uri = aug_strndup(json_string_value(uri), json_string_length(uri));
-    r->position = pos;
-    r->prefix_len = cursor - prefix_start;
-    r->suffix_len = suffix_end - cursor;
-    r->text = aug_malloc(suffix_end - prefix_start + 1);
-    r->out_cap = COMPLETION_OUT_CAP;
-    r->out = aug_malloc(r->out_cap);
-    repo_and_path(s, r->uri, r);
-  }
-  if (!r || !r->uri || !r->text || !r->out) {
+  if (r) r->position = pos;
+  if (!r || !fill_request(s, r, uri_text, doc->text.data, doc->text.len, cursor)) {
     if (r) server_request_free(r);
     server_reply_error(s, id, JSONRPC_INTERNAL_ERROR, "out of memory for a completion request");
     return;
   }
-  memcpy(r->text, doc->text.data + prefix_start, suffix_end - prefix_start);
-  r->text[suffix_end - prefix_start] = '\0';
-  /* Numbers only: the strings in the copy are not owned by the request. */
-  r->settings = s->config;
-  r->settings.model_path = r->settings.file_model_path = NULL;
-  r->settings.languages = NULL;
-  scheduler_job_init(&r->job, completion_run, completion_done, r);
+  if (spec) {
+    /* Started at the edit (or after the last answer) and still writing what the user typed. */
+    r->adopted = spec;
+    return;
+  }
   if (wait_for_load) {
     s->n_load_waits++;
     r->load_wait_until_ms = server_now_ms(s) + (double)s->config.load_wait_ms;

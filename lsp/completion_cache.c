@@ -119,17 +119,29 @@ int completion_cache_put(struct completion_cache *c, const char *uri, const char
   return 0;
 }
 
-/* The number of completion bytes typed at the cursor when the text matches entry e, or -1. */
-static long typed_into(const struct completion_cache *c, const struct cache_entry *e,
-                       const char *text, size_t len, size_t cursor) {
-  if (len - cursor < e->after_len || memcmp(text + cursor, e->after, e->after_len)) return -1;
-  size_t max_k = c->params.max_typed;
-  if (max_k > e->completion_len - 1) max_k = e->completion_len - 1;
-  for (size_t k = 0; k <= max_k && k + e->before_len <= cursor; k++) {
-    if (memcmp(text + cursor - k, e->completion, k)) continue;
-    if (!memcmp(text + cursor - k - e->before_len, e->before, e->before_len)) return (long)k;
+long completion_state_typed(const char *before, size_t before_len, const char *after,
+                            size_t after_len, const char *guide, size_t guide_len,
+                            bool guide_may_be_short, size_t max_typed, const char *text, size_t len,
+                            size_t cursor) {
+  if (cursor > len || len - cursor < after_len || memcmp(text + cursor, after, after_len))
+    return -1;
+  for (size_t k = 0; k <= max_typed && k + before_len <= cursor; k++) {
+    if (k > guide_len && !guide_may_be_short) break;
+    size_t agree = k < guide_len ? k : guide_len;
+    if (memcmp(text + cursor - k, guide, agree)) continue;
+    if (!memcmp(text + cursor - k - before_len, before, before_len)) return (long)k;
   }
   return -1;
+}
+
+/* The number of completion bytes typed at the cursor when the text matches entry e, or -1. A
+ * fully typed completion is not a hit: there is nothing left to offer. */
+static long typed_into(const struct completion_cache *c, const struct cache_entry *e,
+                       const char *text, size_t len, size_t cursor) {
+  size_t max_k = c->params.max_typed;
+  if (max_k > e->completion_len - 1) max_k = e->completion_len - 1;
+  return completion_state_typed(e->before, e->before_len, e->after, e->after_len, e->completion,
+                                e->completion_len, false, max_k, text, len, cursor);
 }
 
 bool completion_cache_lookup(struct completion_cache *c, const char *uri, const char *text,

@@ -45,6 +45,16 @@ struct completion_cache_hit {
 bool completion_cache_lookup(struct completion_cache *cache, const char *uri, const char *text,
                              size_t len, size_t cursor, struct completion_cache_hit *hit);
 
+/* How many bytes were typed at the cursor since the state (before, after): the smallest k <=
+ * max_typed such that text[cursor-k-before_len, cursor-k) is before, text[cursor,
+ * cursor+after_len) is after, and the typed bytes text[cursor-k, cursor) agree with guide: they
+ * are a prefix of it (k <= guide_len), or, when guide_may_be_short, guide may also be a prefix of
+ * them (a completion still being written). -1 when there is no such k. */
+long completion_state_typed(const char *before, size_t before_len, const char *after,
+                            size_t after_len, const char *guide, size_t guide_len,
+                            bool guide_may_be_short, size_t max_typed, const char *text, size_t len,
+                            size_t cursor);
+
 /* Drops every entry of uri (the document closed). */
 void completion_cache_forget(struct completion_cache *cache, const char *uri);
 size_t completion_cache_count(const struct completion_cache *cache);

@@ -38,6 +38,8 @@ static const struct setting settings_table[] = {
     {"explainTemperature", SETTING_DOUBLE, FIELD(explain_temperature), 0, 2},
     {"enable", SETTING_BOOL, FIELD(enable), 0, 0},
     {"cursorLineInMiddle", SETTING_BOOL, FIELD(cursor_line_in_middle), 0, 0},
+    {"speculate", SETTING_BOOL, FIELD(speculate), 0, 0},
+    {"completionCache", SETTING_BOOL, FIELD(completion_cache), 0, 0},
     {"languages", SETTING_LANGS, FIELD(languages), 0, 0},
     {"promptLog", SETTING_STRING, FIELD(prompt_log), 0, 0},
 };
@@ -65,6 +67,8 @@ int config_init(struct config *cfg, struct aug_err *err) {
   cfg->explain_temperature = 0.2;
   cfg->enable = true;
   cfg->cursor_line_in_middle = true;
+  cfg->speculate = true;
+  cfg->completion_cache = true;
   cfg->languages = json_object();
   if (!cfg->languages) return aug_err_set(err, AUG_ENOMEM, "config: out of memory");
   return 0;

@@ -32,8 +32,10 @@ struct config {
   double explain_temperature;
   bool enable;                /* master switch */
   bool cursor_line_in_middle; /* FIM layout: the cursor's line after <|fim_middle|> (generate.h) */
-  char *prompt_log;           /* benchmarks: append each completion prompt as a JSON line (owned) */
-  json_t *languages;          /* owned object: languageId -> bool; "*" is the default */
+  bool speculate; /* complete ahead: after edits and for the state after accepting a suggestion */
+  bool completion_cache; /* answer repeated and typed-through states from earlier answers */
+  char *prompt_log;      /* benchmarks: append each completion prompt as a JSON line (owned) */
+  json_t *languages;     /* owned object: languageId -> bool; "*" is the default */
 };
 
 /* Process environment the lookups read; config_env_from_process fills it with getenv values. */

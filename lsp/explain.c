@@ -142,5 +142,6 @@ void explain_handle(struct server *s, json_t *id, json_t *arguments, json_t *wor
   scheduler_job_init(&r->job, explain_run, explain_done, r);
   r->job.progress = explain_progress;
   r->submitted = true;
+  completion_cancel_speculation(s, NULL); /* the user asked for this: it goes first */
   scheduler_submit(s->scheduler, &r->job);
 }

@@ -230,6 +230,7 @@ int generator_complete(struct generator *g, const struct completion_request *req
     if (w > 0) n += (size_t)w;
     while (skip < heal && skip < n && out[skip] == healed[skip])
       skip++;
+    if (req->on_partial) req->on_partial(req->partial_user, out + skip, n - skip);
     size_t keep = n;
     double elapsed = now_ms() - t0;
     if (postprocess_check(&pp, out + skip, n - skip, elapsed, &keep) == POSTPROCESS_STOP) {

@@ -43,6 +43,11 @@ struct completion_request {
    * it survives typing inside a line; false puts it at the end of the prefix (the classic FIM
    * layout, as llama.cpp's /infill builds it). */
   bool cursor_line_in_middle;
+  /* (optional) After every generated token, with the whole text generated so far as it would be
+   * inserted at the cursor (before the final clean-up); engine thread. The server uses it to keep
+   * a speculative completion alive while the user types what it is writing. */
+  void (*on_partial)(void *user, const char *text, size_t len);
+  void *partial_user;
 };
 
 struct generation_stats {

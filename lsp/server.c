@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,13 +188,16 @@ void server_request_free(struct active_request *r) {
   aug_free(r->path);
   aug_free(r->language);
   aug_free(r->out);
+  aug_free(r->partial);
   pthread_mutex_destroy(&r->lock);
   aug_free(r);
 }
 
 void server_request_finish(struct active_request *r, json_t *result) {
   struct server *s = r->server;
-  if (r->reply_code) {
+  if (r->kind == REQUEST_SPECULATIVE) {
+    json_decref(result); /* nobody asked: nothing to answer */
+  } else if (r->reply_code) {
     json_decref(result);
     if (r->reply_code == JSONRPC_CONTENT_MODIFIED) {
       s->n_superseded++;
@@ -490,7 +494,8 @@ static void execute_command(struct server *s, json_t *id, json_t *params) {
     for (struct active_request *r = s->active; r; r = r->next)
       n_active++;
     json_t *st = json_pack(
-        "{s:s,s:s,s:s?,s:s,s:s,s:f,s:s,s:b,s:I,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:f},s:I,s:I,s:I}",
+        "{s:s,s:s,s:s?,s:s,s:s,s:f,s:s,s:b,s:I,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:f},s:I,s:I,s:I,s:I,"
+        "s:I}",
         "state", states[s->model_state], "model", s->model_path, "foundBy", s->model_found_by,
         "description", s->model_description, "error", s->model_error, "loadMs", s->load_ms,
         "positionEncoding", position_encoding_name(s->encoding), "fim", s->model_has_fim,
@@ -500,7 +505,8 @@ static void execute_command(struct server *s, json_t *id, json_t *params) {
         (json_int_t)s->tokens_reused, "evaluated", (json_int_t)s->tokens_evaluated, "generated",
         (json_int_t)s->tokens_generated, "lastMs", s->last_total_ms, "pending",
         (json_int_t)n_active, "cacheHits", (json_int_t)s->n_cache_hits, "loadWaits",
-        (json_int_t)s->n_load_waits);
+        (json_int_t)s->n_load_waits, "speculative", (json_int_t)s->n_speculative,
+        "servedBySpeculation", (json_int_t)s->n_adopted);
     server_reply(s, id, st);
     return;
   }
@@ -601,8 +607,17 @@ static void did_change(struct server *s, json_t *params) {
                                      list, n, s->encoding, &err)) {
     server_log(s, 1, "augury: %s; the document is unchanged", err.msg);
   } else {
-    /* Completions computed for the old text are outdated. */
-    completion_abort_for_uri(s, uri, JSONRPC_CONTENT_MODIFIED);
+    /* Completions computed for the old text are outdated; the user's cursor is most likely at
+     * the end of the last edit, where a speculation starts (or one they typed along survives). */
+    size_t cursor = SIZE_MAX;
+    struct document *doc = documents_find(s->docs, uri);
+    const struct document_change *last = n > 0 ? &list[n - 1] : NULL;
+    size_t at = 0;
+    if (doc && last && last->has_range &&
+        document_text_offset(&doc->text, last->start, s->encoding, &at, &err) == 0 &&
+        at + last->len <= doc->text.len)
+      cursor = at + last->len;
+    completion_document_changed(s, uri, cursor);
   }
   if (list != stack_changes) aug_free(list);
 }
@@ -633,6 +648,7 @@ static void handle_notification(struct server *s, const char *method, json_t *pa
     struct aug_err err = {0};
     if (uri) {
       completion_abort_for_uri(s, uri, JSONRPC_CONTENT_MODIFIED);
+      completion_cancel_speculation(s, uri);
       completion_cache_forget(s->completions, uri);
       if (documents_close(s->docs, uri, &err)) server_log(s, 2, "augury: %s", err.msg);
     }

@@ -37,7 +37,15 @@ struct outgoing_request {
   void *user;
 };
 
-enum request_kind { REQUEST_INLINE_COMPLETION, REQUEST_COMPLETION, REQUEST_EXPLAIN };
+/* REQUEST_SPECULATIVE: a completion the server starts on its own (after an edit, for the state
+ * after accepting a suggestion); it gets no reply, its answer goes to the completion cache, and
+ * client requests for a state it covers wait for it instead of starting their own. */
+enum request_kind {
+  REQUEST_INLINE_COMPLETION,
+  REQUEST_COMPLETION,
+  REQUEST_EXPLAIN,
+  REQUEST_SPECULATIVE
+};
 
 /* A client request being served asynchronously: it stays on the server's list until it got its one
  * reply. The job runs on the engine thread; every other field is the loop thread's. */
@@ -48,11 +56,13 @@ struct active_request {
   json_t *id;
   char id_text[64]; /* the id as JSON, for the engine thread's prompt log */
   char *uri;
-  struct lsp_position position; /* completion: the cursor as the client sent it */
-  int reply_code;               /* non-zero: answer with this error (-32800, -32801) */
-  bool submitted;               /* the job is on the engine thread's queue */
-  double due_ms;                /* debounce: submit at this loop time; 0 = submitted */
-  double load_wait_until_ms;    /* > 0: waiting for the model to load until this loop time */
+  struct lsp_position position;   /* completion: the cursor as the client sent it */
+  size_t cursor;                  /* completion: the cursor's byte offset in the document */
+  struct active_request *adopted; /* the speculative request this one waits for, or NULL */
+  int reply_code;                 /* non-zero: answer with this error (-32800, -32801) */
+  bool submitted;                 /* the job is on the engine thread's queue */
+  double due_ms;                  /* debounce: submit at this loop time; 0 = submitted */
+  double load_wait_until_ms;      /* > 0: waiting for the model to load until this loop time */
   struct scheduler_job job;
   /* Inputs (owned, read by the engine thread while the job runs). */
   char *text; /* prefix window + suffix window, or the explain selection */
@@ -66,9 +76,12 @@ struct active_request {
   size_t out_len;
   size_t out_cap;
   char *out;
-  /* Explain streaming: the engine thread publishes out[0..published) under this lock. */
+  /* Explain streaming: the engine thread publishes out[0..published) under this lock. A
+   * speculative completion publishes the text generated so far in partial[0..partial_len). */
   pthread_mutex_t lock;
   size_t published;
+  char *partial;
+  size_t partial_len;
   struct progress *progress;
 };
 
@@ -135,6 +148,7 @@ struct server {
 
   /* Totals for augury.status. */
   uint64_t n_completions, n_cancelled, n_superseded, n_empty, n_cache_hits, n_load_waits;
+  uint64_t n_speculative, n_adopted; /* speculations started; requests served by one */
   uint64_t tokens_reused, tokens_evaluated, tokens_generated;
   double last_total_ms;
 };
@@ -174,8 +188,14 @@ void completion_handle(struct server *s, json_t *id, json_t *params, bool inline
 void completion_submit_due(struct server *s);
 /* The model finished loading (or failed): serves or answers the requests that waited for it. */
 void completion_model_settled(struct server *s);
-/* Cancels (ContentModified) the completions on uri, e.g. when its text changes. */
+/* Cancels (with code) the client's completions on uri, e.g. when a newer one arrives. */
 void completion_abort_for_uri(struct server *s, const char *uri, int code);
+/* uri's text changed and the cursor is probably at byte offset cursor (SIZE_MAX: unknown):
+ * outdated completions are answered ContentModified, a speculation the user is typing along
+ * survives, and otherwise a new one starts for the new state. */
+void completion_document_changed(struct server *s, const char *uri, size_t cursor);
+/* Stops every speculation (uri NULL) or those on uri: the engine is wanted for something else. */
+void completion_cancel_speculation(struct server *s, const char *uri);
 
 /* explain.c */
 void explain_handle(struct server *s, json_t *id, json_t *arguments, json_t *work_done_token);

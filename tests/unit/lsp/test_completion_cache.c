@@ -150,11 +150,30 @@ static void test_alloc_failures(void **state) {
   }
 }
 
+/* A completion still being written: typed text may run ahead of what it has written so far. */
+static void test_state_typed_partial(void **state) {
+  const char *before = "x = ", *after = "\n";
+  struct doc d = doc_of(before, "comp", after);
+  /* Written "co" so far: the user typed past it, which agrees. */
+  assert_int_equal(
+      completion_state_typed(before, 4, after, 1, "co", 2, true, 64, d.text, d.len, d.cursor), 4);
+  /* Without guide_may_be_short, typing past the guide is no match. */
+  assert_int_equal(
+      completion_state_typed(before, 4, after, 1, "co", 2, false, 64, d.text, d.len, d.cursor), -1);
+  /* Written "cat": the user's "comp" disagrees. */
+  assert_int_equal(
+      completion_state_typed(before, 4, after, 1, "cat", 3, true, 64, d.text, d.len, d.cursor), -1);
+  /* Nothing written yet: any typing at the state agrees; max_typed bounds it. */
+  assert_int_equal(
+      completion_state_typed(before, 4, after, 1, "", 0, true, 64, d.text, d.len, d.cursor), 4);
+  assert_int_equal(
+      completion_state_typed(before, 4, after, 1, "", 0, true, 3, d.text, d.len, d.cursor), -1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_exact_and_typed_through),
-      cmocka_unit_test(test_typed_bound),
-      cmocka_unit_test(test_replace_and_evict),
+      cmocka_unit_test(test_exact_and_typed_through), cmocka_unit_test(test_typed_bound),
+      cmocka_unit_test(test_replace_and_evict),       cmocka_unit_test(test_state_typed_partial),
       cmocka_unit_test(test_alloc_failures),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

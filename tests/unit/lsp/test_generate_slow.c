@@ -41,9 +41,14 @@ static struct generator *need(void **state) {
 }
 
 static struct completion_request request(const char *prefix, const char *suffix, int max_tokens) {
-  struct completion_request r = {prefix, strlen(prefix), suffix, strlen(suffix),
-                                 NULL,   NULL,           512,    128,
-                                 32,     max_tokens,     0,      false};
+  struct completion_request r = {.prefix = prefix,
+                                 .prefix_len = strlen(prefix),
+                                 .suffix = suffix,
+                                 .suffix_len = strlen(suffix),
+                                 .prefix_tokens = 512,
+                                 .suffix_tokens = 128,
+                                 .snap_lines = 32,
+                                 .max_tokens = max_tokens};
   return r;
 }
 
