@@ -24,12 +24,12 @@ struct backend;        /* opaque instance, created by backend_ops.create */
 struct backend_buffer; /* opaque */
 
 struct backend_tensor {
-  uint32_t type;              /* enum quant_type: weights any supported type; activations F32 */
-  int64_t ne[4];              /* elements per dimension; unused = 1 */
-  size_t row_stride;          /* bytes between consecutive ne[1] rows */
-  size_t plane_stride;        /* bytes between consecutive ne[2] planes (0 = ne[1] * row_stride) */
+  uint32_t type;       /* enum quant_type: weights any supported type; activations F32 */
+  int64_t ne[4];       /* elements per dimension; unused = 1 */
+  size_t row_stride;   /* bytes between consecutive ne[1] rows */
+  size_t plane_stride; /* bytes between consecutive ne[2] planes (0 = ne[1] * row_stride) */
   struct backend_buffer *buffer;
-  size_t offset;              /* bytes from the start of buffer */
+  size_t offset; /* bytes from the start of buffer */
 };
 
 enum backend_buffer_kind {
@@ -39,39 +39,46 @@ enum backend_buffer_kind {
 };
 
 struct backend_device_info {
-  char name[128];             /* "CPU (AVX2, 2 threads)", "NVIDIA H100 80GB HBM3" */
+  char name[128]; /* "CPU (AVX2, 2 threads)", "NVIDIA H100 80GB HBM3" */
   uint64_t total_memory;
   uint64_t free_memory;
-  bool host_visible;          /* buffer memory is host memory: backend_buffer_host_ptr works */
+  bool host_visible; /* buffer memory is host memory: backend_buffer_host_ptr works */
 };
 
 enum backend_op {
-  BACKEND_OP_MATMUL, BACKEND_OP_RMS_NORM, BACKEND_OP_ROPE, BACKEND_OP_ATTENTION,
-  BACKEND_OP_SILU_MUL, BACKEND_OP_ADD, BACKEND_OP_GET_ROWS, BACKEND_OP_SOFTMAX, BACKEND_OP_COPY,
+  BACKEND_OP_MATMUL,
+  BACKEND_OP_RMS_NORM,
+  BACKEND_OP_ROPE,
+  BACKEND_OP_ATTENTION,
+  BACKEND_OP_SILU_MUL,
+  BACKEND_OP_ADD,
+  BACKEND_OP_GET_ROWS,
+  BACKEND_OP_SOFTMAX,
+  BACKEND_OP_COPY,
   BACKEND_OP_COUNT
 };
 
 enum backend_rope_layout { BACKEND_ROPE_NORMAL = 0, BACKEND_ROPE_NEOX = 1 };
 
 struct backend_rope_params {
-  int n_rot;                  /* rotated dims per head (<= head dim) */
+  int n_rot; /* rotated dims per head (<= head dim) */
   enum backend_rope_layout layout;
   float freq_base;
   float freq_scale;
-  const float *freq_factors;  /* n_rot/2 divisors (llama 3.1 rope_freqs), or NULL; host memory */
+  const float *freq_factors; /* n_rot/2 divisors (llama 3.1 rope_freqs), or NULL; host memory */
 };
 
 struct backend_attention_params {
-  float scale;                /* usually 1/sqrt(head_dim) */
-  int32_t n_kv;               /* attend to KV cache entries [0, n_kv) */
-  const int32_t *q_pos;       /* n_tokens positions of the queries (host memory): causal mask
-                                 lets query i see cache entries j <= q_pos[i] */
+  float scale;          /* usually 1/sqrt(head_dim) */
+  int32_t n_kv;         /* attend to KV cache entries [0, n_kv) */
+  const int32_t *q_pos; /* n_tokens positions of the queries (host memory): causal mask
+                           lets query i see cache entries j <= q_pos[i] */
 };
 
 struct backend_ops {
-  uint32_t abi_version;       /* BACKEND_ABI_VERSION the table was built against */
-  uint32_t struct_size;       /* sizeof(struct backend_ops) the table was built with */
-  const char *name;           /* "cpu", "vulkan", "cuda" */
+  uint32_t abi_version; /* BACKEND_ABI_VERSION the table was built against */
+  uint32_t struct_size; /* sizeof(struct backend_ops) the table was built with */
+  const char *name;     /* "cpu", "vulkan", "cuda" */
 
   int (*create)(const char *options, struct backend **out, struct aug_err *err);
   void (*destroy)(struct backend *be);
@@ -98,8 +105,8 @@ struct backend_ops {
   int (*matmul)(struct backend *be, const struct backend_tensor *w, const struct backend_tensor *x,
                 struct backend_tensor *y);
   /* y[n, m] = x[n, m] / sqrt(mean_n(x[:, m]^2) + eps) * w[n]; w F32 [K]. In place allowed. */
-  int (*rms_norm)(struct backend *be, const struct backend_tensor *x, const struct backend_tensor *w,
-                  float eps, struct backend_tensor *y);
+  int (*rms_norm)(struct backend *be, const struct backend_tensor *x,
+                  const struct backend_tensor *w, float eps, struct backend_tensor *y);
   /* In place on x[head_dim, n_head, n_tokens] with positions pos[n_tokens] (host memory). */
   int (*rope)(struct backend *be, struct backend_tensor *x, const int32_t *pos,
               const struct backend_rope_params *params);
@@ -124,10 +131,17 @@ struct backend_ops {
   int (*copy)(struct backend *be, const struct backend_tensor *src, struct backend_tensor *dst);
 
   int (*synchronize)(struct backend *be, struct aug_err *err);
+
+  /* (optional) While on, every token of a batch is computed in the summation order the backend
+   * uses for a batch of one token, so a batch verifying drafts yields bit for bit the logits of
+   * one-token decode (exact prompt-lookup decoding); off, batches take their faster batched
+   * order. A backend without it cannot promise that. */
+  void (*set_decode_order)(struct backend *be, bool on);
 };
 
 /* The backends compiled in, as a constant table (no registration state). Lookup refuses a table
- * whose abi_version or struct_size does not match this header, with both versions in the message. */
+ * whose abi_version or struct_size does not match this header, with both versions in the message.
+ */
 int backend_find(const char *name, const struct backend_ops **out, struct aug_err *err);
 size_t backend_count(void);
 const struct backend_ops *backend_at(size_t index);

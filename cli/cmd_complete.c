@@ -39,6 +39,7 @@ int cli_cmd_complete(int argc, char **argv) {
   int64_t max_tokens = -1, threads = -1, ctx = -1, repeat = 1;
   double time_budget = -1;
   bool classic_layout = false;
+  int64_t draft = -1;
   const struct cli_option opts[] = {
       CLI_OPT_STRING("model", 'm', &model, "PATH", "GGUF model (default: the server's lookup)"),
       CLI_OPT_INT("max-tokens", 'n', &max_tokens, "N", "token budget (default 128)", 1, 4096),
@@ -49,6 +50,8 @@ int cli_cmd_complete(int argc, char **argv) {
       CLI_OPT_FLAG("classic-layout", 0, &classic_layout,
                    "cursor line at the end of the prefix, not after <|fim_middle|>"),
       CLI_OPT_INT("repeat", 'r', &repeat, "R", "complete R times on the resident model", 1, 100),
+      CLI_OPT_INT("draft", 0, &draft, "N", "prompt-lookup draft tokens (0 = off; default 8)", 0,
+                  15),
   };
   const struct cli_args args = {opts, sizeof opts / sizeof opts[0],
                                 "complete -m MODEL [options] FILE:LINE:COL"};
@@ -84,6 +87,7 @@ int cli_cmd_complete(int argc, char **argv) {
   if (time_budget >= 0) cfg.time_budget_ms = time_budget;
   if (threads >= 0) cfg.n_threads = threads;
   if (ctx >= 0) cfg.n_ctx = ctx;
+  if (draft >= 0) cfg.prompt_lookup = draft;
   char model_path[4096];
   const char *found_by = NULL;
   int status = 1;
@@ -132,7 +136,8 @@ int cli_cmd_complete(int argc, char **argv) {
                                    .snap_lines = COMPLETE_SNAP_LINES,
                                    .max_tokens = (int)cfg.max_tokens,
                                    .time_budget_ms = cfg.time_budget_ms,
-                                   .cursor_line_in_middle = !classic_layout};
+                                   .cursor_line_in_middle = !classic_layout,
+                                   .draft_max = (size_t)cfg.prompt_lookup};
   size_t cap = 16384, out_len = 0;
   out = malloc(cap);
   if (!out) goto done;
@@ -149,9 +154,9 @@ int cli_cmd_complete(int argc, char **argv) {
     }
     fprintf(stderr,
             "prompt: %zu tokens (%zu reused, %zu evaluated) %.1f ms | generated: %zu tokens "
-            "%.1f ms | total %.1f ms | stop: %s\n",
+            "%.1f ms (%zu drafted, %zu accepted) | total %.1f ms | stop: %s\n",
             st.n_prompt, st.n_reused, st.n_evaluated, st.prompt_ms, st.n_generated, st.generate_ms,
-            st.total_ms, st.stop);
+            st.n_drafted, st.n_accepted, st.total_ms, st.stop);
   }
   status = 0;
 done:

@@ -232,13 +232,27 @@ const float *engine_logits(const struct engine *e) {
   return forward_logits(e->fwd, last - e->logits_pos0);
 }
 
+/* Puts every device the layers run on in (or out of) one-token summation order (a flag store
+ * per layer: idempotent, so shared devices need no de-duplication). */
+static void engine_decode_order(struct engine *e, bool on) {
+  for (uint32_t il = 0; il < e->model->hp.n_layer; il++) {
+    const struct forward_device *d = &e->placement_layers[il];
+    if (d->ops->set_decode_order) d->ops->set_decode_order(d->be, on);
+  }
+  if (e->ops->set_decode_order) e->ops->set_decode_order(e->be, on);
+}
+
 /* Evaluates tokens appended after the resident ones and keeps the two in step, also when the
- * forward pass stops early (cancellation, error): only completed batches become resident. */
+ * forward pass stops early (cancellation, error): only completed batches become resident. A batch
+ * that keeps every row (draft verification) runs in one-token order, so its rows are exactly the
+ * logits one-token decode would give. */
 static int engine_append(struct engine *e, const int32_t *tokens, size_t n, bool all_logits,
                          const atomic_bool *cancel, struct aug_err *err) {
   size_t pos0 = e->n_resident;
   memcpy(e->resident + e->n_resident, tokens, n * sizeof *tokens);
+  if (all_logits) engine_decode_order(e, true);
   int rc = forward_eval(e->fwd, tokens, n, all_logits, cancel, err);
+  if (all_logits) engine_decode_order(e, false);
   e->n_resident = kvcache_n_used(forward_kvcache(e->fwd));
   e->logits_valid = rc == 0;
   e->logits_pos0 = all_logits ? pos0 : pos0 + n - 1;
@@ -362,8 +376,37 @@ static bool engine_restore_snapshot(struct engine *e, const int32_t *tokens, siz
   return true;
 }
 
+/* Evaluates tokens[n_resident..upto). Positions before n_stable go in ENGINE_STABLE_CHUNK-token
+ * batches that cancellation does not interrupt (it is checked between them), so a superseded
+ * request leaves that work resident; the rest is cancellable between layers. */
+static int engine_append_upto(struct engine *e, const int32_t *tokens, size_t upto, size_t n_stable,
+                              const atomic_bool *cancel, size_t *n_evaluated, struct aug_err *err) {
+  int rc = 0;
+  while (rc == 0 && e->n_resident + ENGINE_STABLE_CHUNK <= n_stable &&
+         e->n_resident + ENGINE_STABLE_CHUNK < upto) {
+    size_t before = e->n_resident;
+    rc = engine_append(e, tokens + before, ENGINE_STABLE_CHUNK, false, NULL, err);
+    *n_evaluated += e->n_resident - before;
+    if (rc == 0 && engine_cancelled(cancel))
+      rc = aug_err_set(err, AUG_ECANCELED, "engine: cancelled after %zu prompt tokens",
+                       e->n_resident);
+  }
+  if (rc == 0 && upto > e->n_resident) {
+    size_t before = e->n_resident;
+    rc = engine_append(e, tokens + before, upto - before, false, cancel, err);
+    *n_evaluated += e->n_resident - before;
+  }
+  return rc;
+}
+
 int engine_set_prompt(struct engine *e, const int32_t *tokens, size_t n, const atomic_bool *cancel,
                       struct engine_eval_stats *stats, struct aug_err *err) {
+  return engine_set_prompt_stable(e, tokens, n, 0, cancel, stats, err);
+}
+
+int engine_set_prompt_stable(struct engine *e, const int32_t *tokens, size_t n, size_t n_stable,
+                             const atomic_bool *cancel, struct engine_eval_stats *stats,
+                             struct aug_err *err) {
   double t0 = engine_now_ms();
   struct engine_eval_stats st;
   memset(&st, 0, sizeof st);
@@ -406,9 +449,7 @@ int engine_set_prompt(struct engine *e, const int32_t *tokens, size_t n, const a
   for (size_t r = 0; r < n_runs && rc == 0; r++) {
     const struct engine_run *run = &e->runs[r];
     if (run->new_pos > e->n_resident) {
-      size_t before = e->n_resident;
-      rc = engine_append(e, tokens + before, run->new_pos - before, false, cancel, err);
-      st.n_evaluated += e->n_resident - before;
+      rc = engine_append_upto(e, tokens, run->new_pos, n_stable, cancel, &st.n_evaluated, err);
       if (rc < 0) break;
     }
     if (engine_cancelled(cancel)) {
@@ -418,11 +459,7 @@ int engine_set_prompt(struct engine *e, const int32_t *tokens, size_t n, const a
     rc = engine_place_run(e, run, tokens, err);
     if (rc == 0) st.n_shifted += run->n;
   }
-  if (rc == 0) {
-    size_t before = e->n_resident;
-    rc = engine_append(e, tokens + before, n - before, false, cancel, err);
-    st.n_evaluated += e->n_resident - before;
-  }
+  if (rc == 0) rc = engine_append_upto(e, tokens, n, n_stable, cancel, &st.n_evaluated, err);
   st.eval_ms = engine_now_ms() - t0;
   if (stats) *stats = st;
   return rc;

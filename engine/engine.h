@@ -74,6 +74,15 @@ uint32_t engine_n_ctx(const struct engine *engine);
 int engine_set_prompt(struct engine *engine, const int32_t *tokens, size_t n,
                       const atomic_bool *cancel, struct engine_eval_stats *stats,
                       struct aug_err *err);
+/* Tokens evaluated per uninterruptible batch inside the stable part (engine_set_prompt_stable). */
+#define ENGINE_STABLE_CHUNK 64
+/* engine_set_prompt, where tokens[0..n_stable) are known to be wanted by the next prompts too
+ * (the document text before the cursor): they are evaluated in ENGINE_STABLE_CHUNK-token batches
+ * that a cancellation does not interrupt (checked between them), so a superseded request leaves
+ * its progress resident; moved chunks are placed as usual. */
+int engine_set_prompt_stable(struct engine *engine, const int32_t *tokens, size_t n,
+                             size_t n_stable, const atomic_bool *cancel,
+                             struct engine_eval_stats *stats, struct aug_err *err);
 /* Appends one token and evaluates it (a decode step); logits refreshed. */
 int engine_push(struct engine *engine, int32_t token, const atomic_bool *cancel,
                 struct aug_err *err);

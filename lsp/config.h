@@ -16,6 +16,13 @@
 #include "engine/error.h"
 
 #define CONFIG_DEFAULT_MODEL_NAME "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+/* Moved runs of at least this many tokens keep their K/V (chunkReuse; an approximation whose
+ * latency and quality figures are in tests/bench/latency/results). */
+#define CONFIG_DEFAULT_CHUNK_REUSE 32
+/* Host-RAM prompt cache (promptCacheMiB): ~9000 tokens of the 1.5B model's f16 KV. */
+#define CONFIG_DEFAULT_PROMPT_CACHE_MIB 256
+/* Prompt-lookup draft tokens per verification (promptLookup; exact, see generate.h). */
+#define CONFIG_DEFAULT_PROMPT_LOOKUP 8
 
 struct config {
   char *model_path;      /* from settings (owned; NULL = not set) */
@@ -34,8 +41,11 @@ struct config {
   bool cursor_line_in_middle; /* FIM layout: the cursor's line after <|fim_middle|> (generate.h) */
   bool speculate; /* complete ahead: after edits and for the state after accepting a suggestion */
   bool completion_cache; /* answer repeated and typed-through states from earlier answers */
-  char *prompt_log;      /* benchmarks: append each completion prompt as a JSON line (owned) */
-  json_t *languages;     /* owned object: languageId -> bool; "*" is the default */
+  int64_t chunk_reuse;   /* engine_params.reuse_min_chunk: shortest moved run in tokens; 0 = off */
+  int64_t prompt_cache_mib; /* engine_params.prompt_cache_bytes in MiB; 0 = off */
+  int64_t prompt_lookup;    /* completion_request.draft_max: prompt-lookup draft tokens; 0 = off */
+  char *prompt_log;         /* benchmarks: append each completion prompt as a JSON line (owned) */
+  json_t *languages;        /* owned object: languageId -> bool; "*" is the default */
 };
 
 /* Process environment the lookups read; config_env_from_process fills it with getenv values. */
@@ -50,9 +60,8 @@ struct config_env {
 struct config_env config_env_from_process(void);
 
 /* Fills defaults (max_tokens 128, time budget 1500 ms, debounce 40 ms, prefix 120 lines / 1536
- * tokens, suffix 24 lines / 128 tokens (the suffix follows the cursor in the
- * prompt, so it is evaluated again on every keystroke: it is kept short), explain 384 tokens at
- * temperature 0.2, enabled). */
+ * tokens, suffix 24 lines / 128 tokens, chunk reuse and prompt cache as defined above, explain
+ * 384 tokens at temperature 0.2, enabled). */
 int config_init(struct config *cfg, struct aug_err *err);
 void config_free(struct config *cfg);
 

@@ -96,36 +96,17 @@ const int32_t *generator_last_prompt(const struct generator *g, size_t *n) {
 /* A cursor line longer than this stays in the prefix (see generator_complete). */
 #define GENERATE_MAX_MIDDLE_BYTES 1024
 
-/* Prompt tokens evaluated per step while the prompt is still inside its stable part. */
-#define GENERATE_STABLE_CHUNK 64
-
 /* Evaluates g->ids[0..n). Tokens before stable (the document text up to just before the cursor)
- * will be wanted by the next keystroke's prompt too, so they are evaluated in chunks that a
- * cancellation does not interrupt: a superseded request leaves its progress resident instead of
- * throwing away a half-evaluated batch. The rest is evaluated with cancellation between layers. */
+ * will be wanted by the next keystroke's prompt too: the engine evaluates them in batches that a
+ * cancellation does not interrupt (engine_set_prompt_stable). */
 static int evaluate_prompt(struct generator *g, size_t n, size_t stable, const atomic_bool *cancel,
                            struct generation_stats *stats, struct aug_err *err) {
-  size_t n_res = engine_n_resident(g->engine);
-  const int32_t *res = engine_resident_tokens(g->engine);
-  size_t done = 0;
-  while (done < n_res && done < n && res[done] == g->ids[done])
-    done++;
   struct engine_eval_stats es = {0};
-  bool first = true;
-  while (done + GENERATE_STABLE_CHUNK < stable) {
-    size_t next = done + GENERATE_STABLE_CHUNK;
-    int rc = engine_set_prompt(g->engine, g->ids, next, NULL, &es, err);
-    if (rc) return rc;
-    if (first) stats->n_reused = es.n_reused;
-    first = false;
-    stats->n_evaluated += es.n_evaluated;
-    done = next;
-    if (cancel && atomic_load(cancel))
-      return aug_err_set(err, AUG_ECANCELED, "generate: cancelled after %zu prompt tokens", done);
-  }
-  int rc = engine_set_prompt(g->engine, g->ids, n, cancel, &es, err);
-  if (first) stats->n_reused = es.n_reused;
-  stats->n_evaluated += es.n_evaluated;
+  int rc = engine_set_prompt_stable(g->engine, g->ids, n, stable, cancel, &es, err);
+  stats->n_reused = es.n_reused;
+  stats->n_shifted = es.n_shifted;
+  stats->n_restored = es.n_restored;
+  stats->n_evaluated = es.n_evaluated;
   return rc;
 }
 
@@ -134,6 +115,36 @@ static int32_t argmax(const float *logits, size_t n) {
   for (size_t i = 1; i < n; i++)
     if (logits[i] > logits[best]) best = i;
   return (int32_t)best;
+}
+
+/* Prompt-lookup drafts: the longest n-gram (GENERATE_LOOKUP_MAX_NGRAM down to
+ * GENERATE_LOOKUP_MIN_NGRAM tokens) ending the history that occurred before in it, most recent
+ * occurrence first, proposes the tokens that followed it. Code repeats itself (names, call
+ * shapes, the suffix a completion runs into), so these are often right; verification keeps the
+ * output exactly what plain greedy decode would write. */
+#define GENERATE_LOOKUP_MAX_NGRAM 4
+#define GENERATE_LOOKUP_MIN_NGRAM 2
+/* Tokens searched back from the end of the history: bounds the cost per draft (the prompt is
+ * rarely longer, and near text is the likelier source). */
+#define GENERATE_LOOKUP_WINDOW 4096
+
+/* Writes up to max tokens that followed the latest earlier occurrence of the history's last
+ * n-gram into draft; returns how many. */
+static size_t lookup_draft(const int32_t *hist, size_t n_hist, size_t max, int32_t *draft) {
+  size_t lo = n_hist > GENERATE_LOOKUP_WINDOW ? n_hist - GENERATE_LOOKUP_WINDOW : 0;
+  for (size_t ng = GENERATE_LOOKUP_MAX_NGRAM; ng >= GENERATE_LOOKUP_MIN_NGRAM; ng--) {
+    if (n_hist < ng + 1) continue;
+    const int32_t *tail = hist + n_hist - ng;
+    /* An occurrence at start must end before the tail begins and leave a token to propose. */
+    for (size_t start = n_hist - ng; start-- > lo;) {
+      if (memcmp(hist + start, tail, ng * sizeof *tail) != 0) continue;
+      size_t from = start + ng, n = 0;
+      while (n < max && from + n < n_hist)
+        draft[n] = hist[from + n], n++;
+      if (n > 0) return n;
+    }
+  }
+  return 0;
 }
 
 int generator_complete(struct generator *g, const struct completion_request *req,
@@ -210,13 +221,23 @@ int generator_complete(struct generator *g, const struct completion_request *req
   struct detokenizer detok;
   detokenizer_init(&detok);
   size_t n = 0, n_vocab = (size_t)tokenizer_vocab_size(g->tok);
+  /* The prompt followed by what is generated (room for max_tokens was kept): the history drafts
+   * are looked up in. */
+  size_t n_hist = n_ids;
+  size_t draft_max = req->draft_max < ENGINE_MAX_VERIFY ? req->draft_max : ENGINE_MAX_VERIFY - 1;
+  /* Tokens whose predecessors' logits are known: all but the last are resident already (accepted
+   * drafts), the last one is the argmax after them and still has to be evaluated. */
+  int32_t queue[ENGINE_MAX_VERIFY];
+  size_t q_head = 0, q_len = 1;
+  queue[0] = argmax(engine_logits(g->engine), n_vocab);
   stats->stop = "max_tokens";
   for (int i = 0; i < max_tokens; i++) {
     if (cancel && atomic_load(cancel)) {
       rc = aug_err_set(err, AUG_ECANCELED, "generate: cancelled after %d tokens", i);
       break;
     }
-    int32_t t = argmax(engine_logits(g->engine), n_vocab);
+    int32_t t = queue[q_head++];
+    bool resident = q_head < q_len;
     if (prompt_fim_is_stop(g->tok, &g->fim, t)) {
       stats->stop = "eog";
       break;
@@ -239,8 +260,37 @@ int generator_complete(struct generator *g, const struct completion_request *req
       break;
     }
     if (i + 1 == max_tokens) break; /* the last token's successor is not needed */
-    rc = engine_push(g->engine, t, cancel, err);
+    g->ids[n_hist++] = t;
+    if (resident) continue;
+    /* Drafts beyond the tokens left to generate would be thrown away. */
+    size_t left = (size_t)(max_tokens - i - 1), want = draft_max < left ? draft_max : left;
+    int32_t batch[ENGINE_MAX_VERIFY];
+    size_t k = want ? lookup_draft(g->ids, n_hist, want, batch + 1) : 0;
+    q_head = 0;
+    if (k == 0) {
+      rc = engine_push(g->engine, t, cancel, err);
+      if (rc) break;
+      queue[0] = argmax(engine_logits(g->engine), n_vocab);
+      q_len = 1;
+      continue;
+    }
+    /* Verify [t, d1..dk] in one pass: row j predicts the token after batch[j]; d(j+1) stands
+     * while it is that prediction. The verify batch runs in one-token summation order
+     * (engine_push_tokens), so the predictions are what one-token decode would make. */
+    batch[0] = t;
+    size_t before = engine_n_resident(g->engine);
+    rc = engine_push_tokens(g->engine, batch, k + 1, cancel, err);
     if (rc) break;
+    size_t a = 0;
+    for (;;) {
+      queue[a] = argmax(engine_logits_at(g->engine, a), n_vocab);
+      if (a == k || queue[a] != batch[a + 1]) break;
+      a++;
+    }
+    q_len = a + 1;
+    stats->n_drafted += k;
+    stats->n_accepted += a;
+    engine_truncate(g->engine, before + 1 + a);
   }
   if (rc == 0 && !strcmp(stats->stop, "max_tokens")) {
     int w = detokenizer_flush(&detok, out + n, cap - 1 - n);

@@ -48,13 +48,20 @@ struct completion_request {
    * a speculative completion alive while the user types what it is writing. */
   void (*on_partial)(void *user, const char *text, size_t len);
   void *partial_user;
+  /* Prompt-lookup decoding: up to this many tokens drafted from n-grams of the prompt and the
+   * text generated so far, verified in one forward pass (exact: the output is what plain greedy
+   * decode writes); 0 = off. Capped at ENGINE_MAX_VERIFY - 1. */
+  size_t draft_max;
 };
 
 struct generation_stats {
   size_t n_prompt;    /* prompt tokens */
   size_t n_reused;    /* of which were resident already */
   size_t n_evaluated; /* of which were evaluated now */
+  size_t n_shifted;   /* of which moved from another position (engine_params.reuse_min_chunk) */
+  size_t n_restored;  /* of which came back from the host-RAM prompt cache */
   size_t n_generated;
+  size_t n_drafted, n_accepted; /* prompt-lookup draft tokens verified, and accepted */
   double prompt_ms, generate_ms, total_ms;
   const char *stop; /* "eog", "max_tokens", "rule", "time", "buffer" */
 };

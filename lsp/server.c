@@ -373,6 +373,8 @@ static void start_load(struct server *s) {
   s->load_params.model_path = s->model_path;
   s->load_params.n_threads = (int)s->config.n_threads;
   s->load_params.n_ctx = (uint32_t)s->config.n_ctx;
+  s->load_params.reuse_min_chunk = (uint32_t)s->config.chunk_reuse;
+  s->load_params.prompt_cache_bytes = (uint64_t)s->config.prompt_cache_mib << 20;
   s->load_started_ms = server_now_ms(s);
   char *name = s->model_path + strlen(s->model_path);
   while (name > s->model_path && name[-1] != '/')
@@ -386,10 +388,24 @@ static void start_load(struct server *s) {
   scheduler_submit(s->scheduler, &s->load_job);
 }
 
-static bool model_settings_differ(const struct config *a, const char *old_model, int64_t threads,
-                                  int64_t ctx) {
-  const char *m = a->model_path ? a->model_path : "";
-  return strcmp(m, old_model) || a->n_threads != threads || a->n_ctx != ctx;
+/* The settings the engine is created with: a change reloads the model. */
+struct engine_settings {
+  char model[4096];
+  int64_t threads, ctx, chunk_reuse, prompt_cache_mib;
+};
+
+static void engine_settings_of(const struct config *c, struct engine_settings *out) {
+  snprintf(out->model, sizeof out->model, "%s", c->model_path ? c->model_path : "");
+  out->threads = c->n_threads;
+  out->ctx = c->n_ctx;
+  out->chunk_reuse = c->chunk_reuse;
+  out->prompt_cache_mib = c->prompt_cache_mib;
+}
+
+static bool engine_settings_differ(const struct engine_settings *a,
+                                   const struct engine_settings *b) {
+  return strcmp(a->model, b->model) || a->threads != b->threads || a->ctx != b->ctx ||
+         a->chunk_reuse != b->chunk_reuse || a->prompt_cache_mib != b->prompt_cache_mib;
 }
 
 /* ---- lifecycle --------------------------------------------------------------------------- */
@@ -623,12 +639,12 @@ static void did_change(struct server *s, json_t *params) {
 }
 
 static void did_change_configuration(struct server *s, json_t *params) {
-  char old_model[4096];
-  snprintf(old_model, sizeof old_model, "%s", s->config.model_path ? s->config.model_path : "");
-  int64_t threads = s->config.n_threads, ctx = s->config.n_ctx;
+  struct engine_settings before, after;
+  engine_settings_of(&s->config, &before);
   config_apply_json(&s->config, json_object_get(params, "settings"), "didChangeConfiguration",
                     false, warn_cb, s);
-  if (model_settings_differ(&s->config, old_model, threads, ctx)) start_load(s);
+  engine_settings_of(&s->config, &after);
+  if (engine_settings_differ(&before, &after)) start_load(s);
 }
 
 static void handle_notification(struct server *s, const char *method, json_t *params) {

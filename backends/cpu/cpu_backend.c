@@ -309,6 +309,10 @@ static bool cpu_supports_op(struct backend *be, enum backend_op op, uint32_t wei
   return false;
 }
 
+static void cpu_set_decode_order(struct backend *be, bool on) {
+  be->decode_order = on;
+}
+
 static int cpu_synchronize(struct backend *be, struct aug_err *err) {
   return 0; /* ops run to completion before they return */
 }
@@ -337,6 +341,7 @@ static const struct backend_ops cpu_ops_table = {
     .softmax = cpu_softmax,
     .copy = cpu_copy,
     .synchronize = cpu_synchronize,
+    .set_decode_order = cpu_set_decode_order,
 };
 
 const struct backend_ops *backend_cpu_ops(void) {

@@ -126,6 +126,7 @@ struct backend {
   const struct cpu_kernels *kernels;
   struct cpu_scratch act;             /* quantized activations of the current matmul */
   struct cpu_scratch *thread_scratch; /* [n_threads] */
+  bool decode_order;                  /* backend_ops.set_decode_order: batches in one-token order */
 };
 
 struct backend_buffer {

@@ -174,7 +174,7 @@ int cpu_matmul(struct backend *be, const struct backend_tensor *w, const struct 
       .dot8 = kernels->dot8[w->type],
       .dot8_gemm =
           kernels->dot8_gemm[w->type] ? kernels->dot8_gemm[w->type] : kernels->dot8[w->type],
-      .m_gemm = matmul_gemm_tokens(w->type, m),
+      .m_gemm = be->decode_order ? 0 : matmul_gemm_tokens(w->type, m),
       .w_type = w->type,
       .w = cpu_tensor_row(w, 0, 0, 0),
       .w_stride = w->row_stride,

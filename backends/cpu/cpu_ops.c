@@ -491,7 +491,8 @@ int cpu_attention(struct backend *be, const struct backend_tensor *q,
   int64_t n_tokens = q->ne[2], hd = q->ne[0];
   /* llama.cpp multiplies a batch of 2+ tokens with tinyBLAS when head_dim allows it, and one
    * token with ggml_vec_dot_f16: each has its own summation order. */
-  enum cpu_attn_order order = n_tokens >= 2 && hd % 16 == 0 ? CPU_ATTN_LANES16 : CPU_ATTN_BANKS64;
+  enum cpu_attn_order order =
+      n_tokens >= 2 && hd % 16 == 0 && !be->decode_order ? CPU_ATTN_LANES16 : CPU_ATTN_BANKS64;
   struct attention_task t = {
       .be = be,
       .q = q,

@@ -206,6 +206,18 @@ class Client:
 # --- augury lsp -------------------------------------------------------------------------------
 
 
+def augury_options(args):
+    """--augury-option KEY=VALUE settings (JSON values: 0, false, "x"), for with/without runs."""
+    out = {}
+    for kv in args.augury_option or []:
+        key, _, value = kv.partition("=")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
 def run_augury(args, session, log_path):
     env = dict(os.environ)
     env.pop("AUGURY_MODEL", None)
@@ -226,7 +238,8 @@ def drive_augury(args, session, log_path, client):
                          "window": {"workDoneProgress": True}},
         "initializationOptions": {"model": args.model, "threads": args.threads,
                                   "contextSize": args.ctx, "maxTokens": args.max_tokens,
-                                  "debounceMs": args.debounce, "promptLog": log_path}})
+                                  "debounceMs": args.debounce, "promptLog": log_path,
+                                  **augury_options(args)}})
     client.wait(lambda m: m.get("id") == 1, 30)
     client.notify("initialized", {})
     t0 = time.monotonic()
@@ -274,8 +287,10 @@ def drive_augury(args, session, log_path, client):
             if items:
                 d = items[0].get("data", {}).get("stats", {})
                 rec.update(text=items[0]["insertText"], reused=d.get("reused"),
+                           shifted=d.get("shifted"), restored=d.get("restored"),
                            evaluated=d.get("evaluated"), generated=d.get("generated"),
-                           server_ms=d.get("ms"), prompt_tokens=d.get("prompt_tokens"))
+                           server_ms=d.get("ms"), prompt_tokens=d.get("prompt_tokens"),
+                           cached=d.get("cached"), speculative=d.get("speculative"))
             else:
                 rec.update(text="", error=msg.get("error"))
             pauses.append(rec)
@@ -708,7 +723,10 @@ def mean_of(recs, field):
 
 def augury_extra(recs):
     return {"mean_reused": mean_of(recs, "reused"), "mean_evaluated": mean_of(recs, "evaluated"),
+            "mean_shifted": mean_of(recs, "shifted"), "mean_restored": mean_of(recs, "restored"),
             "mean_generated": mean_of(recs, "generated"),
+            "from_speculation": sum(1 for r in recs if r.get("speculative")),
+            "from_cache": sum(1 for r in recs if r.get("cached")),
             "server_p50_ms": round(percentile([r["server_ms"] for r in recs
                                                if r.get("server_ms") is not None], 50), 1)}
 
@@ -757,8 +775,10 @@ def print_summary(title, sums, rat):
                 f"{s['latency_p95_ms']:6.0f} ms  hits {s['hits']}/{s['pauses']}"
                 f"  ({s['with_suggestion']} with a suggestion)")
         if sys_name == "augury":
-            line += (f"  | per request {s['mean_reused']} reused, {s['mean_evaluated']} evaluated,"
-                     f" {s['mean_generated']} generated")
+            line += (f"  | {s.get('from_speculation')} served by a speculation,"
+                     f" {s.get('from_cache')} from its cache; per request {s['mean_reused']} reused,"
+                     f" {s.get('mean_shifted')} shifted, {s.get('mean_restored')} restored,"
+                     f" {s['mean_evaluated']} evaluated, {s['mean_generated']} generated")
         elif sys_name == "llama-vim":
             line += f"  | {s['from_cache']} shown from its cache, {s['from_reply']} from a reply"
             q = s.get("requests")
@@ -859,6 +879,8 @@ def main():
     ap.add_argument("--ctx", type=int, default=4096)
     ap.add_argument("--max-tokens", type=int, default=64, help="augury's maxTokens")
     ap.add_argument("--debounce", type=int, default=40, help="augury's debounceMs")
+    ap.add_argument("--augury-option", action="append", metavar="KEY=VALUE",
+                    help="an extra augury setting, e.g. chunkReuse=0 (repeatable)")
     ap.add_argument("--out", help="write all figures here as JSON")
     ap.add_argument("--limit", type=int, default=0, help="replay only the first N events")
     ap.add_argument("--reply-timeout", type=float, default=600, help="seconds to wait at a pause")
@@ -885,7 +907,7 @@ def main():
     results = [run_session(args, path, systems, server_bin) for path in sessions]
     report = {"model": os.path.basename(args.model), "threads": args.threads, "ctx": args.ctx,
               "augury_max_tokens": args.max_tokens, "augury_debounce_ms": args.debounce,
-              "limit": args.limit, "sessions": []}
+              "limit": args.limit, "augury_options": augury_options(args), "sessions": []}
     for r in results:
         sums = summaries([r])
         r["summary"] = sums

@@ -1,6 +1,7 @@
 /* Tests for lsp/generate.c with the small real model: stats add up and a repeated prompt is reused,
- * single-line mode keeps one line, a raised cancel flag stops the work, the token budget holds, and
- * explain streams exactly the text it returns. Slow (real forward passes): label "slow". */
+ * single-line mode keeps one line, prompt-lookup decoding is exact, a raised cancel flag stops the
+ * work, the token budget holds, and explain streams exactly the text it returns. Slow (real forward
+ * passes): label "slow". */
 #include "../test_support.h"
 
 #include "lsp/generate.h"
@@ -111,6 +112,44 @@ static void test_middle_layout_survives_typing(void **state) {
   assert_true(st.n_evaluated <= tail);
 }
 
+/* Prompt-lookup decoding writes exactly what plain greedy decode writes (the verify batch runs in
+ * one-token order), and on code that repeats itself it drafts and accepts tokens. */
+static void test_prompt_lookup_is_exact(void **state) {
+  struct generator *g = need(state);
+  static const char *const cases[][2] = {
+      {"struct point { int x, y; };\n\nstatic int point_x(const struct point *p) { return p->x; "
+       "}\nstatic int point_y(const struct point *p) { return ",
+       "\n\nint main(void) { return 0; }\n"},
+      {"COLORS = {\n    \"red\": (255, 0, 0),\n    \"green\": (0, 255, 0),\n    \"blue\": (",
+       "\n}\n"},
+      {"def area(w, h):\n    return w * h\n\n\ndef perimeter(w, h):\n    return ",
+       "\n\n\nprint(area(2, 3), perimeter(2, 3))\n"},
+  };
+  size_t drafted = 0, accepted = 0;
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    char plain[4096], drafts[4096];
+    size_t plain_len = 0, drafts_len = 0;
+    struct generation_stats st0, st1;
+    struct aug_err err = {0};
+    struct completion_request req = request(cases[c][0], cases[c][1], 48);
+    req.cursor_line_in_middle = true;
+    assert_int_equal(generator_complete(g, &req, NULL, plain, sizeof plain, &plain_len, &st0, &err),
+                     0);
+    assert_int_equal(st0.n_drafted, 0);
+    req.draft_max = 8;
+    assert_int_equal(
+        generator_complete(g, &req, NULL, drafts, sizeof drafts, &drafts_len, &st1, &err), 0);
+    assert_string_equal(drafts, plain);
+    assert_int_equal(st1.n_generated, st0.n_generated);
+    assert_string_equal(st1.stop, st0.stop);
+    assert_true(st1.n_accepted <= st1.n_drafted);
+    drafted += st1.n_drafted;
+    accepted += st1.n_accepted;
+  }
+  print_message("prompt lookup: %zu drafted, %zu accepted\n", drafted, accepted);
+  assert_true(accepted > 0);
+}
+
 static void test_single_line_and_budget(void **state) {
   struct generator *g = need(state);
   struct completion_request req =
@@ -179,6 +218,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_complete_stats_and_reuse),
       cmocka_unit_test(test_middle_layout_survives_typing),
+      cmocka_unit_test(test_prompt_lookup_is_exact),
       cmocka_unit_test(test_single_line_and_budget),
       cmocka_unit_test(test_cancel),
       cmocka_unit_test(test_explain_streams),
