@@ -40,6 +40,7 @@ int cli_cmd_complete(int argc, char **argv) {
   double time_budget = -1;
   bool classic_layout = false;
   int64_t draft = -1;
+  bool no_token_healing = false;
   const struct cli_option opts[] = {
       CLI_OPT_STRING("model", 'm', &model, "PATH", "GGUF model (default: the server's lookup)"),
       CLI_OPT_INT("max-tokens", 'n', &max_tokens, "N", "token budget (default 128)", 1, 4096),
@@ -49,6 +50,8 @@ int cli_cmd_complete(int argc, char **argv) {
       CLI_OPT_INT("ctx", 'c', &ctx, "N", "context length", 0, 1 << 20),
       CLI_OPT_FLAG("classic-layout", 0, &classic_layout,
                    "cursor line at the end of the prefix, not after <|fim_middle|>"),
+      CLI_OPT_FLAG("no-token-healing", 0, &no_token_healing,
+                   "heal only trailing blanks at the cursor, not the last token"),
       CLI_OPT_INT("repeat", 'r', &repeat, "R", "complete R times on the resident model", 1, 100),
       CLI_OPT_INT("draft", 0, &draft, "N", "prompt-lookup draft tokens (0 = off; default 8)", 0,
                   15),
@@ -137,7 +140,8 @@ int cli_cmd_complete(int argc, char **argv) {
                                    .max_tokens = (int)cfg.max_tokens,
                                    .time_budget_ms = cfg.time_budget_ms,
                                    .cursor_line_in_middle = !classic_layout,
-                                   .draft_max = (size_t)cfg.prompt_lookup};
+                                   .draft_max = (size_t)cfg.prompt_lookup,
+                                   .no_token_healing = no_token_healing};
   size_t cap = 16384, out_len = 0;
   out = malloc(cap);
   if (!out) goto done;

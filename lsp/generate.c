@@ -8,6 +8,7 @@
 
 #include "engine/alloc.h"
 #include "engine/sampler.h"
+#include "lsp/heal.h"
 #include "lsp/postprocess.h"
 
 struct generator {
@@ -15,6 +16,7 @@ struct generator {
   const struct tokenizer *tok;
   struct fim_tokens fim;
   bool has_fim;
+  struct heal_vocab *heal;
   enum chat_format chat;
   int32_t *ids; /* n_ctx prompt tokens */
   size_t n_ctx;
@@ -45,6 +47,11 @@ int generator_create(const struct engine_params *params, struct generator **out,
     generator_destroy(g);
     return aug_err_set(err, AUG_ENOMEM, "generate: out of memory for %zu prompt tokens", g->n_ctx);
   }
+  rc = heal_vocab_create(g->tok, &g->heal, err);
+  if (rc) {
+    generator_destroy(g);
+    return rc;
+  }
   struct aug_err fim_err = {0};
   g->has_fim = prompt_fim_tokens(g->tok, &g->fim, &fim_err) == 0;
   const struct model *model = engine_model(g->engine);
@@ -74,6 +81,7 @@ int generator_create(const struct engine_params *params, struct generator **out,
 void generator_destroy(struct generator *g) {
   if (!g) return;
   engine_destroy(g->engine);
+  heal_vocab_destroy(g->heal);
   aug_free(g->ids);
   aug_free(g);
 }
@@ -147,6 +155,16 @@ static size_t lookup_draft(const int32_t *hist, size_t n_hist, size_t max, int32
   return 0;
 }
 
+/* Greedy choice, among the tokens that fit the text still to heal while there is some. */
+static int32_t next_token(const struct generator *g, const float *logits, size_t n_vocab,
+                          const char *rest, size_t rest_len) {
+  if (rest_len > 0) {
+    int32_t t = heal_argmax(g->heal, logits, rest, rest_len);
+    if (t >= 0) return t;
+  }
+  return argmax(logits, n_vocab);
+}
+
 int generator_complete(struct generator *g, const struct completion_request *req,
                        const atomic_bool *cancel, char *out, size_t cap, size_t *len,
                        struct generation_stats *stats, struct aug_err *err) {
@@ -164,23 +182,28 @@ int generator_complete(struct generator *g, const struct completion_request *req
     return aug_err_set(err, AUG_ERANGE,
                        "generate: %d tokens to generate do not fit a context of %zu", max_tokens,
                        g->n_ctx);
-  /* Whitespace healing: a prefix that ends in spaces ("return ") tokenizes unlike training text,
-   * where the space belongs to the next word (" a"). The trailing blanks are left out of the
-   * prompt, the model writes them again, and the copy it writes is dropped from the output. */
+  /* Where the cursor's line starts; a very long line (minified code) stays in the prefix, where
+   * it can be cut, instead of being kept whole as the middle. */
+  size_t line_start = req->prefix_len;
+  while (line_start > 0 && req->prefix[line_start - 1] != '\n')
+    line_start--;
+  bool middle_layout =
+      req->cursor_line_in_middle && req->prefix_len - line_start <= GENERATE_MAX_MIDDLE_BYTES;
+  /* Healing at the cursor (heal.h). With the cursor's line last in the prompt, the prompt's last
+   * token is healed, whatever its text (after tokenizing, below). Otherwise the trailing blanks
+   * ("return ") are: they are left out of the text, where training text has the space in the next
+   * word's token (" a"). Either way the model writes the healed text again, and that copy is
+   * dropped from the output. */
+  bool token_healing = middle_layout && !req->no_token_healing;
   size_t heal = 0;
-  while (heal < req->prefix_len && heal < 256 &&
+  while (!token_healing && heal < req->prefix_len && heal < 256 &&
          (req->prefix[req->prefix_len - 1 - heal] == ' ' ||
           req->prefix[req->prefix_len - 1 - heal] == '\t'))
     heal++;
-  const char *healed = req->prefix + req->prefix_len - heal;
   size_t kept = req->prefix_len - heal;
-  /* Where the cursor's line starts; a very long line (minified code) stays in the prefix, where
-   * it can be cut, instead of being kept whole as the middle. */
-  size_t line_start = kept;
-  while (line_start > 0 && req->prefix[line_start - 1] != '\n')
-    line_start--;
-  bool middle_layout = req->cursor_line_in_middle && kept - line_start <= GENERATE_MAX_MIDDLE_BYTES;
   if (!middle_layout) line_start = kept;
+  char healed[256];
+  memcpy(healed, req->prefix + kept, heal);
   struct fim_input in = {req->prefix,        line_start,
                          req->suffix,        req->suffix_len,
                          req->repo_name,     req->path,
@@ -191,6 +214,16 @@ int generator_complete(struct generator *g, const struct completion_request *req
   int rc = prompt_build_fim(g->tok, &g->fim, &in, g->ids, g->n_ctx - (size_t)max_tokens, &n_ids,
                             &dropped, err);
   if (rc) return rc;
+  /* The token the cursor cut is the last one: generated again under the healing constraint. */
+  if (token_healing && n_ids > 1 && g->ids[n_ids - 1] != g->fim.middle) {
+    size_t nb = 0;
+    const char *b = heal_token_bytes(g->heal, g->ids[n_ids - 1], &nb);
+    if (nb > 0 && nb <= sizeof healed) {
+      memcpy(healed, b, nb);
+      heal = nb;
+      n_ids--;
+    }
+  }
   g->n_last_prompt = n_ids;
   /* The part the next keystroke's prompt shares: up to <|fim_middle|> when the cursor's line is
    * the middle, else up to two tokens before <|fim_suffix|> (the word at the cursor changes). */
@@ -217,7 +250,7 @@ int generator_complete(struct generator *g, const struct completion_request *req
   struct postprocess_context pp;
   postprocess_context_init(&pp, req->prefix + lb, req->prefix_len - lb, req->suffix,
                            req->suffix_len, req->time_budget_ms);
-  size_t skip = 0; /* bytes at the start of out that repeat the healed whitespace */
+  size_t skip = 0; /* bytes at the start of out that repeat the healed text */
   struct detokenizer detok;
   detokenizer_init(&detok);
   size_t n = 0, n_vocab = (size_t)tokenizer_vocab_size(g->tok);
@@ -229,7 +262,10 @@ int generator_complete(struct generator *g, const struct completion_request *req
    * drafts), the last one is the argmax after them and still has to be evaluated. */
   int32_t queue[ENGINE_MAX_VERIFY];
   size_t q_head = 0, q_len = 1;
-  queue[0] = argmax(engine_logits(g->engine), n_vocab);
+  /* The healed text not yet written again: the next token must fit it (heal.h). */
+  const char *rest = healed;
+  size_t rest_len = heal;
+  queue[0] = next_token(g, engine_logits(g->engine), n_vocab, rest, rest_len);
   stats->stop = "max_tokens";
   for (int i = 0; i < max_tokens; i++) {
     if (cancel && atomic_load(cancel)) {
@@ -238,6 +274,11 @@ int generator_complete(struct generator *g, const struct completion_request *req
     }
     int32_t t = queue[q_head++];
     bool resident = q_head < q_len;
+    if (rest_len > 0) {
+      size_t left_after = heal_advance(g->heal, t, rest_len);
+      rest += rest_len - left_after;
+      rest_len = left_after;
+    }
     if (prompt_fim_is_stop(g->tok, &g->fim, t)) {
       stats->stop = "eog";
       break;
@@ -265,12 +306,13 @@ int generator_complete(struct generator *g, const struct completion_request *req
     /* Drafts beyond the tokens left to generate would be thrown away. */
     size_t left = (size_t)(max_tokens - i - 1), want = draft_max < left ? draft_max : left;
     int32_t batch[ENGINE_MAX_VERIFY];
-    size_t k = want ? lookup_draft(g->ids, n_hist, want, batch + 1) : 0;
+    /* No drafts while healing: their verification compares with unconstrained choices. */
+    size_t k = want && rest_len == 0 ? lookup_draft(g->ids, n_hist, want, batch + 1) : 0;
     q_head = 0;
     if (k == 0) {
       rc = engine_push(g->engine, t, cancel, err);
       if (rc) break;
-      queue[0] = argmax(engine_logits(g->engine), n_vocab);
+      queue[0] = next_token(g, engine_logits(g->engine), n_vocab, rest, rest_len);
       q_len = 1;
       continue;
     }

@@ -52,6 +52,9 @@ struct completion_request {
    * text generated so far, verified in one forward pass (exact: the output is what plain greedy
    * decode writes); 0 = off. Capped at ENGINE_MAX_VERIFY - 1. */
   size_t draft_max;
+  /* Heal only the trailing blanks before the cursor, as before token healing (heal.h); for
+   * comparisons. */
+  bool no_token_healing;
 };
 
 struct generation_stats {

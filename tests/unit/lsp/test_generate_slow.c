@@ -1,7 +1,7 @@
 /* Tests for lsp/generate.c with the small real model: stats add up and a repeated prompt is reused,
- * single-line mode keeps one line, prompt-lookup decoding is exact, a raised cancel flag stops the
- * work, the token budget holds, and explain streams exactly the text it returns. Slow (real forward
- * passes): label "slow". */
+ * single-line mode keeps one line, prompt-lookup decoding is exact, token healing completes a word
+ * cut by the cursor, a raised cancel flag stops the work, the token budget holds, and explain
+ * streams exactly the text it returns. Slow (real forward passes): label "slow". */
 #include "../test_support.h"
 
 #include "lsp/generate.h"
@@ -150,6 +150,28 @@ static void test_prompt_lookup_is_exact(void **state) {
   assert_true(accepted > 0);
 }
 
+/* Token healing: with the cursor inside a word, the cut token is written again by the model (not
+ * repeated in the output), so the word is completed as in training text. */
+static void test_token_healing_mid_word(void **state) {
+  struct generator *g = need(state);
+  const char *suffix = "\n\n\nprint(area(2.0))\n";
+  struct completion_request req =
+      request("import math\n\n\ndef area(r):\n    return math.p", suffix, 8);
+  req.cursor_line_in_middle = true;
+  char out[4096];
+  size_t len = 0;
+  struct generation_stats st;
+  struct aug_err err = {0};
+  assert_int_equal(generator_complete(g, &req, NULL, out, sizeof out, &len, &st, &err), 0);
+  print_message("healed completion after \"math.p\": \"%s\"\n", out);
+  assert_true(!strncmp(out, "i", 1)); /* math.pi, the 'p' not written twice */
+  /* A cursor after a blank: the blank is healed, never doubled. */
+  req = request("import math\n\n\ndef area(r):\n    return ", suffix, 8);
+  req.cursor_line_in_middle = true;
+  assert_int_equal(generator_complete(g, &req, NULL, out, sizeof out, &len, &st, &err), 0);
+  assert_true(len > 0 && out[0] != ' ');
+}
+
 static void test_single_line_and_budget(void **state) {
   struct generator *g = need(state);
   struct completion_request req =
@@ -219,6 +241,7 @@ int main(void) {
       cmocka_unit_test(test_complete_stats_and_reuse),
       cmocka_unit_test(test_middle_layout_survives_typing),
       cmocka_unit_test(test_prompt_lookup_is_exact),
+      cmocka_unit_test(test_token_healing_mid_word),
       cmocka_unit_test(test_single_line_and_budget),
       cmocka_unit_test(test_cancel),
       cmocka_unit_test(test_explain_streams),
