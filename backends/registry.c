@@ -4,11 +4,17 @@
 #include <string.h>
 
 #include "backends/backend.h"
+#ifdef AUGURY_HAVE_VULKAN
+#include "backends/vulkan/vulkan_backend.h"
+#endif
 
 typedef const struct backend_ops *(*backend_ops_getter)(void);
 
 static const backend_ops_getter backend_table[] = {
     backend_cpu_ops,
+#ifdef AUGURY_HAVE_VULKAN /* set on this file only, by CMake, when it builds backends/vulkan/ */
+    backend_vulkan_ops,
+#endif
 };
 
 size_t backend_count(void) {

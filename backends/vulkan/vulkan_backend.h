@@ -1,0 +1,14 @@
+/* The Vulkan backend's table (backends/vulkan/, built when CMake finds Vulkan and glslc). Vulkan
+ * 1.2 compute on any device with a compute queue: discrete GPUs first, then integrated, virtual
+ * and CPU devices (Mesa's lavapipe, which the tests run on). options, comma-separated:
+ * "device=N" (index in vkEnumeratePhysicalDevices order; absent = the preferred one),
+ * "max_binding=BYTES" (use bindings no larger than this, capped by the device's
+ * maxStorageBufferRange: lets tests exercise the split paths on small tensors). */
+#ifndef AUGURY_BACKENDS_VULKAN_VULKAN_BACKEND_H
+#define AUGURY_BACKENDS_VULKAN_VULKAN_BACKEND_H
+
+#include "backends/backend.h"
+
+const struct backend_ops *backend_vulkan_ops(void);
+
+#endif
