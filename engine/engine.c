@@ -465,6 +465,26 @@ int engine_set_prompt_stable(struct engine *e, const int32_t *tokens, size_t n, 
   return rc;
 }
 
+size_t engine_prompt_cost(struct engine *e, const int32_t *tokens, size_t n) {
+  if (n == 0 || n > e->params.n_ctx) return n;
+  size_t lcp = 0;
+  while (lcp < n && lcp < e->n_resident && e->resident[lcp] == tokens[lcp])
+    lcp++;
+  if (lcp == n) return engine_logits(e) && n == e->n_resident ? 0 : 1;
+  size_t kept = lcp;
+  if (e->prompts) {
+    size_t best = 0;
+    if (promptcache_find(e->prompts, tokens, n, &best) >= 0) {
+      if (best > n - 1) best = n - 1;
+      if (best >= lcp + e->params.prompt_cache_min_tokens) return n - best;
+    }
+  }
+  size_t n_runs = e->params.reuse_min_chunk ? engine_find_runs(e, tokens, n, lcp) : 0;
+  for (size_t r = 0; r < n_runs; r++)
+    kept += e->runs[r].n;
+  return n - kept;
+}
+
 int engine_push(struct engine *e, int32_t token, const atomic_bool *cancel, struct aug_err *err) {
   if (e->n_resident >= e->params.n_ctx)
     return aug_err_set(err, AUG_ERANGE, "engine: context of %u tokens is full", e->params.n_ctx);

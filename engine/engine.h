@@ -83,6 +83,10 @@ int engine_set_prompt(struct engine *engine, const int32_t *tokens, size_t n,
 int engine_set_prompt_stable(struct engine *engine, const int32_t *tokens, size_t n,
                              size_t n_stable, const atomic_bool *cancel,
                              struct engine_eval_stats *stats, struct aug_err *err);
+/* How many of tokens[0..n) engine_set_prompt would evaluate now (the rest is resident, restored
+ * or moved); changes nothing. For time budgets: the caller shrinks a prompt that would cost too
+ * much before evaluating it. */
+size_t engine_prompt_cost(struct engine *engine, const int32_t *tokens, size_t n);
 /* Appends one token and evaluates it (a decode step); logits refreshed. */
 int engine_push(struct engine *engine, int32_t token, const atomic_bool *cancel,
                 struct aug_err *err);

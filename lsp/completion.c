@@ -51,11 +51,12 @@ static void log_prompt(struct server *s, const struct active_request *r) {
   const int32_t *ids = generator_last_prompt(s->generator, &n);
   flockfile(s->prompt_log); /* the loop thread writes the lines of answers it served itself */
   fprintf(s->prompt_log,
-          "{\"id\":%s,\"generated\":%zu,\"drafted\":%zu,\"accepted\":%zu,\"reused\":%zu,"
+          "{\"id\":%s,\"generated\":%zu,\"drafted\":%zu,\"accepted\":%zu,\"shrunk\":%zu,"
+          "\"reused\":%zu,"
           "\"shifted\":%zu,\"restored\":%zu,\"evaluated\":%zu,\"ms\":%.3f,\"prompt\":[",
           r->id_text, r->stats.n_generated, r->stats.n_drafted, r->stats.n_accepted,
-          r->stats.n_reused, r->stats.n_shifted, r->stats.n_restored, r->stats.n_evaluated,
-          r->stats.total_ms);
+          r->stats.n_shrunk, r->stats.n_reused, r->stats.n_shifted, r->stats.n_restored,
+          r->stats.n_evaluated, r->stats.total_ms);
   for (size_t i = 0; i < n; i++)
     fprintf(s->prompt_log, i ? ",%d" : "%d", ids[i]);
   fprintf(s->prompt_log, "]}\n");
@@ -108,6 +109,8 @@ static void completion_run(struct scheduler_job *job) {
       .time_budget_ms = r->settings.time_budget_ms,
       .cursor_line_in_middle = r->settings.cursor_line_in_middle,
       .draft_max = (size_t)r->settings.prompt_lookup,
+      /* Speculation works in idle time on the full window; an editor's request is waited for. */
+      .prompt_budget_ms = r->kind == REQUEST_SPECULATIVE ? 0 : r->settings.prompt_budget_ms,
       .on_partial = r->kind == REQUEST_SPECULATIVE ? publish_partial : NULL,
       .partial_user = r,
   };
@@ -117,13 +120,14 @@ static void completion_run(struct scheduler_job *job) {
 }
 
 static json_t *stats_json(const struct generation_stats *st) {
-  return json_pack("{s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:f},s:s}", "stats", "reused",
+  return json_pack("{s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:f},s:s}", "stats", "reused",
                    (json_int_t)st->n_reused, "shifted", (json_int_t)st->n_shifted, "restored",
                    (json_int_t)st->n_restored, "evaluated", (json_int_t)st->n_evaluated, "drafted",
-                   (json_int_t)st->n_drafted, "accepted", (json_int_t)st->n_accepted, "generated",
-                   (json_int_t)st->n_generated, "prompt_tokens", (json_int_t)st->n_prompt,
-                   "prompt_ms", st->prompt_ms, "generate_ms", st->generate_ms, "ms", st->total_ms,
-                   "stop", st->stop ? st->stop : "none");
+                   (json_int_t)st->n_drafted, "accepted", (json_int_t)st->n_accepted, "shrunk",
+                   (json_int_t)st->n_shrunk, "generated", (json_int_t)st->n_generated,
+                   "prompt_tokens", (json_int_t)st->n_prompt, "prompt_ms", st->prompt_ms,
+                   "generate_ms", st->generate_ms, "ms", st->total_ms, "stop",
+                   st->stop ? st->stop : "none");
 }
 
 static json_t *position_json(struct lsp_position p) {

@@ -43,6 +43,7 @@ static const struct setting settings_table[] = {
     {"chunkReuse", SETTING_INT, FIELD(chunk_reuse), 0, 4096},
     {"promptCacheMiB", SETTING_INT, FIELD(prompt_cache_mib), 0, 1 << 20},
     {"promptLookup", SETTING_INT, FIELD(prompt_lookup), 0, 15},
+    {"promptBudgetMs", SETTING_DOUBLE, FIELD(prompt_budget_ms), 0, 600000},
     {"languages", SETTING_LANGS, FIELD(languages), 0, 0},
     {"promptLog", SETTING_STRING, FIELD(prompt_log), 0, 0},
 };
@@ -75,6 +76,7 @@ int config_init(struct config *cfg, struct aug_err *err) {
   cfg->chunk_reuse = CONFIG_DEFAULT_CHUNK_REUSE;
   cfg->prompt_cache_mib = CONFIG_DEFAULT_PROMPT_CACHE_MIB;
   cfg->prompt_lookup = CONFIG_DEFAULT_PROMPT_LOOKUP;
+  cfg->prompt_budget_ms = CONFIG_DEFAULT_PROMPT_BUDGET_MS;
   cfg->languages = json_object();
   if (!cfg->languages) return aug_err_set(err, AUG_ENOMEM, "config: out of memory");
   return 0;

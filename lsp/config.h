@@ -23,6 +23,8 @@
 #define CONFIG_DEFAULT_PROMPT_CACHE_MIB 256
 /* Prompt-lookup draft tokens per verification (promptLookup; exact, see generate.h). */
 #define CONFIG_DEFAULT_PROMPT_LOOKUP 8
+/* Prompt evaluation budget of an editor's request (promptBudgetMs); speculation has none. */
+#define CONFIG_DEFAULT_PROMPT_BUDGET_MS 750
 
 struct config {
   char *model_path;      /* from settings (owned; NULL = not set) */
@@ -44,6 +46,7 @@ struct config {
   int64_t chunk_reuse;   /* engine_params.reuse_min_chunk: shortest moved run in tokens; 0 = off */
   int64_t prompt_cache_mib; /* engine_params.prompt_cache_bytes in MiB; 0 = off */
   int64_t prompt_lookup;    /* completion_request.draft_max: prompt-lookup draft tokens; 0 = off */
+  double prompt_budget_ms;  /* completion_request.prompt_budget_ms for requests; 0 = none */
   char *prompt_log;         /* benchmarks: append each completion prompt as a JSON line (owned) */
   json_t *languages;        /* owned object: languageId -> bool; "*" is the default */
 };

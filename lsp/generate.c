@@ -21,6 +21,9 @@ struct generator {
   int32_t *ids; /* n_ctx prompt tokens */
   size_t n_ctx;
   size_t n_last_prompt;
+  /* Prompt evaluation cost, ms per token, from recent evaluations (0 = not measured yet): what
+   * prompt budgets are checked against. */
+  double ms_per_token;
   char description[256];
 };
 
@@ -28,6 +31,36 @@ static double now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Evaluations shorter than this do not update the cost estimate. */
+#define GENERATE_COST_MIN_TOKENS 24
+/* A prompt budget never shrinks the prefix below this many tokens. */
+#define GENERATE_MIN_PREFIX_TOKENS 256
+
+/* Folds one evaluation into the cost estimate; short ones say little (fixed costs dominate). */
+static void note_prompt_cost(struct generator *g, size_t n_evaluated, double ms) {
+  if (n_evaluated < GENERATE_COST_MIN_TOKENS) return;
+  double sample = ms / (double)n_evaluated;
+  g->ms_per_token = g->ms_per_token > 0 ? 0.5 * g->ms_per_token + 0.5 * sample : sample;
+}
+
+/* A short evaluation at load: it pages in the weights the first request would otherwise wait for,
+ * and gives the prompt budget its first cost estimate. */
+static void generator_warm_up(struct generator *g) {
+  static const char text[] = "def scale(values, factor):\n    \"\"\"Multiply every value.\"\"\"\n"
+                             "    return [v * factor for v in values]\n\n\nif __name__ == "
+                             "\"__main__\":\n    print(scale([1, 2, 3], 2))\n";
+  size_t n = 0;
+  struct aug_err err = {0};
+  struct tokenize_options opts = {0};
+  if (tokenizer_encode(g->tok, text, sizeof text - 1, opts, g->ids, g->n_ctx / 2, &n, &err) ||
+      n < GENERATE_COST_MIN_TOKENS)
+    return;
+  struct engine_eval_stats es = {0};
+  if (engine_set_prompt(g->engine, g->ids, n, NULL, &es, &err) == 0)
+    note_prompt_cost(g, es.n_evaluated, es.eval_ms);
+  engine_truncate(g->engine, 0);
 }
 
 int generator_create(const struct engine_params *params, struct generator **out,
@@ -74,6 +107,7 @@ int generator_create(const struct engine_params *params, struct generator **out,
            (int)(name_len > 80 ? 80 : name_len), name, model->hp.arch_name,
            g->has_fim ? families[g->fim.family] : "none", prompt_chat_format_name(g->chat),
            engine_device_name(g->engine));
+  generator_warm_up(g);
   *out = g;
   return 0;
 }
@@ -224,6 +258,27 @@ int generator_complete(struct generator *g, const struct completion_request *req
       n_ids--;
     }
   }
+  /* Prompt budget: a prompt whose new tokens would take longer than the budget to evaluate (a
+   * jump to a region nothing is cached for) loses far prefix lines until it fits; the editor gets
+   * a suggestion now, and the next prompts (speculation in idle time) bring the full window back.
+   * Checked once, against the measured cost per token. */
+  if (req->prompt_budget_ms > 0 && g->ms_per_token > 0) {
+    size_t cost = engine_prompt_cost(g->engine, g->ids, n_ids);
+    double est = (double)cost * g->ms_per_token;
+    size_t prefix_tokens = req->prefix_tokens ? req->prefix_tokens : n_ids;
+    if (est > req->prompt_budget_ms && prefix_tokens > GENERATE_MIN_PREFIX_TOKENS) {
+      size_t over = cost - (size_t)(req->prompt_budget_ms / g->ms_per_token);
+      size_t want = prefix_tokens > over + GENERATE_MIN_PREFIX_TOKENS ? prefix_tokens - over
+                                                                      : GENERATE_MIN_PREFIX_TOKENS;
+      size_t full = n_ids;
+      in.prefix_tokens = want;
+      rc = prompt_build_fim(g->tok, &g->fim, &in, g->ids, g->n_ctx - (size_t)max_tokens, &n_ids,
+                            &dropped, err);
+      if (rc) return rc;
+      if (token_healing && heal > 0) n_ids--; /* the same last token, healed as above */
+      stats->n_shrunk = full > n_ids ? full - n_ids : 0;
+    }
+  }
   g->n_last_prompt = n_ids;
   /* The part the next keystroke's prompt shares: up to <|fim_middle|> when the cursor's line is
    * the middle, else up to two tokens before <|fim_suffix|> (the word at the cursor changes). */
@@ -240,6 +295,7 @@ int generator_complete(struct generator *g, const struct completion_request *req
   stats->n_prompt = n_ids;
   rc = evaluate_prompt(g, n_ids, stable, cancel, stats, err);
   double t1 = now_ms();
+  if (rc == 0) note_prompt_cost(g, stats->n_evaluated, t1 - t0);
   stats->prompt_ms = t1 - t0;
   if (rc) return rc;
 

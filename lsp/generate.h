@@ -55,6 +55,10 @@ struct completion_request {
   /* Heal only the trailing blanks before the cursor, as before token healing (heal.h); for
    * comparisons. */
   bool no_token_healing;
+  /* Prompt evaluation budget in ms (0 = none): a prompt expected to take longer (from the measured
+   * cost per token) is built again with fewer prefix tokens (never under 256); the tokens dropped
+   * are in generation_stats.n_shrunk. */
+  double prompt_budget_ms;
 };
 
 struct generation_stats {
@@ -65,6 +69,7 @@ struct generation_stats {
   size_t n_restored;  /* of which came back from the host-RAM prompt cache */
   size_t n_generated;
   size_t n_drafted, n_accepted; /* prompt-lookup draft tokens verified, and accepted */
+  size_t n_shrunk;              /* prompt tokens the prompt budget left out */
   double prompt_ms, generate_ms, total_ms;
   const char *stop; /* "eog", "max_tokens", "rule", "time", "buffer" */
 };

@@ -1,7 +1,8 @@
 /* Tests for lsp/generate.c with the small real model: stats add up and a repeated prompt is reused,
  * single-line mode keeps one line, prompt-lookup decoding is exact, token healing completes a word
- * cut by the cursor, a raised cancel flag stops the work, the token budget holds, and explain
- * streams exactly the text it returns. Slow (real forward passes): label "slow". */
+ * cut by the cursor, a prompt budget drops far context, a raised cancel flag stops the work, the
+ * token budget holds, and explain streams exactly the text it returns. Slow (real forward
+ * passes): label "slow". */
 #include "../test_support.h"
 
 #include "lsp/generate.h"
@@ -172,6 +173,41 @@ static void test_token_healing_mid_word(void **state) {
   assert_true(len > 0 && out[0] != ' ');
 }
 
+/* A prompt budget the evaluation cannot meet drops far prefix lines (reported in n_shrunk), never
+ * below 256 prefix tokens; with what is then resident, the same request fits the budget again. */
+static void test_prompt_budget_shrinks_far_context(void **state) {
+  struct generator *g = need(state);
+  char *pre = malloc(64 * 1024);
+  size_t k = 0;
+  for (int i = 0; i < 150; i++)
+    k += (size_t)sprintf(pre + k, "def helper_%d(value):\n    return value * %d + %d\n\n", i, i,
+                         i * 7 % 13);
+  k += (size_t)sprintf(pre + k, "def main():\n    total = helper_3(");
+  struct completion_request req = request(pre, ")\n    print(total)\n", 4);
+  req.cursor_line_in_middle = true;
+  req.prefix_tokens = 900;
+  req.snap_lines = 3;
+  char out[4096];
+  size_t len = 0;
+  struct generation_stats st;
+  struct aug_err err = {0};
+  req.prompt_budget_ms = 1; /* nothing fits in 1 ms */
+  assert_int_equal(generator_complete(g, &req, NULL, out, sizeof out, &len, &st, &err), 0);
+  assert_true(st.n_shrunk > 0);
+  size_t shrunk_prompt = st.n_prompt;
+  assert_true(shrunk_prompt >= 256);
+  /* Without a budget the whole window is used. */
+  req.prompt_budget_ms = 0;
+  assert_int_equal(generator_complete(g, &req, NULL, out, sizeof out, &len, &st, &err), 0);
+  assert_int_equal(st.n_shrunk, 0);
+  assert_true(st.n_prompt > shrunk_prompt + 200);
+  /* Resident now: a generous budget leaves it whole. */
+  req.prompt_budget_ms = 60000;
+  assert_int_equal(generator_complete(g, &req, NULL, out, sizeof out, &len, &st, &err), 0);
+  assert_int_equal(st.n_shrunk, 0);
+  free(pre);
+}
+
 static void test_single_line_and_budget(void **state) {
   struct generator *g = need(state);
   struct completion_request req =
@@ -242,6 +278,7 @@ int main(void) {
       cmocka_unit_test(test_middle_layout_survives_typing),
       cmocka_unit_test(test_prompt_lookup_is_exact),
       cmocka_unit_test(test_token_healing_mid_word),
+      cmocka_unit_test(test_prompt_budget_shrinks_far_context),
       cmocka_unit_test(test_single_line_and_budget),
       cmocka_unit_test(test_cancel),
       cmocka_unit_test(test_explain_streams),
