@@ -53,8 +53,7 @@ int cli_cmd_complete(int argc, char **argv) {
       CLI_OPT_FLAG("no-token-healing", 0, &no_token_healing,
                    "heal only trailing blanks at the cursor, not the last token"),
       CLI_OPT_INT("repeat", 'r', &repeat, "R", "complete R times on the resident model", 1, 100),
-      CLI_OPT_INT("draft", 0, &draft, "N", "prompt-lookup draft tokens (0 = off; default 8)", 0,
-                  15),
+      CLI_OPT_INT("draft", 0, &draft, "N", "prompt-lookup draft tokens (default 0 = off)", 0, 15),
   };
   const struct cli_args args = {opts, sizeof opts / sizeof opts[0],
                                 "complete -m MODEL [options] FILE:LINE:COL"};

@@ -21,8 +21,12 @@
 #define CONFIG_DEFAULT_CHUNK_REUSE 32
 /* Host-RAM prompt cache (promptCacheMiB): ~9000 tokens of the 1.5B model's f16 KV. */
 #define CONFIG_DEFAULT_PROMPT_CACHE_MIB 256
-/* Prompt-lookup draft tokens per verification (promptLookup; exact, see generate.h). */
-#define CONFIG_DEFAULT_PROMPT_LOOKUP 8
+/* Prompt-lookup draft tokens per verification (promptLookup; exact, see generate.h). Off by
+ * default: on a 2-core CPU a verify batch of 9 costs ~4 one-token steps, so drafts lose when few
+ * are accepted (1.14x faster over 6 cursors of real code, but 1.9x slower on one that accepted
+ * 1 of 40: tests/bench/latency/results/2026-12-02-lookup.txt). Where batches are nearly free (a
+ * GPU), 8 is the setting to try. */
+#define CONFIG_DEFAULT_PROMPT_LOOKUP 0
 /* Prompt evaluation budget of an editor's request (promptBudgetMs); speculation has none. */
 #define CONFIG_DEFAULT_PROMPT_BUDGET_MS 750
 

@@ -19,13 +19,14 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STATS = re.compile(r"generated: (\d+) tokens ([\d.]+) ms \((\d+) drafted, (\d+) accepted\)")
 
 
 def cursors(path, count):
-    """(line, col) 1-based: the middle of code lines, evenly spread over the file."""
+    """(line, col) 1-based: the start of code lines (after the indentation), spread over the file."""
     with open(path, encoding="utf-8") as f:
         lines = f.read().split("\n")
     code = [i for i, l in enumerate(lines) if len(l.strip()) >= 12 and not l.strip().startswith(("#", "/*", "*", '"'))]
@@ -34,14 +35,27 @@ def cursors(path, count):
     for i in code[step // 2::step][:count]:
         text = lines[i]
         indent = len(text) - len(text.lstrip())
-        out.append((i + 1, indent + (len(text) - indent) // 2 + 1))
+        out.append((i + 1, indent + 1))  # the line's code is what the model writes
     return out
 
 
 def complete(args, target, draft):
+    """The document as the user sees it there: the cursor line cut at the cursor (the model then
+    writes the rest of the line and what follows, as at a pause)."""
+    path, line, col = target.rsplit(":", 2)
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    lines[int(line) - 1] = lines[int(line) - 1][:int(col) - 1]
+    with tempfile.NamedTemporaryFile("w", suffix=os.path.splitext(path)[1], delete=False) as f:
+        f.write("\n".join(lines))
+        tmp = f.name
     cmd = [args.augury, "complete", "-m", args.model, "-t", str(args.threads), "-n",
-           str(args.max_tokens), "--time-budget", "0", "--draft", str(draft), "-r", "2", target]
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=True)
+           str(args.max_tokens), "--time-budget", "0", "--draft", str(draft), "-r", "2",
+           f"{tmp}:{line}:{col}"]
+    try:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=True)
+    finally:
+        os.unlink(tmp)
     timed = [m for m in STATS.finditer(p.stderr)][-1]
     return {"text": p.stdout, "generated": int(timed[1]), "ms": float(timed[2]),
             "drafted": int(timed[3]), "accepted": int(timed[4])}
