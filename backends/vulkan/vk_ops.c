@@ -86,7 +86,9 @@ static bool vk_weight_type(uint32_t type) {
   case QUANT_Q5_0:
   case QUANT_Q8_0:
   case QUANT_Q4_K:
-  case QUANT_Q6_K: return true;
+  case QUANT_Q6_K:
+  case QUANT_IQ4_NL:
+  case QUANT_IQ4_XS: return true;
   default: return false;
   }
 }

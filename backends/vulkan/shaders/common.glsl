@@ -10,6 +10,12 @@
 #define T_Q8_0 8u
 #define T_Q4_K 12u
 #define T_Q6_K 14u
+#define T_IQ4_NL 20u
+#define T_IQ4_XS 23u
+
+// The 16 non-linear levels of IQ4_NL / IQ4_XS (quant_iq4nl_values, engine/quant_iq.c).
+const float IQ4NL_LEVELS[16] = float[](-127.0, -104.0, -83.0, -65.0, -49.0, -35.0, -22.0, -10.0,
+                                       1.0, 13.0, 25.0, 38.0, 53.0, 69.0, 89.0, 113.0);
 
 // Byte readers over a uint[] named BUF: u8 at any offset, u16 at even offsets, u32 at even
 // offsets (two words when it straddles), f16 at even offsets.

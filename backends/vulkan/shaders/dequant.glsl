@@ -87,6 +87,33 @@ void dequant32(uint rb, uint c, uint K, out float v[32]) {
         v[l] = (l < 16u ? s0 : s1) * (float(q) - 32.0);
       }
     }
+  } else if (TYPE == T_IQ4_NL || TYPE == T_IQ4_XS) {
+    // IQ4_NL, 18 bytes: f16 d, qs[16] (element j low nibble, j + 16 high), value d level[q].
+    // IQ4_XS, 136 bytes: f16 d, u16 scales_h, scales_l[4], qs[128]; sub-block j (32 elements,
+    // bytes qs[16 j ..] as IQ4_NL) has the 6-bit scale (nibble j % 2 of scales_l[j / 2]) |
+    // (bits 2j of scales_h) << 4, biased by 32.
+    uint qb;
+    float dl;
+    if (TYPE == T_IQ4_NL) {
+      uint blk = rb + 18u * c;
+      dl = w_f16(blk);
+      qb = blk + 2u;
+    } else {
+      uint blk = rb + 136u * (c >> 3);
+      uint j = c & 7u;
+      uint ls = ((w_u8(blk + 4u + j / 2u) >> (4u * (j & 1u))) & 15u) |
+                (((w_u16(blk + 2u) >> (2u * j)) & 3u) << 4);
+      dl = w_f16(blk) * (float(ls) - 32.0);
+      qb = blk + 8u + 16u * j;
+    }
+    for (uint k = 0u; k < 4u; k++) {
+      uint q = w_u32(qb + 4u * k);
+      for (uint t = 0u; t < 4u; t++) {
+        uint b = (q >> (8u * t)) & 0xffu;
+        v[4u * k + t] = dl * IQ4NL_LEVELS[b & 15u];
+        v[16u + 4u * k + t] = dl * IQ4NL_LEVELS[b >> 4];
+      }
+    }
   } else {
     for (uint i = 0u; i < 32u; i++)
       v[i] = 0.0;
