@@ -193,20 +193,26 @@ void server_request_free(struct active_request *r) {
   aug_free(r);
 }
 
+/* The error reply of an aborted request (reply_code set). */
+static void server_reply_aborted(struct active_request *r) {
+  struct server *s = r->server;
+  if (r->reply_code == JSONRPC_CONTENT_MODIFIED) {
+    s->n_superseded++;
+    server_reply_error(s, r->id, r->reply_code,
+                       "superseded: the document changed or a newer request arrived");
+  } else {
+    s->n_cancelled++;
+    server_reply_error(s, r->id, r->reply_code, "request cancelled");
+  }
+}
+
 void server_request_finish(struct active_request *r, json_t *result) {
   struct server *s = r->server;
-  if (r->kind == REQUEST_SPECULATIVE) {
-    json_decref(result); /* nobody asked: nothing to answer */
+  if (r->kind == REQUEST_SPECULATIVE || r->answered) {
+    json_decref(result); /* nobody asked, or answered already: nothing to send */
   } else if (r->reply_code) {
     json_decref(result);
-    if (r->reply_code == JSONRPC_CONTENT_MODIFIED) {
-      s->n_superseded++;
-      server_reply_error(s, r->id, r->reply_code,
-                         "superseded: the document changed or a newer request arrived");
-    } else {
-      s->n_cancelled++;
-      server_reply_error(s, r->id, r->reply_code, "request cancelled");
-    }
+    server_reply_aborted(r);
   } else {
     server_reply(s, r->id, result);
   }
@@ -217,7 +223,11 @@ void server_request_abort(struct active_request *r, int code) {
   if (r->reply_code) return; /* the first reason wins; the reply is still pending */
   r->reply_code = code;
   if (r->submitted) {
-    atomic_store(&r->job.cancel, true); /* the done callback answers */
+    atomic_store(&r->job.cancel, true); /* the done callback frees it */
+    if (r->kind == REQUEST_INLINE_COMPLETION || r->kind == REQUEST_COMPLETION) {
+      server_reply_aborted(r);
+      r->answered = true;
+    }
     return;
   }
   server_request_finish(r, NULL);

@@ -60,6 +60,7 @@ struct active_request {
   size_t cursor;                  /* completion: the cursor's byte offset in the document */
   struct active_request *adopted; /* the speculative request this one waits for, or NULL */
   int reply_code;                 /* non-zero: answer with this error (-32800, -32801) */
+  bool answered;                  /* the error reply went out while the job was still running */
   bool submitted;                 /* the job is on the engine thread's queue */
   double due_ms;                  /* debounce: submit at this loop time; 0 = submitted */
   double load_wait_until_ms;      /* > 0: waiting for the model to load until this loop time */
@@ -174,8 +175,10 @@ struct active_request *server_request_new(struct server *s, enum request_kind ki
 void server_request_free(struct active_request *r); /* unlinks */
 /* Answers r with reply_code (when set) or the given result, then frees r. result is stolen. */
 void server_request_finish(struct active_request *r, json_t *result);
-/* Marks r to be answered with code and cancels it: answered now if not on the engine thread yet,
- * else when its job returns. */
+/* Marks r to be answered with code and cancels it. A completion is answered now even when its job
+ * is running: the job stops at its next cancellation point (a prompt chunk kept for the next
+ * request may take a while on a slow machine) and nobody need wait for that. An explain is
+ * answered when its job returns, after its $/progress end. */
 void server_request_abort(struct active_request *r, int code);
 void server_arm_debounce(struct server *s);
 
