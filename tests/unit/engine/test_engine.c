@@ -18,27 +18,36 @@ struct fixture {
   struct engine *engine;
 };
 
-static int setup(void **state) {
-  struct fixture *f = calloc(1, sizeof *f);
-  assert_non_null(f);
-  snprintf(f->path, sizeof f->path, "/tmp/augury-engine-XXXXXX");
-  int fd = mkstemp(f->path);
+/* Writes a synthetic Qwen2.5-Coder-0.5B-shaped model (Q8_0, 1024-token vocabulary) to a fresh
+ * temporary path and creates an engine on it with 2 threads. */
+static struct engine *synth_engine(char path[64], uint32_t n_layers, uint64_t seed, uint32_t n_ctx,
+                                   uint32_t n_batch) {
+  snprintf(path, 64, "/tmp/augury-engine-XXXXXX"); /* mkstemp's template, not a placeholder */
+  int fd = mkstemp(path);
   assert_true(fd >= 0);
   close(fd);
   struct synth_params sp = synth_params_default();
   sp.like = "qwen2.5-coder-0.5b";
   sp.type = SYNTH_TYPE_Q8_0;
-  sp.n_layers = 2;
+  sp.n_layers = n_layers;
   sp.n_vocab = 1024;
-  sp.seed = 5;
+  sp.seed = seed;
   struct aug_err err = {0};
-  if (synth_write(&sp, f->path, &err)) fail_msg("synth_write: %s", err.msg);
+  if (synth_write(&sp, path, &err)) fail_msg("synth_write: %s", err.msg);
   struct engine_params ep = engine_params_default();
-  ep.model_path = f->path;
+  ep.model_path = path;
   ep.n_threads = 2;
-  ep.n_ctx = 64;
-  ep.n_batch = 16;
-  if (engine_create(&ep, &f->engine, &err)) fail_msg("engine_create: %s", err.msg);
+  ep.n_ctx = n_ctx;
+  ep.n_batch = n_batch;
+  struct engine *e = NULL;
+  if (engine_create(&ep, &e, &err)) fail_msg("engine_create: %s", err.msg);
+  return e;
+}
+
+static int setup(void **state) {
+  struct fixture *f = calloc(1, sizeof *f);
+  assert_non_null(f);
+  f->engine = synth_engine(f->path, 2, 5, 64, 16);
   *state = f;
   return 0;
 }
@@ -246,24 +255,8 @@ static void test_push_tokens(void **state) {
 static void test_stable_prompt_cancel(void **state) {
   (void)state;
   char path[64];
-  snprintf(path, sizeof path, "/tmp/augury-engine-XXXXXX");
-  int fd = mkstemp(path);
-  assert_true(fd >= 0);
-  close(fd);
-  struct synth_params sp = synth_params_default();
-  sp.like = "qwen2.5-coder-0.5b";
-  sp.type = SYNTH_TYPE_Q8_0;
-  sp.n_layers = 1;
-  sp.n_vocab = 1024;
-  sp.seed = 7;
+  struct engine *e = synth_engine(path, 1, 7, 4 * ENGINE_STABLE_CHUNK, 0);
   struct aug_err err = {0};
-  if (synth_write(&sp, path, &err)) fail_msg("synth_write: %s", err.msg);
-  struct engine_params ep = engine_params_default();
-  ep.model_path = path;
-  ep.n_threads = 2;
-  ep.n_ctx = 4 * ENGINE_STABLE_CHUNK;
-  struct engine *e = NULL;
-  if (engine_create(&ep, &e, &err)) fail_msg("engine_create: %s", err.msg);
   int32_t a[3 * ENGINE_STABLE_CHUNK + 8];
   size_t n = sizeof a / sizeof a[0], stable = 2 * ENGINE_STABLE_CHUNK + 5;
   tokens_for(a, n, 33);

@@ -54,6 +54,14 @@ static struct completion_request request(const char *prefix, const char *suffix,
   return r;
 }
 
+/* The default layout: the cursor's line after <|fim_middle|>. */
+static struct completion_request middle_request(const char *prefix, const char *suffix,
+                                                int max_tokens) {
+  struct completion_request r = request(prefix, suffix, max_tokens);
+  r.cursor_line_in_middle = true;
+  return r;
+}
+
 static void test_complete_stats_and_reuse(void **state) {
   struct generator *g = need(state);
   assert_true(generator_has_fim(g));
@@ -87,8 +95,7 @@ static void test_middle_layout_survives_typing(void **state) {
   struct generator *g = need(state);
   const char *suffix = "\n\ndef main():\n    print(area(2.0))\n";
   struct completion_request req =
-      request("import math\n\ndef area(r):\n    return math", suffix, 4);
-  req.cursor_line_in_middle = true;
+      middle_request("import math\n\ndef area(r):\n    return math", suffix, 4);
   char out[4096];
   size_t len = 0;
   struct generation_stats st;
@@ -96,8 +103,7 @@ static void test_middle_layout_survives_typing(void **state) {
   assert_int_equal(generator_complete(g, &req, NULL, out, sizeof out, &len, &st, &err), 0);
   size_t n_first = st.n_prompt;
   /* One more character typed at the cursor. */
-  req = request("import math\n\ndef area(r):\n    return math.", suffix, 4);
-  req.cursor_line_in_middle = true;
+  req = middle_request("import math\n\ndef area(r):\n    return math.", suffix, 4);
   assert_int_equal(generator_complete(g, &req, NULL, out, sizeof out, &len, &st, &err), 0);
   assert_true(st.n_prompt >= n_first);
   /* "    return math." is a handful of tokens; everything before <|fim_middle|> was resident. */
@@ -132,8 +138,7 @@ static void test_prompt_lookup_is_exact(void **state) {
     size_t plain_len = 0, drafts_len = 0;
     struct generation_stats st0, st1;
     struct aug_err err = {0};
-    struct completion_request req = request(cases[c][0], cases[c][1], 48);
-    req.cursor_line_in_middle = true;
+    struct completion_request req = middle_request(cases[c][0], cases[c][1], 48);
     assert_int_equal(generator_complete(g, &req, NULL, plain, sizeof plain, &plain_len, &st0, &err),
                      0);
     assert_int_equal(st0.n_drafted, 0);
@@ -157,8 +162,7 @@ static void test_token_healing_mid_word(void **state) {
   struct generator *g = need(state);
   const char *suffix = "\n\n\nprint(area(2.0))\n";
   struct completion_request req =
-      request("import math\n\n\ndef area(r):\n    return math.p", suffix, 8);
-  req.cursor_line_in_middle = true;
+      middle_request("import math\n\n\ndef area(r):\n    return math.p", suffix, 8);
   char out[4096];
   size_t len = 0;
   struct generation_stats st;
@@ -167,8 +171,7 @@ static void test_token_healing_mid_word(void **state) {
   print_message("healed completion after \"math.p\": \"%s\"\n", out);
   assert_true(!strncmp(out, "i", 1)); /* math.pi, the 'p' not written twice */
   /* A cursor after a blank: the blank is healed, never doubled. */
-  req = request("import math\n\n\ndef area(r):\n    return ", suffix, 8);
-  req.cursor_line_in_middle = true;
+  req = middle_request("import math\n\n\ndef area(r):\n    return ", suffix, 8);
   assert_int_equal(generator_complete(g, &req, NULL, out, sizeof out, &len, &st, &err), 0);
   assert_true(len > 0 && out[0] != ' ');
 }
@@ -183,8 +186,7 @@ static void test_prompt_budget_shrinks_far_context(void **state) {
     k += (size_t)sprintf(pre + k, "def helper_%d(value):\n    return value * %d + %d\n\n", i, i,
                          i * 7 % 13);
   k += (size_t)sprintf(pre + k, "def main():\n    total = helper_3(");
-  struct completion_request req = request(pre, ")\n    print(total)\n", 4);
-  req.cursor_line_in_middle = true;
+  struct completion_request req = middle_request(pre, ")\n    print(total)\n", 4);
   req.prefix_tokens = 900;
   req.snap_lines = 3;
   char out[4096];
