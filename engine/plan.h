@@ -10,7 +10,11 @@
  *
  * Speed model (decode, one token at a time, which is bandwidth-bound): every device reads each
  * weight it holds once per token plus its layers' KV cache up to the decode depth, so
- *   seconds per token = sum over devices of (bytes read / bandwidth + layers * layer_overhead_s).
+ *   seconds per token = sum over devices of
+ *       (sum over tensors of bytes / (bandwidth * type_speed[type]) + layers * layer_overhead_s).
+ * type_speed says how fast a device's matvec streams a type relative to its bandwidth figure
+ * (1 for Q4_K, the type bandwidth is measured with): i-quants decode through lookup grids and
+ * stream more slowly per byte on most GPUs, which matters exactly when choosing between quants.
  * Devices run one after the other (the hidden state crosses between them), so the times add.
  *
  * Memory is not checked against the driver's real behaviour: a planned allocation may still fail
@@ -30,6 +34,7 @@ struct model;         /* engine/model.h */
 struct model_hparams; /* engine/model.h */
 
 #define PLAN_MAX_LAYERS 512 /* model_create's block_count limit */
+#define PLAN_TYPE_SLOTS 40  /* QUANT_TYPE_COUNT (engine/quant.h), without including it */
 
 /* The weight tensors of a block, by role. Norms and biases (F32, small) are counted together. */
 enum plan_tensor {
@@ -46,6 +51,7 @@ enum plan_tensor {
 
 struct plan_layer {
   uint64_t bytes[PLAN_TENSOR_COUNT];
+  uint32_t type[PLAN_TENSOR_COUNT]; /* enum quant_type of each (F32 for the norms and biases) */
 };
 
 /* A model's shapes, as the planner needs them. Plain data: fill it by hand for a simulated model
@@ -58,6 +64,7 @@ struct plan_model {
   /* The head: output_norm + output.weight. When the output is tied to the token embedding, the
    * head's device holds its own copy of the embedding, so this is the embedding's size. */
   uint64_t output_bytes;
+  uint32_t token_embd_type, output_type; /* enum quant_type */
   bool tied_output;
   struct plan_layer layers[PLAN_MAX_LAYERS]; /* [0, n_layer) */
 };
@@ -93,6 +100,8 @@ struct plan_device {
   uint64_t memory_bytes;   /* what the plan may fill (the free memory, not the total) */
   double bandwidth;        /* bytes/s a decode matvec streams weights at */
   double layer_overhead_s; /* fixed seconds per layer per token (dispatches, syncs); often 0 */
+  /* Streaming rate of each weight type relative to bandwidth; 0 means 1 (unknown: as Q4_K). */
+  float type_speed[PLAN_TYPE_SLOTS];
   bool is_host;            /* the CPU: holds whatever the GPU does not */
   bool bandwidth_measured; /* false: bandwidth is an assumed figure (say so when printing) */
 };
@@ -159,8 +168,8 @@ struct plan_sample {
  * placements (least squares on the relative error of the time per token), holding both devices'
  * layer_overhead_s as given: within one file's sweep a per-layer cost cannot be told apart from
  * bandwidth, so it stays a prior. Needs two samples at different placements with some layers on
- * each device; AUG_EINVAL otherwise, or when the fit has no positive solution (samples that get
- * slower with more GPU layers cannot come from a faster GPU). Sets bandwidth_measured. */
+ * each device; AUG_EINVAL otherwise, or when the fit has no positive solution (a sample faster
+ * than the part left on one device alone allows). Sets bandwidth_measured. */
 int plan_calibrate(const struct plan_model *model, const struct plan_options *options,
                    const struct plan_sample *samples, size_t n_samples, struct plan_device *gpu,
                    struct plan_device *host, struct aug_err *err);
