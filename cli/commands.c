@@ -11,6 +11,7 @@
   X(bench, "bench -m MODEL [-p 512] [-n 128] [-t N] [-r R] [--json]   tokens/s like llama-bench") \
   X(lsp, "lsp [--stdio] [--clientProcessId PID]   serve LSP on stdio")                            \
   X(complete, "complete -m MODEL FILE:LINE:COL   the completion at a cursor, with timings")      \
+  X(plan, "plan -m MODEL [--vram SIZE] [--ctx N] [--kv TYPE] [--json]   offload plan, speed")      \
   X(explain, "explain -m MODEL FILE:L1-L2   explain a selection")
 
 #define DECLARE(name, summary) int cli_cmd_##name(int argc, char **argv);

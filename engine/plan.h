@@ -190,9 +190,12 @@ struct backend;
  * streamed by threads threads, best of a few runs, well under a second). */
 int plan_measure_host(int threads, struct plan_device *out, struct aug_err *err);
 
-/* A backend device: its free memory (backend device_info) and a timed decode matmul (a Q4_K
- * weight of ~64 MiB times one column, repeated; bandwidth = weight bytes / time). */
-int plan_measure_backend(const struct backend_ops *ops, struct backend *be, struct plan_device *out,
-                         struct aug_err *err);
+/* A backend device: its free memory (backend device_info), a timed decode matmul (Q4_K
+ * weights, a few hundred MiB in buffers of 96 MiB, times one column, best of a few runs;
+ * bandwidth = weight bytes / time) and the fixed cost of a layer's small ops (20 dispatches of
+ * a tiny matmul). types[0..n_types) (enum quant_type) also get type_speed measured the same way,
+ * where the backend supports them; the others stay 0 (as Q4_K). */
+int plan_measure_backend(const struct backend_ops *ops, struct backend *be, const uint32_t *types,
+                         size_t n_types, struct plan_device *out, struct aug_err *err);
 
 #endif
