@@ -20,7 +20,7 @@
  * Memory is not checked against the driver's real behaviour: a planned allocation may still fail
  * (fragmentation, other processes). The caller then retries with fewer layers: set
  * plan_options.max_gpu_layers to the failed result's n_gpu_layers - 1 and call plan_choose again
- * (ENGINE_GPU_LAYERS_AUTO in engine/engine.c does this). */
+ * (the engine's --gpu-layers auto is meant to). */
 #ifndef AUGURY_ENGINE_PLAN_H
 #define AUGURY_ENGINE_PLAN_H
 
@@ -55,7 +55,8 @@ struct plan_layer {
 };
 
 /* A model's shapes, as the planner needs them. Plain data: fill it by hand for a simulated model
- * or with one of the constructors below. */
+ * or with one of the constructors below. About 50 KiB (PLAN_MAX_LAYERS layers): keep it off
+ * small stacks. */
 struct plan_model {
   char arch[32];  /* general.architecture ("qwen2"), for messages and for matching quants */
   char quant[32]; /* the file's type mix ("Q4_K_M", from general.file_type), or "" */
