@@ -43,6 +43,13 @@ struct backend_device_info {
   uint64_t total_memory;
   uint64_t free_memory;
   bool host_visible; /* buffer memory is host memory: backend_buffer_host_ptr works */
+  /* Largest buffer buffer_alloc accepts (0 = no limit of its own): drivers often refuse single
+   * allocations over 1-4 GiB, so the forward pass spreads a device's weights over buffers of at
+   * most this size. */
+  uint64_t max_buffer_size;
+  /* The device is a CPU implementation (Mesa's lavapipe): correct, but offloading to it gains
+   * nothing over the CPU backend, so automatic placement leaves it alone. */
+  bool cpu_device;
 };
 
 enum backend_op {

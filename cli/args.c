@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/engine.h"
+
 static bool option_takes_value(const struct cli_option *opt) {
   return opt->kind != CLI_ARG_FLAG && opt->kind != CLI_ARG_SET;
 }
@@ -202,4 +204,23 @@ int cli_args_fail(const struct cli_args *args, const struct aug_err *err) {
   if (err && err->msg[0]) fprintf(stderr, "augury: %s\n", err->msg);
   cli_args_usage(args, stderr);
   return 2;
+}
+
+int cli_args_parse_gpu_layers(const char *text, int32_t *out, struct aug_err *err) {
+  if (!strcmp(text, "all")) {
+    *out = ENGINE_GPU_LAYERS_ALL;
+    return 0;
+  }
+  if (!strcmp(text, "auto")) {
+    *out = ENGINE_GPU_LAYERS_AUTO;
+    return 0;
+  }
+  char *end = NULL;
+  errno = 0;
+  long v = strtol(text, &end, 10);
+  if (errno || end == text || *end || v < 0 || v > 100000)
+    return aug_err_set(err, AUG_EINVAL, "--gpu-layers: '%s' is not a layer count, all or auto",
+                       text);
+  *out = (int32_t)v;
+  return 0;
 }

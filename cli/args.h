@@ -108,4 +108,9 @@ int cli_args_fail(const struct cli_args *args, const struct aug_err *err);
 /* Parses a byte size as CLI_ARG_BYTES does; returns 0 or AUG_EINVAL. */
 int cli_args_parse_bytes(const char *text, uint64_t *out);
 
+/* --gpu-layers N|all|auto, in engine_params.gpu_layers' encoding (engine/engine.h); err names
+ * the value. The help line commands print for it: */
+#define CLI_GPU_LAYERS_HELP "layers on the GPU: N (the last N; one more = the head too), all, auto"
+int cli_args_parse_gpu_layers(const char *text, int32_t *out, struct aug_err *err);
+
 #endif

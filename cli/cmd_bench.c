@@ -68,7 +68,7 @@ static void bench_json_string(FILE *out, const char *s) {
 }
 
 int cli_cmd_bench(int argc, char **argv) {
-  const char *model = NULL;
+  const char *model = NULL, *gpu_layers = NULL;
   int64_t n_prompt = 512, n_gen = 128, threads = 0, reps = 5;
   bool json = false;
   const struct cli_option opts[] = {
@@ -81,6 +81,7 @@ int cli_cmd_bench(int argc, char **argv) {
                   1024),
       CLI_OPT_INT("repetitions", 'r', &reps, "N", "repetitions (default 5)", 1, 1000),
       CLI_OPT_FLAG("json", 0, &json, "print one JSON object"),
+      CLI_OPT_STRING("gpu-layers", 0, &gpu_layers, "N|all|auto", CLI_GPU_LAYERS_HELP),
   };
   const struct cli_args args = {opts, sizeof opts / sizeof opts[0],
                                 "bench -m MODEL [-p 512] [-n 128] [-t N] [-r REPS] [--json]"};
@@ -92,6 +93,9 @@ int cli_cmd_bench(int argc, char **argv) {
     return 0;
   }
   if (rc < 0) return cli_args_fail(&args, &err);
+  int32_t n_gpu_layers = 0;
+  if (gpu_layers && cli_args_parse_gpu_layers(gpu_layers, &n_gpu_layers, &err))
+    return cli_args_fail(&args, &err);
   if (!model) {
     aug_err_set(&err, AUG_EINVAL, "-m MODEL is required");
     return cli_args_fail(&args, &err);
@@ -105,6 +109,7 @@ int cli_cmd_bench(int argc, char **argv) {
   ep.model_path = model;
   ep.n_threads = (int)threads;
   ep.n_ctx = (uint32_t)n_tokens;
+  ep.gpu_layers = n_gpu_layers;
   struct engine *engine = NULL;
   if (engine_create(&ep, &engine, &err) < 0) {
     fprintf(stderr, "augury bench: %s\n", err.msg);

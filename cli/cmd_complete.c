@@ -35,7 +35,7 @@ static void complete_warn(void *user, const char *message) {
 }
 
 int cli_cmd_complete(int argc, char **argv) {
-  const char *model = NULL;
+  const char *model = NULL, *gpu_layers = NULL;
   int64_t max_tokens = -1, threads = -1, ctx = -1, repeat = 1;
   double time_budget = -1;
   bool classic_layout = false;
@@ -48,6 +48,7 @@ int cli_cmd_complete(int argc, char **argv) {
                     "time budget once a line is done (default 1500)", 0, 600000),
       CLI_OPT_INT("threads", 't', &threads, "N", "compute threads", 0, 1024),
       CLI_OPT_INT("ctx", 'c', &ctx, "N", "context length", 0, 1 << 20),
+      CLI_OPT_STRING("gpu-layers", 0, &gpu_layers, "N|all|auto", CLI_GPU_LAYERS_HELP),
       CLI_OPT_FLAG("classic-layout", 0, &classic_layout,
                    "cursor line at the end of the prefix, not after <|fim_middle|>"),
       CLI_OPT_FLAG("no-token-healing", 0, &no_token_healing,
@@ -66,6 +67,9 @@ int cli_cmd_complete(int argc, char **argv) {
     return 0;
   }
   if (rc < 0) return cli_args_fail(&args, &err);
+  int32_t n_gpu_layers = 0;
+  if (gpu_layers && cli_args_parse_gpu_layers(gpu_layers, &n_gpu_layers, &err))
+    return cli_args_fail(&args, &err);
   if (n_pos != 1) {
     aug_err_set(&err, AUG_EINVAL, "FILE:LINE:COL is required");
     return cli_args_fail(&args, &err);
@@ -113,6 +117,7 @@ int cli_cmd_complete(int argc, char **argv) {
   ep.model_path = model_path;
   ep.n_threads = (int)cfg.n_threads;
   ep.n_ctx = (uint32_t)cfg.n_ctx;
+  ep.gpu_layers = n_gpu_layers;
   if (generator_create(&ep, &g, &err)) {
     fprintf(stderr, "augury complete: loading %s: %s\n", model_path, err.msg);
     goto done;

@@ -19,7 +19,7 @@ static void explain_warn(void *user, const char *message) {
 }
 
 int cli_cmd_explain(int argc, char **argv) {
-  const char *model = NULL;
+  const char *model = NULL, *gpu_layers = NULL;
   int64_t max_tokens = 384, threads = 0, ctx = 0, seed = 0;
   double temp = 0.2;
   const struct cli_option opts[] = {
@@ -29,6 +29,7 @@ int cli_cmd_explain(int argc, char **argv) {
       CLI_OPT_INT("seed", 's', &seed, "S", "random seed (default 0)", 0, INT64_MAX),
       CLI_OPT_INT("threads", 't', &threads, "N", "compute threads", 0, 1024),
       CLI_OPT_INT("ctx", 'c', &ctx, "N", "context length", 0, 1 << 20),
+      CLI_OPT_STRING("gpu-layers", 0, &gpu_layers, "N|all|auto", CLI_GPU_LAYERS_HELP),
   };
   const struct cli_args args = {opts, sizeof opts / sizeof opts[0],
                                 "explain -m MODEL [options] FILE:L1-L2"};
@@ -41,6 +42,9 @@ int cli_cmd_explain(int argc, char **argv) {
     return 0;
   }
   if (rc < 0) return cli_args_fail(&args, &err);
+  int32_t n_gpu_layers = 0;
+  if (gpu_layers && cli_args_parse_gpu_layers(gpu_layers, &n_gpu_layers, &err))
+    return cli_args_fail(&args, &err);
   char target[4096];
   long l1 = 0, l2 = 0;
   char *colon = NULL;
@@ -90,6 +94,7 @@ int cli_cmd_explain(int argc, char **argv) {
   ep.model_path = model_path;
   ep.n_threads = (int)threads;
   ep.n_ctx = (uint32_t)ctx;
+  ep.gpu_layers = n_gpu_layers;
   if (generator_create(&ep, &g, &err)) {
     fprintf(stderr, "augury explain: loading %s: %s\n", model_path, err.msg);
     goto done;

@@ -23,6 +23,13 @@ struct engine {
   struct tokenizer *tok;
   const struct backend_ops *ops;
   struct backend *be;
+  /* The GPU backend of hybrid offload, or NULL (CPU only). */
+  const struct backend_ops *gpu_ops;
+  struct backend *gpu_be;
+  uint32_t n_gpu_layers;
+  bool output_on_gpu;
+  char placement_note[320];
+  char gpu_name[128];
   struct forward_device *placement_layers; /* n_layer */
   struct forward *fwd;
   char device_name[128];
@@ -88,6 +95,130 @@ static int engine_reuse_alloc(struct engine *e, struct aug_err *err) {
   return kvcache_reserve_shift(kv, 64, err);
 }
 
+/* ---- placement ------------------------------------------------------------------------------ */
+
+static bool engine_gpu_can_run(const struct engine *e, enum backend_op op,
+                               const struct gguf_tensor *t, const char **refused) {
+  if (!e->gpu_ops->supports_op || e->gpu_ops->supports_op(e->gpu_be, op, t->type)) return true;
+  *refused = t->name;
+  return false;
+}
+
+/* Block il's tensors the GPU must run; *refused names the first one it cannot. */
+static bool engine_gpu_can_run_layer(const struct engine *e, uint32_t il, const char **refused) {
+  const struct model *m = e->model;
+  const struct model_layer *ml = &m->layers[il];
+  const struct gguf_tensor *mats[] = {ml->wq,       ml->wk,     ml->wv,      ml->wo,
+                                      ml->ffn_gate, ml->ffn_up, ml->ffn_down};
+  for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++)
+    if (!engine_gpu_can_run(e, BACKEND_OP_MATMUL, mats[i], refused)) return false;
+  /* the token embedding lives with block 0 (forward.h) */
+  return il != 0 || engine_gpu_can_run(e, BACKEND_OP_GET_ROWS, m->tok_embd, refused);
+}
+
+/* Fills placement_layers for n offloaded units: the last min(n, n_layer) blocks, and the head
+ * when n > n_layer, except blocks the GPU refuses (named in the note). */
+static void engine_fill_placement(struct engine *e, uint32_t n, struct forward_device *output) {
+  uint32_t n_layer = e->model->hp.n_layer;
+  struct forward_device cpu = {e->ops, e->be}, gpu = {e->gpu_ops, e->gpu_be};
+  size_t len = 0;
+  uint32_t kept = 0;
+  const char *first_refused = NULL;
+  e->n_gpu_layers = 0;
+  for (uint32_t il = 0; il < n_layer; il++) {
+    const char *refused = NULL;
+    bool on_gpu = e->gpu_ops && il + n >= n_layer && engine_gpu_can_run_layer(e, il, &refused);
+    if (refused) {
+      kept++;
+      if (!first_refused) first_refused = refused;
+    }
+    e->placement_layers[il] = on_gpu ? gpu : cpu;
+    e->n_gpu_layers += on_gpu;
+  }
+  const char *refused = NULL;
+  e->output_on_gpu = e->gpu_ops && n > n_layer &&
+                     engine_gpu_can_run(e, BACKEND_OP_MATMUL, e->model->output, &refused);
+  *output = e->output_on_gpu ? gpu : cpu;
+  if (!e->gpu_ops) return;
+  len = (size_t)snprintf(e->placement_note, sizeof e->placement_note,
+                         "%u of %u layers on %s, the output head on the %s", e->n_gpu_layers,
+                         n_layer, e->gpu_name, e->output_on_gpu ? "GPU" : "CPU");
+  if (kept && len < sizeof e->placement_note)
+    len += (size_t)snprintf(e->placement_note + len, sizeof e->placement_note - len,
+                            "; %u kept on the CPU: %s refuses %s", kept, e->gpu_ops->name,
+                            first_refused);
+  if (refused && len < sizeof e->placement_note)
+    snprintf(e->placement_note + len, sizeof e->placement_note - len,
+             "; head kept on the CPU: %s refuses %s", e->gpu_ops->name, refused);
+}
+
+/* An allocation that a smaller placement may avoid (out of device memory, a buffer over the
+ * device's limit, a driver refusing the allocation). */
+static bool engine_alloc_failure(int rc) {
+  return rc == AUG_ENOMEM || rc == AUG_ERANGE || rc == AUG_EDEVICE;
+}
+
+/* Opens the GPU backend when asked, chooses the placement and creates the forward pass on it.
+ * AUTO starts from every block and the head and retries with about a tenth fewer each time an
+ * allocation fails. */
+static int engine_place(struct engine *e, const struct forward_params *fp, struct aug_err *err) {
+  uint32_t n_layer = e->model->hp.n_layer;
+  int32_t want = e->params.gpu_layers;
+  bool automatic = want == ENGINE_GPU_LAYERS_AUTO;
+  if (want < ENGINE_GPU_LAYERS_AUTO)
+    return aug_err_set(err, AUG_EINVAL, "engine: gpu_layers %d is not a count, all or auto",
+                       (int)want);
+  uint32_t n = want == 0 ? 0 : want < 0 ? n_layer + 1 : (uint32_t)want;
+  if (n > n_layer + 1) n = n_layer + 1;
+  if (n > 0) {
+    const char *name = e->params.gpu_backend ? e->params.gpu_backend : "vulkan";
+    struct aug_err gerr = {0};
+    int rc = backend_find(name, &e->gpu_ops, &gerr);
+    if (rc == 0) rc = e->gpu_ops->create(e->params.gpu_options, &e->gpu_be, &gerr);
+    struct backend_device_info info;
+    memset(&info, 0, sizeof info);
+    if (rc == 0 && e->gpu_ops->device_info) e->gpu_ops->device_info(e->gpu_be, &info);
+    if (rc < 0) {
+      e->gpu_ops = NULL;
+      if (!automatic)
+        return aug_err_set(err, rc, "engine: %u GPU layers asked for, but %s", n, gerr.msg);
+      snprintf(e->placement_note, sizeof e->placement_note, "CPU only: no GPU (%.200s)", gerr.msg);
+      n = 0;
+    } else if (automatic && info.cpu_device) {
+      snprintf(e->placement_note, sizeof e->placement_note,
+               "CPU only: %s is a CPU implementation, slower than the CPU backend", info.name);
+      e->gpu_ops->destroy(e->gpu_be);
+      e->gpu_be = NULL;
+      e->gpu_ops = NULL;
+      n = 0;
+    }
+    snprintf(e->gpu_name, sizeof e->gpu_name, "%s", info.name);
+  }
+  struct forward_placement placement = {.n_layer = n_layer, .layers = e->placement_layers};
+  for (;;) {
+    engine_fill_placement(e, n, &placement.output);
+    int rc = forward_create(e->model, &placement, fp, &e->fwd, err);
+    if (rc == 0) break;
+    if (!automatic || n == 0 || !engine_alloc_failure(rc)) return rc;
+    fprintf(stderr, "engine: %u GPU layers do not fit (%s); trying fewer\n", n, err->msg);
+    n -= n > 10 ? (n + 9) / 10 : 1;
+    aug_err_clear(err);
+  }
+  if (e->gpu_ops && e->n_gpu_layers + e->output_on_gpu == 0) {
+    /* nothing landed on the GPU: release it rather than hold an idle device */
+    e->gpu_ops->destroy(e->gpu_be);
+    e->gpu_be = NULL;
+    e->gpu_ops = NULL;
+  }
+  if (e->gpu_ops) {
+    size_t len = strlen(e->device_name);
+    snprintf(e->device_name + len, sizeof e->device_name - len, " + %s", e->gpu_name);
+  } else if (!e->placement_note[0]) {
+    snprintf(e->placement_note, sizeof e->placement_note, "all %u layers on the CPU", n_layer);
+  }
+  return 0;
+}
+
 int engine_create(const struct engine_params *params, struct engine **out, struct aug_err *err) {
   *out = NULL;
   if (!params->model_path) return aug_err_set(err, AUG_EINVAL, "engine: no model path");
@@ -129,23 +260,18 @@ int engine_create(const struct engine_params *params, struct engine **out, struc
   e->params.n_ctx = n_ctx;
   e->params.n_batch = n_batch;
 
-  /* Placement: every layer and the head on the one backend (the planner fills this later). */
   e->placement_layers = aug_calloc(hp->n_layer, sizeof *e->placement_layers);
   e->resident = aug_calloc(n_ctx, sizeof *e->resident);
   if (!e->placement_layers || !e->resident) {
     rc = aug_err_set(err, AUG_ENOMEM, "engine: out of memory for %u tokens", n_ctx);
     goto fail;
   }
-  for (uint32_t il = 0; il < hp->n_layer; il++)
-    e->placement_layers[il] = (struct forward_device){e->ops, e->be};
-  struct forward_placement placement = {
-      .n_layer = hp->n_layer, .layers = e->placement_layers, .output = {e->ops, e->be}};
   struct forward_params fp = forward_params_default();
   fp.n_ctx = n_ctx;
   fp.n_batch = n_batch;
   fp.n_outputs = ENGINE_MAX_VERIFY; /* engine_push_tokens keeps every row */
   fp.kv_type = params->kv_type == ENGINE_KV_Q8_0 ? QUANT_Q8_0 : QUANT_F16;
-  rc = forward_create(e->model, &placement, &fp, &e->fwd, err);
+  rc = engine_place(e, &fp, err);
   if (rc < 0) goto fail;
   /* The rotation forward.c applies, for moving K (same fields, same source). */
   e->rope = (struct backend_rope_params){
@@ -174,6 +300,7 @@ fail:
 void engine_destroy(struct engine *e) {
   if (!e) return;
   forward_destroy(e->fwd);
+  if (e->gpu_be) e->gpu_ops->destroy(e->gpu_be);
   if (e->be) e->ops->destroy(e->be);
   tokenizer_destroy(e->tok);
   model_destroy(e->model);
@@ -208,6 +335,13 @@ const char *engine_device_name(const struct engine *e) {
 }
 int engine_n_threads(const struct engine *e) {
   return e->n_threads;
+}
+uint32_t engine_gpu_layers(const struct engine *e, bool *output_on_gpu) {
+  if (output_on_gpu) *output_on_gpu = e->output_on_gpu;
+  return e->n_gpu_layers;
+}
+const char *engine_placement_note(const struct engine *e) {
+  return e->placement_note;
 }
 uint64_t engine_kv_bytes(const struct engine *e) {
   return kvcache_bytes(forward_kvcache(e->fwd));

@@ -44,7 +44,19 @@ struct engine_params {
    * prompt than the resident sequence does. Restored cells sit at their old positions: exact. */
   uint64_t prompt_cache_bytes;
   uint32_t prompt_cache_min_tokens; /* also the shortest sequence saved; 0 = 32 */
+  /* Hybrid offload, llama.cpp's -ngl convention: the last gpu_layers blocks run on the GPU
+   * backend, with their KV cache there; a count above the block count also puts the output head
+   * there. 0 = CPU only, ENGINE_GPU_LAYERS_ALL = every block and the head, ENGINE_GPU_LAYERS_AUTO
+   * = as many as fit (retrying with fewer when an allocation fails; CPU only when no GPU backend
+   * or device exists). A block whose weight types the GPU backend refuses stays on the CPU, and
+   * engine_placement_note says so. An explicit count without a usable GPU backend is an error. */
+  int32_t gpu_layers;
+  const char *gpu_backend; /* NULL = "vulkan" */
+  const char *gpu_options; /* that backend's create options ("device=1"), or NULL */
 };
+
+#define ENGINE_GPU_LAYERS_ALL (-1)
+#define ENGINE_GPU_LAYERS_AUTO (-2)
 
 struct engine_params engine_params_default(void);
 
@@ -104,6 +116,11 @@ const int32_t *engine_resident_tokens(const struct engine *engine);
  * and the thread count the CPU backend resolved (0 = unknown). */
 const char *engine_device_name(const struct engine *engine);
 int engine_n_threads(const struct engine *engine);
+/* Where the model runs: blocks on the GPU backend (0 when CPU only), whether the output head is
+ * there, and one line for logs and status ("14 of 28 layers on llvmpipe (Vulkan, subgroup 8),
+ * the head on the CPU"; it also names blocks kept on the CPU and why). */
+uint32_t engine_gpu_layers(const struct engine *engine, bool *output_on_gpu);
+const char *engine_placement_note(const struct engine *engine);
 /* Bytes of the KV cache (all layers, K and V) and of the forward pass's scratch. */
 uint64_t engine_kv_bytes(const struct engine *engine);
 uint64_t engine_scratch_bytes(const struct engine *engine);

@@ -33,10 +33,17 @@ struct forward_dev {
   bool hosts_layers;
   bool hosts_output;
   /* Weights: either the mmapped GGUF data section wrapped in place (host-visible backends), or
-   * one buffer into which this device's tensors were uploaded. */
-  struct backend_buffer *weights;
-  const char *mapped_base; /* non-NULL when weights wraps the file's data section */
-  size_t weights_size, weights_used;
+   * buffers of at most max_chunk bytes into which this device's tensors were uploaded in order
+   * (drivers refuse single allocations over 1-4 GiB; a 7B model's weights are larger). */
+  struct backend_buffer *mapped;
+  const char *mapped_base; /* non-NULL when mapped wraps the file's data section */
+  struct backend_buffer **chunks;
+  size_t *chunk_size;
+  uint32_t n_chunks, cap_chunks;
+  uint32_t chunk_at; /* pass 1: the chunk being filled, and how far */
+  size_t chunk_used;
+  uint64_t max_chunk;
+  uint64_t weights_bytes;
   /* Activations for n_batch tokens (hosts_layers). Each is [rows, n_batch] F32. */
   struct backend_buffer *scratch;
   struct backend_tensor x;    /* [n_embd, B] the residual stream */
@@ -118,34 +125,57 @@ static struct backend_tensor forward_heads(const struct backend_tensor *t, int64
 
 /* ---- weights -------------------------------------------------------------------------------- */
 
-/* Pass 0 counts the bytes a device must upload; pass 1 fills the descriptor (a view into the
- * mapped file, or an upload into the device's weight buffer). */
+/* Pass 0 counts the bytes a device must upload, cut into chunks no larger than its buffer
+ * limit; pass 1 fills the descriptor (a view into the mapped file, or an upload into the chunk
+ * pass 0 chose: both passes see the tensors in the same order). */
 static int forward_bind(struct forward *f, uint32_t dev, const struct gguf_tensor *t, int pass,
                         struct backend_tensor *out, struct aug_err *err) {
   struct forward_dev *d = &f->devs[dev];
   size_t aligned = ((size_t)t->size + FORWARD_ALIGN - 1) / FORWARD_ALIGN * FORWARD_ALIGN;
   if (pass == 0) {
-    if (!d->mapped_base) d->weights_size += aligned;
+    if (d->mapped_base) return 0;
+    if (aligned > d->max_chunk)
+      return aug_err_set(err, AUG_ERANGE,
+                         "forward: tensor '%s' (%zu bytes) exceeds the largest buffer %s allows "
+                         "(%llu bytes)",
+                         t->name, aligned, d->d.ops->name, (unsigned long long)d->max_chunk);
+    if (d->n_chunks == 0 || d->chunk_size[d->n_chunks - 1] + aligned > d->max_chunk) {
+      if (d->n_chunks == d->cap_chunks) {
+        uint32_t cap = d->cap_chunks ? 2 * d->cap_chunks : 4;
+        size_t *sizes = aug_realloc(d->chunk_size, cap * sizeof *sizes);
+        if (!sizes) return aug_err_set(err, AUG_ENOMEM, "forward: out of memory (chunks)");
+        d->chunk_size = sizes;
+        d->cap_chunks = cap;
+      }
+      d->chunk_size[d->n_chunks++] = 0;
+    }
+    d->chunk_size[d->n_chunks - 1] += aligned;
+    d->weights_bytes += aligned;
     return 0;
   }
   *out = (struct backend_tensor){
       .type = t->type,
       .ne = {(int64_t)t->ne[0], (int64_t)t->ne[1], (int64_t)t->ne[2], (int64_t)t->ne[3]},
-      .row_stride = quant_row_size(t->type, t->ne[0]),
-      .buffer = d->weights};
+      .row_stride = quant_row_size(t->type, t->ne[0])};
   if (out->row_stride == 0)
     return aug_err_set(err, AUG_EUNSUPPORTED, "forward: tensor '%s': type %s, row of %llu", t->name,
                        quant_type_name(t->type), (unsigned long long)t->ne[0]);
   if (d->mapped_base) {
+    out->buffer = d->mapped;
     out->offset = (size_t)((const char *)t->data - d->mapped_base);
     return 0;
   }
-  int rc = d->d.ops->upload(d->d.be, d->weights, d->weights_used, t->data, (size_t)t->size);
+  if (d->chunk_used + aligned > d->chunk_size[d->chunk_at]) {
+    d->chunk_at++;
+    d->chunk_used = 0;
+  }
+  out->buffer = d->chunks[d->chunk_at];
+  int rc = d->d.ops->upload(d->d.be, out->buffer, d->chunk_used, t->data, (size_t)t->size);
   if (rc < 0)
     return aug_err_set(err, rc, "forward: uploading '%s' (%llu bytes) to %s failed: %s", t->name,
                        (unsigned long long)t->size, d->d.ops->name, aug_strerror(rc));
-  out->offset = d->weights_used;
-  d->weights_used += aligned;
+  out->offset = d->chunk_used;
+  d->chunk_used += aligned;
   return 0;
 }
 
@@ -204,19 +234,27 @@ static int forward_load_weights(struct forward *f, struct aug_err *err) {
     memset(&info, 0, sizeof info);
     if (d->d.ops->device_info && d->d.ops->device_info(d->d.be, &info) < 0)
       info.host_visible = false;
+    d->max_chunk =
+        info.max_buffer_size ? info.max_buffer_size / FORWARD_ALIGN * FORWARD_ALIGN : UINT64_MAX;
     if (d->d.ops->buffer_from_host && info.host_visible) {
       struct aug_err wrap_err = {0};
-      if (d->d.ops->buffer_from_host(d->d.be, base, size, &d->weights, &wrap_err) == 0)
+      if (d->d.ops->buffer_from_host(d->d.be, base, size, &d->mapped, &wrap_err) == 0)
         d->mapped_base = base;
     }
   }
   int rc = forward_bind_all(f, 0, err);
   for (uint32_t i = 0; i < f->n_devs && rc == 0; i++) {
     struct forward_dev *d = &f->devs[i];
-    if (d->mapped_base || d->weights_size == 0) continue;
-    rc = d->d.ops->buffer_alloc(d->d.be, BACKEND_BUFFER_WEIGHTS, d->weights_size, &d->weights, err);
-    if (rc < 0)
-      aug_err_prefix(err, "forward: weights (%zu bytes) on %s", d->weights_size, d->d.ops->name);
+    if (d->n_chunks == 0) continue;
+    d->chunks = aug_calloc(d->n_chunks, sizeof *d->chunks);
+    if (!d->chunks) return aug_err_set(err, AUG_ENOMEM, "forward: out of memory (chunks)");
+    for (uint32_t c = 0; c < d->n_chunks && rc == 0; c++) {
+      rc = d->d.ops->buffer_alloc(d->d.be, BACKEND_BUFFER_WEIGHTS, d->chunk_size[c], &d->chunks[c],
+                                  err);
+      if (rc < 0)
+        aug_err_prefix(err, "forward: weights (%llu bytes in %u buffers) on %s",
+                       (unsigned long long)d->weights_bytes, d->n_chunks, d->d.ops->name);
+    }
   }
   if (rc == 0) rc = forward_bind_all(f, 1, err);
   return rc;
@@ -367,7 +405,11 @@ void forward_destroy(struct forward *f) {
   if (f->devs) {
     for (uint32_t i = 0; i < f->n_devs; i++) {
       struct forward_dev *d = &f->devs[i];
-      if (d->weights) d->d.ops->buffer_free(d->d.be, d->weights);
+      if (d->mapped) d->d.ops->buffer_free(d->d.be, d->mapped);
+      for (uint32_t c = 0; d->chunks && c < d->n_chunks; c++)
+        if (d->chunks[c]) d->d.ops->buffer_free(d->d.be, d->chunks[c]);
+      aug_free(d->chunks);
+      aug_free(d->chunk_size);
       if (d->scratch) d->d.ops->buffer_free(d->d.be, d->scratch);
       if (d->out_buf) d->d.ops->buffer_free(d->d.be, d->out_buf);
     }

@@ -56,11 +56,13 @@ static int vk_lose(struct backend *be, VkResult r, const char *what) {
 struct vk_options {
   long device;        /* -1: preferred */
   long long max_bind; /* 0: the device limit */
+  long long max_buf;  /* 0: the device limit */
 };
 
 static int vk_parse_options(const char *options, struct vk_options *opt, struct aug_err *err) {
   opt->device = -1;
   opt->max_bind = 0;
+  opt->max_buf = 0;
   if (!options) return 0;
   const char *p = options;
   while (*p) {
@@ -88,9 +90,13 @@ static int vk_parse_options(const char *options, struct vk_options *opt, struct 
       } else if (!strcmp(item, "max_binding")) {
         if (v < 4096) return aug_err_set(err, AUG_EINVAL, "vulkan: max_binding=%lld < 4096", v);
         opt->max_bind = v;
+      } else if (!strcmp(item, "max_buffer")) {
+        if (v < 65536) return aug_err_set(err, AUG_EINVAL, "vulkan: max_buffer=%lld < 65536", v);
+        opt->max_buf = v;
       } else {
         return aug_err_set(err, AUG_EINVAL,
-                           "vulkan: unknown option '%s' (known: device, max_binding)", item);
+                           "vulkan: unknown option '%s' (known: device, max_binding, max_buffer)",
+                           item);
       }
     }
     p += len;
@@ -662,6 +668,8 @@ static void vk_read_limits(struct backend *be, const struct vk_options *opt) {
   be->max_binding &= ~(VkDeviceSize)15;
   be->max_allocation = m3.maxMemoryAllocationSize ? m3.maxMemoryAllocationSize : (1ull << 30);
   be->max_buffer = be->max_allocation;
+  if (opt->max_buf > 0 && (VkDeviceSize)opt->max_buf < be->max_buffer)
+    be->max_buffer = (VkDeviceSize)opt->max_buf;
   be->binding_align = l->minStorageBufferOffsetAlignment ? l->minStorageBufferOffsetAlignment : 16;
   if (be->binding_align < 16) be->binding_align = 16;
   be->shared_memory = l->maxComputeSharedMemorySize;

@@ -528,6 +528,8 @@ static int vk_device_info(struct backend *be, struct backend_device_info *info) 
   /* without VK_EXT_memory_budget the best estimate is what we have not taken ourselves */
   info->free_memory = info->total_memory > be->allocated ? info->total_memory - be->allocated : 0;
   info->host_visible = false; /* buffers are device memory: upload/download copy through staging */
+  info->max_buffer_size = be->max_buffer;
+  info->cpu_device = be->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
   return 0;
 }
 

@@ -3,7 +3,9 @@
  * and CPU devices (Mesa's lavapipe, which the tests run on). options, comma-separated:
  * "device=N" (index in vkEnumeratePhysicalDevices order; absent = the preferred one),
  * "max_binding=BYTES" (use bindings no larger than this, capped by the device's
- * maxStorageBufferRange: lets tests exercise the split paths on small tensors). */
+ * maxStorageBufferRange: lets tests exercise the split paths on small tensors),
+ * "max_buffer=BYTES" (refuse buffers larger than this, capped by the device's largest
+ * allocation: lets tests exercise weights spread over several buffers). */
 #ifndef AUGURY_BACKENDS_VULKAN_VULKAN_BACKEND_H
 #define AUGURY_BACKENDS_VULKAN_VULKAN_BACKEND_H
 
