@@ -13,6 +13,7 @@
 #include "engine/alloc.h"
 #include "engine/forward.h"
 #include "engine/kvcache.h"
+#include "engine/plan.h"
 #include "engine/promptcache.h"
 #include "engine/quant.h"
 
@@ -158,6 +159,34 @@ static bool engine_alloc_failure(int rc) {
   return rc == AUG_ENOMEM || rc == AUG_ERANGE || rc == AUG_EDEVICE;
 }
 
+/* auto: the planner's choice from measured bandwidths and the device's free memory (the
+ * fastest placement that fits); fallback (all) when planning fails, the retries then bound it. */
+static uint32_t engine_plan_layers(struct engine *e, const struct forward_params *fp,
+                                   uint32_t fallback) {
+  struct plan_model *pm = aug_malloc(sizeof *pm); /* ~50 KiB: not on the stack */
+  struct plan_device host, gpu;
+  struct plan_result r;
+  struct aug_err perr = {0};
+  uint32_t types[] = {QUANT_Q8_0, QUANT_Q6_K, QUANT_Q4_K};
+  struct plan_options po = plan_options_default();
+  po.n_ctx = fp->n_ctx;
+  po.n_batch = fp->n_batch;
+  po.n_outputs = fp->n_outputs;
+  po.kv_type = fp->kv_type;
+  int rc = pm ? plan_model_from_model(e->model, pm, &perr) : AUG_ENOMEM;
+  if (rc == 0) rc = plan_measure_host(e->n_threads, &host, &perr);
+  if (rc == 0)
+    rc = plan_measure_backend(e->gpu_ops, e->gpu_be, types, sizeof types / sizeof types[0], &gpu,
+                              &perr);
+  if (rc == 0) rc = plan_choose(pm, &po, &gpu, &host, &r, &perr);
+  aug_free(pm);
+  if (rc < 0) {
+    fprintf(stderr, "engine: planning the offload failed (%s); trying every layer\n", perr.msg);
+    return fallback;
+  }
+  return r.n_gpu_layers;
+}
+
 /* Opens the GPU backend when asked, chooses the placement and creates the forward pass on it.
  * AUTO starts from every block and the head and retries with about a tenth fewer each time an
  * allocation fails. */
@@ -193,6 +222,7 @@ static int engine_place(struct engine *e, const struct forward_params *fp, struc
       n = 0;
     }
     snprintf(e->gpu_name, sizeof e->gpu_name, "%s", info.name);
+    if (automatic && e->gpu_ops) n = engine_plan_layers(e, fp, n);
   }
   struct forward_placement placement = {.n_layer = n_layer, .layers = e->placement_layers};
   for (;;) {
@@ -206,6 +236,8 @@ static int engine_place(struct engine *e, const struct forward_params *fp, struc
   }
   if (e->gpu_ops && e->n_gpu_layers + e->output_on_gpu == 0) {
     /* nothing landed on the GPU: release it rather than hold an idle device */
+    snprintf(e->placement_note, sizeof e->placement_note,
+             "CPU only: %s, planned or refused, holds no layer", e->gpu_name);
     e->gpu_ops->destroy(e->gpu_be);
     e->gpu_be = NULL;
     e->gpu_ops = NULL;

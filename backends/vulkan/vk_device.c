@@ -57,12 +57,14 @@ struct vk_options {
   long device;        /* -1: preferred */
   long long max_bind; /* 0: the device limit */
   long long max_buf;  /* 0: the device limit */
+  long long as_gpu;   /* 1: do not report a CPU implementation as one (tests of placement) */
 };
 
 static int vk_parse_options(const char *options, struct vk_options *opt, struct aug_err *err) {
   opt->device = -1;
   opt->max_bind = 0;
   opt->max_buf = 0;
+  opt->as_gpu = 0;
   if (!options) return 0;
   const char *p = options;
   while (*p) {
@@ -93,9 +95,12 @@ static int vk_parse_options(const char *options, struct vk_options *opt, struct 
       } else if (!strcmp(item, "max_buffer")) {
         if (v < 65536) return aug_err_set(err, AUG_EINVAL, "vulkan: max_buffer=%lld < 65536", v);
         opt->max_buf = v;
+      } else if (!strcmp(item, "as_gpu")) {
+        opt->as_gpu = v;
       } else {
         return aug_err_set(err, AUG_EINVAL,
-                           "vulkan: unknown option '%s' (known: device, max_binding, max_buffer)",
+                           "vulkan: unknown option '%s' (known: device, max_binding, max_buffer, "
+                           "as_gpu)",
                            item);
       }
     }
@@ -670,6 +675,7 @@ static void vk_read_limits(struct backend *be, const struct vk_options *opt) {
   be->max_buffer = be->max_allocation;
   if (opt->max_buf > 0 && (VkDeviceSize)opt->max_buf < be->max_buffer)
     be->max_buffer = (VkDeviceSize)opt->max_buf;
+  be->cpu_device = be->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU && !opt->as_gpu;
   be->binding_align = l->minStorageBufferOffsetAlignment ? l->minStorageBufferOffsetAlignment : 16;
   if (be->binding_align < 16) be->binding_align = 16;
   be->shared_memory = l->maxComputeSharedMemorySize;

@@ -80,9 +80,10 @@ struct backend {
   /* limits read from the device (never assumed) */
   VkDeviceSize max_binding;    /* maxStorageBufferRange, or less with "max_binding=" */
   VkDeviceSize max_allocation; /* maxMemoryAllocationSize (Vulkan 1.1) */
-  VkDeviceSize max_buffer;     /* min(max_allocation, maxBufferSize when known) */
-  VkDeviceSize binding_align;  /* minStorageBufferOffsetAlignment */
-  uint32_t shared_memory;      /* maxComputeSharedMemorySize */
+  bool cpu_device; /* a CPU implementation (lavapipe), unless the as_gpu option says otherwise */
+  VkDeviceSize max_buffer;    /* min(max_allocation, maxBufferSize when known) */
+  VkDeviceSize binding_align; /* minStorageBufferOffsetAlignment */
+  uint32_t shared_memory;     /* maxComputeSharedMemorySize */
   uint32_t subgroup_size;
   uint32_t max_groups[3];  /* maxComputeWorkGroupCount */
   VkDeviceSize block_size; /* shared memory blocks */

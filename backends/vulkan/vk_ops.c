@@ -529,7 +529,7 @@ static int vk_device_info(struct backend *be, struct backend_device_info *info) 
   info->free_memory = info->total_memory > be->allocated ? info->total_memory - be->allocated : 0;
   info->host_visible = false; /* buffers are device memory: upload/download copy through staging */
   info->max_buffer_size = be->max_buffer;
-  info->cpu_device = be->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
+  info->cpu_device = be->cpu_device;
   return 0;
 }
 

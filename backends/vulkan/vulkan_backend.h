@@ -5,7 +5,8 @@
  * "max_binding=BYTES" (use bindings no larger than this, capped by the device's
  * maxStorageBufferRange: lets tests exercise the split paths on small tensors),
  * "max_buffer=BYTES" (refuse buffers larger than this, capped by the device's largest
- * allocation: lets tests exercise weights spread over several buffers). */
+ * allocation: lets tests exercise weights spread over several buffers), "as_gpu=1" (do not
+ * report a CPU implementation as one: lets tests exercise automatic placement on lavapipe). */
 #ifndef AUGURY_BACKENDS_VULKAN_VULKAN_BACKEND_H
 #define AUGURY_BACKENDS_VULKAN_VULKAN_BACKEND_H
 

@@ -170,6 +170,27 @@ static void test_auto_leaves_a_cpu_device_alone(void **state) {
   engine_destroy(e);
 }
 
+static void test_auto_plans_for_a_gpu(void **state) {
+  struct fixture *f = *state;
+  if (!f) skip();
+  /* lavapipe posing as a GPU: the planner measures both sides and places by predicted speed */
+  struct engine_params ep = params(f, ENGINE_GPU_LAYERS_AUTO, "as_gpu=1");
+  struct engine *e = NULL;
+  struct aug_err err = {0};
+  if (engine_create(&ep, &e, &err)) fail_msg("auto: %s", err.msg);
+  bool head = false;
+  uint32_t n = engine_gpu_layers(e, &head);
+  print_message("auto as a GPU: %s\n", engine_placement_note(e));
+  assert_true(n <= N_LAYERS);
+  assert_true(!head || n == N_LAYERS);
+  int32_t tokens[N_GEN];
+  float *logits = malloc(N_GEN * engine_model(e)->hp.n_vocab * sizeof(float));
+  assert_non_null(logits);
+  run(e, NULL, tokens, logits); /* whatever it chose evaluates */
+  free(logits);
+  engine_destroy(e);
+}
+
 static void test_explicit_layers_without_a_backend_fail_clearly(void **state) {
   struct fixture *f = *state;
   if (!f) skip();
@@ -206,6 +227,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_zero_half_all_agree),
       cmocka_unit_test(test_auto_leaves_a_cpu_device_alone),
+      cmocka_unit_test(test_auto_plans_for_a_gpu),
       cmocka_unit_test(test_explicit_layers_without_a_backend_fail_clearly),
       cmocka_unit_test(test_oversized_tensor_is_refused_by_name),
   };
