@@ -207,20 +207,8 @@ int cli_args_fail(const struct cli_args *args, const struct aug_err *err) {
 }
 
 int cli_args_parse_gpu_layers(const char *text, int32_t *out, struct aug_err *err) {
-  if (!strcmp(text, "all")) {
-    *out = ENGINE_GPU_LAYERS_ALL;
-    return 0;
-  }
-  if (!strcmp(text, "auto")) {
-    *out = ENGINE_GPU_LAYERS_AUTO;
-    return 0;
-  }
-  char *end = NULL;
-  errno = 0;
-  long v = strtol(text, &end, 10);
-  if (errno || end == text || *end || v < 0 || v > 100000)
+  if (engine_parse_gpu_layers(text, out))
     return aug_err_set(err, AUG_EINVAL, "--gpu-layers: '%s' is not a layer count, all or auto",
                        text);
-  *out = (int32_t)v;
   return 0;
 }

@@ -5,7 +5,9 @@
  * logits_pos0 + i for i < logits_rows (rows past n_resident are stale). */
 #include "engine/engine.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -97,6 +99,23 @@ static int engine_reuse_alloc(struct engine *e, struct aug_err *err) {
 }
 
 /* ---- placement ------------------------------------------------------------------------------ */
+
+int engine_parse_gpu_layers(const char *text, int32_t *out) {
+  if (!strcmp(text, "all")) {
+    *out = ENGINE_GPU_LAYERS_ALL;
+    return 0;
+  }
+  if (!strcmp(text, "auto")) {
+    *out = ENGINE_GPU_LAYERS_AUTO;
+    return 0;
+  }
+  char *end = NULL;
+  errno = 0;
+  long v = strtol(text, &end, 10);
+  if (errno || end == text || *end || v < 0 || v > 100000) return AUG_EINVAL;
+  *out = (int32_t)v;
+  return 0;
+}
 
 static bool engine_gpu_can_run(const struct engine *e, enum backend_op op,
                                const struct gguf_tensor *t, const char **refused) {

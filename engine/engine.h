@@ -58,6 +58,10 @@ struct engine_params {
 #define ENGINE_GPU_LAYERS_ALL (-1)
 #define ENGINE_GPU_LAYERS_AUTO (-2)
 
+/* "N", "all" or "auto" (the CLI's --gpu-layers, the LSP's gpuLayers) in gpu_layers' encoding;
+ * AUG_EINVAL for anything else. */
+int engine_parse_gpu_layers(const char *text, int32_t *out);
+
 struct engine_params engine_params_default(void);
 
 struct engine_eval_stats {

@@ -11,8 +11,16 @@
 #include <sys/stat.h>
 
 #include "engine/alloc.h"
+#include "engine/engine.h"
 
-enum setting_kind { SETTING_INT, SETTING_DOUBLE, SETTING_BOOL, SETTING_STRING, SETTING_LANGS };
+enum setting_kind {
+  SETTING_INT,
+  SETTING_DOUBLE,
+  SETTING_BOOL,
+  SETTING_STRING,
+  SETTING_LANGS,
+  SETTING_GPU_LAYERS,
+};
 
 struct setting {
   const char *key;
@@ -44,6 +52,7 @@ static const struct setting settings_table[] = {
     {"promptCacheMiB", SETTING_INT, FIELD(prompt_cache_mib), 0, 1 << 20},
     {"promptLookup", SETTING_INT, FIELD(prompt_lookup), 0, 15},
     {"promptBudgetMs", SETTING_DOUBLE, FIELD(prompt_budget_ms), 0, 600000},
+    {"gpuLayers", SETTING_GPU_LAYERS, FIELD(gpu_layers), 0, 0},
     {"languages", SETTING_LANGS, FIELD(languages), 0, 0},
     {"promptLog", SETTING_STRING, FIELD(prompt_log), 0, 0},
 };
@@ -169,6 +178,23 @@ int config_apply_json(struct config *cfg, const json_t *settings, const char *so
       }
       *(bool *)field = json_is_true(value);
       break;
+    case SETTING_GPU_LAYERS: {
+      int32_t n = 0;
+      bool ok =
+          json_is_integer(value)
+              ? json_integer_value(value) >= 0 && json_integer_value(value) <= 100000
+              : json_is_string(value) && engine_parse_gpu_layers(json_string_value(value), &n) == 0;
+      if (!ok) {
+        warnf(warn, user,
+              "augury: %s: setting '%s' must be a layer count, \"all\" or \"auto\", got %s "
+              "(ignored)",
+              source, key, shown);
+        warnings++;
+        break;
+      }
+      *(int32_t *)field = json_is_integer(value) ? (int32_t)json_integer_value(value) : n;
+      break;
+    }
     case SETTING_STRING: {
       if (!json_is_string(value) && !json_is_null(value)) {
         warnf(warn, user, "augury: %s: setting '%s' must be a string, got %s (ignored)", source,

@@ -385,6 +385,7 @@ static void start_load(struct server *s) {
   s->load_params.n_ctx = (uint32_t)s->config.n_ctx;
   s->load_params.reuse_min_chunk = (uint32_t)s->config.chunk_reuse;
   s->load_params.prompt_cache_bytes = (uint64_t)s->config.prompt_cache_mib << 20;
+  s->load_params.gpu_layers = s->config.gpu_layers;
   s->load_started_ms = server_now_ms(s);
   char *name = s->model_path + strlen(s->model_path);
   while (name > s->model_path && name[-1] != '/')
@@ -402,6 +403,7 @@ static void start_load(struct server *s) {
 struct engine_settings {
   char model[4096];
   int64_t threads, ctx, chunk_reuse, prompt_cache_mib;
+  int32_t gpu_layers;
 };
 
 static void engine_settings_of(const struct config *c, struct engine_settings *out) {
@@ -410,12 +412,14 @@ static void engine_settings_of(const struct config *c, struct engine_settings *o
   out->ctx = c->n_ctx;
   out->chunk_reuse = c->chunk_reuse;
   out->prompt_cache_mib = c->prompt_cache_mib;
+  out->gpu_layers = c->gpu_layers;
 }
 
 static bool engine_settings_differ(const struct engine_settings *a,
                                    const struct engine_settings *b) {
   return strcmp(a->model, b->model) || a->threads != b->threads || a->ctx != b->ctx ||
-         a->chunk_reuse != b->chunk_reuse || a->prompt_cache_mib != b->prompt_cache_mib;
+         a->chunk_reuse != b->chunk_reuse || a->prompt_cache_mib != b->prompt_cache_mib ||
+         a->gpu_layers != b->gpu_layers;
 }
 
 /* ---- lifecycle --------------------------------------------------------------------------- */

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/engine.h"
 #include "lsp/config.h"
 
 struct warnings {
@@ -64,6 +65,27 @@ static void test_apply_and_warn(void **state) {
   assert_false(config_language_enabled(&cfg, "go"));
   assert_null(cfg.model_path);
   json_decref(s);
+
+  /* gpuLayers: a count, "all", "auto"; anything else warns and keeps the value. */
+  assert_int_equal(cfg.gpu_layers, 0);
+  const char *good[] = {"{\"gpuLayers\":20}", "{\"gpuLayers\":\"all\"}", "{\"gpuLayers\":\"auto\"}",
+                        "{\"gpuLayers\":\"12\"}"};
+  const int32_t want[] = {20, ENGINE_GPU_LAYERS_ALL, ENGINE_GPU_LAYERS_AUTO, 12};
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    s = json_loads(good[i], 0, NULL);
+    assert_int_equal(config_apply_json(&cfg, s, "x", false, collect, &w), 0);
+    assert_int_equal(cfg.gpu_layers, want[i]);
+    json_decref(s);
+  }
+  const char *bad[] = {"{\"gpuLayers\":-1}", "{\"augury\":{\"gpuLayers\":\"most\"}}",
+                       "{\"gpuLayers\":true}"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    s = json_loads(bad[i], 0, NULL);
+    assert_int_equal(config_apply_json(&cfg, s, "x", false, collect, &w), 1);
+    assert_non_null(strstr(w.last, "gpuLayers"));
+    assert_int_equal(cfg.gpu_layers, 12);
+    json_decref(s);
+  }
   config_free(&cfg);
 }
 
