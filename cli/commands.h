@@ -13,5 +13,7 @@ struct cli_command {
 
 const struct cli_command *cli_find_command(const char *name);
 void cli_usage(FILE *out);
+/* The one-line version (`augury --version`), from cli/version.h; returns 0. */
+int cli_version_print(FILE *out);
 
 #endif

@@ -10,6 +10,7 @@ int main(int argc, char **argv) {
     cli_usage(stdout);
     return argc < 2 ? 2 : 0;
   }
+  if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) return cli_version_print(stdout);
   const struct cli_command *cmd = cli_find_command(argv[1]);
   if (!cmd) {
     fprintf(stderr, "augury: unknown command '%s'\n\n", argv[1]);

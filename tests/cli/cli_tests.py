@@ -9,7 +9,8 @@ info` refuses every file of the hostile corpus with the substring expected.tsv g
 (`augury info --json` agrees with the gguf package's listing of the real models on every tensor's
 name, type, shape, offset and size, and with their hyper-parameter keys), tokenize (ids identical
 to llama.cpp's for a spread of the tokenizer fixture corpus, parse_special off and on, argv, stdin
-and --file), synth (a synthetic model through synth, info and tokenize, incl. --vocab-from).
+and --file), synth (a synthetic model through synth, info and tokenize, incl. --vocab-from), version
+(`--version` and `version --json`: the version of cli/version.h, the plugin ABI, the backends).
 
 Cases that need a real model read AUGURY_TEST_MODEL / AUGURY_TEST_MODEL_SMALL and exit 77 (skip)
 when unset, unless AUGURY_REQUIRE_MODELS=1. Python standard library only.
@@ -375,9 +376,49 @@ def case_generate_bench():
     print(f"generate and bench ok: {report['pp_tps']:.1f} pp t/s, {report['tg_tps']:.1f} tg t/s")
 
 
+# ---- version ----------------------------------------------------------------------------------
+
+def case_version():
+    """--version is one line naming the version of cli/version.h; version --json is the object the
+    editors read (extension and :checkhealth refuse an older server with it)."""
+    source = os.path.dirname(os.path.dirname(os.path.abspath(FIXTURES)))
+    with open(os.path.join(source, "cli", "version.h")) as f:
+        m = re.search(r'#define AUGURY_VERSION "([^"]+)"', f.read())
+    check(m is not None, "cli/version.h defines no AUGURY_VERSION")
+    version = m.group(1)
+    check(re.fullmatch(r"\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?", version), f"not semver: {version!r}")
+    for flag in ("--version", "-V"):
+        _, out, err = run([flag], expect=0)
+        check(out.splitlines() == [f"augury {version}"] or
+              re.fullmatch(rf"augury {re.escape(version)} \(.+\)\n", out),
+              f"augury {flag} printed {out!r}")
+        check(err == "", f"augury {flag} wrote to stderr: {err!r}")
+    _, out, _ = run(["version"], expect=0)
+    check(out.startswith(f"augury {version}\n") and "backends: cpu" in out, f"augury version: {out!r}")
+    _, out, _ = run(["version", "--json"], expect=0)
+    check(out.count("\n") == 1, f"version --json is not one line: {out!r}")
+    v = json.loads(out)
+    check(set(v) == {"version", "plugin_abi", "backends", "lsp"}, f"version --json keys {sorted(v)}")
+    check(v["version"] == version and v["lsp"] == "3.18", f"version --json {v}")
+    check(isinstance(v["backends"], list) and v["backends"][0] == "cpu"
+          and all(isinstance(b, str) and b for b in v["backends"])
+          and len(set(v["backends"])) == len(v["backends"]), f"backends {v['backends']}")
+    header = os.path.join(source, "plugins", "augury_plugin.h")
+    if os.path.exists(header):
+        with open(header) as f:
+            abi = re.search(r"#define AUGURY_PLUGIN_ABI_VERSION (\d+)", f.read())
+        check(abi is not None and v["plugin_abi"] == int(abi.group(1)),
+              f"plugin_abi {v['plugin_abi']!r}, header says {abi and abi.group(1)}")
+    else:
+        check(v["plugin_abi"] is None, f"plugin_abi {v['plugin_abi']!r} without the ABI header")
+    rc, out, err = run(["version", "--bogus"], expect=2)
+    check("unknown option" in err and "usage: augury version" in err, f"bad option: {err!r}")
+    print(f"version ok: {out.strip() or version}, {v}")
+
+
 CASES = {"usage": case_usage, "model_check": case_model_check, "bad_gguf": case_bad_gguf, "info_json": case_info_json,
          "tokenize": case_tokenize, "synth": case_synth,
-         "generate_bench": case_generate_bench}
+         "generate_bench": case_generate_bench, "version": case_version}
 
 if __name__ == "__main__":
     if len(sys.argv) != 4 or sys.argv[3] not in CASES:

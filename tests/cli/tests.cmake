@@ -7,7 +7,7 @@ find_package(Python3 COMPONENTS Interpreter)
 if(NOT Python3_Interpreter_FOUND)
   message(WARNING "python3 not found: the CLI tests are not registered (scripts/bootstrap installs it)")
 else()
-  foreach(case usage model_check bad_gguf info_json tokenize synth generate_bench)
+  foreach(case usage model_check bad_gguf info_json tokenize synth generate_bench version)
     add_test(NAME cli/${case}
       COMMAND ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tests/cli/cli_tests.py
               ${CMAKE_BINARY_DIR}/augury ${AUGURY_FIXTURES_DIR} ${case})
