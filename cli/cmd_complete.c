@@ -9,8 +9,8 @@
 #include "cli/args.h"
 #include "lsp/config.h"
 #include "lsp/documents.h"
-#include "lsp/generate.h"
-#include "lsp/prompt.h"
+#include "plugins/generate.h"
+#include "plugins/prompt.h"
 
 #define COMPLETE_SNAP_LINES 32
 

@@ -7,7 +7,7 @@
 #include "cli/args.h"
 #include "lsp/config.h"
 #include "lsp/documents.h"
-#include "lsp/generate.h"
+#include "plugins/generate.h"
 
 static void explain_stream(void *user, const char *text, size_t len) {
   fwrite(text, 1, len, stdout);

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "engine/alloc.h"
-#include "lsp/prompt.h"
+#include "plugins/prompt.h"
 #include "lsp/server_internal.h"
 
 /* The prefix window's first line moves in steps of this many lines (see prompt_window). */

@@ -14,10 +14,10 @@
 #include <uv.h>
 
 #include "engine/scheduler.h"
-#include "lsp/completion_cache.h"
+#include "plugins/completion_cache.h"
 #include "lsp/config.h"
 #include "lsp/documents.h"
-#include "lsp/generate.h"
+#include "plugins/generate.h"
 #include "lsp/jsonrpc.h"
 #include "lsp/server.h"
 

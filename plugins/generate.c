@@ -1,6 +1,6 @@
 /* Completion and explain decode loops over a resident engine (see generate.h). The token buffer is
  * sized to the context at load, so a request allocates nothing but its sampler (explain only). */
-#include "lsp/generate.h"
+#include "plugins/generate.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -8,8 +8,8 @@
 
 #include "engine/alloc.h"
 #include "engine/sampler.h"
-#include "lsp/heal.h"
-#include "lsp/postprocess.h"
+#include "plugins/heal.h"
+#include "plugins/postprocess.h"
 
 struct generator {
   struct engine *engine;

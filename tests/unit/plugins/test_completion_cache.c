@@ -1,12 +1,12 @@
-/* Tests for lsp/completion_cache.c: exact and typed-through hits, what must miss (another uri, an
- * edit before or after the cursor, typing that leaves the suggestion), LRU eviction by count and
+/* Tests for plugins/completion_cache.c: exact and typed-through hits, what must miss (another uri,
+ * an edit before or after the cursor, typing that leaves the suggestion), LRU eviction by count and
  * bytes, forgetting a document, and allocation failures. */
 #include "../test_support.h"
 
 #include <limits.h>
 
 #include "engine/alloc.h"
-#include "lsp/completion_cache.h"
+#include "plugins/completion_cache.h"
 
 #define URI "file:///w/a.py"
 

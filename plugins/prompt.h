@@ -5,8 +5,8 @@
  * <｜fim▁end｜>). Document text is always encoded with parse_special off, so text that spells a
  * control token cannot inject one. The prefix window starts on a line that moves only in coarse
  * steps, so consecutive prompts share a long token prefix and the engine reuses its KV cache. */
-#ifndef AUGURY_LSP_PROMPT_H
-#define AUGURY_LSP_PROMPT_H
+#ifndef AUGURY_PLUGINS_PROMPT_H
+#define AUGURY_PLUGINS_PROMPT_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,7 +1,7 @@
 /* Completion cache (see completion_cache.h): a most-recent-first doubly linked list searched
  * linearly. Linear is enough: a few hundred entries of which almost all fail on the uri or the
  * text after the cursor, so a lookup costs microseconds next to a keystroke's JSON parsing. */
-#include "lsp/completion_cache.h"
+#include "plugins/completion_cache.h"
 
 #include <string.h>
 

@@ -6,8 +6,8 @@
  * cursor is an entry's state plus k typed bytes (0 <= k < completion length, k <= max_typed) that
  * are the completion's first k bytes; it returns the rest of the completion. Entries are bounded
  * in count and bytes, least recently used first out. Loop thread; not thread-safe. */
-#ifndef AUGURY_LSP_COMPLETION_CACHE_H
-#define AUGURY_LSP_COMPLETION_CACHE_H
+#ifndef AUGURY_PLUGINS_COMPLETION_CACHE_H
+#define AUGURY_PLUGINS_COMPLETION_CACHE_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -4,8 +4,8 @@
  * trimming of text that repeats the suffix, a time budget that starts counting at the first
  * newline, and removal of trailing whitespace-only lines. The decode loop calls postprocess_check
  * after every token and postprocess_finish once at the end. */
-#ifndef AUGURY_LSP_POSTPROCESS_H
-#define AUGURY_LSP_POSTPROCESS_H
+#ifndef AUGURY_PLUGINS_POSTPROCESS_H
+#define AUGURY_PLUGINS_POSTPROCESS_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,7 +1,7 @@
 /* Token healing constraint (see heal.h). The vocabulary's bytes sit in one buffer with offsets, so
  * a constrained step is a scan of the logits that compares bytes only for tokens that would beat
  * the best compatible one so far. */
-#include "lsp/heal.h"
+#include "plugins/heal.h"
 
 #include <string.h>
 

@@ -1,6 +1,6 @@
 /* FIM and chat prompt assembly (see prompt.h). Control tokens are placed by id; only our own
  * template text is encoded with parse_special on, never document text. */
-#include "lsp/prompt.h"
+#include "plugins/prompt.h"
 
 #include <string.h>
 

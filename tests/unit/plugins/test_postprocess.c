@@ -1,8 +1,8 @@
-/* Tests for lsp/postprocess.c: each stopping rule and the final clean-up on small Python and C
+/* Tests for plugins/postprocess.c: each stopping rule and the final clean-up on small Python and C
  * examples, including the cases where a rule must not fire. */
 #include "../test_support.h"
 
-#include "lsp/postprocess.h"
+#include "plugins/postprocess.h"
 
 static struct postprocess_context ctx_of(const char *before, const char *after, double budget) {
   struct postprocess_context ctx;

@@ -1,11 +1,11 @@
-/* Tests for lsp/prompt.c: the line window and its coarse, stable start; FIM assembly with the small
- * model's tokenizer (Qwen2.5-Coder ids, repository header, token bounds that drop whole line
+/* Tests for plugins/prompt.c: the line window and its coarse, stable start; FIM assembly with the
+ * small model's tokenizer (Qwen2.5-Coder ids, repository header, token bounds that drop whole line
  * blocks, and no control token from document text that spells one); chat prompts. */
 #include "../test_support.h"
 
 #include "engine/gguf.h"
 #include "engine/tokenizer.h"
-#include "lsp/prompt.h"
+#include "plugins/prompt.h"
 
 /* A document of n lines "line <i>\n". */
 static char *lines_doc(int n, size_t *len) {

@@ -1,6 +1,6 @@
 /* Completion stopping rules and clean-up (see postprocess.h). Everything works on whole lines of
  * the generated text; line 0 continues the cursor's line, lines 1.. are new lines. */
-#include "lsp/postprocess.h"
+#include "plugins/postprocess.h"
 
 #include <string.h>
 

@@ -1,11 +1,11 @@
-/* Tests for lsp/generate.c with the small real model: stats add up and a repeated prompt is reused,
- * single-line mode keeps one line, prompt-lookup decoding is exact, token healing completes a word
- * cut by the cursor, a prompt budget drops far context, a raised cancel flag stops the work, the
- * token budget holds, and explain streams exactly the text it returns. Slow (real forward
+/* Tests for plugins/generate.c with the small real model: stats add up and a repeated prompt is
+ * reused, single-line mode keeps one line, prompt-lookup decoding is exact, token healing completes
+ * a word cut by the cursor, a prompt budget drops far context, a raised cancel flag stops the work,
+ * the token budget holds, and explain streams exactly the text it returns. Slow (real forward
  * passes): label "slow". */
 #include "../test_support.h"
 
-#include "lsp/generate.h"
+#include "plugins/generate.h"
 
 struct fixture {
   struct generator *g;

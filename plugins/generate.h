@@ -3,8 +3,8 @@
  * token) and the explain loop (chat prompt, sampled, text streamed through a callback). Runs on
  * the engine thread in the server (on the main thread in `augury complete`); not thread-safe.
  * Output goes to caller-provided buffers: decoding a token allocates nothing. */
-#ifndef AUGURY_LSP_GENERATE_H
-#define AUGURY_LSP_GENERATE_H
+#ifndef AUGURY_PLUGINS_GENERATE_H
+#define AUGURY_PLUGINS_GENERATE_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -13,7 +13,7 @@
 
 #include "engine/engine.h"
 #include "engine/error.h"
-#include "lsp/prompt.h"
+#include "plugins/prompt.h"
 
 struct generator; /* opaque */
 

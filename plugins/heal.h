@@ -4,8 +4,8 @@
  * tokens are constrained to write it again: each must start with the text still to heal, or be a
  * proper prefix of it. Control tokens never qualify, so healing never crosses one. The caller
  * drops the regenerated text from the output. */
-#ifndef AUGURY_LSP_HEAL_H
-#define AUGURY_LSP_HEAL_H
+#ifndef AUGURY_PLUGINS_HEAL_H
+#define AUGURY_PLUGINS_HEAL_H
 
 #include <stddef.h>
 #include <stdint.h>

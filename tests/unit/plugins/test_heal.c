@@ -1,4 +1,4 @@
-/* Tests for lsp/heal.c with the small model's tokenizer (Qwen2.5-Coder): the vocabulary's bytes
+/* Tests for plugins/heal.c with the small model's tokenizer (Qwen2.5-Coder): the vocabulary's bytes
  * match tokenizer_token_bytes and control tokens have none; the constrained argmax picks the best
  * token that starts with the text to heal or is a proper prefix of it, never a control token, and
  * heal_advance walks a heal spread over two tokens. */
@@ -7,7 +7,7 @@
 #include <math.h>
 
 #include "engine/gguf.h"
-#include "lsp/heal.h"
+#include "plugins/heal.h"
 
 struct fixture {
   struct gguf_file *file;
