@@ -1,0 +1,2 @@
+(function_declaration body: (block) @scope.body) @scope
+(function_definition body: (block) @scope.body) @scope

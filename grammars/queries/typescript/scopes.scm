@@ -1,0 +1,11 @@
+(function_declaration body: (_) @scope.body) @scope
+(generator_function_declaration body: (_) @scope.body) @scope
+(function_expression body: (_) @scope.body) @scope
+(arrow_function body: (statement_block) @scope.body) @scope
+(method_definition body: (_) @scope.body) @scope
+(class_declaration body: (_) @scope.body) @scope
+(abstract_class_declaration body: (_) @scope.body) @scope
+(class body: (_) @scope.body) @scope
+(interface_declaration body: (_) @scope.body) @scope
+(enum_declaration body: (_) @scope.body) @scope
+(internal_module body: (_) @scope.body) @scope
