@@ -283,4 +283,8 @@ class Server:
 
 
 if __name__ == "__main__":
+    # `version --json` as the real server answers it (what :checkhealth augury asks).
+    if sys.argv[1:] == ["version", "--json"]:
+        print(json.dumps({"version": "0.1.0", "plugin_abi": None, "backends": ["fake"], "lsp": "3.18"}))
+        sys.exit(0)
     Server().run()

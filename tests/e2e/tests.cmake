@@ -14,7 +14,7 @@ else()
     "AUGURY_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
     "AUGURY_PYTHON=${Python3_EXECUTABLE}"
     "AUGURY_BIN=${CMAKE_BINARY_DIR}/augury")
-  foreach(name util plugin keymaps explain encoding missing_binary real_no_model real_model)
+  foreach(name util plugin keymaps explain encoding missing_binary health real_no_model real_model)
     add_test(NAME e2e/nvim_${name}
       COMMAND ${AUGURY_NVIM} --headless -u NONE -i NONE
               --cmd "set rtp+=${CMAKE_SOURCE_DIR}/editors/nvim"
@@ -32,7 +32,7 @@ else()
       get_filename_component(extra_runtime ${extra_bin_dir}/../share/nvim/runtime ABSOLUTE)
       list(APPEND extra_env "VIMRUNTIME=${extra_runtime}")
     endif()
-    foreach(name util plugin keymaps explain encoding missing_binary real_no_model)
+    foreach(name util plugin keymaps explain encoding missing_binary health real_no_model)
       add_test(NAME e2e/nvim_extra_${name}
         COMMAND ${AUGURY_E2E_NVIM_EXTRA} --headless -u NONE -i NONE
                 --cmd "set rtp+=${CMAKE_SOURCE_DIR}/editors/nvim"

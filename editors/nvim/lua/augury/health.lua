@@ -1,6 +1,62 @@
--- augury.health: `:checkhealth augury`: the server binary and its version, the model file, and
--- whether the server is running and attached to the current buffer.
+-- augury.health: `:checkhealth augury`: the server binary and its version (`augury version --json`;
+-- a server older than M.MIN_SERVER_VERSION is reported as an error), the model file, and whether
+-- the server is running and attached to the current buffer.
 local M = {}
+
+-- The oldest server this plugin works with: the first with `augury version --json`.
+M.MIN_SERVER_VERSION = '0.1.0'
+
+--- -1, 0 or 1 as semver a is lower, equal or higher than b (a pre-release sorts before its release).
+function M.compare_versions(a, b)
+  local function parse(v)
+    local core, pre = v:gsub('^v', ''):match('^([^-]*)%-?(.*)$')
+    local n = {}
+    for part in (core .. '.'):gmatch('([^.]*)%.') do n[#n + 1] = tonumber(part) or 0 end
+    return n, pre
+  end
+  local na, pa = parse(a)
+  local nb, pb = parse(b)
+  for i = 1, 3 do
+    local x, y = na[i] or 0, nb[i] or 0
+    if x ~= y then return x < y and -1 or 1 end
+  end
+  if pa == pb then return 0 end
+  if pa == '' then return 1 end
+  if pb == '' then return -1 end
+  return pa < pb and -1 or 1
+end
+
+--- The command that answers `version --json` for a server command: what comes before its `lsp`
+--- argument ({ 'augury', 'lsp' } -> { 'augury' }), or the whole command when it has none (a wrapper).
+function M.version_command(cmd)
+  local prefix = {}
+  for _, arg in ipairs(cmd) do
+    if arg == 'lsp' then return prefix end
+    prefix[#prefix + 1] = arg
+  end
+  return prefix
+end
+
+--- Runs `{prefix..., 'version', '--json'}` (prefix: a command list or an executable's path): the
+--- decoded object, or nil and what went wrong.
+function M.server_version(prefix)
+  local argv = type(prefix) == 'table' and vim.list_extend({}, prefix) or { prefix }
+  vim.list_extend(argv, { 'version', '--json' })
+  local out = vim.fn.system(argv)
+  local code = vim.v.shell_error
+  if code ~= 0 then
+    -- Servers before 0.1.0 answer "unknown command 'version'" with status 2.
+    if out:find('unknown command', 1, true) then
+      return nil, 'it is too old to report its version (no `augury version`)'
+    end
+    return nil, string.format('`version --json` failed (exit %d): %s', code, vim.trim(out):sub(1, 200))
+  end
+  local ok, v = pcall(vim.fn.json_decode, out)
+  if not ok or type(v) ~= 'table' or type(v.version) ~= 'string' then
+    return nil, '`version --json` printed no version: ' .. vim.trim(out):sub(1, 200)
+  end
+  return v
+end
 
 -- vim.health (0.8+: report_*; 0.10+: start/ok/...) or 0.7's require('health').
 local function reporter()
@@ -40,11 +96,20 @@ function M.check()
   local exe = cfg.cmd[1]
   if vim.fn.executable(exe) == 1 then
     local path = vim.fn.exepath(exe)
-    local out = vim.fn.systemlist({ path, '--version' })
-    if vim.v.shell_error == 0 and out[1] and out[1] ~= '' then
-      ok(string.format('%s found: %s (%s)', exe, path, out[1]))
+    local argv = M.version_command(cfg.cmd)
+    argv[1] = path
+    local v, why = M.server_version(argv)
+    local rebuild = { 'rebuild augury (cmake --build build) or point cmd at a newer one' }
+    if not v then
+      err(string.format('%s found: %s, but %s; this plugin needs augury %s or newer', exe, path, why,
+        M.MIN_SERVER_VERSION), rebuild)
+    elseif M.compare_versions(v.version, M.MIN_SERVER_VERSION) < 0 then
+      err(string.format('%s found: %s, but it is version %s; this plugin needs augury %s or newer', exe, path,
+        v.version, M.MIN_SERVER_VERSION), rebuild)
     else
-      ok(string.format('%s found: %s (it reports no version)', exe, path))
+      local backends = type(v.backends) == 'table' and table.concat(v.backends, ', ') or '?'
+      ok(string.format('%s found: %s (augury %s, LSP %s, plugin ABI %s, backends: %s)', exe, path, v.version,
+        tostring(v.lsp), v.plugin_abi == vim.NIL and 'none' or tostring(v.plugin_abi), backends))
     end
   else
     err(string.format("'%s' not found or not executable", exe),
