@@ -119,3 +119,9 @@ target_sources(augury_lib PRIVATE
 # Our runtime's api.h, not the system's (Debian's libtree-sitter-dev is 0.20.7, ABI <= 14): the
 # include folder comes before /usr/include, and nothing links -ltree-sitter.
 target_include_directories(augury_lib PUBLIC ${ts_runtime}/include)
+
+# The per-candidate cost of the syntax check on real files (a benchmark: built on request only).
+#   cmake --build build --target bench_syntax && ./build/bench_syntax [FILE...]
+add_executable(bench_syntax EXCLUDE_FROM_ALL ${CMAKE_SOURCE_DIR}/tests/bench/syntax/bench_syntax.c)
+target_link_libraries(bench_syntax PRIVATE augury_lib)
+set_target_properties(bench_syntax PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR})

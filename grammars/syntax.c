@@ -7,6 +7,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* An ERROR node (its contents are not listed) or a MISSING node, by byte range. */
 struct syntax_error {
@@ -356,29 +357,51 @@ int syntax_shape_at(const struct syntax_doc *doc, size_t cursor, struct syntax_s
 /* ---- check ------------------------------------------------------------------------------- */
 
 struct syntax_check_params syntax_check_params_default(void) {
-  return (struct syntax_check_params){.replaced = 0, .max_parses = 32, .cut_at_block_end = true};
+  return (struct syntax_check_params){
+      .replaced = 0, .max_parses = 32, .time_budget_us = 0, .cut_at_block_end = true};
 }
 
-/* One candidate parse: the tree of prefix + candidate[0..keep) + suffix (caller deletes it). */
+/* One candidate check: the document, where the candidate goes, and the time limit. */
 struct attempt {
   struct syntax_doc *doc;
   size_t cursor;
   size_t replaced;
   const char *candidate;
-  TSPoint cursor_point;
-  TSPoint replaced_end_point;
+  TSPoint cursor_point;       /* of cursor */
+  TSPoint replaced_end_point; /* of cursor + replaced, in the document */
+  uint64_t deadline_ns;       /* 0: none */
+  bool timed_out;
 };
 
-static TSTree *attempt_parse(const struct attempt *a, size_t keep) {
+static uint64_t monotonic_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* tree-sitter calls this every 100 parse operations; true stops the parse. */
+static bool progress_cb(TSParseState *state) {
+  struct attempt *a = state->payload;
+  if (a->deadline_ns && monotonic_ns() > a->deadline_ns) {
+    a->timed_out = true;
+    return true;
+  }
+  return false;
+}
+
+/* The tree of prefix + candidate[0..keep) + suffix (caller deletes it), or NULL when the deadline
+ * stopped the parse. */
+static TSTree *attempt_parse(struct attempt *a, size_t keep) {
   struct syntax_doc *doc = a->doc;
   TSTree *edited = ts_tree_copy(doc->tree);
+  TSPoint new_end_point = point_after(a->cursor_point, a->candidate, keep);
   TSInputEdit edit = {
       .start_byte = (uint32_t)a->cursor,
       .old_end_byte = (uint32_t)(a->cursor + a->replaced),
       .new_end_byte = (uint32_t)(a->cursor + keep),
       .start_point = a->cursor_point,
       .old_end_point = a->replaced_end_point,
-      .new_end_point = point_after(a->cursor_point, a->candidate, keep),
+      .new_end_point = new_end_point,
   };
   ts_tree_edit(edited, &edit);
   struct spliced_input in = {{doc->text, a->candidate, doc->text + a->cursor + a->replaced}, {0}};
@@ -386,8 +409,11 @@ static TSTree *attempt_parse(const struct attempt *a, size_t keep) {
   in.ends[1] = (uint32_t)(a->cursor + keep);
   in.ends[2] = (uint32_t)(doc->length - a->replaced + keep);
   TSInput input = {.payload = &in, .read = spliced_read, .encoding = TSInputEncodingUTF8};
-  TSTree *tree = ts_parser_parse(doc->parser, edited, input);
+  TSParseOptions options = {.payload = a, .progress_callback = progress_cb};
+  TSTree *tree = ts_parser_parse_with_options(doc->parser, edited, input, options);
   ts_tree_delete(edited);
+  /* A stopped parse would otherwise be resumed by the next call. */
+  if (!tree) ts_parser_reset(doc->parser);
   return tree;
 }
 
@@ -430,10 +456,11 @@ static size_t count_new_errors(struct syntax_doc *doc, size_t cursor, size_t rep
 }
 
 /* Parses with keep bytes of the candidate; *fresh = new error nodes. *tree_out (optional) gets
- * the tree, else it is deleted. */
-static int attempt_check(const struct attempt *a, size_t keep, size_t *fresh, TSTree **tree_out) {
+ * the tree, else it is deleted. AUG_ETIMEOUT past the deadline. */
+static int attempt_check(struct attempt *a, size_t keep, size_t *fresh, TSTree **tree_out) {
+  if (tree_out) *tree_out = NULL;
   TSTree *tree = attempt_parse(a, keep);
-  if (!tree) return AUG_EUNSUPPORTED;
+  if (!tree) return a->timed_out ? AUG_ETIMEOUT : AUG_EUNSUPPORTED;
   int rc = collect_errors(tree, &a->doc->scratch);
   if (!rc) *fresh = count_new_errors(a->doc, a->cursor, a->replaced, keep);
   if (tree_out && !rc) {
@@ -493,8 +520,13 @@ int syntax_check(struct syntax_doc *doc, size_t cursor, const char *candidate, s
   if (rc) return rc;
   if (length == 0 || all_blank(candidate, length)) return 0;
 
-  struct attempt a = {doc, cursor, p.replaced, candidate, point_at(doc->text, cursor), {0, 0}};
+  struct attempt a = {.doc = doc,
+                      .cursor = cursor,
+                      .replaced = p.replaced,
+                      .candidate = candidate,
+                      .cursor_point = point_at(doc->text, cursor)};
   a.replaced_end_point = point_after(a.cursor_point, doc->text + cursor, p.replaced);
+  if (p.time_budget_us) a.deadline_ns = monotonic_ns() + (uint64_t)p.time_budget_us * 1000u;
 
   size_t keep = length;
   size_t fresh = 0;
@@ -531,11 +563,14 @@ int syntax_check(struct syntax_doc *doc, size_t cursor, const char *candidate, s
       keep = 0;
       break;
     }
+    size_t previous = keep;
     keep = (size_t)(nl - candidate);
     if (all_blank(candidate, keep)) {
       keep = 0;
       break;
     }
+    /* Dropping only blank text cannot remove an error: cut further before parsing again. */
+    if (all_blank(candidate + keep, previous - keep)) continue;
     if (out->parses >= p.max_parses) goto exhausted;
     rc = attempt_check(&a, keep, &fresh, NULL);
     out->parses++;
@@ -550,6 +585,11 @@ exhausted:
   out->keep = 0;
   return 0;
 failed:
+  if (rc == AUG_ETIMEOUT) {
+    out->timed_out = true;
+    out->keep = 0;
+    return 0;
+  }
   if (rc == AUG_ENOMEM) return aug_err_set(err, rc, "syntax: out of memory");
   return aug_err_set(err, rc, "syntax: the %s parser gave no tree for the candidate",
                      doc->grammar->name);

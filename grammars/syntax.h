@@ -55,21 +55,27 @@ int syntax_shape_at(const struct syntax_doc *doc, size_t cursor, struct syntax_s
                     struct aug_err *err);
 
 struct syntax_check_params {
-  size_t replaced;       /* bytes after the cursor that the candidate replaces (default 0) */
-  unsigned max_parses;   /* give up (drop the candidate) after this many parses (default 32) */
+  size_t replaced;     /* bytes after the cursor that the candidate replaces (default 0) */
+  unsigned max_parses; /* give up (drop the candidate) after this many parses (default 32) */
+  /* give up (drop the candidate, timed_out) when the check takes longer than this; 0: no limit
+   * (the default) */
+  unsigned time_budget_us;
   bool cut_at_block_end; /* at a MULTI_LINE shape, cut where the opened block closes (default on) */
 };
 struct syntax_check_params syntax_check_params_default(void);
 
 struct syntax_verdict {
-  size_t keep;            /* bytes of the candidate to keep; 0: drop it */
-  unsigned lines_total;   /* lines in the candidate */
-  unsigned lines_kept;    /* lines in the kept part */
-  unsigned parses;        /* incremental parses done */
-  bool block_cut;         /* keep was first shortened to the end of the block the cursor opens */
-  bool budget_exhausted;  /* max_parses ran out before a good cut was found (keep is 0) */
-  size_t errors_before;   /* ERROR/MISSING nodes in the document */
-  size_t new_errors_full; /* nodes the whole candidate added that the document did not have */
+  size_t keep;           /* bytes of the candidate to keep; 0: drop it */
+  unsigned lines_total;  /* lines in the candidate */
+  unsigned lines_kept;   /* lines in the kept part */
+  unsigned parses;       /* incremental parses done */
+  bool block_cut;        /* keep was first shortened to the end of the block the cursor opens */
+  bool budget_exhausted; /* max_parses ran out before a good cut was found (keep is 0) */
+  bool timed_out;        /* time_budget_us ran out before a good cut was found (keep is 0) */
+  size_t errors_before;  /* ERROR/MISSING nodes in the document */
+  /* error nodes the whole candidate added that the document did not have; 1 also when the parse
+   * was stopped at the first one (entering error recovery where the document has none) */
+  size_t new_errors_full;
   struct syntax_shape shape;
 };
 
