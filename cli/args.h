@@ -112,5 +112,7 @@ int cli_args_parse_bytes(const char *text, uint64_t *out);
  * the value. The help line commands print for it: */
 #define CLI_GPU_LAYERS_HELP "layers on the GPU: N (the last N; one more = the head too), all, auto"
 int cli_args_parse_gpu_layers(const char *text, int32_t *out, struct aug_err *err);
+#define CLI_GPU_OPTIONS_HELP                                                                       \
+  "GPU backend options, e.g. device=1 (see backends/vulkan/vulkan_backend.h)"
 
 #endif

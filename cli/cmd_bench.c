@@ -68,7 +68,7 @@ static void bench_json_string(FILE *out, const char *s) {
 }
 
 int cli_cmd_bench(int argc, char **argv) {
-  const char *model = NULL, *gpu_layers = NULL;
+  const char *model = NULL, *gpu_layers = NULL, *gpu_options = NULL;
   int64_t n_prompt = 512, n_gen = 128, threads = 0, reps = 5;
   bool json = false;
   const struct cli_option opts[] = {
@@ -82,6 +82,7 @@ int cli_cmd_bench(int argc, char **argv) {
       CLI_OPT_INT("repetitions", 'r', &reps, "N", "repetitions (default 5)", 1, 1000),
       CLI_OPT_FLAG("json", 0, &json, "print one JSON object"),
       CLI_OPT_STRING("gpu-layers", 0, &gpu_layers, "N|all|auto", CLI_GPU_LAYERS_HELP),
+      CLI_OPT_STRING("gpu-options", 0, &gpu_options, "K=V,...", CLI_GPU_OPTIONS_HELP),
   };
   const struct cli_args args = {opts, sizeof opts / sizeof opts[0],
                                 "bench -m MODEL [-p 512] [-n 128] [-t N] [-r REPS] [--json]"};
@@ -110,6 +111,7 @@ int cli_cmd_bench(int argc, char **argv) {
   ep.n_threads = (int)threads;
   ep.n_ctx = (uint32_t)n_tokens;
   ep.gpu_layers = n_gpu_layers;
+  ep.gpu_options = gpu_options;
   struct engine *engine = NULL;
   if (engine_create(&ep, &engine, &err) < 0) {
     fprintf(stderr, "augury bench: %s\n", err.msg);

@@ -24,7 +24,8 @@ static int generate_fail(const char *what, const struct aug_err *err) {
 }
 
 int cli_cmd_generate(int argc, char **argv) {
-  const char *model = NULL, *prompt = NULL, *kv_type = "f16", *gpu_layers = NULL;
+  const char *model = NULL, *prompt = NULL, *kv_type = "f16", *gpu_layers = NULL,
+             *gpu_options = NULL;
   int64_t n_predict = 128, top_k = 40, seed = 0, threads = 0, ctx = 0, repeat_last_n = 64;
   double temp = 0.0, top_p = 0.95, min_p = 0.05, repeat_penalty = 1.0;
   bool special = false, ignore_eos = false;
@@ -49,6 +50,7 @@ int cli_cmd_generate(int argc, char **argv) {
       CLI_OPT_INT("ctx", 'c', &ctx, "N", "context length (default min(4096, trained))", 0, 1 << 24),
       CLI_OPT_STRING("kv-type", 0, &kv_type, "f16|q8_0", "KV cache type (default f16)"),
       CLI_OPT_STRING("gpu-layers", 0, &gpu_layers, "N|all|auto", CLI_GPU_LAYERS_HELP),
+      CLI_OPT_STRING("gpu-options", 0, &gpu_options, "K=V,...", CLI_GPU_OPTIONS_HELP),
       CLI_OPT_FLAG("special", 0, &special, "parse control-token texts in the prompt, print them"),
       CLI_OPT_FLAG("ignore-eos", 0, &ignore_eos, "do not stop at end-of-generation tokens"),
   };
@@ -74,6 +76,7 @@ int cli_cmd_generate(int argc, char **argv) {
   ep.n_threads = (int)threads;
   ep.n_ctx = (uint32_t)ctx;
   ep.gpu_layers = n_gpu_layers;
+  ep.gpu_options = gpu_options;
   if (!strcmp(kv_type, "f16")) {
     ep.kv_type = ENGINE_KV_F16;
   } else if (!strcmp(kv_type, "q8_0")) {

@@ -54,10 +54,11 @@ static int vk_lose(struct backend *be, VkResult r, const char *what) {
 /* ---- options and device selection ----------------------------------------------------------- */
 
 struct vk_options {
-  long device;        /* -1: preferred */
-  long long max_bind; /* 0: the device limit */
-  long long max_buf;  /* 0: the device limit */
-  long long as_gpu;   /* 1: do not report a CPU implementation as one (tests of placement) */
+  long device;         /* -1: preferred */
+  long long max_bind;  /* 0: the device limit */
+  long long max_buf;   /* 0: the device limit */
+  long long as_gpu;    /* 1: do not report a CPU implementation as one (tests of placement) */
+  long long subgroups; /* 0: take the shaders that need no subgroup operations (tests of both) */
 };
 
 static int vk_parse_options(const char *options, struct vk_options *opt, struct aug_err *err) {
@@ -65,6 +66,7 @@ static int vk_parse_options(const char *options, struct vk_options *opt, struct 
   opt->max_bind = 0;
   opt->max_buf = 0;
   opt->as_gpu = 0;
+  opt->subgroups = 1;
   if (!options) return 0;
   const char *p = options;
   while (*p) {
@@ -97,10 +99,12 @@ static int vk_parse_options(const char *options, struct vk_options *opt, struct 
         opt->max_buf = v;
       } else if (!strcmp(item, "as_gpu")) {
         opt->as_gpu = v;
+      } else if (!strcmp(item, "subgroups")) {
+        opt->subgroups = v;
       } else {
         return aug_err_set(err, AUG_EINVAL,
                            "vulkan: unknown option '%s' (known: device, max_binding, max_buffer, "
-                           "as_gpu)",
+                           "as_gpu, subgroups)",
                            item);
       }
     }
@@ -680,6 +684,15 @@ static void vk_read_limits(struct backend *be, const struct vk_options *opt) {
   if (be->binding_align < 16) be->binding_align = 16;
   be->shared_memory = l->maxComputeSharedMemorySize;
   be->subgroup_size = sg.subgroupSize;
+  /* matmul_vec_sg: a 64-invocation workgroup of whole subgroups, each summing rows with
+   * subgroupAdd */
+  bool arith = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+               (sg.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
+  be->subgroup_rows = 0;
+  if (opt->subgroups && arith && sg.subgroupSize >= 1 && sg.subgroupSize <= 64 &&
+      64 % sg.subgroupSize == 0) {
+    be->subgroup_rows = 64 / sg.subgroupSize;
+  }
   for (int i = 0; i < 3; i++)
     be->max_groups[i] = l->maxComputeWorkGroupCount[i];
   be->block_size = VK_BLOCK_SIZE < be->max_allocation ? VK_BLOCK_SIZE : be->max_allocation;

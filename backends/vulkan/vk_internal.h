@@ -85,6 +85,7 @@ struct backend {
   VkDeviceSize binding_align; /* minStorageBufferOffsetAlignment */
   uint32_t shared_memory;     /* maxComputeSharedMemorySize */
   uint32_t subgroup_size;
+  uint32_t subgroup_rows;  /* rows per workgroup of matmul_vec_sg; 0: matmul_vec (no subgroups) */
   uint32_t max_groups[3];  /* maxComputeWorkGroupCount */
   VkDeviceSize block_size; /* shared memory blocks */
   uint32_t device_type_index, host_type_index;

@@ -147,7 +147,9 @@ static int vk_matmul(struct backend *be, const struct backend_tensor *w,
   rc = vk_reserve(be, (uint32_t)n_windows, 0);
   if (rc) return rc;
   bool tiled = m >= VK_MATMUL_TILE_MIN_TOKENS && !be->decode_order;
-  const uint32_t spec[VK_MAX_SPEC] = {w->type};
+  uint32_t rows_per_group = tiled ? 1 : (be->subgroup_rows ? be->subgroup_rows : 1);
+  const char *shader = tiled ? "matmul_tile" : be->subgroup_rows ? "matmul_vec_sg" : "matmul_vec";
+  const uint32_t spec[VK_MAX_SPEC] = {w->type, rows_per_group};
   for (int64_t r0 = 0; r0 < n;) {
     struct vk_binding bw;
     int64_t rows;
@@ -158,7 +160,7 @@ static int vk_matmul(struct backend *be, const struct backend_tensor *w,
     if (tiled) {
       vk_groups_2d(be, (uint64_t)n_row_tiles * (uint64_t)((m + 31) / 32), groups);
     } else {
-      vk_groups_2d(be, (uint64_t)rows, groups);
+      vk_groups_2d(be, ((uint64_t)rows + rows_per_group - 1) / rows_per_group, groups);
       groups[2] = (uint32_t)m;
     }
     uint32_t push[] = {
@@ -175,8 +177,7 @@ static int vk_matmul(struct backend *be, const struct backend_tensor *w,
         n_row_tiles,
     };
     const struct vk_binding *binds[VK_BINDINGS] = {&bw, &bx, &by};
-    rc = vk_dispatch(be, tiled ? "matmul_tile" : "matmul_vec", spec, binds, push,
-                     sizeof push / sizeof push[0], groups);
+    rc = vk_dispatch(be, shader, spec, binds, push, sizeof push / sizeof push[0], groups);
     if (rc) return rc;
     r0 += rows;
   }

@@ -6,7 +6,9 @@
  * maxStorageBufferRange: lets tests exercise the split paths on small tensors),
  * "max_buffer=BYTES" (refuse buffers larger than this, capped by the device's largest
  * allocation: lets tests exercise weights spread over several buffers), "as_gpu=1" (do not
- * report a CPU implementation as one: lets tests exercise automatic placement on lavapipe). */
+ * report a CPU implementation as one: lets tests exercise automatic placement on lavapipe),
+ * "subgroups=0" (take the shaders that need no subgroup operations, as on a device without
+ * them: lets tests check both). */
 #ifndef AUGURY_BACKENDS_VULKAN_VULKAN_BACKEND_H
 #define AUGURY_BACKENDS_VULKAN_VULKAN_BACKEND_H
 

@@ -18,6 +18,7 @@ struct fixture {
   struct backend *cpu;
   struct backend *vk;       /* NULL: no device (skip_reason says why) */
   struct backend *vk_split; /* max_binding=32768: weights in several windows */
+  struct backend *vk_plain; /* subgroups=0: the shaders for devices without subgroup operations */
   char skip_reason[AUG_ERR_MSG_SIZE];
 };
 
@@ -35,8 +36,9 @@ static int setup(void **state) {
   } else if (rc) {
     fprintf(stderr, "vulkan backend: %s\n", err.msg);
     return -1;
-  } else if (f->vk_ops->create("max_binding=32768", &f->vk_split, &err)) {
-    fprintf(stderr, "vulkan backend (max_binding=32768): %s\n", err.msg);
+  } else if (f->vk_ops->create("max_binding=32768", &f->vk_split, &err) ||
+             f->vk_ops->create("subgroups=0", &f->vk_plain, &err)) {
+    fprintf(stderr, "vulkan backend (max_binding=32768 / subgroups=0): %s\n", err.msg);
     return -1;
   }
   *state = f;
@@ -48,6 +50,7 @@ static int teardown(void **state) {
   f->cpu_ops->destroy(f->cpu);
   if (f->vk_ops) f->vk_ops->destroy(f->vk);
   if (f->vk_ops) f->vk_ops->destroy(f->vk_split);
+  if (f->vk_ops) f->vk_ops->destroy(f->vk_plain);
   free(f);
   return 0;
 }
@@ -175,6 +178,15 @@ static void test_matmul(void **state) {
   for (size_t t = 0; t < sizeof weight_types / sizeof weight_types[0]; t++) {
     for (size_t i = 0; i < sizeof tokens / sizeof tokens[0]; i++)
       matmul_case(f, f->vk, weight_types[t], odd_k(weight_types[t]), 67, tokens[i], "");
+  }
+}
+
+static void test_matmul_without_subgroups(void **state) {
+  /* the matrix-vector shader with a shared-memory reduction, for devices without subgroupAdd */
+  struct fixture *f = need_device(state);
+  for (size_t t = 0; t < sizeof weight_types / sizeof weight_types[0]; t++) {
+    matmul_case(f, f->vk_plain, weight_types[t], odd_k(weight_types[t]), 67, 1, " (no subgroups)");
+    matmul_case(f, f->vk_plain, weight_types[t], odd_k(weight_types[t]), 67, 3, " (no subgroups)");
   }
 }
 
@@ -554,6 +566,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_table_and_buffers),
       cmocka_unit_test(test_matmul),
+      cmocka_unit_test(test_matmul_without_subgroups),
       cmocka_unit_test(test_matmul_split_bindings),
       cmocka_unit_test(test_matmul_decode_order),
       cmocka_unit_test(test_get_rows),
