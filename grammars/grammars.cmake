@@ -12,6 +12,7 @@ elseif(DEFINED ENV{XDG_CACHE_HOME} AND NOT "$ENV{XDG_CACHE_HOME}" STREQUAL "")
 else()
   set(grammars_cache $ENV{HOME}/.cache/augury/grammars)
 endif()
+set(AUGURY_GRAMMARS_CACHE_DIR ${grammars_cache}) # for tests/grammars/tests.cmake
 
 # Each pinned package must be unpacked with the pinned sum (fetch-grammars writes it to .sha256).
 set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/grammars/grammars.tsv)

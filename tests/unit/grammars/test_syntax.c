@@ -305,6 +305,43 @@ static void test_budget(void **state) {
   syntax_doc_destroy(doc);
 }
 
+/* The time budget stops a parse that runs past it; the parser is then reset, so the next check is
+ * unaffected. */
+static void test_time_budget(void **state) {
+  (void)state;
+  size_t n = 0, capacity = 1 << 20;
+  char *text = malloc(capacity);
+  n += (size_t)snprintf(text + n, capacity - n, "int f0(int x) {\n  return x;\n}\n");
+  size_t cursor = n - 3; /* after "return x;" of f0 */
+  for (int i = 1; i < 3000; i++) {
+    n += (size_t)snprintf(text + n, capacity - n, "int f%d(int x) {\n  return x + %d;\n}\n", i, i);
+  }
+  const struct grammar *g = grammars_find_name("c");
+  struct syntax_doc *doc;
+  struct aug_err err = {0};
+  assert_int_equal(syntax_doc_create(g, &doc, &err), 0);
+  assert_int_equal(syntax_doc_set_text(doc, text, n, &err), 0);
+  assert_int_equal(syntax_doc_error_count(doc), 0);
+  struct syntax_check_params p = syntax_check_params_default();
+  p.time_budget_us = 1;
+  /* A candidate that opens a block: the reparse has to run through the rest of the file. */
+  const char *candidate = "\n  if (x) {";
+  struct syntax_verdict v;
+  assert_int_equal(syntax_check(doc, cursor, candidate, strlen(candidate), &p, &v, &err), 0);
+  assert_true(v.timed_out);
+  assert_int_equal(v.keep, 0);
+  p.time_budget_us = 0;
+  assert_int_equal(syntax_check(doc, cursor, candidate, strlen(candidate), &p, &v, &err), 0);
+  assert_false(v.timed_out);
+  assert_int_equal(v.keep, 0); /* unclosed: dropped for its error, not for time */
+  assert_true(v.new_errors_full > 0);
+  const char *good = "\n  x++;";
+  assert_int_equal(syntax_check(doc, cursor, good, strlen(good), &p, &v, &err), 0);
+  assert_int_equal(v.keep, strlen(good));
+  syntax_doc_destroy(doc);
+  free(text);
+}
+
 /* Incremental updates give the tree a fresh parse gives, after each of a series of edits. */
 static void test_incremental_matches_fresh(void **state) {
   (void)state;
@@ -367,9 +404,13 @@ static void test_refusals(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_trim_cases),    cmocka_unit_test(test_shape_and_block_cut),
-      cmocka_unit_test(test_block_cut_off), cmocka_unit_test(test_replaced_range),
-      cmocka_unit_test(test_budget),        cmocka_unit_test(test_incremental_matches_fresh),
+      cmocka_unit_test(test_trim_cases),
+      cmocka_unit_test(test_shape_and_block_cut),
+      cmocka_unit_test(test_block_cut_off),
+      cmocka_unit_test(test_replaced_range),
+      cmocka_unit_test(test_budget),
+      cmocka_unit_test(test_time_budget),
+      cmocka_unit_test(test_incremental_matches_fresh),
       cmocka_unit_test(test_refusals),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
