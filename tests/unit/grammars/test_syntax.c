@@ -377,6 +377,51 @@ static void test_incremental_matches_fresh(void **state) {
   syntax_doc_destroy(doc);
 }
 
+/* Random edits (deterministic): after each, the incremental tree equals a fresh parse, in every
+ * grammar (a wrong point or byte in the computed edit shows up as a different tree). */
+static void test_random_edits(void **state) {
+  (void)state;
+  static const char *const pieces[] = {"(", ")", "{",   "}",  "\n", "  ",   "x", "= 1",
+                                       ";", ":", "end", "\"", "if", "\n\t", "é"};
+  uint32_t seed = 12345;
+  for (size_t k = 0; k < grammars_count(); k++) {
+    const struct grammar *g = grammars_at(k);
+    struct aug_err err = {0};
+    struct syntax_doc *doc, *fresh = NULL;
+    assert_int_equal(syntax_doc_create(g, &doc, &err), 0);
+    char text[4096] = "a = f(b)\nif x then y end\n{ z; }\n";
+    size_t n = strlen(text);
+    assert_int_equal(syntax_doc_set_text(doc, text, n, &err), 0);
+    for (int step = 0; step < 40; step++) {
+      seed = seed * 1103515245u + 12345u;
+      size_t at = (seed >> 8) % (n + 1);
+      seed = seed * 1103515245u + 12345u;
+      size_t removed = (seed >> 8) % 4;
+      if (removed > n - at) removed = n - at;
+      seed = seed * 1103515245u + 12345u;
+      const char *piece = pieces[(seed >> 8) % (sizeof pieces / sizeof pieces[0])];
+      size_t added = strlen(piece);
+      if (n - removed + added >= sizeof text) break;
+      memmove(text + at + added, text + at + removed, n - at - removed);
+      memcpy(text + at, piece, added);
+      n = n - removed + added;
+      text[n] = '\0';
+      assert_int_equal(syntax_doc_set_text(doc, text, n, &err), 0);
+      char *a = ts_node_string(ts_tree_root_node(syntax_doc_tree(doc)));
+      /* fresh: parsed from nothing each time */
+      syntax_doc_destroy(fresh);
+      assert_int_equal(syntax_doc_create(g, &fresh, &err), 0);
+      assert_int_equal(syntax_doc_set_text(fresh, text, n, &err), 0);
+      char *b = ts_node_string(ts_tree_root_node(syntax_doc_tree(fresh)));
+      if (strcmp(a, b)) fail_msg("%s, step %d: incremental %s\nfresh %s", g->name, step, a, b);
+      free(a);
+      free(b);
+    }
+    syntax_doc_destroy(fresh);
+    syntax_doc_destroy(doc);
+  }
+}
+
 static void test_refusals(void **state) {
   (void)state;
   syntax_doc_destroy(NULL);
@@ -411,6 +456,7 @@ int main(void) {
       cmocka_unit_test(test_budget),
       cmocka_unit_test(test_time_budget),
       cmocka_unit_test(test_incremental_matches_fresh),
+      cmocka_unit_test(test_random_edits),
       cmocka_unit_test(test_refusals),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
