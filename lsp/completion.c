@@ -11,6 +11,7 @@
  * cancel it when they need the engine for another state. */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/alloc.h"
@@ -48,15 +49,30 @@ void completion_abort_for_uri(struct server *s, const char *uri, int code) {
  * request id, the prompt's token ids and what was generated, so a peer can time the same work. */
 static void log_prompt(struct server *s, const struct active_request *r) {
   size_t n = 0;
-  const int32_t *ids = generator_last_prompt(s->generator, &n);
+  const int32_t *ids = NULL;
+  bool local = !strcmp(r->provider, PIPELINE_LOCAL_PROVIDER);
+  if (local && s->generator) ids = generator_last_prompt(s->generator, &n);
   flockfile(s->prompt_log); /* the loop thread writes the lines of answers it served itself */
+  /* The context pieces the plugins gave (JSON-escaped by jansson), then the token ids. */
+  json_t *context = json_array();
+  for (size_t i = 0; context && i < r->result.context.n_pieces; i++) {
+    const struct plugin_piece *p = &r->result.context.pieces[i];
+    json_array_append_new(context,
+                          json_pack("{s:s,s:s?,s:I,s:s%}", "plugin", p->plugin, "name", p->name,
+                                    "tokens", (json_int_t)p->tokens, "text", p->text, p->text_len));
+  }
+  char *context_text = context ? json_dumps(context, JSON_COMPACT) : NULL;
+  json_decref(context);
+  fprintf(s->prompt_log, "{\"id\":%s,\"provider\":\"%s\",\"context\":%s,", r->id_text,
+          local ? PIPELINE_LOCAL_PROVIDER : r->provider, context_text ? context_text : "[]");
+  free(context_text);
   fprintf(s->prompt_log,
-          "{\"id\":%s,\"generated\":%zu,\"drafted\":%zu,\"accepted\":%zu,\"shrunk\":%zu,"
+          "\"generated\":%zu,\"drafted\":%zu,\"accepted\":%zu,\"shrunk\":%zu,"
           "\"reused\":%zu,"
           "\"shifted\":%zu,\"restored\":%zu,\"evaluated\":%zu,\"ms\":%.3f,\"prompt\":[",
-          r->id_text, r->stats.n_generated, r->stats.n_drafted, r->stats.n_accepted,
-          r->stats.n_shrunk, r->stats.n_reused, r->stats.n_shifted, r->stats.n_restored,
-          r->stats.n_evaluated, r->stats.total_ms);
+          r->stats.n_generated, r->stats.n_drafted, r->stats.n_accepted, r->stats.n_shrunk,
+          r->stats.n_reused, r->stats.n_shifted, r->stats.n_restored, r->stats.n_evaluated,
+          r->stats.total_ms);
   for (size_t i = 0; i < n; i++)
     fprintf(s->prompt_log, i ? ",%d" : "%d", ids[i]);
   fprintf(s->prompt_log, "]}\n");
@@ -91,7 +107,8 @@ static void completion_run(struct scheduler_job *job) {
     r->rc = AUG_ECANCELED;
     return;
   }
-  if (!s->generator) {
+  bool local = !strcmp(r->provider, PIPELINE_LOCAL_PROVIDER);
+  if (local && !s->generator) {
     r->rc = aug_err_set(&r->err, AUG_ENOTFOUND, "no model is loaded");
     return;
   }
@@ -114,20 +131,51 @@ static void completion_run(struct scheduler_job *job) {
       .on_partial = r->kind == REQUEST_SPECULATIVE ? publish_partial : NULL,
       .partial_user = r,
   };
-  r->rc = generator_complete(s->generator, &req, &job->cancel, r->out, r->out_cap, &r->out_len,
-                             &r->stats, &r->err);
+  struct pipeline_request preq = {
+      .completion = req,
+      .uri = r->uri,
+      .language_id = r->language,
+      .doc_text = r->doc_text,
+      .doc_len = r->doc_len,
+      .cursor = r->cursor,
+      .provider = r->provider,
+  };
+  pipeline_result_free(&r->result);
+  memset(&r->result, 0, sizeof r->result);
+  r->rc = pipeline_complete(s->plugins, s->generator, &preq, &job->cancel, r->out, r->out_cap,
+                            &r->out_len, &r->result, &r->err);
+  r->stats = r->result.stats;
   if (r->rc == 0 && s->prompt_log) log_prompt(s, r);
 }
 
-static json_t *stats_json(const struct generation_stats *st) {
-  return json_pack("{s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:f},s:s}", "stats", "reused",
-                   (json_int_t)st->n_reused, "shifted", (json_int_t)st->n_shifted, "restored",
-                   (json_int_t)st->n_restored, "evaluated", (json_int_t)st->n_evaluated, "drafted",
-                   (json_int_t)st->n_drafted, "accepted", (json_int_t)st->n_accepted, "shrunk",
-                   (json_int_t)st->n_shrunk, "generated", (json_int_t)st->n_generated,
+static json_t *stats_json(const struct generation_stats *st, const char *provider) {
+  return json_pack("{s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:f},s:s,s:s}", "stats",
+                   "reused", (json_int_t)st->n_reused, "shifted", (json_int_t)st->n_shifted,
+                   "restored", (json_int_t)st->n_restored, "evaluated", (json_int_t)st->n_evaluated,
+                   "drafted", (json_int_t)st->n_drafted, "accepted", (json_int_t)st->n_accepted,
+                   "shrunk", (json_int_t)st->n_shrunk, "generated", (json_int_t)st->n_generated,
                    "prompt_tokens", (json_int_t)st->n_prompt, "prompt_ms", st->prompt_ms,
                    "generate_ms", st->generate_ms, "ms", st->total_ms, "stop",
-                   st->stop ? st->stop : "none");
+                   st->stop ? st->stop : "none", "provider", provider);
+}
+
+/* Counts an answer for the provider that served it (augury.status servedBy). */
+static void count_served(struct server *s, const char *provider) {
+  if (!s->served_by && !(s->served_by = json_object())) return;
+  json_t *n = json_object_get(s->served_by, provider);
+  json_object_set_new(s->served_by, provider, json_integer(n ? json_integer_value(n) + 1 : 1));
+}
+
+/* Loop thread: what the plugins did wrong during the request (host.h notes), to the log. */
+static void report_notes(struct server *s, const struct active_request *r) {
+  const char *line = r->result.context.notes;
+  while (*line) {
+    const char *end = strchr(line, '\n');
+    size_t len = end ? (size_t)(end - line) : strlen(line);
+    bool disabled = len >= 8 && memmem(line, len, "disabled", 8);
+    server_log(s, disabled ? 1 : 2, "augury: plugin %.*s", (int)len, line);
+    line += len + (end ? 1 : 0);
+  }
 }
 
 static json_t *position_json(struct lsp_position p) {
@@ -158,6 +206,7 @@ static void completion_done(struct scheduler_job *job) {
     return;
   }
   r->submitted = false;
+  report_notes(s, r);
   if (r->kind == REQUEST_SPECULATIVE) {
     speculation_done(s, r);
     return;
@@ -180,6 +229,8 @@ static void completion_done(struct scheduler_job *job) {
   s->tokens_evaluated += r->stats.n_evaluated;
   s->tokens_generated += r->stats.n_generated;
   s->last_total_ms = r->stats.total_ms;
+  const char *served_by = r->result.served_by ? r->result.served_by : r->provider;
+  count_served(s, served_by);
   if (r->out_len == 0) {
     /* Nothing worth showing; the stats still say what was done. */
     json_t *res = empty_result(inline_format);
@@ -191,8 +242,15 @@ static void completion_done(struct scheduler_job *job) {
    * the state after accepting the answer is r's text with the answer at the cursor. */
   struct document *doc = documents_find(s->docs, r->uri);
   if (doc) speculate(s, r->uri, doc, r->cursor, r->out, r->out_len);
-  server_request_finish(
-      r, result_json(inline_format, r->position, r->out, r->out_len, stats_json(&r->stats)));
+  json_t *data = stats_json(&r->stats, served_by);
+  /* With context providers: what they gave and how long gathering took (its budget bounds it). */
+  if (data && r->doc_text) {
+    const struct plugin_context *c = &r->result.context;
+    json_object_set_new(data, "context",
+                        json_pack("{s:I,s:f,s:s}", "pieces", (json_int_t)c->n_pieces, "ms", c->ms,
+                                  "notes", c->notes));
+  }
+  server_request_finish(r, result_json(inline_format, r->position, r->out, r->out_len, data));
 }
 
 static json_t *result_json(bool inline_format, struct lsp_position position, const char *out,
@@ -283,15 +341,16 @@ void completion_model_settled(struct server *s) {
 /* The reply data of an answer from the cache; from_speculation when a speculation the request
  * waited for put it there. */
 static json_t *cached_data(const struct completion_cache_hit *hit, double lookup_ms,
-                           const struct active_request *spec) {
+                           const struct active_request *spec, const char *provider) {
   const struct generation_stats *st = spec ? &spec->stats : NULL;
-  return json_pack("{s:{s:I,s:I,s:I,s:I,s:f,s:b,s:b,s:I},s:s}", "stats", "reused",
+  if (spec && spec->result.served_by) provider = spec->result.served_by;
+  return json_pack("{s:{s:I,s:I,s:I,s:I,s:f,s:b,s:b,s:I},s:s,s:s}", "stats", "reused",
                    (json_int_t)(st ? st->n_reused : 0), "evaluated",
                    (json_int_t)(st ? st->n_evaluated : 0), "generated",
                    (json_int_t)(st ? st->n_generated : 0), "prompt_tokens",
                    (json_int_t)(st ? st->n_prompt : 0), "ms", st ? st->total_ms : lookup_ms,
                    "cached", !spec, "speculative", spec != NULL, "typed", (json_int_t)hit->typed,
-                   "stop", spec ? (st->stop ? st->stop : "none") : "cache");
+                   "stop", spec ? (st->stop ? st->stop : "none") : "cache", "provider", provider);
 }
 
 /* Looks the state (uri, doc, cursor) up in the completion cache; on a hit returns the reply's
@@ -304,7 +363,8 @@ static json_t *lookup_cached(struct server *s, const char *uri, const struct doc
   if (!completion_cache_lookup(s->completions, uri, doc->text.data, doc->text.len, cursor, hit))
     return NULL;
   double ms = (double)(uv_hrtime() - t0) / 1e6;
-  return result_json(inline_format, pos, hit->rest, hit->rest_len, cached_data(hit, ms, spec));
+  return result_json(inline_format, pos, hit->rest, hit->rest_len,
+                     cached_data(hit, ms, spec, server_plugins_provider(s)));
 }
 
 /* The running speculation on uri whose state the user has typed along from, if any; every other
@@ -367,12 +427,31 @@ static bool fill_request(struct server *s, struct active_request *r, const char 
   r->settings.model_path = r->settings.file_model_path = NULL;
   r->settings.languages = NULL;
   r->settings.prompt_log = NULL;
+  r->settings.plugins = r->settings.remote = NULL;
+  r->settings.provider = NULL;
+  r->provider = server_plugins_provider(s);
+  struct document *doc = documents_find(s->docs, uri);
+  if (doc && doc->language_id &&
+      !(r->language = aug_strndup(doc->language_id, strlen(doc->language_id))))
+    return false;
+  /* Context providers may look beyond the window (scopes, imports): they get the document. */
+  if (s->plugins && plugin_host_has_context(s->plugins)) {
+    r->doc_text = aug_strndup(text, len);
+    if (!r->doc_text) return false;
+    r->doc_len = len;
+  }
   scheduler_job_init(&r->job, completion_run, completion_done, r);
   return true;
 }
 
-static bool can_complete(const struct server *s, const struct document *doc) {
-  return s->config.enable && s->model_state == MODEL_READY && s->model_has_fim &&
+/* Whether completions need the local model (the local provider serves them). */
+static bool needs_model(struct server *s) {
+  return !strcmp(server_plugins_provider(s), PIPELINE_LOCAL_PROVIDER);
+}
+
+static bool can_complete(struct server *s, const struct document *doc) {
+  return s->config.enable &&
+         (!needs_model(s) || (s->model_state == MODEL_READY && s->model_has_fim)) &&
          config_language_enabled(&s->config, doc->language_id);
 }
 
@@ -382,7 +461,9 @@ static bool can_complete(const struct server *s, const struct document *doc) {
 static void speculate(struct server *s, const char *uri, const struct document *doc, size_t cursor,
                       const char *insert, size_t insert_len) {
   completion_cancel_speculation(s, NULL);
-  if (!s->config.speculate || !s->config.completion_cache || !can_complete(s, doc) || s->stopping)
+  /* Only the local engine speculates: a remote server is asked when the editor asks. */
+  if (!s->config.speculate || !s->config.completion_cache || !can_complete(s, doc) || s->stopping ||
+      !needs_model(s))
     return;
   char *joined = NULL;
   const char *text = doc->text.data;
@@ -519,8 +600,11 @@ void completion_handle(struct server *s, json_t *id, json_t *params, bool inline
   }
   /* During a load the request waits for the model (bounded by loadWaitMs) rather than getting an
    * empty answer the user cannot tell from "nothing to suggest". */
-  bool wait_for_load = s->model_state == MODEL_LOADING && s->config.load_wait_ms > 0;
-  if (!enabled || (!wait_for_load && (s->model_state != MODEL_READY || !s->model_has_fim))) {
+  bool model_needed = needs_model(s);
+  bool wait_for_load =
+      model_needed && s->model_state == MODEL_LOADING && s->config.load_wait_ms > 0;
+  if (!enabled ||
+      (model_needed && !wait_for_load && (s->model_state != MODEL_READY || !s->model_has_fim))) {
     s->n_empty++;
     server_reply(s, id, empty_result(inline_format));
     return;

@@ -20,6 +20,8 @@ enum setting_kind {
   SETTING_STRING,
   SETTING_LANGS,
   SETTING_GPU_LAYERS,
+  SETTING_JSON_ARRAY,
+  SETTING_JSON_OBJECT,
 };
 
 struct setting {
@@ -55,6 +57,12 @@ static const struct setting settings_table[] = {
     {"gpuLayers", SETTING_GPU_LAYERS, FIELD(gpu_layers), 0, 0},
     {"languages", SETTING_LANGS, FIELD(languages), 0, 0},
     {"promptLog", SETTING_STRING, FIELD(prompt_log), 0, 0},
+    {"plugins", SETTING_JSON_ARRAY, FIELD(plugins), 0, 0},
+    {"pluginBudgetMs", SETTING_DOUBLE, FIELD(plugin_budget_ms), 1, 60000},
+    {"contextTokens", SETTING_INT, FIELD(context_tokens), 0, 1 << 16},
+    {"pluginFailureLimit", SETTING_INT, FIELD(plugin_failure_limit), 1, 1000},
+    {"provider", SETTING_STRING, FIELD(provider), 0, 0},
+    {"remote", SETTING_JSON_OBJECT, FIELD(remote), 0, 0},
 };
 #undef FIELD
 
@@ -86,6 +94,9 @@ int config_init(struct config *cfg, struct aug_err *err) {
   cfg->prompt_cache_mib = CONFIG_DEFAULT_PROMPT_CACHE_MIB;
   cfg->prompt_lookup = CONFIG_DEFAULT_PROMPT_LOOKUP;
   cfg->prompt_budget_ms = CONFIG_DEFAULT_PROMPT_BUDGET_MS;
+  cfg->plugin_budget_ms = 50;
+  cfg->context_tokens = 512;
+  cfg->plugin_failure_limit = 3;
   cfg->languages = json_object();
   if (!cfg->languages) return aug_err_set(err, AUG_ENOMEM, "config: out of memory");
   return 0;
@@ -95,7 +106,10 @@ void config_free(struct config *cfg) {
   aug_free(cfg->model_path);
   aug_free(cfg->file_model_path);
   aug_free(cfg->prompt_log);
+  aug_free(cfg->provider);
   json_decref(cfg->languages);
+  json_decref(cfg->plugins);
+  json_decref(cfg->remote);
   memset(cfg, 0, sizeof *cfg);
 }
 
@@ -217,6 +231,20 @@ int config_apply_json(struct config *cfg, const json_t *settings, const char *so
       }
       aug_free(*slot);
       *slot = copy;
+      break;
+    }
+    case SETTING_JSON_ARRAY:
+    case SETTING_JSON_OBJECT: {
+      bool array = s->kind == SETTING_JSON_ARRAY;
+      if (!json_is_null(value) && (array ? !json_is_array(value) : !json_is_object(value))) {
+        warnf(warn, user, "augury: %s: setting '%s' must be %s, got %s (ignored)", source, key,
+              array ? "an array" : "an object", shown);
+        warnings++;
+        break;
+      }
+      json_t **slot = (json_t **)field;
+      json_decref(*slot);
+      *slot = json_is_null(value) ? NULL : json_deep_copy(value);
       break;
     }
     case SETTING_LANGS: {

@@ -54,6 +54,13 @@ struct config {
   double prompt_budget_ms;  /* completion_request.prompt_budget_ms for requests; 0 = none */
   char *prompt_log;         /* benchmarks: append each completion prompt as a JSON line (owned) */
   json_t *languages;        /* owned object: languageId -> bool; "*" is the default */
+  /* Plugins (plugins/README.md), read once at initialize: */
+  json_t *plugins;              /* owned array: library paths, or {"command": [argv...]} children */
+  double plugin_budget_ms;      /* time all context providers of one request share */
+  int64_t context_tokens;       /* tokens all their pieces share */
+  int64_t plugin_failure_limit; /* failures in a row that disable a plugin */
+  char *provider; /* completion provider: NULL or "local", "remote", a plugin (owned) */
+  json_t *remote; /* owned object: the remote provider's settings, or NULL */
 };
 
 /* Process environment the lookups read; config_env_from_process fills it with getenv values. */

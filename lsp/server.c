@@ -189,6 +189,8 @@ void server_request_free(struct active_request *r) {
   aug_free(r->language);
   aug_free(r->out);
   aug_free(r->partial);
+  aug_free(r->doc_text);
+  pipeline_result_free(&r->result);
   pthread_mutex_destroy(&r->lock);
   aug_free(r);
 }
@@ -468,6 +470,7 @@ static void handle_initialize(struct server *s, json_t *id, json_t *params) {
       server_log(s, 2, "augury: promptLog: cannot open %s: %s", s->config.prompt_log,
                  strerror(errno));
   }
+  server_plugins_start(s);
   json_t *caps_out = json_pack(
       "{s:s,s:{s:b,s:i,s:{s:b}},s:b,s:{s:b,s:[]},s:{s:[s,s]}}", "positionEncoding",
       position_encoding_name(s->encoding), "textDocumentSync", "openClose", 1, "change", 2, "save",
@@ -537,9 +540,15 @@ static void execute_command(struct server *s, json_t *id, json_t *params) {
         (json_int_t)n_active, "cacheHits", (json_int_t)s->n_cache_hits, "loadWaits",
         (json_int_t)s->n_load_waits, "speculative", (json_int_t)s->n_speculative,
         "servedBySpeculation", (json_int_t)s->n_adopted);
+    if (st) {
+      json_object_set_new(st, "provider", json_string(server_plugins_provider(s)));
+      json_object_set_new(st, "servedBy", s->served_by ? json_copy(s->served_by) : json_object());
+      json_object_set_new(st, "plugins", server_plugins_status(s));
+    }
     server_reply(s, id, st);
     return;
   }
+  if (server_plugins_command(s, id, name, args)) return;
   server_reply_error(s, id, JSONRPC_INVALID_PARAMS,
                      "unknown command '%s' (augury.explain and augury.status exist)", name);
 }
@@ -817,6 +826,7 @@ static void server_stop(struct server *s, int exit_code) {
     atomic_store(&r->job.cancel, true);
   scheduler_destroy(s->scheduler);
   s->scheduler = NULL;
+  server_plugins_stop(s);
   while (s->active)
     server_request_free(s->active);
   if (s->load_progress) progress_end(s->load_progress, NULL);
@@ -868,6 +878,7 @@ int server_run(const struct server_options *options, struct aug_err *err) {
   if (!s) return aug_err_set(err, AUG_ENOMEM, "lsp: out of memory");
   s->options = *options;
   s->parent_pid = options->client_pid;
+  s->loop_thread = pthread_self();
   int rc = uv_loop_init(&s->loop);
   if (rc) {
     aug_free(s);
@@ -916,12 +927,14 @@ fail_loop:
 fail:
   scheduler_destroy(s->scheduler);
   s->scheduler = NULL;
+  server_plugins_stop(s);
   uv_run(&s->loop, UV_RUN_DEFAULT);
 cleanup:
   uv_loop_close(&s->loop);
   jsonrpc_framer_destroy(s->framer);
   documents_destroy(s->docs);
   completion_cache_destroy(s->completions);
+  json_decref(s->served_by);
   config_free(&s->config);
   aug_free(s->root_path);
   aug_free(s);

@@ -18,6 +18,8 @@
 #include "lsp/config.h"
 #include "lsp/documents.h"
 #include "plugins/generate.h"
+#include "plugins/host.h"
+#include "plugins/pipeline.h"
 #include "lsp/jsonrpc.h"
 #include "lsp/server.h"
 
@@ -70,6 +72,10 @@ struct active_request {
   size_t prefix_len, suffix_len;
   char *repo_name, *path, *language;
   struct config settings; /* values copied at request time (strings not used) */
+  char *doc_text;         /* the whole document, for context providers (NULL without any) */
+  size_t doc_len;
+  const char *provider;          /* the completion provider's name (static or the host's) */
+  struct pipeline_result result; /* engine thread: context pieces, notes, who served it */
   /* Outputs (written by the engine thread, read after done). */
   int rc;
   struct aug_err err;
@@ -142,6 +148,11 @@ struct server {
   double load_started_ms;
   bool model_has_fim;
 
+  pthread_t loop_thread;
+  struct plugin_host *plugins;    /* made at initialize; used by the engine thread in jobs */
+  struct provider_remote *remote; /* when the "remote" setting is given */
+  json_t *served_by;              /* provider name -> completions it served */
+
   struct active_request *active; /* doubly linked */
   struct outgoing_request *outgoing;
   int64_t next_outgoing_id;
@@ -199,6 +210,15 @@ void completion_abort_for_uri(struct server *s, const char *uri, int code);
 void completion_document_changed(struct server *s, const char *uri, size_t cursor);
 /* Stops every speculation (uri NULL) or those on uri: the engine is wanted for something else. */
 void completion_cancel_speculation(struct server *s, const char *uri);
+
+/* server_plugins.c */
+void server_plugins_start(struct server *s); /* at initialize, after the settings */
+void server_plugins_stop(struct server *s);  /* after the engine thread stopped */
+/* The provider completions go to: the "provider" setting when it is registered, else "local". */
+const char *server_plugins_provider(struct server *s);
+json_t *server_plugins_status(struct server *s); /* new reference: an array */
+/* Runs a plugin's command and replies; false when no plugin offers name. */
+bool server_plugins_command(struct server *s, json_t *id, const char *name, json_t *args);
 
 /* explain.c */
 void explain_handle(struct server *s, json_t *id, json_t *arguments, json_t *work_done_token);

@@ -115,6 +115,9 @@ struct augury_completion_request {
    * AUGURY_PLUGIN_ECANCELED (any thread may call it). */
   int (*cancelled)(void *cancel_data);
   void *cancel_data;
+  /* The host's own description of the request, for the built-in providers compiled into the host
+   * (plugins ignore it; its layout is not part of the ABI). */
+  const void *host_internal;
 };
 
 struct augury_completion_result {

@@ -243,7 +243,8 @@ int generator_complete(struct generator *g, const struct completion_request *req
                          req->repo_name,     req->path,
                          req->prefix_tokens, req->suffix_tokens,
                          req->snap_lines,    req->prefix + line_start,
-                         kept - line_start};
+                         kept - line_start,  req->context,
+                         req->n_context};
   size_t n_ids = 0, dropped = 0;
   int rc = prompt_build_fim(g->tok, &g->fim, &in, g->ids, g->n_ctx - (size_t)max_tokens, &n_ids,
                             &dropped, err);

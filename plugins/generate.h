@@ -59,6 +59,9 @@ struct completion_request {
    * cost per token) is built again with fewer prefix tokens (never under 256); the tokens dropped
    * are in generation_stats.n_shrunk. */
   double prompt_budget_ms;
+  /* (optional) Context pieces for the prompt (prompt.h fim_input.context; borrowed). */
+  const struct augury_context_piece *context;
+  size_t n_context;
 };
 
 struct generation_stats {

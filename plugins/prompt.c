@@ -152,6 +152,24 @@ int prompt_build_fim(const struct tokenizer *tok, const struct fim_tokens *fim,
                         err)))
       return rc;
     if ((rc = encode_at(tok, "\n", 1, false, ids, cap, &n, &needed, err))) return rc;
+  }
+  /* Context pieces as other files of the repository, before the current one (most stable first:
+   * the caller's order). */
+  if (fim->file_sep != TOKEN_NONE) {
+    for (size_t i = 0; i < in->n_context; i++) {
+      const struct augury_context_piece *p = &in->context[i];
+      const char *name = p->name && *p->name ? p->name : "context";
+      if ((rc = put(ids, cap, &n, fim->file_sep, err))) return rc;
+      if ((rc = encode_at(tok, name, strlen(name), false, ids, cap, &n, &needed, err))) return rc;
+      if ((rc = encode_at(tok, "\n", 1, false, ids, cap, &n, &needed, err))) return rc;
+      if ((rc = encode_at(tok, p->text, p->text_len, false, ids, cap, &n, &needed, err))) return rc;
+      if (p->text_len && p->text[p->text_len - 1] != '\n' &&
+          (rc = encode_at(tok, "\n", 1, false, ids, cap, &n, &needed, err)))
+        return rc;
+    }
+  }
+  if (fim->file_sep != TOKEN_NONE && fim->repo_name != TOKEN_NONE &&
+      ((in->repo_name && *in->repo_name) || in->n_context > 0) && in->path && *in->path) {
     if ((rc = put(ids, cap, &n, fim->file_sep, err))) return rc;
     if ((rc = encode_at(tok, in->path, strlen(in->path), false, ids, cap, &n, &needed, err)))
       return rc;
@@ -221,6 +239,122 @@ int prompt_build_fim(const struct tokenizer *tok, const struct fim_tokens *fim,
       (rc = encode_at(tok, in->middle, in->middle_len, false, ids, cap, &n, &needed, err)))
     return rc;
   *n_ids = n;
+  return 0;
+}
+
+/* The control-token spellings of each family (fim_table's first spelling, without the
+ * SentencePiece marker). */
+static const char *const text_markers[][5] = {
+    [FIM_FAMILY_QWEN] = {"<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|repo_name|>",
+                         "<|file_sep|>"},
+    [FIM_FAMILY_CODELLAMA] = {"<PRE> ", " <SUF>", " <MID>", NULL, NULL},
+    [FIM_FAMILY_DEEPSEEK] = {"<\xEF\xBD\x9C"
+                             "fim\xE2\x96\x81"
+                             "begin\xEF\xBD\x9C>",
+                             "<\xEF\xBD\x9C"
+                             "fim\xE2\x96\x81"
+                             "hole\xEF\xBD\x9C>",
+                             "<\xEF\xBD\x9C"
+                             "fim\xE2\x96\x81"
+                             "end\xEF\xBD\x9C>",
+                             NULL, NULL},
+};
+
+bool prompt_fim_family_from_name(const char *name, enum fim_family *out) {
+  static const char *const names[] = {"qwen", "codellama", "deepseek"};
+  for (int i = 0; i < 3; i++)
+    if (name && !strcmp(name, names[i])) {
+      *out = (enum fim_family)i;
+      return true;
+    }
+  return false;
+}
+
+struct text_out {
+  char *buf;
+  size_t cap, len;
+  bool full;
+};
+
+static void text_raw(struct text_out *o, const char *s, size_t n) {
+  if (o->full || o->len + n + 1 > o->cap) {
+    o->full = true;
+    return;
+  }
+  memcpy(o->buf + o->len, s, n);
+  o->len += n;
+}
+
+/* Document text: "<|" and "<\xEF\xBD\x9C" (the fullwidth bar DeepSeek uses) and "<PRE>"-like
+ * markers get a zero-width space after their '<', so a server that parses special tokens in the
+ * prompt sees plain text. */
+static void text_doc(struct text_out *o, const char *s, size_t n) {
+  static const char zwsp[] = "\xE2\x80\x8B";
+  size_t from = 0;
+  for (size_t i = 0; i + 1 < n; i++) {
+    if (s[i] != '<') continue;
+    bool marker = s[i + 1] == '|' || (i + 3 < n && !memcmp(s + i + 1, "\xEF\xBD\x9C", 3)) ||
+                  (i + 4 < n && (!memcmp(s + i + 1, "PRE>", 4) || !memcmp(s + i + 1, "SUF>", 4) ||
+                                 !memcmp(s + i + 1, "MID>", 4)));
+    if (!marker) continue;
+    text_raw(o, s + from, i + 1 - from);
+    text_raw(o, zwsp, sizeof zwsp - 1);
+    from = i + 1;
+  }
+  text_raw(o, s + from, n - from);
+}
+
+int prompt_format_fim_text(enum fim_family family, const struct fim_input *in, char *out,
+                           size_t cap, size_t *len, struct aug_err *err) {
+  const char *const *m = text_markers[family];
+  struct text_out o = {out, cap, 0, false};
+  *len = 0;
+  if (cap == 0) return aug_err_set(err, AUG_ERANGE, "prompt: no room for a text prompt");
+  bool repo = m[3] && m[4];
+  if (repo && in->repo_name && *in->repo_name) {
+    text_raw(&o, m[3], strlen(m[3]));
+    text_doc(&o, in->repo_name, strlen(in->repo_name));
+    text_raw(&o, "\n", 1);
+  }
+  for (size_t i = 0; repo && i < in->n_context; i++) {
+    const struct augury_context_piece *p = &in->context[i];
+    const char *name = p->name && *p->name ? p->name : "context";
+    text_raw(&o, m[4], strlen(m[4]));
+    text_doc(&o, name, strlen(name));
+    text_raw(&o, "\n", 1);
+    text_doc(&o, p->text, p->text_len);
+    if (p->text_len && p->text[p->text_len - 1] != '\n') text_raw(&o, "\n", 1);
+  }
+  if (repo && ((in->repo_name && *in->repo_name) || in->n_context) && in->path && *in->path) {
+    text_raw(&o, m[4], strlen(m[4]));
+    text_doc(&o, in->path, strlen(in->path));
+    text_raw(&o, "\n", 1);
+  }
+  /* Byte bounds: whole lines off the prefix's start, the suffix cut at its end. */
+  const char *prefix = in->prefix;
+  size_t prefix_len = in->prefix_len;
+  size_t max_prefix = in->prefix_tokens ? in->prefix_tokens * 4 : prefix_len;
+  while (prefix_len > max_prefix) {
+    const char *nl = memchr(prefix, '\n', prefix_len);
+    size_t cut = nl ? (size_t)(nl - prefix) + 1 : prefix_len - max_prefix;
+    prefix += cut;
+    prefix_len -= cut;
+  }
+  size_t suffix_len = in->suffix_len;
+  if (suffix_len > in->suffix_tokens * 4) suffix_len = in->suffix_tokens * 4;
+  while (suffix_len > 0 && suffix_len < in->suffix_len &&
+         ((unsigned char)in->suffix[suffix_len] & 0xc0) == 0x80)
+    suffix_len--;
+  text_raw(&o, m[0], strlen(m[0]));
+  text_doc(&o, prefix, prefix_len);
+  text_raw(&o, m[1], strlen(m[1]));
+  text_doc(&o, in->suffix, suffix_len);
+  text_raw(&o, m[2], strlen(m[2]));
+  if (in->middle_len) text_doc(&o, in->middle, in->middle_len);
+  if (o.full)
+    return aug_err_set(err, AUG_ERANGE, "prompt: the text prompt does not fit %zu bytes", cap);
+  out[o.len] = '\0';
+  *len = o.len;
   return 0;
 }
 

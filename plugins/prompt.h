@@ -14,6 +14,7 @@
 
 #include "engine/error.h"
 #include "engine/tokenizer.h"
+#include "plugins/augury_plugin.h"
 
 enum fim_family { FIM_FAMILY_QWEN, FIM_FAMILY_CODELLAMA, FIM_FAMILY_DEEPSEEK };
 
@@ -55,6 +56,11 @@ struct fim_input {
   size_t snap_lines;  /* when the prefix is over its token bound, drop lines in these steps */
   const char *middle; /* text after <|fim_middle|>: the cursor's line up to the cursor, or NULL */
   size_t middle_len;
+  /* Context pieces from the context providers, most stable first: each goes in as a repository
+   * file (<|file_sep|>name\ntext\n) before the current file, so the KV cache keeps them across
+   * keystrokes. Left out by families without <|file_sep|> (CodeLlama, DeepSeek). */
+  const struct augury_context_piece *context;
+  size_t n_context;
 };
 
 /* Builds the FIM prompt into ids[0..cap). When the prefix is over its token bound whole snap_lines
@@ -64,6 +70,18 @@ struct fim_input {
 int prompt_build_fim(const struct tokenizer *tok, const struct fim_tokens *fim,
                      const struct fim_input *in, int32_t *ids, size_t cap, size_t *n_ids,
                      size_t *n_prefix_dropped, struct aug_err *err);
+
+/* The same FIM prompt as text, for a remote server that tokenizes it itself (OpenAI-compatible
+ * /v1/completions with a raw prompt): the family's control-token spellings around the document
+ * text, whose own spellings of them are broken with a zero-width space so they cannot become
+ * control tokens there. Token bounds are applied as byte bounds (4 bytes a token), dropping whole
+ * lines from the prefix's start and cutting the suffix's end. out[0..*len) is NUL-terminated;
+ * AUG_ERANGE when cap is too small. */
+int prompt_format_fim_text(enum fim_family family, const struct fim_input *in, char *out,
+                           size_t cap, size_t *len, struct aug_err *err);
+
+/* The family called name ("qwen", "codellama", "deepseek"); false when unknown. */
+bool prompt_fim_family_from_name(const char *name, enum fim_family *out);
 
 enum chat_format { CHAT_FORMAT_CHATML, CHAT_FORMAT_LLAMA3, CHAT_FORMAT_PLAIN };
 

@@ -6,6 +6,9 @@ A transcript is a JSON object:
   name, description      text
   model                  "small" to need AUGURY_TEST_MODEL_SMALL (skips with 77 when unset,
                          unless AUGURY_REQUIRE_MODELS=1); "$MODEL" in messages is replaced by it
+  plugins                true to need the example plugins (AUGURY_TEST_PLUGINS, the folder
+                         tests/plugins/tests.cmake builds them into): "$PLUGINS" is that folder;
+                         "$FIXTURES" is tests/fixtures in any transcript
   args                   extra arguments after `augury lsp`
   parent                 true: start a helper process and pass --clientProcessId
   ignore                 server methods skipped by "expect" (e.g. "window/logMessage")
@@ -20,13 +23,14 @@ A transcript is a JSON object:
     {"expect_reply": {"id": ID, "match": PATTERN}}  waits for the reply to ID
     {"expect_request": {"method": M, "result": R}}  waits for a server request and answers it
     {"wait_replies": true}            waits until every request sent got its reply
+    {"expect_file": {"path": P, "match": "re:REGEX"}}  waits until file P's text matches
     {"sleep": seconds}
     {"close_stdin": true}
     {"close_stdout": true}            stops reading the server's output (EPIPE on its next write)
     {"kill_parent": true}
 Patterns: objects match key by key (extra keys are an error unless the pattern has "...": true),
 arrays element by element; "<any>", "<string>", "<number>", "<integer>", "<absent>" (key must be
-missing) are wildcards, "re:REGEX" matches strings.
+missing) are wildcards, "re:REGEX" matches strings, "<lt:N>" numbers below N.
 At the end the driver checks that every request got exactly one reply and no reply came for an id
 never sent, then the exit status. Exit status: 0 pass, 1 fail, 77 skipped.
 """
@@ -77,6 +81,10 @@ def match(pattern, actual, path="$"):
         if pattern == "<integer>":
             ok = isinstance(actual, int) and not isinstance(actual, bool)
             return None if ok else f"{path}: expected an integer, got {actual!r}"
+        if pattern.startswith("<lt:") and pattern.endswith(">"):
+            bound = float(pattern[4:-1])
+            ok = isinstance(actual, (int, float)) and not isinstance(actual, bool) and actual < bound
+            return None if ok else f"{path}: expected a number below {bound:g}, got {actual!r}"
         if pattern.startswith("re:"):
             if isinstance(actual, str) and re.search(pattern[3:], actual, re.S):
                 return None
@@ -231,12 +239,20 @@ def run(transcript_path, augury, wrapper, timeout_scale):
             print("SKIP: AUGURY_TEST_MODEL_SMALL is not set")
             return 77
         subst["$MODEL"] = model
+    subst["$FIXTURES"] = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures")
+    if t.get("plugins"):
+        plugins = os.environ.get("AUGURY_TEST_PLUGINS", "")
+        if not plugins or not os.path.isdir(plugins):
+            print("SKIP: AUGURY_TEST_PLUGINS (the example plugins' folder) is not set")
+            return 77
+        subst["$PLUGINS"] = plugins
     home = tempfile.mkdtemp(prefix="augury-lsp-test-")
     env = {k: v for k, v in os.environ.items()
            if k not in ("AUGURY_MODEL", "LLAMA_CACHE", "HF_HUB_CACHE", "HF_HOME")}
     # A clean home: no config file and no model in any cache, so lookups are what the test says.
     env["HOME"] = home
     env["XDG_CONFIG_HOME"] = os.path.join(home, "config")
+    env["XDG_DATA_HOME"] = os.path.join(home, "data")  # no plugins but the transcript's
     subst["$HOME"] = home
     with open(os.path.join(home, "not-a-model.gguf"), "w") as f:
         f.write("this is not a GGUF file\n")  # for transcripts about load failures
@@ -335,6 +351,22 @@ def run(transcript_path, augury, wrapper, timeout_scale):
                         if msg is None:
                             raise Failure("the server closed its output")
                     s.stash.clear()
+                elif "expect_file" in step:
+                    want = step["expect_file"]
+                    deadline = time.time() + step.get("timeout", 10) * s.scale
+                    text = ""
+                    while True:
+                        try:
+                            with open(want["path"]) as f:
+                                text = f.read()
+                        except OSError:
+                            text = ""
+                        if match(want["match"], text) is None:
+                            break
+                        if time.time() > deadline:
+                            raise Failure(f"{want['path']} does not match {want['match']}: "
+                                          f"{text[-400:]!r}")
+                        time.sleep(0.1)
                 elif "sleep" in step:
                     time.sleep(step["sleep"])
                 elif "close_stdin" in step:

@@ -15,7 +15,8 @@ foreach(transcript ${AUGURY_LSP_TRANSCRIPTS})
   add_test(NAME lsp/${name}
            COMMAND ${AUGURY_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/driver.py
                    --augury $<TARGET_FILE:augury> ${transcript})
-  set_tests_properties(lsp/${name} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 900)
+  set_tests_properties(lsp/${name} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 900
+                       ENVIRONMENT "AUGURY_TEST_PLUGINS=${CMAKE_BINARY_DIR}/test-plugins")
   file(READ ${transcript} transcript_text)
   string(JSON under_valgrind ERROR_VARIABLE no_key GET "${transcript_text}" valgrind)
   if(no_key)
@@ -28,7 +29,8 @@ foreach(transcript ${AUGURY_LSP_TRANSCRIPTS})
                      --augury $<TARGET_FILE:augury>
                      "--wrapper=${AUGURY_VALGRIND} -q --leak-check=full --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=86"
                      --timeout-scale 30 ${transcript})
-    set_tests_properties(lsp_valgrind/${name} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 3600)
+    set_tests_properties(lsp_valgrind/${name} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 3600
+                         ENVIRONMENT "AUGURY_TEST_PLUGINS=${CMAKE_BINARY_DIR}/test-plugins")
     if(name MATCHES "^model_")
       set_tests_properties(lsp_valgrind/${name} PROPERTIES LABELS slow)
     endif()

@@ -105,8 +105,8 @@ static void test_fim_layout(void **state) {
   assert_int_not_equal(m->fim.repo_name, TOKEN_NONE);
   const char *pre = "def add(a, b):\n    return";
   const char *suf = "\n\nprint(add(1, 2))\n";
-  struct fim_input in = {pre, strlen(pre), suf, strlen(suf), "demo", "src/calc.py",
-                         512, 128,         32,  NULL,        0};
+  struct fim_input in = {pre, strlen(pre), suf, strlen(suf), "demo", "src/calc.py", 512, 128,
+                         32,  NULL,        0,   NULL,        0};
   int32_t ids[1024];
   size_t n = 0, dropped = 0;
   struct aug_err err = {0};
@@ -142,9 +142,19 @@ static void test_fim_middle_layout(void **state) {
   size_t n[2], dropped = 0;
   struct aug_err err = {0};
   for (int k = 0; k < 2; k++) {
-    struct fim_input in = {
-        above,      strlen(above),     suf, strlen(suf), "demo", "a.py", 512, 128, 32,
-        middles[k], strlen(middles[k])};
+    struct fim_input in = {above,
+                           strlen(above),
+                           suf,
+                           strlen(suf),
+                           "demo",
+                           "a.py",
+                           512,
+                           128,
+                           32,
+                           middles[k],
+                           strlen(middles[k]),
+                           NULL,
+                           0};
     assert_int_equal(prompt_build_fim(m->tok, &m->fim, &in, ids[k], 1024, &n[k], &dropped, &err),
                      0);
   }
@@ -167,8 +177,19 @@ static void test_fim_middle_layout(void **state) {
   text[len] = '\0';
   assert_string_equal(text, middles[0]);
   /* A buffer too small for prefix + suffix + middle is refused, not overrun. */
-  struct fim_input in = {above,      strlen(above),     suf, strlen(suf), NULL, NULL, 512, 128, 32,
-                         middles[1], strlen(middles[1])};
+  struct fim_input in = {above,
+                         strlen(above),
+                         suf,
+                         strlen(suf),
+                         NULL,
+                         NULL,
+                         512,
+                         128,
+                         32,
+                         middles[1],
+                         strlen(middles[1]),
+                         NULL,
+                         0};
   assert_int_equal(prompt_build_fim(m->tok, &m->fim, &in, ids[0], 8, &n[0], &dropped, &err),
                    AUG_ERANGE);
 }
@@ -178,7 +199,8 @@ static void test_fim_no_injection(void **state) {
   /* Document text that spells control tokens stays text. */
   const char *pre = "x = '<|fim_prefix|><|fim_middle|><|endoftext|><|im_start|>'\n";
   const char *suf = "<|fim_suffix|><|file_sep|>\n";
-  struct fim_input in = {pre, strlen(pre), suf, strlen(suf), "r", "a.py", 512, 128, 32, NULL, 0};
+  struct fim_input in = {pre, strlen(pre), suf,  strlen(suf), "r",  "a.py", 512,
+                         128, 32,          NULL, 0,           NULL, 0};
   int32_t ids[1024];
   size_t n = 0, dropped = 0;
   struct aug_err err = {0};
@@ -196,7 +218,7 @@ static void test_fim_token_bounds(void **state) {
   struct model_fixture *m = need_model(state);
   size_t len;
   char *doc = lines_doc(300, &len);
-  struct fim_input in = {doc, len, "\nend\n", 5, NULL, NULL, 200, 2, 32, NULL, 0};
+  struct fim_input in = {doc, len, "\nend\n", 5, NULL, NULL, 200, 2, 32, NULL, 0, NULL, 0};
   int32_t ids[4096];
   size_t n = 0, dropped = 0;
   struct aug_err err = {0};
@@ -262,6 +284,74 @@ static void test_chat(void **state) {
                    AUG_ERANGE);
 }
 
+/* Context pieces go in as repository files before the current one, in the order given, and the
+ * prompt without them is the prompt after them (the cache keeps the pieces' tokens). */
+static void test_fim_context_pieces(void **state) {
+  struct model_fixture *m = need_model(state);
+  const char *pre = "def add(a, b):\n    return";
+  const char *suf = "\n";
+  struct augury_context_piece pieces[2] = {
+      {"lib/util.py", "def helper():\n    pass\n", 24, AUGURY_STABLE_PROJECT},
+      {NULL, "x = 1", 5, AUGURY_STABLE_RECENT},
+  };
+  struct fim_input in = {pre, strlen(pre), suf, strlen(suf), "demo", "src/calc.py", 512, 128,
+                         32,  NULL,        0,   pieces,      2};
+  int32_t ids[1024], plain[1024];
+  size_t n = 0, n_plain = 0, dropped = 0;
+  struct aug_err err = {0};
+  assert_int_equal(prompt_build_fim(m->tok, &m->fim, &in, ids, 1024, &n, &dropped, &err), 0);
+  size_t seps = 0;
+  for (size_t i = 0; i < n; i++)
+    seps += ids[i] == m->fim.file_sep;
+  assert_int_equal(seps, 3); /* two pieces and the current file */
+  in.n_context = 0;
+  assert_int_equal(prompt_build_fim(m->tok, &m->fim, &in, plain, 1024, &n_plain, &dropped, &err),
+                   0);
+  /* Both end with the same <|file_sep|>src/calc.py ... <|fim_middle|> tail. */
+  assert_true(n > n_plain);
+  size_t tail = 0;
+  while (plain[n_plain - 1 - tail] != m->fim.file_sep)
+    tail++;
+  assert_memory_equal(ids + n - 1 - tail, plain + n_plain - 1 - tail, (tail + 1) * sizeof *ids);
+  /* Without a repository name the pieces still come, with the current file's header. */
+  in.n_context = 2;
+  in.repo_name = NULL;
+  assert_int_equal(prompt_build_fim(m->tok, &m->fim, &in, ids, 1024, &n, &dropped, &err), 0);
+  assert_int_equal(ids[0], m->fim.file_sep);
+}
+
+/* The text prompt for a remote server: the Qwen layout, byte bounds, and document text that
+ * spells a control token broken with a zero-width space. */
+static void test_fim_text(void **state) {
+  (void)state;
+  const char *pre = "import os\nx = '<|fim_middle|>'\ndef f():\n";
+  const char *mid = "    ret";
+  const char *suf = "\nprint(f())\n";
+  struct augury_context_piece piece = {"a.py", "A = 1\n", 6, AUGURY_STABLE_PROJECT};
+  struct fim_input in = {pre, strlen(pre), suf, strlen(suf), "demo", "b.py", 512,
+                         128, 32,          mid, strlen(mid), &piece, 1};
+  char out[1024];
+  size_t len = 0;
+  struct aug_err err = {0};
+  assert_int_equal(prompt_format_fim_text(FIM_FAMILY_QWEN, &in, out, sizeof out, &len, &err), 0);
+  assert_int_equal(strlen(out), len);
+  assert_string_equal(out, "<|repo_name|>demo\n<|file_sep|>a.py\nA = 1\n<|file_sep|>b.py\n"
+                           "<|fim_prefix|>import os\nx = '<\xE2\x80\x8B|fim_middle|>'\ndef "
+                           "f():\n<|fim_suffix|>\nprint(f())\n<|fim_middle|>    ret");
+  /* A prefix over its bound loses whole lines from its start. */
+  in.prefix_tokens = 5; /* 20 bytes */
+  in.n_context = 0;
+  in.repo_name = NULL;
+  assert_int_equal(prompt_format_fim_text(FIM_FAMILY_QWEN, &in, out, sizeof out, &len, &err), 0);
+  assert_string_equal(out, "<|fim_prefix|>def f():\n<|fim_suffix|>\nprint(f())\n<|fim_middle|>"
+                           "    ret");
+  assert_int_equal(prompt_format_fim_text(FIM_FAMILY_QWEN, &in, out, 16, &len, &err), AUG_ERANGE);
+  enum fim_family f;
+  assert_true(prompt_fim_family_from_name("deepseek", &f));
+  assert_int_equal(f, FIM_FAMILY_DEEPSEEK);
+  assert_false(prompt_fim_family_from_name("gpt", &f));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_window_stable_start),
@@ -270,6 +360,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_fim_no_injection, setup_model, teardown_model),
       cmocka_unit_test_setup_teardown(test_fim_token_bounds, setup_model, teardown_model),
       cmocka_unit_test_setup_teardown(test_chat, setup_model, teardown_model),
+      cmocka_unit_test_setup_teardown(test_fim_context_pieces, setup_model, teardown_model),
+      cmocka_unit_test(test_fim_text),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,135 @@
+/* The server's side of the plugin host: the host is made at initialize from the settings (the
+ * built-in providers, the plugin folder, the "plugins" list, the remote provider when configured),
+ * its plugins appear in augury.status, their commands go through workspace/executeCommand, and it
+ * is destroyed after the engine thread stopped. Loop thread. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/alloc.h"
+#include "lsp/server_internal.h"
+#include "plugins/provider_remote.h"
+
+/* Plugin messages: to the editor from the loop thread, to stderr (the editor's log of the
+ * server's output) from any other thread, since only the loop thread may write to the client. */
+static void plugin_log(void *user, int level, const char *message) {
+  struct server *s = user;
+  if (pthread_equal(pthread_self(), s->loop_thread))
+    server_log(s, level, "%s", message);
+  else
+    fprintf(stderr, "%s\n", message);
+}
+
+static void load_listed(struct server *s, const json_t *list) {
+  size_t i;
+  json_t *v;
+  json_array_foreach(list, i, v) {
+    struct aug_err err = {0};
+    int rc = 0;
+    if (json_is_string(v)) {
+      rc = plugin_host_load_library(s->plugins, json_string_value(v), &err);
+    } else if (json_is_array(json_object_get(v, "command"))) {
+      json_t *cmd = json_object_get(v, "command");
+      const char *argv[17] = {NULL};
+      size_t n = json_array_size(cmd) < 16 ? json_array_size(cmd) : 16;
+      for (size_t j = 0; j < n; j++)
+        argv[j] = json_string_value(json_array_get(cmd, j));
+      bool ok = n > 0;
+      for (size_t j = 0; j < n; j++)
+        ok = ok && argv[j];
+      rc = ok ? plugin_host_spawn(s->plugins, argv, &err)
+              : aug_err_set(&err, AUG_EINVAL, "plugins[%zu]: command must be strings", i);
+    } else {
+      rc = aug_err_set(&err, AUG_EINVAL,
+                       "plugins[%zu]: a library path or {\"command\": [...]} expected", i);
+    }
+    if (rc) server_log(s, 1, "augury: %s (not loaded)", err.msg);
+  }
+}
+
+void server_plugins_start(struct server *s) {
+  struct plugin_host_params p = plugin_host_params_default();
+  p.context_budget_ms = s->config.plugin_budget_ms;
+  p.context_tokens = (size_t)s->config.context_tokens;
+  p.failure_limit = (int)s->config.plugin_failure_limit;
+  p.log = plugin_log;
+  p.log_user = s;
+  struct aug_err err = {0};
+  if (plugin_host_create(&p, &s->plugins, &err) ||
+      plugin_host_register(s->plugins, provider_local_plugin(), "built-in", &err)) {
+    server_log(s, 1, "augury: plugins: %s", err.msg);
+    return;
+  }
+  if (s->config.remote) {
+    if (provider_remote_create(s->config.remote, getenv, &s->remote, &err) ||
+        plugin_host_register(s->plugins, provider_remote_plugin(s->remote), "built-in", &err))
+      server_log(s, 1, "augury: remote provider: %s", err.msg);
+  }
+  const char *provider = s->config.provider ? s->config.provider : PIPELINE_LOCAL_PROVIDER;
+  if (!plugin_host_completion(s->plugins, provider))
+    server_log(s, 1, "augury: provider '%s' is not available: completions use the local model",
+               provider);
+  char dir[4096];
+  if (plugin_host_default_dir(getenv("XDG_DATA_HOME"), s->env.home, dir, sizeof dir))
+    plugin_host_load_dir(s->plugins, dir);
+  if (s->config.plugins) load_listed(s, s->config.plugins);
+}
+
+const char *server_plugins_provider(struct server *s) {
+  const char *provider = s->config.provider ? s->config.provider : PIPELINE_LOCAL_PROVIDER;
+  return s->plugins && plugin_host_completion(s->plugins, provider) ? provider
+                                                                    : PIPELINE_LOCAL_PROVIDER;
+}
+
+void server_plugins_stop(struct server *s) {
+  plugin_host_destroy(s->plugins);
+  s->plugins = NULL;
+  provider_remote_destroy(s->remote);
+  s->remote = NULL;
+}
+
+json_t *server_plugins_status(struct server *s) {
+  json_t *list = json_array();
+  for (size_t i = 0; i < plugin_host_count(s->plugins); i++) {
+    struct plugin_info in;
+    plugin_host_info(s->plugins, i, &in);
+    json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s,s:b,s:b,s:b,s:b,s:I,s:I,s:I,s:s}",
+                                          "name", in.name, "version", in.version, "origin",
+                                          in.origin, "mode", in.mode, "context", in.context,
+                                          "completion", in.completion, "command", in.command,
+                                          "disabled", in.disabled, "calls", (json_int_t)in.calls,
+                                          "failures", (json_int_t)in.failures, "overruns",
+                                          (json_int_t)in.overruns, "lastError", in.last_error));
+  }
+  return list;
+}
+
+bool server_plugins_command(struct server *s, json_t *id, const char *name, json_t *args) {
+  const struct augury_plugin *p = s->plugins ? plugin_host_command(s->plugins, name) : NULL;
+  if (!p) return false;
+  char *args_text = args ? json_dumps(args, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+  struct augury_command_result res = {0};
+  int rc = p->command_execute(p->self, name, args_text ? args_text : "[]", &res);
+  free(args_text);
+  res.error[sizeof res.error - 1] = '\0';
+  if (rc) {
+    server_reply_error(s, id, JSONRPC_INTERNAL_ERROR, "%s: %s", name,
+                       res.error[0] ? res.error : aug_strerror(rc));
+  } else {
+    json_error_t jerr;
+    json_t *result = res.json ? json_loads(res.json, JSON_DECODE_ANY, &jerr) : json_null();
+    if (result)
+      server_reply(s, id, result);
+    else
+      server_reply_error(s, id, JSONRPC_INTERNAL_ERROR, "%s: its result is not JSON: %s", name,
+                         jerr.text);
+  }
+  if (res.json) {
+    if (p->free_json)
+      p->free_json(p->self, res.json);
+    else
+      free(res.json);
+  }
+  return true;
+}

@@ -1,0 +1,951 @@
+/* The plugin host (see host.h). In-process context calls run on one worker thread per plugin, so
+ * that the engine thread can stop waiting at the budget: a call that overruns keeps its thread
+ * busy and the plugin is skipped until it returns (its late pieces are dropped). Children get one
+ * JSON line per request and answer with one line carrying the same id; a late answer is read and
+ * dropped by id at the next request. A child that exits is counted as a failure and started again
+ * at the next request, until the failure limit disables it. */
+#include "plugins/host.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "engine/alloc.h"
+
+#define HOST_MAX_PLUGINS 32
+#define HOST_MAX_ARGS 16
+/* A child's reply line may not be longer (bigger context is over any token budget anyway). */
+#define HOST_MAX_LINE (4u << 20)
+/* Granularity of the wait for in-process workers while children are polled too. */
+#define HOST_POLL_SLICE_MS 2
+
+enum plugin_mode { MODE_BUILTIN, MODE_IN_PROCESS, MODE_CHILD };
+
+/* Pieces one call collected (the worker's, until the engine thread takes them). */
+struct piece_list {
+  struct plugin_piece *pieces;
+  size_t n, cap;
+  size_t tokens, budget;
+};
+
+struct plugin_entry {
+  struct plugin_host *host;
+  enum plugin_mode mode;
+  const struct augury_plugin *table; /* NULL for a child */
+  void *library;                     /* dlopen handle, or NULL */
+  char name[64], version[32];
+  char origin[512];
+  bool caps[4]; /* by enum augury_plugin_capability */
+  bool disabled;
+  int failures_in_row;
+  uint64_t calls, failures, overruns;
+  char last_error[256];
+  struct augury_host api; /* lent to the plugin; host_data = this entry */
+
+  /* In-process worker (MODE_IN_PROCESS and MODE_BUILTIN context providers). Under mu. */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool thread_started, quit;
+  pthread_t thread;
+  bool has_job;   /* a request waits for the worker */
+  bool busy;      /* the worker is inside context_provide */
+  bool done;      /* the call returned; rc, error, list are the result */
+  bool abandoned; /* the engine thread stopped waiting: drop the result */
+  struct augury_cursor cursor;
+  struct augury_context_request req;
+  char *text_copy; /* the cursor's text, owned by the job (an abandoned call may outlive it) */
+  int rc;
+  char error[256];
+  struct piece_list list;
+  plugin_host_count_fn count;
+  void *count_user;
+
+  /* Child (MODE_CHILD). */
+  char *argv[HOST_MAX_ARGS + 1];
+  pid_t pid;
+  int to_child, from_child;
+  char *rbuf;
+  size_t rlen, rcap;
+  uint64_t next_id, waiting_id;
+  bool child_done;
+  struct piece_list child_list;
+};
+
+struct plugin_host {
+  struct plugin_host_params params;
+  struct plugin_entry *entries[HOST_MAX_PLUGINS];
+  size_t n_entries;
+};
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void host_log(struct plugin_host *host, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void host_log(struct plugin_host *host, int level, const char *fmt, ...) {
+  if (!host->params.log) return;
+  char msg[768];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  host->params.log(host->params.log_user, level, msg);
+}
+
+struct plugin_host_params plugin_host_params_default(void) {
+  struct plugin_host_params p = {
+      .context_budget_ms = 50,
+      .context_tokens = 512,
+      .failure_limit = 3,
+      .start_timeout_ms = 2000,
+  };
+  return p;
+}
+
+int plugin_host_create(const struct plugin_host_params *params, struct plugin_host **out,
+                       struct aug_err *err) {
+  *out = NULL;
+  if (params->context_budget_ms <= 0 || params->failure_limit <= 0)
+    return aug_err_set(err, AUG_EINVAL,
+                       "plugins: context budget %g ms and failure limit %d must be positive",
+                       params->context_budget_ms, params->failure_limit);
+  struct plugin_host *host = aug_calloc(1, sizeof *host);
+  if (!host) return aug_err_set(err, AUG_ENOMEM, "plugins: out of memory");
+  host->params = *params;
+  *out = host;
+  return 0;
+}
+
+static void list_free(struct piece_list *l) {
+  for (size_t i = 0; i < l->n; i++) {
+    aug_free(l->pieces[i].plugin);
+    aug_free(l->pieces[i].name);
+    aug_free(l->pieces[i].text);
+  }
+  aug_free(l->pieces);
+  memset(l, 0, sizeof *l);
+}
+
+void plugin_context_free(struct plugin_context *ctx) {
+  struct piece_list l = {ctx->pieces, ctx->n_pieces, ctx->cap_pieces, 0, 0};
+  list_free(&l);
+  ctx->pieces = NULL;
+  ctx->n_pieces = ctx->cap_pieces = 0;
+}
+
+/* Appends a copy of piece; false when out of memory. */
+static bool list_add(struct piece_list *l, const char *plugin, const char *name, const char *text,
+                     size_t len, size_t tokens, uint32_t stability) {
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 8;
+    struct plugin_piece *p = aug_realloc(l->pieces, cap * sizeof *p);
+    if (!p) return false;
+    l->pieces = p;
+    l->cap = cap;
+  }
+  struct plugin_piece *p = &l->pieces[l->n];
+  memset(p, 0, sizeof *p);
+  p->plugin = aug_strndup(plugin, strlen(plugin));
+  p->name = name ? aug_strndup(name, strlen(name)) : NULL;
+  p->text = aug_strndup(text, len);
+  if (!p->plugin || !p->text || (name && !p->name)) {
+    aug_free(p->plugin);
+    aug_free(p->name);
+    aug_free(p->text);
+    return false;
+  }
+  p->text_len = len;
+  p->tokens = tokens;
+  p->stability = stability > AUGURY_STABLE_RECENT ? AUGURY_STABLE_RECENT : stability;
+  l->n++;
+  l->tokens += tokens;
+  return true;
+}
+
+/* --- The API lent to plugins --- */
+
+static void api_log(void *host_data, int level, const char *message) {
+  struct plugin_entry *e = host_data;
+  host_log(e->host, level, "%s: %s", e->name, message ? message : "");
+}
+
+static size_t estimate_tokens(size_t len) {
+  return (len + 2) / 3;
+}
+
+/* Counts with the model while the call is current; an abandoned call gets the estimate (the
+ * tokenizer may be gone by then). Holding mu makes the engine thread's abandon wait for us. */
+static size_t api_count_tokens(void *host_data, const char *text, size_t len) {
+  struct plugin_entry *e = host_data;
+  size_t n = estimate_tokens(len);
+  pthread_mutex_lock(&e->mu);
+  if (e->busy && !e->abandoned && e->count) n = e->count(e->count_user, text, len);
+  pthread_mutex_unlock(&e->mu);
+  return n;
+}
+
+/* The sink of an in-process call: counts the piece against the budget and copies it. */
+static int sink_add(void *sink_data, const struct augury_context_piece *piece) {
+  struct plugin_entry *e = sink_data;
+  if (!piece || (!piece->text && piece->text_len)) return AUGURY_PLUGIN_EINVAL;
+  size_t tokens = api_count_tokens(e, piece->text ? piece->text : "", piece->text_len);
+  if (e->list.tokens + tokens > e->list.budget) return AUGURY_PLUGIN_ERANGE;
+  return list_add(&e->list, e->name, piece->name, piece->text ? piece->text : "", piece->text_len,
+                  tokens, piece->stability)
+             ? 0
+             : AUGURY_PLUGIN_ENOMEM;
+}
+
+/* --- Registration --- */
+
+/* The table must reach at least context_provide .. free_json as this host knows them. */
+#define HOST_MIN_TABLE_SIZE offsetof(struct augury_plugin, free_json)
+
+static struct plugin_entry *entry_new(struct plugin_host *host, enum plugin_mode mode,
+                                      const char *origin, struct aug_err *err) {
+  if (host->n_entries == HOST_MAX_PLUGINS) {
+    aug_err_set(err, AUG_ERANGE, "plugins: more than %d plugins", HOST_MAX_PLUGINS);
+    return NULL;
+  }
+  struct plugin_entry *e = aug_calloc(1, sizeof *e);
+  if (!e) {
+    aug_err_set(err, AUG_ENOMEM, "plugins: out of memory");
+    return NULL;
+  }
+  e->host = host;
+  e->mode = mode;
+  e->pid = -1;
+  e->to_child = e->from_child = -1;
+  snprintf(e->origin, sizeof e->origin, "%s", origin);
+  pthread_mutex_init(&e->mu, NULL);
+  pthread_cond_init(&e->cv, NULL);
+  e->api.abi_version = AUGURY_PLUGIN_ABI_VERSION;
+  e->api.struct_size = sizeof e->api;
+  e->api.host_data = e;
+  e->api.log = api_log;
+  e->api.count_tokens = api_count_tokens;
+  return e;
+}
+
+static bool name_taken(const struct plugin_host *host, const char *name) {
+  for (size_t i = 0; i < host->n_entries; i++)
+    if (!strcmp(host->entries[i]->name, name)) return true;
+  return false;
+}
+
+static void entry_free(struct plugin_entry *e) {
+  pthread_mutex_destroy(&e->mu);
+  pthread_cond_destroy(&e->cv);
+  for (int i = 0; i < HOST_MAX_ARGS && e->argv[i]; i++)
+    aug_free(e->argv[i]);
+  aug_free(e->rbuf);
+  aug_free(e);
+}
+
+static int register_table(struct plugin_host *host, const struct augury_plugin *t,
+                          enum plugin_mode mode, const char *origin, void *library,
+                          struct aug_err *err) {
+  if (!t)
+    return aug_err_set(err, AUG_EINVAL, "plugin %s: its entry point returned no table", origin);
+  if (t->abi_version != AUGURY_PLUGIN_ABI_VERSION)
+    return aug_err_set(err, AUG_EUNSUPPORTED,
+                       "plugin %s: built for plugin ABI version %u, this host speaks version %u "
+                       "(rebuild it against this augury_plugin.h)",
+                       origin, (unsigned)t->abi_version, (unsigned)AUGURY_PLUGIN_ABI_VERSION);
+  if (t->struct_size < HOST_MIN_TABLE_SIZE)
+    return aug_err_set(err, AUG_EUNSUPPORTED,
+                       "plugin %s: table of %u bytes, ABI version %u needs at least %zu", origin,
+                       (unsigned)t->struct_size, (unsigned)AUGURY_PLUGIN_ABI_VERSION,
+                       (size_t)HOST_MIN_TABLE_SIZE);
+  if (!t->name || !*t->name || !t->supports)
+    return aug_err_set(err, AUG_EINVAL, "plugin %s: no name or no supports slot", origin);
+  if (name_taken(host, t->name))
+    return aug_err_set(err, AUG_EINVAL, "plugin %s: the name '%s' is taken by another plugin",
+                       origin, t->name);
+  bool caps[4] = {false, t->supports(t->self, AUGURY_CAP_CONTEXT) == 1 && t->context_provide,
+                  t->supports(t->self, AUGURY_CAP_COMPLETION) == 1 && t->complete,
+                  t->supports(t->self, AUGURY_CAP_COMMAND) == 1 && t->command_names &&
+                      t->command_execute};
+  struct plugin_entry *e = entry_new(host, mode, origin, err);
+  if (!e) return err ? err->code : AUG_ENOMEM;
+  e->table = t;
+  e->library = library;
+  memcpy(e->caps, caps, sizeof caps);
+  snprintf(e->name, sizeof e->name, "%s", t->name);
+  snprintf(e->version, sizeof e->version, "%s", t->version ? t->version : "");
+  if (t->init) {
+    char msg[256] = "";
+    int rc = t->init(t->self, &e->api, msg);
+    if (rc) {
+      msg[sizeof msg - 1] = '\0';
+      entry_free(e);
+      return aug_err_set(err, AUG_EINVAL, "plugin %s (%s): init failed: %s", t->name, origin,
+                         msg[0] ? msg : "no reason given");
+    }
+  }
+  host->entries[host->n_entries++] = e;
+  return 0;
+}
+
+int plugin_host_register(struct plugin_host *host, const struct augury_plugin *table,
+                         const char *origin, struct aug_err *err) {
+  return register_table(host, table, MODE_BUILTIN, origin, NULL, err);
+}
+
+int plugin_host_load_library(struct plugin_host *host, const char *path, struct aug_err *err) {
+  void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (!lib) {
+    const char *why = dlerror();
+    return aug_err_set(err, AUG_EIO, "plugin %s: cannot load: %s", path, why ? why : "dlopen");
+  }
+  augury_plugin_entry_fn entry;
+  /* POSIX: a function pointer through void * (dlsym's documented use). */
+  *(void **)&entry = dlsym(lib, AUGURY_PLUGIN_ENTRY);
+  if (!entry) {
+    dlclose(lib);
+    return aug_err_set(err, AUG_ENOTFOUND, "plugin %s: no %s symbol", path, AUGURY_PLUGIN_ENTRY);
+  }
+  int rc = register_table(host, entry(AUGURY_PLUGIN_ABI_VERSION), MODE_IN_PROCESS, path, lib, err);
+  if (rc) dlclose(lib);
+  return rc;
+}
+
+static int by_name(const struct dirent **a, const struct dirent **b) {
+  return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+int plugin_host_load_dir(struct plugin_host *host, const char *dir) {
+  struct dirent **names = NULL;
+  int n = scandir(dir, &names, NULL, by_name);
+  int loaded = 0;
+  for (int i = 0; i < n; i++) {
+    size_t len = strlen(names[i]->d_name);
+    if (len > 3 && !strcmp(names[i]->d_name + len - 3, ".so")) {
+      char path[4096];
+      snprintf(path, sizeof path, "%s/%s", dir, names[i]->d_name);
+      struct aug_err err = {0};
+      if (plugin_host_load_library(host, path, &err))
+        host_log(host, 1, "augury: %s (skipped)", err.msg);
+      else
+        loaded++;
+    }
+    free(names[i]);
+  }
+  free(names);
+  return loaded;
+}
+
+bool plugin_host_default_dir(const char *xdg_data_home, const char *home, char *out, size_t cap) {
+  if (xdg_data_home && *xdg_data_home)
+    snprintf(out, cap, "%s/augury/plugins", xdg_data_home);
+  else if (home && *home)
+    snprintf(out, cap, "%s/.local/share/augury/plugins", home);
+  else
+    return false;
+  return true;
+}
+
+/* --- Children --- */
+
+static void child_stop(struct plugin_entry *e) {
+  if (e->to_child >= 0) close(e->to_child);
+  if (e->from_child >= 0) close(e->from_child);
+  e->to_child = e->from_child = -1;
+  if (e->pid > 0) {
+    kill(e->pid, SIGKILL);
+    waitpid(e->pid, NULL, 0);
+  }
+  e->pid = -1;
+  e->rlen = 0;
+}
+
+static int child_start(struct plugin_entry *e, struct aug_err *err) {
+  int in[2], out[2];
+  if (pipe2(in, O_CLOEXEC))
+    return aug_err_set(err, AUG_EIO, "plugin %s: pipe: %s", e->origin, strerror(errno));
+  if (pipe2(out, O_CLOEXEC)) {
+    close(in[0]);
+    close(in[1]);
+    return aug_err_set(err, AUG_EIO, "plugin %s: pipe: %s", e->origin, strerror(errno));
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(in[0]), close(in[1]), close(out[0]), close(out[1]);
+    return aug_err_set(err, AUG_EIO, "plugin %s: fork: %s", e->origin, strerror(errno));
+  }
+  if (pid == 0) {
+    /* The child: the pipes become stdin/stdout (dup2 clears O_CLOEXEC); stderr is shared. */
+    dup2(in[0], 0);
+    dup2(out[1], 1);
+    execvp(e->argv[0], e->argv);
+    _exit(127);
+  }
+  close(in[0]);
+  close(out[1]);
+  e->pid = pid;
+  e->to_child = in[1];
+  e->from_child = out[0];
+  fcntl(e->from_child, F_SETFL, fcntl(e->from_child, F_GETFL) | O_NONBLOCK);
+  e->rlen = 0;
+  return 0;
+}
+
+/* Reads what is available; returns the next complete line (NUL-terminated in rbuf, consumed by
+ * the next call) or NULL. *eof is set when the child closed its end. */
+static char *child_line(struct plugin_entry *e, bool *eof, size_t *consumed) {
+  *eof = false;
+  for (;;) {
+    char *nl = e->rlen ? memchr(e->rbuf, '\n', e->rlen) : NULL;
+    if (nl) {
+      *nl = '\0';
+      *consumed = (size_t)(nl - e->rbuf) + 1;
+      return e->rbuf;
+    }
+    if (e->rlen == e->rcap) {
+      if (e->rcap >= HOST_MAX_LINE) {
+        *eof = true; /* a line this long is a broken child */
+        return NULL;
+      }
+      size_t cap = e->rcap ? e->rcap * 2 : 4096;
+      char *b = aug_realloc(e->rbuf, cap);
+      if (!b) {
+        *eof = true;
+        return NULL;
+      }
+      e->rbuf = b;
+      e->rcap = cap;
+    }
+    ssize_t k = read(e->from_child, e->rbuf + e->rlen, e->rcap - e->rlen);
+    if (k > 0) {
+      e->rlen += (size_t)k;
+      continue;
+    }
+    if (k == 0 || (errno != EAGAIN && errno != EINTR)) *eof = true;
+    return NULL;
+  }
+}
+
+static void child_consume(struct plugin_entry *e, size_t consumed) {
+  memmove(e->rbuf, e->rbuf + consumed, e->rlen - consumed);
+  e->rlen -= consumed;
+}
+
+static int child_hello(struct plugin_entry *e, struct aug_err *err) {
+  double deadline = now_ms() + e->host->params.start_timeout_ms;
+  for (;;) {
+    bool eof;
+    size_t used = 0;
+    char *line = child_line(e, &eof, &used);
+    if (line) {
+      json_error_t jerr;
+      json_t *hello = json_loads(line, 0, &jerr);
+      child_consume(e, used);
+      json_int_t abi = json_integer_value(json_object_get(hello, "abi"));
+      const char *name = json_string_value(json_object_get(hello, "name"));
+      const char *version = json_string_value(json_object_get(hello, "version"));
+      json_t *caps = json_object_get(hello, "capabilities");
+      int rc = 0;
+      if (!hello || !name || !*name)
+        rc = aug_err_set(err, AUG_EFORMAT,
+                         "plugin %s: its first line is not a hello "
+                         "{\"name\", \"abi\", \"capabilities\"}",
+                         e->origin);
+      else if (abi != AUGURY_PLUGIN_ABI_VERSION)
+        rc = aug_err_set(err, AUG_EUNSUPPORTED,
+                         "plugin %s: built for plugin ABI version %lld, this host speaks version "
+                         "%u",
+                         e->origin, (long long)abi, (unsigned)AUGURY_PLUGIN_ABI_VERSION);
+      else if (name_taken(e->host, name) && strcmp(e->name, name))
+        rc = aug_err_set(err, AUG_EINVAL, "plugin %s: the name '%s' is taken by another plugin",
+                         e->origin, name);
+      if (rc == 0) {
+        snprintf(e->name, sizeof e->name, "%s", name);
+        snprintf(e->version, sizeof e->version, "%s", version ? version : "");
+        size_t i;
+        json_t *c;
+        json_array_foreach(caps, i, c) {
+          if (json_is_string(c) && !strcmp(json_string_value(c), "context"))
+            e->caps[AUGURY_CAP_CONTEXT] = true;
+        }
+      }
+      json_decref(hello);
+      return rc;
+    }
+    double left = deadline - now_ms();
+    if (eof || left <= 0)
+      return aug_err_set(err, eof ? AUG_EIO : AUG_ETIMEOUT, "plugin %s: %s before its hello line",
+                         e->origin, eof ? "exited" : "no answer within the start timeout");
+    struct pollfd pfd = {e->from_child, POLLIN, 0};
+    poll(&pfd, 1, (int)left + 1);
+  }
+}
+
+int plugin_host_spawn(struct plugin_host *host, const char *const *argv, struct aug_err *err) {
+  if (!argv || !argv[0]) return aug_err_set(err, AUG_EINVAL, "plugins: a command needs argv[0]");
+  struct plugin_entry *e = entry_new(host, MODE_CHILD, argv[0], err);
+  if (!e) return err ? err->code : AUG_ENOMEM;
+  for (int i = 0; argv[i]; i++) {
+    if (i == HOST_MAX_ARGS) {
+      entry_free(e);
+      return aug_err_set(err, AUG_ERANGE, "plugin %s: more than %d arguments", argv[0],
+                         HOST_MAX_ARGS);
+    }
+    if (!(e->argv[i] = aug_strndup(argv[i], strlen(argv[i])))) {
+      entry_free(e);
+      return aug_err_set(err, AUG_ENOMEM, "plugins: out of memory");
+    }
+  }
+  int rc = child_start(e, err);
+  if (rc == 0) rc = child_hello(e, err);
+  if (rc) {
+    child_stop(e);
+    entry_free(e);
+    return rc;
+  }
+  host->entries[host->n_entries++] = e;
+  return 0;
+}
+
+/* --- Workers --- */
+
+static void *worker_main(void *arg) {
+  struct plugin_entry *e = arg;
+  pthread_mutex_lock(&e->mu);
+  for (;;) {
+    while (!e->has_job && !e->quit)
+      pthread_cond_wait(&e->cv, &e->mu);
+    if (e->quit) break;
+    e->has_job = false;
+    e->busy = true;
+    pthread_mutex_unlock(&e->mu);
+    struct augury_context_sink sink = {e, sink_add};
+    char error[256] = "";
+    int rc = e->table->context_provide(e->table->self, &e->req, &sink, error);
+    pthread_mutex_lock(&e->mu);
+    e->busy = false;
+    e->rc = rc;
+    memcpy(e->error, error, sizeof error);
+    e->error[sizeof e->error - 1] = '\0';
+    if (e->abandoned) {
+      /* Nobody waits: drop what it made. */
+      list_free(&e->list);
+      aug_free(e->text_copy);
+      e->text_copy = NULL;
+      e->abandoned = false;
+    } else {
+      e->done = true;
+    }
+    pthread_cond_broadcast(&e->cv);
+  }
+  pthread_mutex_unlock(&e->mu);
+  return NULL;
+}
+
+static void worker_stop(struct plugin_entry *e) {
+  if (!e->thread_started) return;
+  pthread_mutex_lock(&e->mu);
+  e->quit = true;
+  pthread_cond_broadcast(&e->cv);
+  pthread_mutex_unlock(&e->mu);
+  pthread_join(e->thread, NULL);
+  e->thread_started = false;
+  list_free(&e->list);
+  aug_free(e->text_copy);
+  e->text_copy = NULL;
+}
+
+void plugin_host_destroy(struct plugin_host *host) {
+  if (!host) return;
+  for (size_t i = host->n_entries; i-- > 0;) {
+    struct plugin_entry *e = host->entries[i];
+    /* A worker stuck in a plugin call is waited for: unloading code that runs would crash. */
+    worker_stop(e);
+    if (e->mode == MODE_CHILD) child_stop(e);
+    list_free(&e->child_list);
+    if (e->table && e->table->destroy) e->table->destroy(e->table->self);
+    if (e->library) dlclose(e->library);
+    entry_free(e);
+  }
+  aug_free(host);
+}
+
+/* --- Gathering --- */
+
+bool plugin_host_has_context(const struct plugin_host *host) {
+  for (size_t i = 0; i < host->n_entries; i++)
+    if (host->entries[i]->caps[AUGURY_CAP_CONTEXT] && !host->entries[i]->disabled) return true;
+  return false;
+}
+
+static void note(struct plugin_context *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void note(struct plugin_context *ctx, const char *fmt, ...) {
+  size_t at = strlen(ctx->notes);
+  if (at + 2 >= sizeof ctx->notes) return;
+  if (at) ctx->notes[at++] = '\n';
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(ctx->notes + at, sizeof ctx->notes - at, fmt, ap);
+  va_end(ap);
+}
+
+/* A call failed or overran: counted, reported, and the plugin disabled at the limit. */
+static void entry_failed(struct plugin_entry *e, struct plugin_context *ctx, bool overrun,
+                         const char *why) {
+  e->failures++;
+  if (overrun) e->overruns++;
+  e->failures_in_row++;
+  snprintf(e->last_error, sizeof e->last_error, "%.255s", why);
+  /* The caller reports the notes (the engine thread cannot write to the editor itself). */
+  note(ctx, "%s: %s (skipped)", e->name, why);
+  if (e->failures_in_row >= e->host->params.failure_limit) {
+    e->disabled = true;
+    note(ctx, "%s: disabled after %d failures in a row", e->name, e->failures_in_row);
+    if (e->mode == MODE_CHILD) child_stop(e);
+  }
+}
+
+static bool worker_dispatch(struct plugin_entry *e, const struct augury_cursor *cursor,
+                            size_t window_start, size_t window_end, size_t budget,
+                            double time_budget_ms, plugin_host_count_fn count, void *count_user) {
+  if (!e->thread_started) {
+    if (pthread_create(&e->thread, NULL, worker_main, e)) return false;
+    e->thread_started = true;
+  }
+  pthread_mutex_lock(&e->mu);
+  if (e->busy || e->has_job) {
+    pthread_mutex_unlock(&e->mu);
+    return false; /* still inside an earlier call that overran */
+  }
+  e->text_copy = aug_strndup(cursor->text, cursor->text_len);
+  if (!e->text_copy) {
+    pthread_mutex_unlock(&e->mu);
+    return false;
+  }
+  e->cursor = *cursor;
+  e->cursor.text = e->text_copy;
+  e->req = (struct augury_context_request){sizeof e->req, &e->cursor, window_start,
+                                           window_end,    budget,     time_budget_ms};
+  e->list.budget = budget;
+  e->count = count;
+  e->count_user = count_user;
+  e->done = e->abandoned = false;
+  e->has_job = true;
+  pthread_cond_broadcast(&e->cv);
+  pthread_mutex_unlock(&e->mu);
+  return true;
+}
+
+static bool child_dispatch(struct plugin_entry *e, const struct augury_cursor *cursor,
+                           size_t window_start, size_t window_end, size_t budget,
+                           double time_budget_ms, struct aug_err *err) {
+  if (e->pid < 0) {
+    /* It exited after an earlier request: start it again (counted as a failure then). */
+    if (child_start(e, err) || child_hello(e, err)) {
+      child_stop(e);
+      return false;
+    }
+  }
+  e->waiting_id = ++e->next_id;
+  e->child_done = false;
+  json_t *msg = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s%,s:I,s:I,s:I,s:I,s:I,s:f}", "id",
+                          (json_int_t)e->waiting_id, "method", "context", "uri", cursor->uri,
+                          "path", cursor->path, "languageId", cursor->language_id, "text",
+                          cursor->text, cursor->text_len, "offset", (json_int_t)cursor->offset,
+                          "line", (json_int_t)cursor->line, "windowStart", (json_int_t)window_start,
+                          "windowEnd", (json_int_t)window_end, "tokenBudget", (json_int_t)budget,
+                          "timeBudgetMs", time_budget_ms);
+  char *line = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+  json_decref(msg);
+  if (!line) {
+    aug_err_set(err, AUG_ENOMEM, "out of memory for the request");
+    return false;
+  }
+  size_t len = strlen(line), off = 0;
+  line[len++] = '\n'; /* json_dumps leaves room: replace the NUL, write len bytes */
+  bool ok = true;
+  /* SIGPIPE is ignored by the server; a child gone mid-write is an EPIPE here. */
+  while (off < len) {
+    ssize_t k = write(e->to_child, line + off, len - off);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) {
+      aug_err_set(err, AUG_EIO, "the child closed its input (%s)", strerror(errno));
+      ok = false;
+      break;
+    }
+    off += (size_t)k;
+  }
+  free(line);
+  if (!ok) child_stop(e);
+  return ok;
+}
+
+/* Parses a reply line; fills e->child_list. Returns 1 when it answered the current request, 0 for
+ * a stale line, negative with why on a bad reply or an error the plugin reported. */
+static int child_reply(struct plugin_entry *e, const char *line, size_t budget,
+                       plugin_host_count_fn count, void *count_user, char *why, size_t why_cap) {
+  json_error_t jerr;
+  json_t *msg = json_loads(line, 0, &jerr);
+  if (!msg) {
+    snprintf(why, why_cap, "a reply that is not JSON: %s", jerr.text);
+    return AUG_EFORMAT;
+  }
+  int rc = 1;
+  json_t *id = json_object_get(msg, "id");
+  if (!json_is_integer(id) || (uint64_t)json_integer_value(id) != e->waiting_id) {
+    rc = 0;
+  } else if (json_is_string(json_object_get(msg, "error"))) {
+    snprintf(why, why_cap, "failed: %s", json_string_value(json_object_get(msg, "error")));
+    rc = AUG_EIO;
+  } else {
+    json_t *pieces = json_object_get(msg, "pieces");
+    size_t i;
+    json_t *p;
+    e->child_list.budget = budget;
+    json_array_foreach(pieces, i, p) {
+      json_t *text = json_object_get(p, "text");
+      if (!json_is_string(text)) continue;
+      const char *t = json_string_value(text);
+      size_t len = json_string_length(text);
+      size_t tokens = count ? count(count_user, t, len) : estimate_tokens(len);
+      if (e->child_list.tokens + tokens > budget) break; /* over its budget: the rest is dropped */
+      const char *name = json_string_value(json_object_get(p, "name"));
+      json_int_t st = json_integer_value(json_object_get(p, "stability"));
+      if (!list_add(&e->child_list, e->name, name, t, len, tokens, (uint32_t)(st < 0 ? 0 : st))) {
+        snprintf(why, why_cap, "out of memory for its pieces");
+        rc = AUG_ENOMEM;
+        break;
+      }
+    }
+    if (rc == 1 && !json_is_array(pieces)) {
+      snprintf(why, why_cap, "a reply without \"pieces\"");
+      rc = AUG_EFORMAT;
+    }
+  }
+  json_decref(msg);
+  return rc;
+}
+
+/* Moves l's pieces into ctx, keeping ctx ordered by stability (stable insertion). */
+static void take_pieces(struct plugin_context *ctx, struct piece_list *l) {
+  for (size_t i = 0; i < l->n; i++) {
+    if (ctx->n_pieces == ctx->cap_pieces) {
+      size_t cap = ctx->cap_pieces ? ctx->cap_pieces * 2 : 8;
+      struct plugin_piece *p = aug_realloc(ctx->pieces, cap * sizeof *p);
+      if (!p) {
+        struct piece_list rest = {l->pieces + i, l->n - i, 0, 0, 0};
+        for (size_t j = 0; j < rest.n; j++)
+          aug_free(rest.pieces[j].plugin), aug_free(rest.pieces[j].name),
+              aug_free(rest.pieces[j].text);
+        break;
+      }
+      ctx->pieces = p;
+      ctx->cap_pieces = cap;
+    }
+    size_t at = ctx->n_pieces;
+    while (at > 0 && ctx->pieces[at - 1].stability > l->pieces[i].stability)
+      at--;
+    memmove(ctx->pieces + at + 1, ctx->pieces + at, (ctx->n_pieces - at) * sizeof *ctx->pieces);
+    ctx->pieces[at] = l->pieces[i];
+    ctx->n_pieces++;
+  }
+  aug_free(l->pieces);
+  memset(l, 0, sizeof *l);
+}
+
+void plugin_host_gather_context(struct plugin_host *host, const struct augury_cursor *cursor,
+                                size_t window_start, size_t window_end, plugin_host_count_fn count,
+                                void *count_user, struct plugin_context *ctx) {
+  double t0 = now_ms();
+  double budget_ms = host->params.context_budget_ms;
+  double deadline = t0 + budget_ms;
+  size_t n_providers = 0;
+  for (size_t i = 0; i < host->n_entries; i++)
+    if (host->entries[i]->caps[AUGURY_CAP_CONTEXT] && !host->entries[i]->disabled) n_providers++;
+  if (n_providers == 0) return;
+  size_t tokens = host->params.context_tokens / n_providers;
+  /* Dispatch to all, then wait for all until the deadline. */
+  bool waiting[HOST_MAX_PLUGINS] = {false};
+  for (size_t i = 0; i < host->n_entries; i++) {
+    struct plugin_entry *e = host->entries[i];
+    if (!e->caps[AUGURY_CAP_CONTEXT] || e->disabled) continue;
+    e->calls++;
+    if (e->mode == MODE_CHILD) {
+      struct aug_err err = {0};
+      if (child_dispatch(e, cursor, window_start, window_end, tokens, budget_ms, &err))
+        waiting[i] = true;
+      else
+        entry_failed(e, ctx, false, err.msg[0] ? err.msg : "could not be started");
+    } else if (worker_dispatch(e, cursor, window_start, window_end, tokens, budget_ms, count,
+                               count_user)) {
+      waiting[i] = true;
+    } else {
+      entry_failed(e, ctx, true, "still busy with an earlier request that overran its budget");
+    }
+  }
+  for (;;) {
+    size_t left_to_wait = 0;
+    struct pollfd pfds[HOST_MAX_PLUGINS];
+    size_t pfd_entry[HOST_MAX_PLUGINS];
+    size_t n_pfds = 0;
+    for (size_t i = 0; i < host->n_entries; i++) {
+      if (!waiting[i]) continue;
+      struct plugin_entry *e = host->entries[i];
+      if (e->mode == MODE_CHILD) {
+        /* Read what arrived: stale lines are dropped, the current one ends the wait. */
+        for (;;) {
+          bool eof;
+          size_t used = 0;
+          char *line = child_line(e, &eof, &used);
+          if (!line) {
+            if (eof) {
+              waiting[i] = false;
+              child_stop(e);
+              entry_failed(e, ctx, false, "exited (or closed its output) during the request");
+            }
+            break;
+          }
+          char why[256] = "";
+          int rc = child_reply(e, line, tokens, count, count_user, why, sizeof why);
+          child_consume(e, used);
+          if (rc == 0) continue;
+          waiting[i] = false;
+          if (rc < 0) {
+            list_free(&e->child_list);
+            entry_failed(e, ctx, false, why);
+          } else {
+            e->failures_in_row = 0;
+            take_pieces(ctx, &e->child_list);
+          }
+          break;
+        }
+        if (waiting[i]) {
+          pfds[n_pfds] = (struct pollfd){e->from_child, POLLIN, 0};
+          pfd_entry[n_pfds++] = i;
+        }
+      } else {
+        pthread_mutex_lock(&e->mu);
+        if (e->done) {
+          waiting[i] = false;
+          e->done = false;
+          if (e->rc) {
+            char why[300];
+            snprintf(why, sizeof why, "failed: %s", e->error[0] ? e->error : aug_strerror(e->rc));
+            list_free(&e->list);
+            pthread_mutex_unlock(&e->mu);
+            entry_failed(e, ctx, false, why);
+            pthread_mutex_lock(&e->mu);
+          } else {
+            e->failures_in_row = 0;
+            take_pieces(ctx, &e->list);
+          }
+          aug_free(e->text_copy);
+          e->text_copy = NULL;
+        }
+        pthread_mutex_unlock(&e->mu);
+      }
+      if (waiting[i]) left_to_wait++;
+    }
+    double left = deadline - now_ms();
+    if (left_to_wait == 0 || left <= 0) break;
+    /* Children wake the poll; in-process workers are looked at every slice. */
+    bool any_worker = left_to_wait > n_pfds;
+    int wait = any_worker ? HOST_POLL_SLICE_MS : (int)left + 1;
+    if (wait > (int)left + 1) wait = (int)left + 1;
+    if (n_pfds)
+      poll(pfds, n_pfds, wait);
+    else {
+      struct timespec ts = {0, (long)wait * 1000000L};
+      nanosleep(&ts, NULL);
+    }
+    (void)pfd_entry;
+  }
+  /* Whoever still has not answered overran. */
+  for (size_t i = 0; i < host->n_entries; i++) {
+    if (!waiting[i]) continue;
+    struct plugin_entry *e = host->entries[i];
+    if (e->mode != MODE_CHILD) {
+      pthread_mutex_lock(&e->mu);
+      if (e->done) { /* it made it after all, between the last look and now: drop it */
+        list_free(&e->list);
+        aug_free(e->text_copy);
+        e->text_copy = NULL;
+        e->done = false;
+      } else {
+        e->abandoned = true;
+        if (e->has_job) { /* never started (cannot happen unless starved): cancel it */
+          e->has_job = false;
+          e->abandoned = false;
+          aug_free(e->text_copy);
+          e->text_copy = NULL;
+        }
+      }
+      pthread_mutex_unlock(&e->mu);
+    }
+    char why[128];
+    snprintf(why, sizeof why, "no answer within its %.0f ms budget", budget_ms);
+    entry_failed(e, ctx, true, why);
+  }
+  ctx->ms = now_ms() - t0;
+}
+
+/* --- Lookups and status --- */
+
+const struct augury_plugin *plugin_host_completion(const struct plugin_host *host,
+                                                   const char *name) {
+  for (size_t i = 0; i < host->n_entries; i++) {
+    const struct plugin_entry *e = host->entries[i];
+    if (e->table && e->caps[AUGURY_CAP_COMPLETION] && !strcmp(e->name, name)) return e->table;
+  }
+  return NULL;
+}
+
+const struct augury_plugin *plugin_host_command(const struct plugin_host *host, const char *name) {
+  for (size_t i = 0; i < host->n_entries; i++) {
+    const struct plugin_entry *e = host->entries[i];
+    if (!e->table || !e->caps[AUGURY_CAP_COMMAND] || e->disabled) continue;
+    const char *const *names = e->table->command_names(e->table->self);
+    for (size_t j = 0; names && names[j]; j++)
+      if (!strcmp(names[j], name)) return e->table;
+  }
+  return NULL;
+}
+
+size_t plugin_host_count(const struct plugin_host *host) {
+  return host ? host->n_entries : 0;
+}
+
+void plugin_host_info(const struct plugin_host *host, size_t i, struct plugin_info *info) {
+  static const char *const modes[] = {"built-in", "in-process", "out-of-process"};
+  const struct plugin_entry *e = host->entries[i];
+  *info = (struct plugin_info){
+      .name = e->name,
+      .version = e->version,
+      .origin = e->origin,
+      .mode = modes[e->mode],
+      .context = e->caps[AUGURY_CAP_CONTEXT],
+      .completion = e->caps[AUGURY_CAP_COMPLETION],
+      .command = e->caps[AUGURY_CAP_COMMAND],
+      .disabled = e->disabled,
+      .calls = e->calls,
+      .failures = e->failures,
+      .overruns = e->overruns,
+      .last_error = e->last_error,
+  };
+}

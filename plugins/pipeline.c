@@ -1,0 +1,125 @@
+/* The completion pipeline (see pipeline.h): context, provider, clean-up. */
+#include "plugins/pipeline.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/alloc.h"
+#include "plugins/postprocess.h"
+
+#define PIPELINE_MAX_PIECES 64
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static size_t count_tokens(void *user, const char *text, size_t len) {
+  struct generator *g = user;
+  const struct tokenizer *tok = engine_tokenizer(generator_engine(g));
+  struct tokenize_options opts = {0};
+  size_t n = 0;
+  /* Counting only: the ids go nowhere (a zero cap makes the encoder report the count). */
+  int32_t scratch[1];
+  tokenizer_encode(tok, text, len, opts, scratch, 0, &n, NULL);
+  return n;
+}
+
+static int call_cancelled(void *cancel_data) {
+  return cancel_data && atomic_load((const atomic_bool *)cancel_data);
+}
+
+void pipeline_result_free(struct pipeline_result *res) {
+  plugin_context_free(&res->context);
+}
+
+int pipeline_complete(struct plugin_host *host, struct generator *g,
+                      const struct pipeline_request *req, const atomic_bool *cancel, char *out,
+                      size_t cap, size_t *len, struct pipeline_result *res, struct aug_err *err) {
+  double t0 = now_ms();
+  const struct completion_request *cr = &req->completion;
+  *len = 0;
+  out[0] = '\0';
+  const char *window = cr->prefix;
+  size_t window_len = cr->prefix_len + cr->suffix_len;
+  /* The cursor the providers see: the whole document when the caller has it. */
+  struct augury_cursor cursor = {
+      .uri = req->uri ? req->uri : "",
+      .path = cr->path ? cr->path : "",
+      .language_id = req->language_id ? req->language_id : "",
+      .text = req->doc_text ? req->doc_text : window,
+      .text_len = req->doc_text ? req->doc_len : window_len,
+      .offset = req->doc_text ? req->cursor : cr->prefix_len,
+  };
+  size_t window_start = cursor.offset - cr->prefix_len;
+  for (size_t i = 0; i < cursor.offset; i++)
+    cursor.line += cursor.text[i] == '\n';
+  if (host && plugin_host_has_context(host))
+    plugin_host_gather_context(host, &cursor, window_start, window_start + window_len,
+                               g ? count_tokens : NULL, g, &res->context);
+  struct augury_context_piece pieces[PIPELINE_MAX_PIECES];
+  size_t n_pieces = 0;
+  for (size_t i = 0; i < res->context.n_pieces && n_pieces < PIPELINE_MAX_PIECES; i++) {
+    const struct plugin_piece *p = &res->context.pieces[i];
+    pieces[n_pieces++] = (struct augury_context_piece){p->name, p->text, p->text_len, p->stability};
+  }
+
+  const char *name = req->provider && *req->provider ? req->provider : PIPELINE_LOCAL_PROVIDER;
+  const struct augury_plugin *provider = host ? plugin_host_completion(host, name) : NULL;
+  if (!provider && !strcmp(name, PIPELINE_LOCAL_PROVIDER)) provider = provider_local_plugin();
+  if (!provider)
+    return aug_err_set(err, AUG_ENOTFOUND, "pipeline: no completion provider '%s' is registered",
+                       name);
+  memset(&res->stats, 0, sizeof res->stats);
+  struct pipeline_call call = {req, g, cancel, &res->stats, err};
+  struct augury_completion_request acr = {
+      .struct_size = sizeof acr,
+      .cursor = &cursor,
+      .window_start = window_start,
+      .window_end = window_start + window_len,
+      .context = pieces,
+      .n_context = n_pieces,
+      .max_tokens = cr->max_tokens,
+      .time_budget_ms = cr->time_budget_ms,
+      .cancelled = call_cancelled,
+      .cancel_data = (void *)cancel,
+      .host_internal = &call,
+  };
+  struct augury_completion_result result = {.text = out, .cap = cap};
+  int rc = provider->complete(provider->self, &acr, &result);
+  res->served_by = result.served_by ? result.served_by : provider->name;
+  if (provider == provider_local_plugin()) {
+    *len = result.len;
+    return rc;
+  }
+  /* Another provider: its stats, and our clean-up of its text. */
+  res->stats.n_prompt = result.tokens_prompt;
+  res->stats.n_reused = result.tokens_reused;
+  res->stats.n_evaluated = result.tokens_evaluated;
+  res->stats.n_generated = result.tokens_generated;
+  res->stats.prompt_ms = result.prompt_ms;
+  res->stats.total_ms = now_ms() - t0;
+  res->stats.generate_ms = res->stats.total_ms - res->stats.prompt_ms;
+  res->stats.stop = "provider";
+  if (rc == AUGURY_PLUGIN_ECANCELED || (rc && call_cancelled((void *)cancel)))
+    return aug_err_set(err, AUG_ECANCELED, "%s: cancelled", res->served_by);
+  if (rc) {
+    result.error[sizeof result.error - 1] = '\0';
+    if (err && err->code == rc && err->msg[0]) return rc; /* a built-in filled err itself */
+    return aug_err_set(err, rc, "%s: %s", res->served_by,
+                       result.error[0] ? result.error : aug_strerror(rc));
+  }
+  size_t n = result.len < cap ? result.len : cap - 1;
+  size_t lb = cr->prefix_len;
+  while (lb > 0 && cr->prefix[lb - 1] != '\n')
+    lb--;
+  struct postprocess_context pp;
+  postprocess_context_init(&pp, cr->prefix + lb, cr->prefix_len - lb, cr->suffix, cr->suffix_len,
+                           0);
+  n = postprocess_finish(&pp, out, n);
+  out[n] = '\0';
+  *len = n;
+  return 0;
+}

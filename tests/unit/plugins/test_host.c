@@ -1,0 +1,269 @@
+/* Tests for plugins/host.c with the example plugin (tests/fixtures/plugins/example_context.c,
+ * built as modules into <build>/test-plugins) and the out-of-process example
+ * (example_child.py): loading, the ABI refusal with both versions, context pieces under the token
+ * budget, a slow provider skipped at its time budget (measured), failures reported and a plugin
+ * disabled after the limit, a crashing child restarted then disabled, commands, the plugin
+ * folder. */
+#include "../test_support.h"
+
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "plugins/host.h"
+
+#define PLUGIN_DIR AUGURY_BINARY_DIR "/test-plugins"
+#define CHILD AUGURY_FIXTURES_DIR "/plugins/example_child.py"
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static const char doc[] = "import os\n\ndef main():\n    print(os.getcwd())\n";
+
+static struct augury_cursor cursor_at_end(void) {
+  struct augury_cursor c = {"file:///w/a.py", "a.py",         "python", doc,
+                            sizeof doc - 1,   sizeof doc - 1, 4};
+  return c;
+}
+
+static struct plugin_host *new_host(double budget_ms, size_t tokens) {
+  struct plugin_host_params p = plugin_host_params_default();
+  p.context_budget_ms = budget_ms;
+  p.context_tokens = tokens;
+  struct plugin_host *host = NULL;
+  struct aug_err err = {0};
+  assert_int_equal(plugin_host_create(&p, &host, &err), 0);
+  return host;
+}
+
+static void gather(struct plugin_host *host, struct plugin_context *ctx) {
+  struct augury_cursor c = cursor_at_end();
+  memset(ctx, 0, sizeof *ctx);
+  plugin_host_gather_context(host, &c, 0, c.text_len, NULL, NULL, ctx);
+}
+
+static void test_example_loads_and_gives_context(void **state) {
+  (void)state;
+  struct plugin_host *host = new_host(2000, 512);
+  struct aug_err err = {0};
+  assert_int_equal(plugin_host_load_library(host, PLUGIN_DIR "/example_context.so", &err), 0);
+  assert_int_equal(plugin_host_count(host), 1);
+  struct plugin_info info;
+  plugin_host_info(host, 0, &info);
+  assert_string_equal(info.name, "example-context");
+  assert_string_equal(info.mode, "in-process");
+  assert_true(info.context && info.command && !info.completion);
+  assert_true(plugin_host_has_context(host));
+  struct plugin_context ctx;
+  gather(host, &ctx);
+  assert_int_equal(ctx.n_pieces, 1);
+  assert_string_equal(ctx.pieces[0].plugin, "example-context");
+  assert_string_equal(ctx.pieces[0].name, "example/notes.txt");
+  assert_non_null(strstr(ctx.pieces[0].text, "EXAMPLE_CONTEXT_MARKER: a.py (python), cursor on "
+                                             "line 5"));
+  assert_non_null(strstr(ctx.pieces[0].text, "budget 512 tokens, 2000 ms"));
+  assert_string_equal(ctx.notes, "");
+  plugin_context_free(&ctx);
+  /* The same name twice is refused. */
+  assert_int_equal(plugin_host_load_library(host, PLUGIN_DIR "/example_context.so", &err),
+                   AUG_EINVAL);
+  assert_non_null(strstr(err.msg, "taken"));
+  /* Its command. */
+  const struct augury_plugin *p = plugin_host_command(host, "example.hello");
+  assert_non_null(p);
+  assert_null(plugin_host_command(host, "example.nothing"));
+  struct augury_command_result res = {0};
+  assert_int_equal(p->command_execute(p->self, "example.hello", "[1]", &res), 0);
+  assert_string_equal(res.json, "{\"hello\":[1],\"calls\":1}");
+  free(res.json);
+  plugin_host_destroy(host);
+}
+
+/* A piece over the provider's token budget is not given (the example checks count_tokens). */
+static void test_token_budget(void **state) {
+  (void)state;
+  struct plugin_host *host = new_host(2000, 8);
+  struct aug_err err = {0};
+  assert_int_equal(plugin_host_load_library(host, PLUGIN_DIR "/example_context.so", &err), 0);
+  struct plugin_context ctx;
+  gather(host, &ctx);
+  assert_int_equal(ctx.n_pieces, 0);
+  plugin_context_free(&ctx);
+  plugin_host_destroy(host);
+}
+
+static void test_abi_mismatch_refused(void **state) {
+  (void)state;
+  struct plugin_host *host = new_host(50, 512);
+  struct aug_err err = {0};
+  assert_int_equal(plugin_host_load_library(host, PLUGIN_DIR "/example_abi.so", &err),
+                   AUG_EUNSUPPORTED);
+  assert_non_null(strstr(err.msg, "example_abi.so"));
+  assert_non_null(strstr(err.msg, "built for plugin ABI version 999"));
+  char speaks[64];
+  snprintf(speaks, sizeof speaks, "this host speaks version %d", AUGURY_PLUGIN_ABI_VERSION);
+  assert_non_null(strstr(err.msg, speaks));
+  assert_int_equal(plugin_host_count(host), 0);
+  /* Out of process the same check applies to the hello line. */
+  const char *argv[] = {"python3", CHILD, "abi", NULL};
+  assert_int_equal(plugin_host_spawn(host, argv, &err), AUG_EUNSUPPORTED);
+  assert_non_null(strstr(err.msg, "version 999"));
+  assert_non_null(strstr(err.msg, speaks));
+  assert_int_equal(plugin_host_load_library(host, PLUGIN_DIR "/missing.so", &err), AUG_EIO);
+  plugin_host_destroy(host);
+}
+
+/* A provider that sleeps 400 ms under a 50 ms budget: gathering returns at the budget, the good
+ * provider's piece is kept, the overrun is reported; while the slow call still runs the plugin is
+ * skipped at once; three failures in a row disable it. */
+static void test_slow_provider_skipped_at_budget(void **state) {
+  (void)state;
+  struct plugin_host *host = new_host(50, 512);
+  struct aug_err err = {0};
+  assert_int_equal(plugin_host_load_library(host, PLUGIN_DIR "/example_slow.so", &err), 0);
+  assert_int_equal(plugin_host_load_library(host, PLUGIN_DIR "/example_context.so", &err), 0);
+  struct plugin_context ctx;
+  double t0 = now_ms();
+  gather(host, &ctx);
+  double ms = now_ms() - t0;
+  print_message("gather with a 400 ms provider under a 50 ms budget: %.1f ms\n", ms);
+  assert_true(ms >= 49 && ms < 50 + 40);
+  assert_int_equal(ctx.n_pieces, 1);
+  assert_string_equal(ctx.pieces[0].plugin, "example-context");
+  assert_non_null(strstr(ctx.notes, "example-slow: no answer within its 50 ms budget (skipped)"));
+  plugin_context_free(&ctx);
+  /* Still inside the first call: skipped without waiting. */
+  t0 = now_ms();
+  gather(host, &ctx);
+  ms = now_ms() - t0;
+  assert_true(ms < 50 + 40);
+  assert_non_null(strstr(ctx.notes, "example-slow: still busy"));
+  plugin_context_free(&ctx);
+  gather(host, &ctx);
+  assert_non_null(strstr(ctx.notes, "example-slow: disabled after 3 failures in a row"));
+  plugin_context_free(&ctx);
+  struct plugin_info info;
+  plugin_host_info(host, 0, &info);
+  assert_true(info.disabled);
+  assert_int_equal(info.failures, 3);
+  assert_true(info.overruns >= 1);
+  /* Disabled: not called any more; the other one still is. */
+  gather(host, &ctx);
+  assert_string_equal(ctx.notes, "");
+  assert_int_equal(ctx.n_pieces, 1);
+  plugin_context_free(&ctx);
+  plugin_host_destroy(host); /* waits for the slow call still running */
+}
+
+static void test_failing_provider_disabled(void **state) {
+  (void)state;
+  struct plugin_host *host = new_host(500, 512);
+  struct aug_err err = {0};
+  assert_int_equal(plugin_host_load_library(host, PLUGIN_DIR "/example_fail.so", &err), 0);
+  struct plugin_context ctx;
+  for (int i = 1; i <= 3; i++) {
+    gather(host, &ctx);
+    char want[64];
+    snprintf(want, sizeof want, "example-fail: failed: example failure %d (skipped)", i);
+    assert_non_null(strstr(ctx.notes, want));
+    assert_int_equal(ctx.n_pieces, 0);
+    plugin_context_free(&ctx);
+  }
+  assert_false(plugin_host_has_context(host));
+  plugin_host_destroy(host);
+}
+
+static void test_child_context(void **state) {
+  (void)state;
+  struct plugin_host *host = new_host(2000, 512);
+  struct aug_err err = {0};
+  const char *argv[] = {"python3", CHILD, "ok", NULL};
+  assert_int_equal(plugin_host_spawn(host, argv, &err), 0);
+  struct plugin_info info;
+  plugin_host_info(host, 0, &info);
+  assert_string_equal(info.name, "example-child-ok");
+  assert_string_equal(info.mode, "out-of-process");
+  for (int i = 0; i < 2; i++) {
+    struct plugin_context ctx;
+    gather(host, &ctx);
+    assert_int_equal(ctx.n_pieces, 1);
+    assert_string_equal(ctx.pieces[0].text, "# CHILD_CONTEXT_MARKER: a.py line 5\n");
+    assert_int_equal(ctx.pieces[0].stability, AUGURY_STABLE_FILE);
+    plugin_context_free(&ctx);
+  }
+  plugin_host_destroy(host);
+}
+
+/* A slow child is skipped at the budget and its late answer is dropped by id; a crashing child is
+ * started again at the next request and disabled after the limit. */
+static void test_child_slow_and_crash(void **state) {
+  (void)state;
+  struct plugin_host *host = new_host(50, 512);
+  struct aug_err err = {0};
+  const char *slow[] = {"python3", CHILD, "slow", NULL};
+  const char *crash[] = {"python3", CHILD, "crash", NULL};
+  assert_int_equal(plugin_host_spawn(host, slow, &err), 0);
+  assert_int_equal(plugin_host_spawn(host, crash, &err), 0);
+  struct plugin_context ctx;
+  double t0 = now_ms();
+  gather(host, &ctx);
+  double ms = now_ms() - t0;
+  print_message("gather with a 2 s child under a 50 ms budget: %.1f ms\n", ms);
+  assert_true(ms < 50 + 40);
+  assert_non_null(strstr(ctx.notes, "example-child-slow: no answer within its 50 ms budget"));
+  plugin_context_free(&ctx);
+  /* The crash child: each request restarts it (a new hello) and it exits again. */
+  for (int i = 0; i < 3; i++) {
+    gather(host, &ctx);
+    plugin_context_free(&ctx);
+  }
+  struct plugin_info info;
+  plugin_host_info(host, 1, &info);
+  assert_true(info.disabled);
+  assert_true(info.failures >= 3);
+  plugin_host_destroy(host);
+}
+
+static void test_plugin_dir(void **state) {
+  (void)state;
+  char dir[4096];
+  assert_true(plugin_host_default_dir("/x/data", "/home/u", dir, sizeof dir));
+  assert_string_equal(dir, "/x/data/augury/plugins");
+  assert_true(plugin_host_default_dir(NULL, "/home/u", dir, sizeof dir));
+  assert_string_equal(dir, "/home/u/.local/share/augury/plugins");
+  assert_true(plugin_host_default_dir("", "/home/u", dir, sizeof dir));
+  assert_string_equal(dir, "/home/u/.local/share/augury/plugins");
+  assert_false(plugin_host_default_dir(NULL, NULL, dir, sizeof dir));
+  /* A folder with the example and a library for another ABI: one loads, one is reported. */
+  char tmp[] = "/tmp/augury-plugins-XXXXXX";
+  assert_non_null(mkdtemp(tmp));
+  char a[4200], b[4200];
+  snprintf(a, sizeof a, "%s/a.so", tmp);
+  snprintf(b, sizeof b, "%s/b.so", tmp);
+  assert_int_equal(symlink(PLUGIN_DIR "/example_context.so", a), 0);
+  assert_int_equal(symlink(PLUGIN_DIR "/example_abi.so", b), 0);
+  struct plugin_host *host = new_host(50, 512);
+  assert_int_equal(plugin_host_load_dir(host, tmp), 1);
+  assert_int_equal(plugin_host_load_dir(host, "/nonexistent/augury"), 0);
+  plugin_host_destroy(host);
+  unlink(a);
+  unlink(b);
+  rmdir(tmp);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_example_loads_and_gives_context),
+      cmocka_unit_test(test_token_budget),
+      cmocka_unit_test(test_abi_mismatch_refused),
+      cmocka_unit_test(test_slow_provider_skipped_at_budget),
+      cmocka_unit_test(test_failing_provider_disabled),
+      cmocka_unit_test(test_child_context),
+      cmocka_unit_test(test_child_slow_and_crash),
+      cmocka_unit_test(test_plugin_dir),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
