@@ -482,6 +482,18 @@ static size_t block_cut(const TSTree *tree, const struct syntax_shape *shape, si
   TSNode construct = opened_construct(leaf, (uint32_t)cursor);
   if (ts_node_is_null(construct)) return 0;
   size_t end = ts_node_end_byte(construct);
+  /* A construct without a closing token (Python's if, def, class) may go on after the block
+   * with clauses of its own (elif, else, except): the block is then the body that follows the
+   * opener, and it ends where that body does. */
+  uint32_t count = ts_node_child_count(construct);
+  TSNode last = count ? ts_node_child(construct, count - 1) : (TSNode){0};
+  TSNode body = ts_node_next_sibling(leaf);
+  while (!ts_node_is_null(body) && ts_node_is_extra(body))
+    body = ts_node_next_sibling(body);
+  if (!ts_node_is_null(last) && ts_node_is_named(last) && !ts_node_is_null(body) &&
+      ts_node_is_named(body) && ts_node_end_byte(body) > cursor) {
+    end = ts_node_end_byte(body);
+  }
   if (end <= cursor || end >= cursor + keep) return 0;
   return end - cursor;
 }
@@ -518,6 +530,10 @@ int syntax_check(struct syntax_doc *doc, size_t cursor, const char *candidate, s
   }
   int rc = syntax_shape_at(doc, cursor, &out->shape, err);
   if (rc) return rc;
+  for (size_t i = 0; i < doc->errors.count; i++) {
+    const struct syntax_error *e = &doc->errors.items[i];
+    if (!e->missing && e->start < cursor && e->end > cursor + p.replaced) out->inside_error = true;
+  }
   if (length == 0 || all_blank(candidate, length)) return 0;
 
   struct attempt a = {.doc = doc,

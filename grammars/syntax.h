@@ -72,7 +72,11 @@ struct syntax_verdict {
   bool block_cut;        /* keep was first shortened to the end of the block the cursor opens */
   bool budget_exhausted; /* max_parses ran out before a good cut was found (keep is 0) */
   bool timed_out;        /* time_budget_us ran out before a good cut was found (keep is 0) */
-  size_t errors_before;  /* ERROR/MISSING nodes in the document */
+  /* The document has an ERROR node around the edit (it does not parse there: a macro tree-sitter
+   * cannot follow, a header guard around code it rejects): changes inside that node cannot be
+   * told from the error already there, so the check says little. */
+  bool inside_error;
+  size_t errors_before; /* ERROR/MISSING nodes in the document */
   /* error nodes the whole candidate added that the document did not have; 1 also when the parse
    * was stopped at the first one (entering error recovery where the document has none) */
   size_t new_errors_full;

@@ -97,6 +97,7 @@ static void publish_partial(void *user, const char *text, size_t len) {
   pthread_mutex_lock(&r->lock);
   memcpy(r->partial, text, len);
   r->partial_len = len;
+  r->writing = true;
   pthread_mutex_unlock(&r->lock);
 }
 
@@ -298,6 +299,24 @@ static void repo_and_path(struct server *s, const char *uri, struct active_reque
   r->path = aug_strndup(rel, strlen(rel));
 }
 
+/* A request waiting for a speculation that after the prompt budget is still evaluating its prompt
+ * (it has none: it works in idle time, and after a jump its prompt is the whole window, 24 s on 2
+ * cores) stops waiting: the speculation is cancelled, keeping what it evaluated
+ * (engine_set_prompt_stable), and the request's own job does the rest under the budget. One that
+ * is writing goes on: its time budget bounds it. */
+static void abandon_if_still_evaluating(struct server *s, struct active_request *r) {
+  struct active_request *spec = r->adopted;
+  pthread_mutex_lock(&spec->lock);
+  bool writing = spec->writing;
+  pthread_mutex_unlock(&spec->lock);
+  if (writing) return;
+  r->adopted = NULL;
+  s->n_abandoned++;
+  server_request_abort(spec, JSONRPC_CONTENT_MODIFIED);
+  r->submitted = true;
+  scheduler_submit(s->scheduler, &r->job);
+}
+
 void completion_submit_due(struct server *s) {
   double now = server_now_ms(s);
   struct active_request *r = s->active;
@@ -311,8 +330,12 @@ void completion_submit_due(struct server *s) {
       server_request_finish(r, empty_result(r->kind == REQUEST_INLINE_COMPLETION));
     } else if (!r->submitted && r->due_ms > 0 && r->due_ms <= now + 0.5) {
       r->due_ms = 0;
-      r->submitted = true;
-      scheduler_submit(s->scheduler, &r->job);
+      if (r->adopted) {
+        abandon_if_still_evaluating(s, r);
+      } else {
+        r->submitted = true;
+        scheduler_submit(s->scheduler, &r->job);
+      }
     }
     r = next;
   }
@@ -379,9 +402,12 @@ static struct active_request *covering_speculation(struct server *s, const char 
       long k = -1;
       if (!found && doc && cursor != SIZE_MAX && !strcmp(r->uri, uri)) {
         pthread_mutex_lock(&r->lock);
+        /* Typing ahead of one that has written nothing yet would bet its whole prompt on a
+         * guess: only the very state it started from is covered then. */
+        size_t max_typed = r->writing ? SPECULATION_MAX_TYPED : 0;
         k = completion_state_typed(r->text, r->prefix_len, r->text + r->prefix_len, r->suffix_len,
-                                   r->partial, r->partial_len, true, SPECULATION_MAX_TYPED,
-                                   doc->text.data, doc->text.len, cursor);
+                                   r->partial, r->partial_len, true, max_typed, doc->text.data,
+                                   doc->text.len, cursor);
         pthread_mutex_unlock(&r->lock);
       }
       if (k >= 0)
@@ -618,9 +644,14 @@ void completion_handle(struct server *s, json_t *id, json_t *params, bool inline
     server_reply_error(s, id, JSONRPC_INTERNAL_ERROR, "out of memory for a completion request");
     return;
   }
+  if (automatic) r->settings.time_budget_ms = s->config.typing_time_budget_ms;
   if (spec) {
     /* Started at the edit (or after the last answer) and still writing what the user typed. */
     r->adopted = spec;
+    if (s->config.prompt_budget_ms > 0) {
+      r->due_ms = server_now_ms(s) + s->config.prompt_budget_ms; /* abandon_if_still_evaluating */
+      server_arm_debounce(s);
+    }
     return;
   }
   if (wait_for_load) {

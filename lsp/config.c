@@ -38,6 +38,7 @@ static const struct setting settings_table[] = {
     {"contextSize", SETTING_INT, FIELD(n_ctx), 0, 1 << 20},
     {"maxTokens", SETTING_INT, FIELD(max_tokens), 1, 4096},
     {"timeBudgetMs", SETTING_DOUBLE, FIELD(time_budget_ms), 0, 600000},
+    {"typingTimeBudgetMs", SETTING_DOUBLE, FIELD(typing_time_budget_ms), 0, 600000},
     {"debounceMs", SETTING_INT, FIELD(debounce_ms), 0, 10000},
     {"loadWaitMs", SETTING_INT, FIELD(load_wait_ms), 0, 600000},
     {"prefixLines", SETTING_INT, FIELD(prefix_lines), 1, 100000},
@@ -78,6 +79,7 @@ int config_init(struct config *cfg, struct aug_err *err) {
   memset(cfg, 0, sizeof *cfg);
   cfg->max_tokens = 128;
   cfg->time_budget_ms = 1500;
+  cfg->typing_time_budget_ms = 250;
   cfg->debounce_ms = 40;
   cfg->load_wait_ms = 30000;
   cfg->prefix_lines = 120;

@@ -36,9 +36,14 @@ struct config {
   int64_t n_threads;     /* 0 = the engine's choice */
   int64_t n_ctx;         /* 0 = the engine's choice */
   int64_t max_tokens;    /* completion token budget */
-  double time_budget_ms; /* completion time budget, counted from the first generated newline */
-  int64_t debounce_ms;   /* delay before serving a typing-triggered (Automatic) request */
-  int64_t load_wait_ms;  /* how long a completion asked during the model load waits for it */
+  double time_budget_ms; /* completion time budget from the request's start, applied once a line is
+                            done */
+  /* The same for typing-triggered (Automatic) requests: short, as llama.vim's 250 ms, so ghost
+   * text comes with its first line; the lines after it come from the speculation on the state
+   * after accepting it (and explicit invocations and speculations keep time_budget_ms). */
+  double typing_time_budget_ms;
+  int64_t debounce_ms;  /* delay before serving a typing-triggered (Automatic) request */
+  int64_t load_wait_ms; /* how long a completion asked during the model load waits for it */
   int64_t prefix_lines, suffix_lines;   /* window bounds in lines */
   int64_t prefix_tokens, suffix_tokens; /* window bounds in tokens */
   int64_t explain_max_tokens;

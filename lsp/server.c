@@ -541,6 +541,7 @@ static void execute_command(struct server *s, json_t *id, json_t *params) {
         (json_int_t)s->n_load_waits, "speculative", (json_int_t)s->n_speculative,
         "servedBySpeculation", (json_int_t)s->n_adopted);
     if (st) {
+      json_object_set_new(st, "speculationsAbandoned", json_integer((json_int_t)s->n_abandoned));
       json_object_set_new(st, "provider", json_string(server_plugins_provider(s)));
       json_object_set_new(st, "servedBy", s->served_by ? json_copy(s->served_by) : json_object());
       json_object_set_new(st, "plugins", server_plugins_status(s));

@@ -89,6 +89,7 @@ struct active_request {
   size_t published;
   char *partial;
   size_t partial_len;
+  bool writing; /* speculative: its prompt is evaluated and it is decoding (under lock) */
   struct progress *progress;
 };
 
@@ -161,6 +162,7 @@ struct server {
   /* Totals for augury.status. */
   uint64_t n_completions, n_cancelled, n_superseded, n_empty, n_cache_hits, n_load_waits;
   uint64_t n_speculative, n_adopted; /* speculations started; requests served by one */
+  uint64_t n_abandoned; /* requests that stopped waiting for one still evaluating its prompt */
   uint64_t tokens_reused, tokens_evaluated, tokens_generated;
   double last_total_ms;
 };

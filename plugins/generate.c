@@ -299,6 +299,7 @@ int generator_complete(struct generator *g, const struct completion_request *req
   if (rc == 0) note_prompt_cost(g, stats->n_evaluated, t1 - t0);
   stats->prompt_ms = t1 - t0;
   if (rc) return rc;
+  if (req->on_partial) req->on_partial(req->partial_user, out, 0); /* the prompt is resident */
 
   /* The cursor's line up to the cursor is the tail of the prefix. */
   size_t lb = req->prefix_len;

@@ -45,7 +45,8 @@ struct completion_request {
   bool cursor_line_in_middle;
   /* (optional) After every generated token, with the whole text generated so far as it would be
    * inserted at the cursor (before the final clean-up); engine thread. The server uses it to keep
-   * a speculative completion alive while the user types what it is writing. */
+   * a speculative completion alive while the user types what it is writing. Also called once with
+   * len 0 when the prompt is evaluated and decoding starts. */
   void (*on_partial)(void *user, const char *text, size_t len);
   void *partial_user;
   /* Prompt-lookup decoding: up to this many tokens drafted from n-grams of the prompt and the

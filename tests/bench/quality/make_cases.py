@@ -20,6 +20,8 @@ release). Seeded: the same roots and seed give the same cases.
 
   tests/bench/quality/make_cases.py [--seed 11] [--per-kind 8] [--out tests/bench/quality/cases.jsonl]
       [--root NAME=DIR ...]
+  tests/bench/quality/make_cases.py --resolve cases.jsonl   the cases as TSV for C tools (absolute
+      path, offset, removed bytes, expected bytes, kind, id), files whose sum differs left out
 """
 import argparse
 import glob
@@ -291,6 +293,28 @@ def cross_cases(src, index):
     return out
 
 
+def resolve(cases_path, roots):
+    skipped = 0
+    for line in open(cases_path):
+        c = json.loads(line)
+        if c["root"] not in roots:
+            skipped += 1
+            continue
+        path = os.path.join(roots[c["root"]][0], c["path"])
+        try:
+            data = open(path, "rb").read()
+        except OSError:
+            data = b""
+        if hashlib.sha256(data).hexdigest() != c["sha256"]:
+            skipped += 1
+            continue
+        print("\t".join(str(v) for v in (path, c["offset"], c["remove"],
+                                          len(c["expected"].encode("utf-8")), c["kind"], c["id"])))
+    if skipped:
+        print("make_cases: %d cases left out (root missing or file changed)" % skipped, file=sys.stderr)
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seed", type=int, default=11)
@@ -299,12 +323,15 @@ def main():
                                                   "cases.jsonl"))
     ap.add_argument("--root", action="append", default=[],
                     help="NAME=DIR: more sources (every file with a known extension under DIR)")
+    ap.add_argument("--resolve", metavar="CASES", help="print CASES as TSV with absolute paths")
     args = ap.parse_args()
 
     roots = default_roots()
     for spec in args.root:
         name, _, folder = spec.partition("=")
         roots[name] = (folder, ["**/*" + ext for ext in LANGUAGES])
+    if args.resolve:
+        return resolve(args.resolve, roots)
     sources = [Source(*f) for f in source_files(roots)]
     index = definitions(sources)
 

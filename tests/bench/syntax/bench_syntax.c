@@ -5,7 +5,12 @@
  * Prints per-candidate times (median, p90, max) and the document reparse cost.
  *   cmake --build build --target bench_syntax && ./build/bench_syntax [FILE...]
  * Without arguments: Python's difflib.py, tree-sitter's own lib/src/parser.c, Neovim's
- * lsp/util.lua (each about 2000 lines). */
+ * lsp/util.lua (each about 2000 lines).
+ *   ./build/bench_syntax --cases FILE.tsv
+ * checks the quality bench's cases instead (tests/bench/quality/make_cases.py --resolve): the
+ * real text removed at each cursor must be kept whole, the shape must be multi-line exactly at the
+ * "multi" cases, and a multi-line candidate that runs on past its block (the real body followed by
+ * the next lines of the file again) must be cut back to the body. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,7 +206,110 @@ static int bench_file(const char *path) {
   return 0;
 }
 
+/* One case of the quality bench: the document is the file without text[offset, offset+removed);
+ * the candidate is the removed text up to expected bytes. */
+static int check_cases(const char *tsv_path) {
+  FILE *tsv = fopen(tsv_path, "r");
+  if (!tsv) {
+    fprintf(stderr, "bench_syntax: cannot read %s\n", tsv_path);
+    return 1;
+  }
+  enum { KINDS = 4 };
+  static const char *const kinds[KINDS] = {"line", "mid", "multi", "cross"};
+  size_t total[KINDS] = {0}, whole[KINDS] = {0}, multi_shape[KINDS] = {0}, runon[KINDS] = {0};
+  size_t runon_total = 0;
+  char row[8192], path[4096] = "", id[256], kind[32];
+  char *text = NULL;
+  size_t length = 0;
+  struct timing timing = {malloc(4096 * sizeof(double)), malloc(4096 * sizeof(double)), 0, 0, 0};
+  while (fgets(row, sizeof row, tsv)) {
+    char file[4096];
+    size_t offset, removed, expected;
+    if (sscanf(row, "%4095[^\t]\t%zu\t%zu\t%zu\t%31[^\t]\t%255s", file, &offset, &removed,
+               &expected, kind, id) != 6) {
+      continue;
+    }
+    int k = 0;
+    while (k < KINDS && strcmp(kinds[k], kind))
+      k++;
+    if (k == KINDS) continue;
+    if (strcmp(file, path)) {
+      free(text);
+      text = read_file(file, &length);
+      if (!text) {
+        fprintf(stderr, "bench_syntax: cannot read %s\n", file);
+        return 1;
+      }
+      snprintf(path, sizeof path, "%s", file);
+    }
+    const struct grammar *g = grammars_find_path(file);
+    if (!g || offset + removed > length || expected > removed) continue;
+    struct aug_err err = {0};
+    struct syntax_doc *doc;
+    if (syntax_doc_create(g, &doc, &err)) return 1;
+    char *document = malloc(length + 1);
+    memcpy(document, text, offset);
+    memcpy(document + offset, text + offset + removed, length - offset - removed);
+    syntax_doc_set_text(doc, document, length - removed, &err);
+    struct syntax_verdict v;
+    timing_start(&timing);
+    if (syntax_check(doc, offset, text + offset, expected, NULL, &v, &err)) {
+      fprintf(stderr, "bench_syntax: %s: %s\n", id, err.msg);
+      return 1;
+    }
+    timing_stop(&timing);
+    total[k]++;
+    whole[k] += v.keep == expected;
+    multi_shape[k] += v.shape.kind == SYNTAX_MULTI_LINE;
+    if (getenv("BENCH_SYNTAX_VERBOSE") &&
+        (v.keep != expected || (v.shape.kind == SYNTAX_MULTI_LINE) != (k == 2))) {
+      printf("  %s: kept %zu of %zu, shape %s\n", id, v.keep, expected,
+             v.shape.kind == SYNTAX_MULTI_LINE ? "multi" : "single");
+    }
+    if (v.shape.kind == SYNTAX_MULTI_LINE) {
+      /* The body, a line break, then the text that follows it in the file (the closer and what
+       * comes after, up to 3 lines), as a model that does not stop would write it. */
+      size_t after = offset + removed, end = after;
+      for (int lines = 0; end < length && lines < 3; end++)
+        lines += text[end] == '\n';
+      size_t n = expected + 1 + (end - after);
+      char *candidate = malloc(n + 1);
+      memcpy(candidate, text + offset, expected);
+      candidate[expected] = '\n';
+      memcpy(candidate + expected + 1, text + after, end - after);
+      /* what follows the body in the file starts with its line break: skip it */
+      size_t skip = (end > after && text[after] == '\n') ? 1 : 0;
+      memmove(candidate + expected + 1, candidate + expected + 1 + skip, end - after - skip);
+      n -= skip;
+      syntax_check(doc, offset, candidate, n, NULL, &v, &err);
+      runon_total++;
+      runon[k] += v.keep == expected;
+      if (getenv("BENCH_SYNTAX_VERBOSE") && v.keep != expected) {
+        printf("  %s run-on: kept %zu, want %zu (block cut %d): [%.*s]\n", id, v.keep, expected,
+               v.block_cut, (int)v.keep, candidate);
+      }
+      free(candidate);
+    }
+    free(document);
+    syntax_doc_destroy(doc);
+  }
+  fclose(tsv);
+  free(text);
+  printf("%s\n  %-6s %6s %12s %12s %14s\n", tsv_path, "kind", "cases", "kept whole", "multi shape",
+         "run-on cut");
+  for (int k = 0; k < KINDS; k++) {
+    printf("  %-6s %6zu %12zu %12zu %14zu\n", kinds[k], total[k], whole[k], multi_shape[k],
+           runon[k]);
+  }
+  printf("  run-on candidates (at a multi-line shape): %zu, cut back to the real body: %zu\n",
+         runon_total, runon[0] + runon[1] + runon[2] + runon[3]);
+  report("check of the real text", &timing);
+  timing_free(&timing);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 3 && !strcmp(argv[1], "--cases")) return check_cases(argv[2]);
   char c_path[4096];
   const char *home = getenv("HOME");
   const char *cache = getenv("XDG_CACHE_HOME");

@@ -203,6 +203,12 @@ static const struct shape_case shape_cases[] = {
      SYNTAX_MULTI_LINE, NULL, "return 1\n\n    def h(self):\n        pass", "return 1"},
     {"python", "if x:\n    @@\nelse:\n    pass\n", SYNTAX_MULTI_LINE, NULL, "y = 1", "y = 1"},
     {"python", "d = {\n    'a': 1,\n    @@\n}\n", SYNTAX_SINGLE_LINE, NULL, "'b': 2,", "'b': 2,"},
+    /* Python's if goes on with elif: the block ends with its body, not with the statement, and a
+     * comment first in the body is part of it. */
+    {"python", "for x in y:\n    if x:\n        @@\n    elif z:\n        pass\n", SYNTAX_MULTI_LINE,
+     NULL, "a = 1\n    elif w:\n        b = 2", "a = 1"},
+    {"python", "for x in y:\n    if x:\n        @@\n    elif z:\n        pass\n", SYNTAX_MULTI_LINE,
+     NULL, "# note\n        a = 1\n    elif w:\n        b = 2", "# note\n        a = 1"},
     {"lua", "local function f(x)\n  @@\nend\n", SYNTAX_MULTI_LINE, "end",
      "return x\nend\n\nprint(1)", "return x"},
     {"lua", "if x then\n  @@\nend\n", SYNTAX_MULTI_LINE, "end", "print(x)", "print(x)"},
@@ -422,6 +428,23 @@ static void test_random_edits(void **state) {
   }
 }
 
+/* A document whose ERROR node spans the edit: the verdict says the check could not judge it. */
+static void test_inside_error(void **state) {
+  (void)state;
+  size_t cursor;
+  struct syntax_doc *doc = open_doc("c", "int f( {\n  int x = @@;\n  return x;\n", &cursor);
+  struct syntax_verdict v;
+  struct aug_err err = {0};
+  assert_int_equal(syntax_check(doc, cursor, "1", 1, NULL, &v, &err), 0);
+  assert_true(v.inside_error);
+  syntax_doc_destroy(doc);
+  doc = open_doc("c", "int f(void) {\n  int x = @@;\n  return x;\n}\nint g( {\n", &cursor);
+  assert_int_equal(syntax_check(doc, cursor, "1", 1, NULL, &v, &err), 0);
+  assert_false(v.inside_error);
+  assert_int_equal(v.keep, 1);
+  syntax_doc_destroy(doc);
+}
+
 static void test_refusals(void **state) {
   (void)state;
   syntax_doc_destroy(NULL);
@@ -457,6 +480,7 @@ int main(void) {
       cmocka_unit_test(test_time_budget),
       cmocka_unit_test(test_incremental_matches_fresh),
       cmocka_unit_test(test_random_edits),
+      cmocka_unit_test(test_inside_error),
       cmocka_unit_test(test_refusals),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
