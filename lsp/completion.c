@@ -63,8 +63,13 @@ static void log_prompt(struct server *s, const struct active_request *r) {
   }
   char *context_text = context ? json_dumps(context, JSON_COMPACT) : NULL;
   json_decref(context);
-  fprintf(s->prompt_log, "{\"id\":%s,\"provider\":\"%s\",\"context\":%s,", r->id_text,
-          local ? PIPELINE_LOCAL_PROVIDER : r->provider, context_text ? context_text : "[]");
+  /* Who served it: "local", or the remote's description (never with credentials). */
+  json_t *who = json_string(r->result.served_by ? r->result.served_by : r->provider);
+  char *who_text = who ? json_dumps(who, JSON_ENCODE_ANY) : NULL;
+  json_decref(who);
+  fprintf(s->prompt_log, "{\"id\":%s,\"provider\":%s,\"context\":%s,", r->id_text,
+          who_text ? who_text : "null", context_text ? context_text : "[]");
+  free(who_text);
   free(context_text);
   fprintf(s->prompt_log,
           "\"generated\":%zu,\"drafted\":%zu,\"accepted\":%zu,\"shrunk\":%zu,"

@@ -234,6 +234,8 @@ static int remote_complete(void *self, const struct augury_completion_request *r
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, r->tls_verify ? 2L : 0L);
   /* Never follow a redirect: it would carry the Authorization header to another host. */
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+  char curl_error[CURL_ERROR_SIZE] = "";
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, curl_error);
   curl_multi_add_handle(r->multi, e);
   double t0 = now_ms();
   int running = 1, rc = 0;
@@ -263,12 +265,15 @@ static int remote_complete(void *self, const struct augury_completion_request *r
   curl_slist_free_all(headers);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
   curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
   free(body);
   result->total_ms = now_ms() - t0;
   if (rc == 0 && done != CURLE_OK) {
     rc = done == CURLE_OPERATION_TIMEDOUT ? AUGURY_PLUGIN_ETIMEOUT : AUGURY_PLUGIN_EIO;
     snprintf(result->error, sizeof result->error, "%s",
-             r->body_too_big ? "the answer is over 4 MiB" : curl_easy_strerror(done));
+             r->body_too_big ? "the answer is over 4 MiB"
+             : curl_error[0] ? curl_error
+                             : curl_easy_strerror(done));
   }
   if (rc == 0) {
     long status = 0;

@@ -10,6 +10,10 @@ A transcript is a JSON object:
                          tests/plugins/tests.cmake builds them into): "$PLUGINS" is that folder;
                          "$FIXTURES" is tests/fixtures in any transcript
   args                   extra arguments after `augury lsp`
+  env                    extra environment variables for the server
+  replay_server          true: start tests/plugins/replay_server.py; "$REPLAY" is its base URL
+  secret                 a string that must appear in no server message, nothing on its stderr
+                         and no file under $HOME (an auth token)
   parent                 true: start a helper process and pass --clientProcessId
   ignore                 server methods skipped by "expect" (e.g. "window/logMessage")
   exit_code              expected exit status (checked at the end)
@@ -256,6 +260,15 @@ def run(transcript_path, augury, wrapper, timeout_scale):
     subst["$HOME"] = home
     with open(os.path.join(home, "not-a-model.gguf"), "w") as f:
         f.write("this is not a GGUF file\n")  # for transcripts about load failures
+    env.update(t.get("env", {}))
+    replay = None
+    if t.get("replay_server"):
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "plugins",
+                              "replay_server.py")
+        replay = subprocess.Popen([sys.executable, script, "0"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        port = int(replay.stdout.readline().split()[1])
+        subst["$REPLAY"] = "http://127.0.0.1:%d" % port
     parent = None
     args = list(t.get("args", []))
     if t.get("parent"):
@@ -409,6 +422,19 @@ def run(transcript_path, augury, wrapper, timeout_scale):
             raise Failure(f"requests never answered: {missing}")
         if code != t.get("exit_code", 0):
             raise Failure(f"exit status {code}, expected {t.get('exit_code', 0)}")
+        secret = t.get("secret")
+        if secret:
+            for msg in s.log:
+                if secret in json.dumps(msg):
+                    raise Failure(f"the secret appears in a server message: {json.dumps(msg)[:300]}")
+            s.stderr.seek(0)
+            if secret.encode() in s.stderr.read():
+                raise Failure("the secret appears on the server's stderr")
+            for root, _, files in os.walk(home):
+                for name in files:
+                    with open(os.path.join(root, name), "rb") as f:
+                        if secret.encode() in f.read():
+                            raise Failure(f"the secret appears in {os.path.join(root, name)}")
         print(f"PASS {t.get('name', transcript_path)} ({len(s.sent_ids)} requests)")
         return 0
     except Failure as e:
@@ -425,6 +451,10 @@ def run(transcript_path, augury, wrapper, timeout_scale):
         if parent and parent.poll() is None:
             parent.kill()
             parent.wait()
+        if replay:
+            replay.stdin.close()
+            replay.kill()
+            replay.wait()
         subprocess.run(["rm", "-rf", home])
 
 

@@ -1,7 +1,7 @@
 # LSP transcripts (tests/lsp/transcripts/*.json) replayed against `augury lsp` by driver.py, once
 # plainly and once under valgrind (memcheck, leaks included) unless the transcript says
 # "valgrind": false. Transcripts named model_* need AUGURY_TEST_MODEL_SMALL and skip (77) without
-# it unless AUGURY_REQUIRE_MODELS=1; their valgrind runs take minutes and are labelled slow. valgrind reports errors with status 86, not 1, because
+# it unless AUGURY_REQUIRE_MODELS=1; their valgrind runs (and those of plugin_*, which load the model too) take minutes and are labelled slow. valgrind reports errors with status 86, not 1, because
 # some transcripts expect the server's own exit status 1 (exit without shutdown, EOF, parent death).
 find_program(AUGURY_PYTHON3 python3)
 find_program(AUGURY_VALGRIND valgrind)
@@ -31,7 +31,7 @@ foreach(transcript ${AUGURY_LSP_TRANSCRIPTS})
                      --timeout-scale 30 ${transcript})
     set_tests_properties(lsp_valgrind/${name} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 3600
                          ENVIRONMENT "AUGURY_TEST_PLUGINS=${CMAKE_BINARY_DIR}/test-plugins")
-    if(name MATCHES "^model_")
+    if(name MATCHES "^(model|plugin)_")
       set_tests_properties(lsp_valgrind/${name} PROPERTIES LABELS slow)
     endif()
   endif()
