@@ -209,6 +209,15 @@ describe('real server and model', { skip: noModel }, () => {
     assert.match(statusText(), /^\$\(sparkle\) augury/);
   });
 
+  test('augury.languages turns one language off', async () => {
+    await vscode.workspace.getConfiguration('augury').update('languages', { python: false }, vscode.ConfigurationTarget.Global);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal((await inline(doc, doc.positionAt(doc.getText().length))).length, 0, 'python is off');
+    await vscode.workspace.getConfiguration('augury').update('languages', { python: true }, vscode.ConfigurationTarget.Global);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok((await inline(doc, doc.positionAt(doc.getText().length))).length >= 1, 'python is on again');
+  });
+
   test('restart starts a new server', async () => {
     const before = a.client;
     assert.equal(await a.restart(), true);
