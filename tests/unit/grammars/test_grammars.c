@@ -180,6 +180,55 @@ static void test_every_query_compiles(void **state) {
   }
 }
 
+/* Whether pattern uses a capture whose name is name (or, with prefix, starts with name). */
+static bool pattern_has_capture(const TSQuery *query, uint32_t pattern, const char *name,
+                                bool prefix) {
+  for (uint32_t id = 0; id < ts_query_capture_count(query); id++) {
+    uint32_t length;
+    const char *capture = ts_query_capture_name_for_id(query, id, &length);
+    bool match = prefix ? length >= strlen(name) && !strncmp(capture, name, strlen(name))
+                        : length == strlen(name) && !strncmp(capture, name, length);
+    if (match && ts_query_capture_quantifier_for_id(query, pattern, id) != TSQuantifierZero) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/* The capture conventions of grammars.h hold in every pattern of every query: the context
+ * providers rely on them. */
+static void test_query_conventions(void **state) {
+  (void)state;
+  for (size_t i = 0; i < grammars_count(); i++) {
+    const struct grammar *g = grammars_at(i);
+    for (int kind = 0; kind < GRAMMAR_QUERY_COUNT; kind++) {
+      TSQuery *query;
+      struct aug_err err = {0};
+      assert_int_equal(grammars_query_create(g, kind, &query, &err), 0);
+      for (uint32_t p = 0; p < ts_query_pattern_count(query); p++) {
+        bool ok;
+        switch (kind) {
+        case GRAMMAR_QUERY_SCOPES:
+          ok = pattern_has_capture(query, p, "scope", false) &&
+               pattern_has_capture(query, p, "scope.body", false);
+          break;
+        case GRAMMAR_QUERY_IMPORTS: ok = pattern_has_capture(query, p, "import", false); break;
+        case GRAMMAR_QUERY_DEFINITIONS:
+          ok = pattern_has_capture(query, p, "name", false) &&
+               pattern_has_capture(query, p, "definition.", true);
+          break;
+        default: ok = pattern_has_capture(query, p, "reference.", true); break;
+        }
+        if (!ok) {
+          fail_msg("%s/%s: pattern %u lacks the captures grammars.h promises", g->name,
+                   grammars_query_kind_name(kind), p);
+        }
+      }
+      ts_query_delete(query);
+    }
+  }
+}
+
 /* Captures of one query on a snippet, as "capture=text" lines (text cut at the first newline). */
 static char *run_query(const struct grammar *g, enum grammar_query_kind kind, const char *text) {
   const TSLanguage *language;
@@ -395,6 +444,7 @@ int main(void) {
       cmocka_unit_test(test_abi_check),
       cmocka_unit_test(test_abi_refusal_of_a_constructed_language),
       cmocka_unit_test(test_every_query_compiles),
+      cmocka_unit_test(test_query_conventions),
       cmocka_unit_test(test_queries_find_expected_captures),
       cmocka_unit_test(test_query_refusals),
   };
