@@ -357,8 +357,11 @@ int syntax_shape_at(const struct syntax_doc *doc, size_t cursor, struct syntax_s
 /* ---- check ------------------------------------------------------------------------------- */
 
 struct syntax_check_params syntax_check_params_default(void) {
-  return (struct syntax_check_params){
-      .replaced = 0, .max_parses = 32, .time_budget_us = 0, .cut_at_block_end = true};
+  return (struct syntax_check_params){.replaced = 0,
+                                      .max_parses = 32,
+                                      .time_budget_us = 0,
+                                      .parse_budget_us = 0,
+                                      .cut_at_block_end = true};
 }
 
 /* One candidate check: the document, where the candidate goes, and the time limit. */
@@ -371,6 +374,10 @@ struct attempt {
   TSPoint replaced_end_point; /* of cursor + replaced, in the document */
   uint64_t deadline_ns;       /* 0: none */
   bool timed_out;
+  uint64_t parse_budget_ns;   /* per parse; 0: none */
+  uint64_t parse_deadline_ns; /* of the parse running */
+  bool parse_slow;            /* the parse running went past parse_budget_ns */
+  unsigned slow_parses;
 };
 
 static uint64_t monotonic_ns(void) {
@@ -382,8 +389,14 @@ static uint64_t monotonic_ns(void) {
 /* tree-sitter calls this every 100 parse operations; true stops the parse. */
 static bool progress_cb(TSParseState *state) {
   struct attempt *a = state->payload;
-  if (a->deadline_ns && monotonic_ns() > a->deadline_ns) {
+  if (!a->deadline_ns && !a->parse_deadline_ns) return false;
+  uint64_t now = monotonic_ns();
+  if (a->deadline_ns && now > a->deadline_ns) {
     a->timed_out = true;
+    return true;
+  }
+  if (a->parse_deadline_ns && now > a->parse_deadline_ns) {
+    a->parse_slow = true;
     return true;
   }
   return false;
@@ -410,6 +423,8 @@ static TSTree *attempt_parse(struct attempt *a, size_t keep) {
   in.ends[2] = (uint32_t)(doc->length - a->replaced + keep);
   TSInput input = {.payload = &in, .read = spliced_read, .encoding = TSInputEncodingUTF8};
   TSParseOptions options = {.payload = a, .progress_callback = progress_cb};
+  a->parse_slow = false;
+  a->parse_deadline_ns = a->parse_budget_ns ? monotonic_ns() + a->parse_budget_ns : 0;
   TSTree *tree = ts_parser_parse_with_options(doc->parser, edited, input, options);
   ts_tree_delete(edited);
   /* A stopped parse would otherwise be resumed by the next call. */
@@ -460,6 +475,12 @@ static size_t count_new_errors(struct syntax_doc *doc, size_t cursor, size_t rep
 static int attempt_check(struct attempt *a, size_t keep, size_t *fresh, TSTree **tree_out) {
   if (tree_out) *tree_out = NULL;
   TSTree *tree = attempt_parse(a, keep);
+  if (!tree && a->parse_slow && !a->timed_out) {
+    /* Taken as failing: slow parses are error recovery running on (see parse_budget_us). */
+    a->slow_parses++;
+    *fresh = 1;
+    return 0;
+  }
   if (!tree) return a->timed_out ? AUG_ETIMEOUT : AUG_EUNSUPPORTED;
   int rc = collect_errors(tree, &a->doc->scratch);
   if (!rc) *fresh = count_new_errors(a->doc, a->cursor, a->replaced, keep);
@@ -543,6 +564,7 @@ int syntax_check(struct syntax_doc *doc, size_t cursor, const char *candidate, s
                       .cursor_point = point_at(doc->text, cursor)};
   a.replaced_end_point = point_after(a.cursor_point, doc->text + cursor, p.replaced);
   if (p.time_budget_us) a.deadline_ns = monotonic_ns() + (uint64_t)p.time_budget_us * 1000u;
+  a.parse_budget_ns = (uint64_t)p.parse_budget_us * 1000u;
 
   size_t keep = length;
   size_t fresh = 0;
@@ -594,9 +616,11 @@ int syntax_check(struct syntax_doc *doc, size_t cursor, const char *candidate, s
   }
   out->keep = keep;
   out->lines_kept = count_lines(candidate, keep);
+  out->slow_parses = a.slow_parses;
   return 0;
 
 exhausted:
+  out->slow_parses = a.slow_parses;
   out->budget_exhausted = true;
   out->keep = 0;
   return 0;

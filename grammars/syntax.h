@@ -60,6 +60,12 @@ struct syntax_check_params {
   /* give up (drop the candidate, timed_out) when the check takes longer than this; 0: no limit
    * (the default) */
   unsigned time_budget_us;
+  /* a parse that runs longer than this is taken as failing and the candidate is cut further; 0:
+   * no limit (the default). On a document that parses, a good candidate parses in well under a
+   * millisecond and a failing one can take tens (error recovery runs on through the rest of the
+   * file): this bounds that cost, and it can only cut a slow good candidate shorter, never keep
+   * a broken one (the kept part is always a parse that finished clean). */
+  unsigned parse_budget_us;
   bool cut_at_block_end; /* at a MULTI_LINE shape, cut where the opened block closes (default on) */
 };
 struct syntax_check_params syntax_check_params_default(void);
@@ -72,13 +78,14 @@ struct syntax_verdict {
   bool block_cut;        /* keep was first shortened to the end of the block the cursor opens */
   bool budget_exhausted; /* max_parses ran out before a good cut was found (keep is 0) */
   bool timed_out;        /* time_budget_us ran out before a good cut was found (keep is 0) */
+  unsigned slow_parses;  /* parses stopped by parse_budget_us (taken as failing) */
   /* The document has an ERROR node around the edit (it does not parse there: a macro tree-sitter
    * cannot follow, a header guard around code it rejects): changes inside that node cannot be
    * told from the error already there, so the check says little. */
   bool inside_error;
   size_t errors_before; /* ERROR/MISSING nodes in the document */
-  /* error nodes the whole candidate added that the document did not have; 1 also when the parse
-   * was stopped at the first one (entering error recovery where the document has none) */
+  /* error nodes the whole candidate added that the document did not have; 1 when its parse was
+   * stopped by parse_budget_us */
   size_t new_errors_full;
   struct syntax_shape shape;
 };

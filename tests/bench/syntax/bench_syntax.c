@@ -3,14 +3,15 @@
  * are cut out of the file and offered back as the candidate (real code: it should be kept whole),
  * then the same candidate with a line that breaks the parse appended (it must be trimmed back).
  * Prints per-candidate times (median, p90, max) and the document reparse cost.
- *   cmake --build build --target bench_syntax && ./build/bench_syntax [FILE...]
- * Without arguments: Python's difflib.py, tree-sitter's own lib/src/parser.c, Neovim's
+ *   cmake --build build --target bench_syntax && ./build/bench_syntax [--parse-budget-us N]
+ * [FILE...] Without arguments: Python's difflib.py, tree-sitter's own lib/src/parser.c, Neovim's
  * lsp/util.lua (each about 2000 lines).
  *   ./build/bench_syntax --cases FILE.tsv
  * checks the quality bench's cases instead (tests/bench/quality/make_cases.py --resolve): the
  * real text removed at each cursor must be kept whole, the shape must be multi-line exactly at the
  * "multi" cases, and a multi-line candidate that runs on past its block (the real body followed by
  * the next lines of the file again) must be cut back to the body. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,6 +112,8 @@ static size_t *line_starts(const char *text, size_t length, size_t *count) {
   return starts;
 }
 
+static unsigned parse_budget_us; /* --parse-budget-us N */
+
 static int bench_file(const char *path) {
   const struct grammar *g = grammars_find_path(path);
   if (!g) {
@@ -140,7 +143,9 @@ static int bench_file(const char *path) {
   char *document = malloc(length + 1);
   char *candidate = malloc(length + 64);
   struct timing update = timing_new(), good = timing_new(), bad = timing_new();
-  size_t kept_whole = 0, bad_breaking = 0, bad_trimmed = 0, errors_before = 0;
+  /* the same, on documents that parse without error once the middle is cut out */
+  struct timing good_clean = timing_new(), bad_clean = timing_new();
+  size_t kept_whole = 0, bad_breaking = 0, bad_trimmed = 0, bad_exact = 0, errors_before = 0;
   unsigned parses_bad = 0;
   for (size_t c = 0; c < CASES; c++) {
     size_t line = 1 + c * (lines - 4) / CASES;
@@ -159,10 +164,12 @@ static int bench_file(const char *path) {
     timing_start(&update);
     syntax_doc_set_text(doc, document, doc_length, &err);
     timing_stop(&update);
-    errors_before += syntax_doc_error_count(doc) > 0;
+    bool clean = syntax_doc_error_count(doc) == 0;
+    errors_before += !clean;
 
     struct syntax_check_params p = syntax_check_params_default();
     p.cut_at_block_end = false; /* measure the parse check itself on every case */
+    p.parse_budget_us = parse_budget_us;
     struct syntax_verdict v;
     timing_start(&good);
     if (syntax_check(doc, cursor, candidate, middle, &p, &v, &err)) {
@@ -170,6 +177,10 @@ static int bench_file(const char *path) {
       return 1;
     }
     timing_stop(&good);
+    if (clean) {
+      good_clean.cpu[good_clean.n] = good.cpu[good.n - 1];
+      good_clean.wall[good_clean.n++] = good.wall[good.n - 1];
+    }
     kept_whole += v.keep == middle;
 
     /* A line no grammar accepts (unless it lands inside a string or comment). */
@@ -181,24 +192,33 @@ static int bench_file(const char *path) {
       return 1;
     }
     timing_stop(&bad);
+    if (clean) {
+      bad_clean.cpu[bad_clean.n] = bad.cpu[bad.n - 1];
+      bad_clean.wall[bad_clean.n++] = bad.wall[bad.n - 1];
+    }
     if (v.new_errors_full > 0) {
       bad_breaking++;
       bad_trimmed += v.keep <= middle;
+      bad_exact += v.keep == middle;
     }
     parses_bad += v.parses;
   }
   report("document reparse (edit)", &update);
   report("good candidate (3 lines)", &good);
   report("broken candidate (+1 line)", &bad);
-  printf("  good kept whole %zu/%zu; broken line breaking the parse %zu/%zu, cut back to the good "
-         "part %zu/%zu (%.1f parses per broken candidate); documents with an error before the "
-         "check %zu/%zu\n",
-         kept_whole, good.n, bad_breaking, bad.n, bad_trimmed, bad_breaking,
+  report("good, document clean", &good_clean);
+  report("broken, document clean", &bad_clean);
+  printf("  good kept whole %zu/%zu; broken line breaking the parse %zu/%zu, cut back to at most "
+         "the good part %zu/%zu, exactly to it %zu (%.1f parses per broken candidate); documents "
+         "with an error before the check %zu/%zu\n",
+         kept_whole, good.n, bad_breaking, bad.n, bad_trimmed, bad_breaking, bad_exact,
          bad.n ? (double)parses_bad / (double)bad.n : 0.0, errors_before, update.n);
   free(document);
   free(candidate);
   timing_free(&update);
   timing_free(&good);
+  timing_free(&good_clean);
+  timing_free(&bad_clean);
   timing_free(&bad);
   free(starts);
   free(text);
@@ -324,8 +344,14 @@ int main(int argc, char **argv) {
   const char *defaults[] = {"/usr/lib/python3.11/difflib.py", c_path,
                             "/usr/share/nvim/runtime/lua/vim/lsp/util.lua"};
   int rc = 0;
-  if (argc > 1) {
-    for (int i = 1; i < argc; i++)
+  int first = 1;
+  if (argc > 2 && !strcmp(argv[1], "--parse-budget-us")) {
+    parse_budget_us = (unsigned)strtoul(argv[2], NULL, 10);
+    printf("parse_budget_us %u\n", parse_budget_us);
+    first = 3;
+  }
+  if (argc > first) {
+    for (int i = first; i < argc; i++)
       rc |= bench_file(argv[i]);
   } else {
     for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)

@@ -344,6 +344,15 @@ static void test_time_budget(void **state) {
   const char *good = "\n  x++;";
   assert_int_equal(syntax_check(doc, cursor, good, strlen(good), &p, &v, &err), 0);
   assert_int_equal(v.keep, strlen(good));
+
+  /* A per-parse budget: the slow parse of the unclosed block counts as failing, and what is kept
+   * is at most the good first line, never the block. */
+  p.parse_budget_us = 1;
+  const char *mixed = "\n  x++;\n  if (x) {";
+  assert_int_equal(syntax_check(doc, cursor, mixed, strlen(mixed), &p, &v, &err), 0);
+  assert_true(v.slow_parses >= 1);
+  assert_false(v.timed_out);
+  assert_true(v.keep == 0 || v.keep == strlen("\n  x++;"));
   syntax_doc_destroy(doc);
   free(text);
 }
