@@ -197,7 +197,7 @@ int syntax_doc_set_text(struct syntax_doc *doc, const char *text, size_t length,
     doc->text = copy;
     doc->capacity = capacity;
   }
-  if (length) memcpy(doc->text, text, length);
+  if (length) memmove(doc->text, text, length); /* text may be our own copy */
   doc->text[length] = '\0';
   doc->length = length;
 
@@ -309,6 +309,7 @@ static TSNode leaf_before(const struct syntax_doc *doc, size_t offset) {
 int syntax_shape_at(const struct syntax_doc *doc, size_t cursor, struct syntax_shape *out,
                     struct aug_err *err) {
   *out = (struct syntax_shape){SYNTAX_SINGLE_LINE, SIZE_MAX, SIZE_MAX};
+  if (!doc->tree) return aug_err_set(err, AUG_EINVAL, "syntax: the document has no tree");
   if (cursor > doc->length) {
     return aug_err_set(err, AUG_ERANGE, "syntax: cursor %zu is past the end of the text (%zu)",
                        cursor, doc->length);
