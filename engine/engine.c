@@ -124,16 +124,12 @@ static bool engine_gpu_can_run(const struct engine *e, enum backend_op op,
   return false;
 }
 
-/* Block il's tensors the GPU must run; *refused names the first one it cannot. */
+/* Whether the GPU can run block il; *refused names the first tensor it cannot use. */
 static bool engine_gpu_can_run_layer(const struct engine *e, uint32_t il, const char **refused) {
-  const struct model *m = e->model;
-  const struct model_layer *ml = &m->layers[il];
-  const struct gguf_tensor *mats[] = {ml->wq,       ml->wk,     ml->wv,      ml->wo,
-                                      ml->ffn_gate, ml->ffn_up, ml->ffn_down};
-  for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++)
-    if (!engine_gpu_can_run(e, BACKEND_OP_MATMUL, mats[i], refused)) return false;
-  /* the token embedding lives with block 0 (forward.h) */
-  return il != 0 || engine_gpu_can_run(e, BACKEND_OP_GET_ROWS, m->tok_embd, refused);
+  struct forward_device gpu = {e->gpu_ops, e->gpu_be};
+  const struct gguf_tensor *t = forward_block_refused(e->model, il, &gpu);
+  if (t) *refused = t->name;
+  return t == NULL;
 }
 
 /* Fills placement_layers for n offloaded units: the last min(n, n_layer) blocks, and the head

@@ -179,33 +179,54 @@ static int forward_bind(struct forward *f, uint32_t dev, const struct gguf_tenso
   return 0;
 }
 
-static int forward_check_op(struct forward *f, uint32_t dev, enum backend_op op,
-                            const struct gguf_tensor *t, struct aug_err *err) {
-  const struct forward_device *d = &f->devs[dev].d;
-  if (d->ops->supports_op && !d->ops->supports_op(d->be, op, t->type))
-    return aug_err_set(err, AUG_EUNSUPPORTED,
-                       "forward: backend %s cannot use tensor '%s' of type %s", d->ops->name,
-                       t->name, quant_type_name(t->type));
-  return 0;
+#define FORWARD_BLOCK_MATRICES 7
+
+static void block_matrices(const struct model_layer *ml,
+                           const struct gguf_tensor *mats[FORWARD_BLOCK_MATRICES]) {
+  mats[0] = ml->wq, mats[1] = ml->wk, mats[2] = ml->wv, mats[3] = ml->wo;
+  mats[4] = ml->ffn_gate, mats[5] = ml->ffn_up, mats[6] = ml->ffn_down;
+}
+
+static bool device_supports(const struct forward_device *d, enum backend_op op,
+                            const struct gguf_tensor *t) {
+  return !d->ops->supports_op || d->ops->supports_op(d->be, op, t->type);
+}
+
+const struct gguf_tensor *forward_block_refused(const struct model *model, uint32_t il,
+                                                const struct forward_device *dev) {
+  const struct gguf_tensor *mats[FORWARD_BLOCK_MATRICES];
+  block_matrices(&model->layers[il], mats);
+  for (int i = 0; i < FORWARD_BLOCK_MATRICES; i++)
+    if (!device_supports(dev, BACKEND_OP_MATMUL, mats[i])) return mats[i];
+  if (il == 0 && !device_supports(dev, BACKEND_OP_GET_ROWS, model->tok_embd))
+    return model->tok_embd;
+  return NULL;
+}
+
+static int refused_error(const struct forward_device *d, const struct gguf_tensor *t,
+                         struct aug_err *err) {
+  return aug_err_set(err, AUG_EUNSUPPORTED, "forward: backend %s cannot use tensor '%s' of type %s",
+                     d->ops->name, t->name, quant_type_name(t->type));
 }
 
 static int forward_bind_all(struct forward *f, int pass, struct aug_err *err) {
   const struct model *m = f->model;
   int rc = 0;
-  uint32_t dev0 = f->layers[0].dev;
-  if (pass == 0) rc = forward_check_op(f, dev0, BACKEND_OP_GET_ROWS, m->tok_embd, err);
-  if (rc == 0) rc = forward_bind(f, dev0, m->tok_embd, pass, &f->tok_embd, err);
+  for (uint32_t il = 0; il < m->hp.n_layer && pass == 0; il++) {
+    const struct forward_device *d = &f->devs[f->layers[il].dev].d;
+    const struct gguf_tensor *refused = forward_block_refused(m, il, d);
+    if (refused) return refused_error(d, refused, err);
+  }
+  rc = forward_bind(f, f->layers[0].dev, m->tok_embd, pass, &f->tok_embd, err);
   for (uint32_t il = 0; il < m->hp.n_layer && rc == 0; il++) {
     const struct model_layer *ml = &m->layers[il];
     struct forward_layer_weights *lw = &f->layers[il];
-    const struct gguf_tensor *mats[] = {ml->wq,       ml->wk,     ml->wv,      ml->wo,
-                                        ml->ffn_gate, ml->ffn_up, ml->ffn_down};
-    struct backend_tensor *dsts[] = {&lw->wq,       &lw->wk,     &lw->wv,      &lw->wo,
-                                     &lw->ffn_gate, &lw->ffn_up, &lw->ffn_down};
-    for (size_t i = 0; i < sizeof mats / sizeof mats[0] && rc == 0; i++) {
-      if (pass == 0) rc = forward_check_op(f, lw->dev, BACKEND_OP_MATMUL, mats[i], err);
-      if (rc == 0) rc = forward_bind(f, lw->dev, mats[i], pass, dsts[i], err);
-    }
+    const struct gguf_tensor *mats[FORWARD_BLOCK_MATRICES];
+    block_matrices(ml, mats);
+    struct backend_tensor *dsts[FORWARD_BLOCK_MATRICES] = {
+        &lw->wq, &lw->wk, &lw->wv, &lw->wo, &lw->ffn_gate, &lw->ffn_up, &lw->ffn_down};
+    for (int i = 0; i < FORWARD_BLOCK_MATRICES && rc == 0; i++)
+      rc = forward_bind(f, lw->dev, mats[i], pass, dsts[i], err);
     if (rc == 0) rc = forward_bind(f, lw->dev, ml->attn_norm, pass, &lw->attn_norm, err);
     if (rc == 0) rc = forward_bind(f, lw->dev, ml->ffn_norm, pass, &lw->ffn_norm, err);
     if (m->hp.has_qkv_bias) {
@@ -215,8 +236,9 @@ static int forward_bind_all(struct forward *f, int pass, struct aug_err *err) {
     }
   }
   if (rc == 0) rc = forward_bind(f, f->output_dev, m->output_norm, pass, &f->output_norm, err);
-  if (rc == 0 && pass == 0)
-    rc = forward_check_op(f, f->output_dev, BACKEND_OP_MATMUL, m->output, err);
+  const struct forward_device *out_dev = &f->devs[f->output_dev].d;
+  if (rc == 0 && pass == 0 && !device_supports(out_dev, BACKEND_OP_MATMUL, m->output))
+    rc = refused_error(out_dev, m->output, err);
   if (rc == 0) rc = forward_bind(f, f->output_dev, m->output, pass, &f->output, err);
   return rc;
 }

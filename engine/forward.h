@@ -53,6 +53,12 @@ struct forward_params {
 
 struct forward_params forward_params_default(void); /* 4096 ctx, 512 batch, 1 output, F16 */
 
+/* The first tensor of block il that dev's backend refuses (supports_op), or NULL when dev can run
+ * the block: its seven matrices, and for block 0 the token embedding, which lives with it. What the
+ * engine checks before placing a block, and forward_create before binding it. */
+const struct gguf_tensor *forward_block_refused(const struct model *model, uint32_t il,
+                                                const struct forward_device *dev);
+
 /* model and the placement's backends are borrowed and must outlive the forward pass. */
 int forward_create(const struct model *model, const struct forward_placement *placement,
                    const struct forward_params *params, struct forward **out, struct aug_err *err);
