@@ -6,6 +6,7 @@
 #include "engine/engine.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,6 +175,52 @@ static bool engine_alloc_failure(int rc) {
   return rc == AUG_ENOMEM || rc == AUG_ERANGE || rc == AUG_EDEVICE;
 }
 
+/* Bandwidths measured for auto placement, kept for the process: a settings change reloads the
+ * engine, and measuring the same device again would add ~1.5 s to that wait for the same figures.
+ * Free memory is not kept: it is read again at every load. */
+static struct {
+  pthread_mutex_t lock;
+  bool valid;
+  char device[128];
+  int threads;
+  struct plan_device host, gpu;
+} measured = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static int engine_measure(struct engine *e, struct plan_device *host, struct plan_device *gpu,
+                          struct aug_err *err) {
+  struct backend_device_info info;
+  memset(&info, 0, sizeof info);
+  if (e->gpu_ops->device_info) e->gpu_ops->device_info(e->gpu_be, &info);
+  pthread_mutex_lock(&measured.lock);
+  bool hit =
+      measured.valid && measured.threads == e->n_threads && !strcmp(measured.device, info.name);
+  if (hit) {
+    *host = measured.host;
+    *gpu = measured.gpu;
+  }
+  pthread_mutex_unlock(&measured.lock);
+  if (hit) {
+    uint64_t avail = plan_host_available_bytes();
+    if (avail) host->memory_bytes = avail;
+    gpu->memory_bytes = info.free_memory;
+    return 0;
+  }
+  uint32_t types[] = {QUANT_Q8_0, QUANT_Q6_K, QUANT_Q4_K};
+  int rc = plan_measure_host(e->n_threads, host, err);
+  if (rc == 0)
+    rc = plan_measure_backend(e->gpu_ops, e->gpu_be, types, sizeof types / sizeof types[0], gpu,
+                              err);
+  if (rc < 0) return rc;
+  pthread_mutex_lock(&measured.lock);
+  measured.valid = true;
+  measured.threads = e->n_threads;
+  snprintf(measured.device, sizeof measured.device, "%s", info.name);
+  measured.host = *host;
+  measured.gpu = *gpu;
+  pthread_mutex_unlock(&measured.lock);
+  return 0;
+}
+
 /* auto: the planner's choice from measured bandwidths and the device's free memory (the
  * fastest placement that fits); fallback (all) when planning fails, the retries then bound it. */
 static uint32_t engine_plan_layers(struct engine *e, const struct forward_params *fp,
@@ -182,17 +229,13 @@ static uint32_t engine_plan_layers(struct engine *e, const struct forward_params
   struct plan_device host, gpu;
   struct plan_result r;
   struct aug_err perr = {0};
-  uint32_t types[] = {QUANT_Q8_0, QUANT_Q6_K, QUANT_Q4_K};
   struct plan_options po = plan_options_default();
   po.n_ctx = fp->n_ctx;
   po.n_batch = fp->n_batch;
   po.n_outputs = fp->n_outputs;
   po.kv_type = fp->kv_type;
   int rc = pm ? plan_model_from_model(e->model, pm, &perr) : AUG_ENOMEM;
-  if (rc == 0) rc = plan_measure_host(e->n_threads, &host, &perr);
-  if (rc == 0)
-    rc = plan_measure_backend(e->gpu_ops, e->gpu_be, types, sizeof types / sizeof types[0], &gpu,
-                              &perr);
+  if (rc == 0) rc = engine_measure(e, &host, &gpu, &perr);
   if (rc == 0) rc = plan_choose(pm, &po, &gpu, &host, &r, &perr);
   aug_free(pm);
   if (rc < 0) {

@@ -190,6 +190,8 @@ struct backend;
 /* The host: MemAvailable from /proc/meminfo and a memory-read benchmark (a few hundred MiB
  * streamed by threads threads, best of a few runs, well under a second). */
 int plan_measure_host(int threads, struct plan_device *out, struct aug_err *err);
+/* The host's MemAvailable alone (bytes), without the benchmark; 0 when unknown. */
+uint64_t plan_host_available_bytes(void);
 
 /* A backend device: its free memory (backend device_info), a timed decode matmul (Q4_K
  * weights, a few hundred MiB in buffers of 96 MiB, times one column, best of a few runs;

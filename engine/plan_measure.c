@@ -33,7 +33,7 @@ static double now_s(void) {
  */
 
 /* MemAvailable (Linux 3.14+): what can be allocated without swapping, page cache included. */
-static uint64_t host_available_bytes(void) {
+uint64_t plan_host_available_bytes(void) {
   FILE *f = fopen("/proc/meminfo", "r");
   if (!f) return 0;
   char line[256];
@@ -71,7 +71,7 @@ int plan_measure_host(int threads, struct plan_device *out, struct aug_err *err)
   if (threads < 1) threads = 1;
   if (threads > 256) threads = 256;
   out->is_host = true;
-  out->memory_bytes = host_available_bytes();
+  out->memory_bytes = plan_host_available_bytes();
   uint64_t *data = aug_malloc(MEASURE_HOST_BYTES);
   struct read_job *jobs = aug_calloc((size_t)threads, sizeof *jobs);
   pthread_t *ids = aug_calloc((size_t)threads, sizeof *ids);
