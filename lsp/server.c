@@ -476,6 +476,9 @@ static void handle_initialize(struct server *s, json_t *id, json_t *params) {
       position_encoding_name(s->encoding), "textDocumentSync", "openClose", 1, "change", 2, "save",
       "includeText", 0, "inlineCompletionProvider", 1, "completionProvider", "resolveProvider", 0,
       "triggerCharacters", "executeCommandProvider", "commands", "augury.explain", "augury.status");
+  if (s->plugins)
+    server_plugins_add_commands(
+        s, json_object_get(json_object_get(caps_out, "executeCommandProvider"), "commands"));
   json_t *result = json_pack("{s:o,s:{s:s,s:s}}", "capabilities", caps_out, "serverInfo", "name",
                              "augury", "version", SERVER_VERSION);
   if (result && json_is_array(offset_enc))

@@ -219,6 +219,8 @@ void server_plugins_stop(struct server *s);  /* after the engine thread stopped 
 /* The provider completions go to: the "provider" setting when it is registered, else "local". */
 const char *server_plugins_provider(struct server *s);
 json_t *server_plugins_status(struct server *s); /* new reference: an array */
+/* Appends the plugins' command names (for executeCommandProvider.commands). */
+void server_plugins_add_commands(struct server *s, json_t *commands);
 /* Runs a plugin's command and replies; false when no plugin offers name. */
 bool server_plugins_command(struct server *s, json_t *id, const char *name, json_t *args);
 

@@ -76,6 +76,17 @@ void server_plugins_start(struct server *s) {
   if (s->config.plugins) load_listed(s, s->config.plugins);
 }
 
+void server_plugins_add_commands(struct server *s, json_t *commands) {
+  for (size_t i = 0; i < plugin_host_count(s->plugins); i++) {
+    struct plugin_info in;
+    plugin_host_info(s->plugins, i, &in);
+    const struct augury_plugin *p = in.command ? plugin_host_command_table(s->plugins, i) : NULL;
+    const char *const *names = p ? p->command_names(p->self) : NULL;
+    for (size_t j = 0; names && names[j]; j++)
+      json_array_append_new(commands, json_string(names[j]));
+  }
+}
+
 const char *server_plugins_provider(struct server *s) {
   const char *provider = s->config.provider ? s->config.provider : PIPELINE_LOCAL_PROVIDER;
   return s->plugins && plugin_host_completion(s->plugins, provider) ? provider

@@ -927,6 +927,11 @@ const struct augury_plugin *plugin_host_command(const struct plugin_host *host, 
   return NULL;
 }
 
+const struct augury_plugin *plugin_host_command_table(const struct plugin_host *host, size_t i) {
+  const struct plugin_entry *e = i < host->n_entries ? host->entries[i] : NULL;
+  return e && e->table && e->caps[AUGURY_CAP_COMMAND] && !e->disabled ? e->table : NULL;
+}
+
 size_t plugin_host_count(const struct plugin_host *host) {
   return host ? host->n_entries : 0;
 }

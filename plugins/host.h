@@ -102,6 +102,9 @@ const struct augury_plugin *plugin_host_completion(const struct plugin_host *hos
 /* The plugin that offers command name, or NULL. */
 const struct augury_plugin *plugin_host_command(const struct plugin_host *host, const char *name);
 
+/* The i-th plugin's table when it offers commands and is enabled, else NULL. */
+const struct augury_plugin *plugin_host_command_table(const struct plugin_host *host, size_t i);
+
 struct plugin_info {
   const char *name, *version, *origin;
   const char *mode; /* "built-in", "in-process", "out-of-process" */
