@@ -36,7 +36,10 @@ struct engine {
   char gpu_name[128];
   struct forward_device *placement_layers; /* n_layer */
   struct forward *fwd;
+  struct forward_params fwd_params; /* what fwd was created with (a recovery creates it again) */
+  uint32_t n_faults;                /* GPU faults recovered from */
   char device_name[128];
+  char cpu_name[128];
   int n_threads;
   int32_t *resident; /* [n_ctx] */
   size_t n_resident;
@@ -336,6 +339,7 @@ int engine_create(const struct engine_params *params, struct engine **out, struc
   memset(&info, 0, sizeof info);
   if (e->ops->device_info(e->be, &info) == 0) {
     snprintf(e->device_name, sizeof e->device_name, "%s", info.name);
+    snprintf(e->cpu_name, sizeof e->cpu_name, "%s", info.name);
     /* The CPU backend names its thread count: "CPU (AVX2, 2 threads)". */
     const char *comma = strrchr(info.name, ',');
     if (comma) sscanf(comma + 1, "%d thread", &e->n_threads);
@@ -361,6 +365,7 @@ int engine_create(const struct engine_params *params, struct engine **out, struc
   fp.n_batch = n_batch;
   fp.n_outputs = ENGINE_MAX_VERIFY; /* engine_push_tokens keeps every row */
   fp.kv_type = params->kv_type == ENGINE_KV_Q8_0 ? QUANT_Q8_0 : QUANT_F16;
+  e->fwd_params = fp;
   rc = engine_place(e, &fp, err);
   if (rc < 0) goto fail;
   /* The rotation forward.c applies, for moving K (same fields, same source). */
@@ -433,11 +438,15 @@ uint32_t engine_gpu_layers(const struct engine *e, bool *output_on_gpu) {
 const char *engine_placement_note(const struct engine *e) {
   return e->placement_note;
 }
+uint32_t engine_gpu_faults(const struct engine *e) {
+  return e->n_faults;
+}
+/* e->fwd is NULL only after a GPU fault the CPU could not take over either (engine_recover). */
 uint64_t engine_kv_bytes(const struct engine *e) {
-  return kvcache_bytes(forward_kvcache(e->fwd));
+  return e->fwd ? kvcache_bytes(forward_kvcache(e->fwd)) : 0;
 }
 uint64_t engine_scratch_bytes(const struct engine *e) {
-  return forward_scratch_bytes(e->fwd);
+  return e->fwd ? forward_scratch_bytes(e->fwd) : 0;
 }
 size_t engine_prompt_cache_count(const struct engine *e) {
   return e->prompts ? promptcache_count(e->prompts) : 0;
@@ -446,7 +455,7 @@ uint64_t engine_prompt_cache_bytes(const struct engine *e) {
   return e->prompts ? promptcache_bytes(e->prompts) : 0;
 }
 struct kvcache *engine_kvcache(struct engine *e) {
-  return forward_kvcache(e->fwd);
+  return e->fwd ? forward_kvcache(e->fwd) : NULL;
 }
 
 const float *engine_logits(const struct engine *e) {
@@ -470,13 +479,66 @@ static void engine_decode_order(struct engine *e, bool on) {
  * forward pass stops early (cancellation, error): only completed batches become resident. A batch
  * that keeps every row (draft verification) runs in one-token order, so its rows are exactly the
  * logits one-token decode would give. */
+/* A fault of the GPU backend during an evaluation (a lost device, device memory gone): the
+ * request fails, but the engine must not. The forward pass is built again with half the GPU
+ * units, on a fresh instance of the backend, down to the CPU alone; the KV cache starts empty
+ * (the host-RAM prompt cache keeps its snapshots). err gets the fault and the new placement. */
+static bool engine_gpu_fault(const struct engine *e, int rc) {
+  return e->gpu_ops && (rc == AUG_EDEVICE || rc == AUG_ENOMEM);
+}
+
+static int engine_recover(struct engine *e, int fault, struct aug_err *err) {
+  char what[AUG_ERR_MSG_SIZE];
+  snprintf(what, sizeof what, "%s", err->msg[0] ? err->msg : aug_strerror(fault));
+  uint32_t units = e->n_gpu_layers + (e->output_on_gpu ? 1 : 0);
+  forward_destroy(e->fwd);
+  e->fwd = NULL;
+  e->gpu_ops->destroy(e->gpu_be);
+  e->gpu_ops = NULL;
+  e->gpu_be = NULL;
+  e->n_gpu_layers = 0;
+  e->output_on_gpu = false;
+  e->n_resident = 0;
+  e->logits_valid = false;
+  e->n_faults++;
+  e->params.gpu_layers = (int32_t)(units / 2);
+  snprintf(e->device_name, sizeof e->device_name, "%s", e->cpu_name);
+  e->placement_note[0] = '\0';
+  struct aug_err perr = {0};
+  int rc = engine_place(e, &e->fwd_params, &perr);
+  if (rc < 0 && e->params.gpu_layers > 0) { /* the GPU will not come back: the CPU alone */
+    forward_destroy(e->fwd);
+    e->fwd = NULL;
+    if (e->gpu_be) e->gpu_ops->destroy(e->gpu_be);
+    e->gpu_ops = NULL;
+    e->gpu_be = NULL;
+    e->params.gpu_layers = 0;
+    snprintf(e->device_name, sizeof e->device_name, "%s", e->cpu_name);
+    e->placement_note[0] = '\0';
+    aug_err_clear(&perr);
+    rc = engine_place(e, &e->fwd_params, &perr);
+  }
+  if (rc == 0 && e->stash) rc = kvcache_reserve_shift(forward_kvcache(e->fwd), 64, &perr);
+  if (rc < 0) {
+    /* No forward pass at all: every later call fails with this (engine_usable). */
+    return aug_err_set(err, rc, "engine: GPU fault (%s), and rebuilding on the CPU failed: %s",
+                       what, perr.msg);
+  }
+  size_t len = strlen(e->placement_note);
+  snprintf(e->placement_note + len, sizeof e->placement_note - len, " (after GPU fault %u: %.120s)",
+           e->n_faults, what);
+  return aug_err_set(err, fault, "engine: GPU fault (%s); now %s", what, e->placement_note);
+}
+
 static int engine_append(struct engine *e, const int32_t *tokens, size_t n, bool all_logits,
                          const atomic_bool *cancel, struct aug_err *err) {
+  if (!e->fwd) return aug_err_set(err, AUG_EDEVICE, "engine: no forward pass since a GPU fault");
   size_t pos0 = e->n_resident;
   memcpy(e->resident + e->n_resident, tokens, n * sizeof *tokens);
   if (all_logits) engine_decode_order(e, true);
   int rc = forward_eval(e->fwd, tokens, n, all_logits, cancel, err);
   if (all_logits) engine_decode_order(e, false);
+  if (rc < 0 && engine_gpu_fault(e, rc)) return engine_recover(e, rc, err);
   e->n_resident = kvcache_n_used(forward_kvcache(e->fwd));
   e->logits_valid = rc == 0;
   e->logits_pos0 = all_logits ? pos0 : pos0 + n - 1;
@@ -638,6 +700,7 @@ int engine_set_prompt_stable(struct engine *e, const int32_t *tokens, size_t n, 
   if (n == 0 || n > e->params.n_ctx)
     return aug_err_set(err, AUG_ERANGE, "engine: prompt of %zu tokens (context holds %u)", n,
                        e->params.n_ctx);
+  if (!e->fwd) return aug_err_set(err, AUG_EDEVICE, "engine: no forward pass since a GPU fault");
   size_t lcp = 0;
   while (lcp < n && lcp < e->n_resident && e->resident[lcp] == tokens[lcp])
     lcp++;

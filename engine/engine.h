@@ -125,6 +125,11 @@ int engine_n_threads(const struct engine *engine);
  * the head on the CPU"; it also names blocks kept on the CPU and why). */
 uint32_t engine_gpu_layers(const struct engine *engine, bool *output_on_gpu);
 const char *engine_placement_note(const struct engine *engine);
+/* GPU faults (a lost device, device memory gone) the engine recovered from. The call that met one
+ * fails with its error (AUG_EDEVICE or AUG_ENOMEM, the message naming the fault and the new
+ * placement); the engine then runs on half the GPU layers, a fresh backend instance, down to the
+ * CPU alone, with an empty KV cache. */
+uint32_t engine_gpu_faults(const struct engine *engine);
 /* Bytes of the KV cache (all layers, K and V) and of the forward pass's scratch. */
 uint64_t engine_kv_bytes(const struct engine *engine);
 uint64_t engine_scratch_bytes(const struct engine *engine);

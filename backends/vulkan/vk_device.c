@@ -59,6 +59,7 @@ struct vk_options {
   long long max_buf;   /* 0: the device limit */
   long long as_gpu;    /* 1: do not report a CPU implementation as one (tests of placement) */
   long long subgroups; /* 0: take the shaders that need no subgroup operations (tests of both) */
+  long long fail_alloc, fail_submit; /* fault injection: fail the N-th of them (0: never) */
 };
 
 static int vk_parse_options(const char *options, struct vk_options *opt, struct aug_err *err) {
@@ -67,6 +68,7 @@ static int vk_parse_options(const char *options, struct vk_options *opt, struct 
   opt->max_buf = 0;
   opt->as_gpu = 0;
   opt->subgroups = 1;
+  opt->fail_alloc = opt->fail_submit = 0;
   if (!options) return 0;
   const char *p = options;
   while (*p) {
@@ -101,10 +103,14 @@ static int vk_parse_options(const char *options, struct vk_options *opt, struct 
         opt->as_gpu = v;
       } else if (!strcmp(item, "subgroups")) {
         opt->subgroups = v;
+      } else if (!strcmp(item, "fail_alloc")) {
+        opt->fail_alloc = v;
+      } else if (!strcmp(item, "fail_submit")) {
+        opt->fail_submit = v;
       } else {
         return aug_err_set(err, AUG_EINVAL,
                            "vulkan: unknown option '%s' (known: device, max_binding, max_buffer, "
-                           "as_gpu, subgroups)",
+                           "as_gpu, subgroups, fail_alloc, fail_submit)",
                            item);
       }
     }
@@ -290,6 +296,9 @@ static void vk_block_release(struct backend *be, struct vk_block *b) {
 int vk_buffer_create(struct backend *be, enum backend_buffer_kind kind, size_t size,
                      struct backend_buffer **out, struct aug_err *err) {
   *out = NULL;
+  if (be->fail_alloc && ++be->n_allocs == be->fail_alloc)
+    return aug_err_set(err, AUG_ENOMEM, "vulkan: allocation %llu failed (injected: fail_alloc)",
+                       (unsigned long long)be->n_allocs);
   /* rounded to 16 so a binding may always end on a whole word */
   VkDeviceSize capacity = ((VkDeviceSize)(size ? size : 1) + 15) & ~(VkDeviceSize)15;
   if (capacity > be->max_buffer) {
@@ -406,6 +415,8 @@ static int vk_frame_submit(struct backend *be) {
   VkResult r = vkEndCommandBuffer(f->cmd);
   VkSubmitInfo si = {
       .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &f->cmd};
+  if (r == VK_SUCCESS && be->fail_submit && ++be->n_submits == be->fail_submit)
+    return vk_lose(be, VK_ERROR_DEVICE_LOST, "vkQueueSubmit (injected: fail_submit)");
   if (r == VK_SUCCESS) r = vkQueueSubmit(be->queue, 1, &si, f->fence);
   if (r != VK_SUCCESS) return vk_lose(be, r, "vkQueueSubmit");
   f->pending = true;
@@ -786,6 +797,8 @@ int vk_device_create(const char *options, struct backend **out, struct aug_err *
     return rc;
   }
   vk_read_limits(be, &opt);
+  be->fail_alloc = (uint64_t)opt.fail_alloc;
+  be->fail_submit = (uint64_t)opt.fail_submit;
   vk_compute_family(be->physical, &be->queue_family);
   float prio = 1.0f;
   VkDeviceQueueCreateInfo qi = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,

@@ -108,6 +108,9 @@ struct backend {
   struct backend_buffer *dummy; /* bound to unused slots */
   bool decode_order;            /* backend_ops.set_decode_order: batches take the matvec path */
   int lost; /* sticky: a submit or wait failed (AUG_EDEVICE); every later op fails */
+  /* Fault injection (options fail_alloc=N, fail_submit=N): the N-th buffer allocation fails with
+   * AUG_ENOMEM, the N-th submit loses the device, as a real driver may at any time. */
+  uint64_t fail_alloc, fail_submit, n_allocs, n_submits;
   char lost_msg[256];
 };
 

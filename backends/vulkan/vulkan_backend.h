@@ -8,7 +8,9 @@
  * allocation: lets tests exercise weights spread over several buffers), "as_gpu=1" (do not
  * report a CPU implementation as one: lets tests exercise automatic placement on lavapipe),
  * "subgroups=0" (take the shaders that need no subgroup operations, as on a device without
- * them: lets tests check both). */
+ * them: lets tests check both), "fail_alloc=N" / "fail_submit=N" (fault injection: the N-th
+ * buffer allocation fails with AUG_ENOMEM, the N-th submit loses the device, AUG_EDEVICE from
+ * then on: lets tests check that a GPU fault never takes the engine down). */
 #ifndef AUGURY_BACKENDS_VULKAN_VULKAN_BACKEND_H
 #define AUGURY_BACKENDS_VULKAN_VULKAN_BACKEND_H
 
