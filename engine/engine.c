@@ -40,6 +40,7 @@ struct engine {
   uint32_t n_faults;                /* GPU faults recovered from */
   char device_name[128];
   char cpu_name[128];
+  char *gpu_backend, *gpu_options; /* copies of the params' (a recovery places again) */
   int n_threads;
   int32_t *resident; /* [n_ctx] */
   size_t n_resident;
@@ -324,6 +325,15 @@ int engine_create(const struct engine_params *params, struct engine **out, struc
   struct engine *e = aug_calloc(1, sizeof *e);
   if (!e) return aug_err_set(err, AUG_ENOMEM, "engine: out of memory");
   e->params = *params;
+  if ((params->gpu_backend &&
+       !(e->gpu_backend = aug_strndup(params->gpu_backend, strlen(params->gpu_backend)))) ||
+      (params->gpu_options &&
+       !(e->gpu_options = aug_strndup(params->gpu_options, strlen(params->gpu_options))))) {
+    engine_destroy(e);
+    return aug_err_set(err, AUG_ENOMEM, "engine: out of memory");
+  }
+  e->params.gpu_backend = e->gpu_backend;
+  e->params.gpu_options = e->gpu_options;
   struct gguf_open_params gp = gguf_open_params_default();
   gp.use_mmap = params->use_mmap;
   int rc = gguf_open(params->model_path, &gp, &e->file, err);
@@ -402,6 +412,8 @@ void engine_destroy(struct engine *e) {
   gguf_close(e->file);
   aug_free(e->placement_layers);
   aug_free(e->resident);
+  aug_free(e->gpu_backend);
+  aug_free(e->gpu_options);
   aug_free(e->gram_head);
   aug_free(e->gram_next);
   aug_free(e->runs);
@@ -524,10 +536,11 @@ static int engine_recover(struct engine *e, int fault, struct aug_err *err) {
     return aug_err_set(err, rc, "engine: GPU fault (%s), and rebuilding on the CPU failed: %s",
                        what, perr.msg);
   }
+  aug_err_set(err, fault, "engine: GPU fault (%s); now %s", what, e->placement_note);
   size_t len = strlen(e->placement_note);
   snprintf(e->placement_note + len, sizeof e->placement_note - len, " (after GPU fault %u: %.120s)",
            e->n_faults, what);
-  return aug_err_set(err, fault, "engine: GPU fault (%s); now %s", what, e->placement_note);
+  return fault;
 }
 
 static int engine_append(struct engine *e, const int32_t *tokens, size_t n, bool all_logits,

@@ -226,6 +226,13 @@ static void completion_done(struct scheduler_job *job) {
   if (r->rc) {
     server_log(s, 2, "augury: completion failed: %s",
                r->err.msg[0] ? r->err.msg : aug_strerror(r->rc));
+    /* The engine rebuilt itself on fewer GPU layers (or the CPU): the user should know why
+     * suggestions may come slower from now on. */
+    if (strstr(r->err.msg, "GPU fault")) {
+      s->n_gpu_faults++;
+      snprintf(s->gpu_fault, sizeof s->gpu_fault, "%s", r->err.msg);
+      server_show(s, 2, "augury: %s", r->err.msg);
+    }
     s->n_empty++;
     server_request_finish(r, empty_result(inline_format));
     return;
@@ -460,6 +467,7 @@ static bool fill_request(struct server *s, struct active_request *r, const char 
   r->settings.prompt_log = NULL;
   r->settings.plugins = r->settings.remote = NULL;
   r->settings.provider = NULL;
+  r->settings.gpu_options = NULL;
   r->provider = server_plugins_provider(s);
   struct document *doc = documents_find(s->docs, uri);
   if (doc && doc->language_id &&

@@ -56,6 +56,7 @@ static const struct setting settings_table[] = {
     {"promptLookup", SETTING_INT, FIELD(prompt_lookup), 0, 15},
     {"promptBudgetMs", SETTING_DOUBLE, FIELD(prompt_budget_ms), 0, 600000},
     {"gpuLayers", SETTING_GPU_LAYERS, FIELD(gpu_layers), 0, 0},
+    {"gpuOptions", SETTING_STRING, FIELD(gpu_options), 0, 0},
     {"languages", SETTING_LANGS, FIELD(languages), 0, 0},
     {"promptLog", SETTING_STRING, FIELD(prompt_log), 0, 0},
     {"plugins", SETTING_JSON_ARRAY, FIELD(plugins), 0, 0},
@@ -108,6 +109,7 @@ void config_free(struct config *cfg) {
   aug_free(cfg->model_path);
   aug_free(cfg->file_model_path);
   aug_free(cfg->prompt_log);
+  aug_free(cfg->gpu_options);
   aug_free(cfg->provider);
   json_decref(cfg->languages);
   json_decref(cfg->plugins);

@@ -55,6 +55,7 @@ struct config {
   int64_t chunk_reuse;   /* engine_params.reuse_min_chunk: shortest moved run in tokens; 0 = off */
   int64_t prompt_cache_mib; /* engine_params.prompt_cache_bytes in MiB; 0 = off */
   int32_t gpu_layers;       /* engine_params.gpu_layers (gpuLayers: N, "all", "auto"); 0 = CPU */
+  char *gpu_options;        /* engine_params.gpu_options (gpuOptions: "device=1"), or NULL */
   int64_t prompt_lookup;    /* completion_request.draft_max: prompt-lookup draft tokens; 0 = off */
   double prompt_budget_ms;  /* completion_request.prompt_budget_ms for requests; 0 = none */
   char *prompt_log;         /* benchmarks: append each completion prompt as a JSON line (owned) */

@@ -388,6 +388,7 @@ static void start_load(struct server *s) {
   s->load_params.reuse_min_chunk = (uint32_t)s->config.chunk_reuse;
   s->load_params.prompt_cache_bytes = (uint64_t)s->config.prompt_cache_mib << 20;
   s->load_params.gpu_layers = s->config.gpu_layers;
+  s->load_params.gpu_options = s->config.gpu_options; /* the engine keeps a copy */
   s->load_started_ms = server_now_ms(s);
   char *name = s->model_path + strlen(s->model_path);
   while (name > s->model_path && name[-1] != '/')
@@ -406,6 +407,7 @@ struct engine_settings {
   char model[4096];
   int64_t threads, ctx, chunk_reuse, prompt_cache_mib;
   int32_t gpu_layers;
+  char gpu_options[256];
 };
 
 static void engine_settings_of(const struct config *c, struct engine_settings *out) {
@@ -415,13 +417,14 @@ static void engine_settings_of(const struct config *c, struct engine_settings *o
   out->chunk_reuse = c->chunk_reuse;
   out->prompt_cache_mib = c->prompt_cache_mib;
   out->gpu_layers = c->gpu_layers;
+  snprintf(out->gpu_options, sizeof out->gpu_options, "%s", c->gpu_options ? c->gpu_options : "");
 }
 
 static bool engine_settings_differ(const struct engine_settings *a,
                                    const struct engine_settings *b) {
   return strcmp(a->model, b->model) || a->threads != b->threads || a->ctx != b->ctx ||
          a->chunk_reuse != b->chunk_reuse || a->prompt_cache_mib != b->prompt_cache_mib ||
-         a->gpu_layers != b->gpu_layers;
+         a->gpu_layers != b->gpu_layers || strcmp(a->gpu_options, b->gpu_options);
 }
 
 /* ---- lifecycle --------------------------------------------------------------------------- */
@@ -545,6 +548,8 @@ static void execute_command(struct server *s, json_t *id, json_t *params) {
         "servedBySpeculation", (json_int_t)s->n_adopted);
     if (st) {
       json_object_set_new(st, "speculationsAbandoned", json_integer((json_int_t)s->n_abandoned));
+      json_object_set_new(st, "gpuFaults", json_integer((json_int_t)s->n_gpu_faults));
+      json_object_set_new(st, "lastGpuFault", json_string(s->gpu_fault));
       json_object_set_new(st, "provider", json_string(server_plugins_provider(s)));
       json_object_set_new(st, "servedBy", s->served_by ? json_copy(s->served_by) : json_object());
       json_object_set_new(st, "plugins", server_plugins_status(s));

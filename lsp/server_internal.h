@@ -162,7 +162,9 @@ struct server {
   /* Totals for augury.status. */
   uint64_t n_completions, n_cancelled, n_superseded, n_empty, n_cache_hits, n_load_waits;
   uint64_t n_speculative, n_adopted; /* speculations started; requests served by one */
-  uint64_t n_abandoned; /* requests that stopped waiting for one still evaluating its prompt */
+  uint64_t n_abandoned;  /* requests that stopped waiting for one still evaluating its prompt */
+  uint64_t n_gpu_faults; /* completions failed by a GPU fault the engine recovered from */
+  char gpu_fault[512];   /* the last one's message: the fault and the placement since */
   uint64_t tokens_reused, tokens_evaluated, tokens_generated;
   double last_total_ms;
 };
@@ -216,7 +218,8 @@ void completion_cancel_speculation(struct server *s, const char *uri);
 /* server_plugins.c */
 void server_plugins_start(struct server *s); /* at initialize, after the settings */
 void server_plugins_stop(struct server *s);  /* after the engine thread stopped */
-/* The provider completions go to: the "provider" setting when it is registered, else "local". */
+/* The provider completions go to: the "provider" setting when it is registered, else "local"
+ * (a string of the host's that lives as long as it does). */
 const char *server_plugins_provider(struct server *s);
 json_t *server_plugins_status(struct server *s); /* new reference: an array */
 /* Appends the plugins' command names (for executeCommandProvider.commands). */
