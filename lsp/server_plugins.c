@@ -88,9 +88,10 @@ void server_plugins_add_commands(struct server *s, json_t *commands) {
 }
 
 const char *server_plugins_provider(struct server *s) {
-  const char *provider = s->config.provider ? s->config.provider : PIPELINE_LOCAL_PROVIDER;
-  return s->plugins && plugin_host_completion(s->plugins, provider) ? provider
-                                                                    : PIPELINE_LOCAL_PROVIDER;
+  const char *want = s->config.provider ? s->config.provider : PIPELINE_LOCAL_PROVIDER;
+  const struct augury_plugin *p = s->plugins ? plugin_host_completion(s->plugins, want) : NULL;
+  /* The table's name, not the setting's string: a request keeps it while settings change. */
+  return p ? p->name : PIPELINE_LOCAL_PROVIDER;
 }
 
 void server_plugins_stop(struct server *s) {

@@ -13,15 +13,19 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
+
+extern char **environ;
 
 #include "engine/alloc.h"
 
@@ -375,31 +379,36 @@ static void child_stop(struct plugin_entry *e) {
   e->rlen = 0;
 }
 
+/* The child's stdin is a socket, so that writing to a child that died is an EPIPE error (send
+ * with MSG_NOSIGNAL) and not a SIGPIPE that would end a process not ignoring it; its stdout is a
+ * pipe read without blocking. posix_spawnp, not fork + exec: the engine thread may start a child
+ * while other threads hold locks. */
 static int child_start(struct plugin_entry *e, struct aug_err *err) {
   int in[2], out[2];
-  if (pipe2(in, O_CLOEXEC))
-    return aug_err_set(err, AUG_EIO, "plugin %s: pipe: %s", e->origin, strerror(errno));
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in))
+    return aug_err_set(err, AUG_EIO, "plugin %s: socketpair: %s", e->origin, strerror(errno));
   if (pipe2(out, O_CLOEXEC)) {
     close(in[0]);
     close(in[1]);
     return aug_err_set(err, AUG_EIO, "plugin %s: pipe: %s", e->origin, strerror(errno));
   }
-  pid_t pid = fork();
-  if (pid < 0) {
-    close(in[0]), close(in[1]), close(out[0]), close(out[1]);
-    return aug_err_set(err, AUG_EIO, "plugin %s: fork: %s", e->origin, strerror(errno));
-  }
-  if (pid == 0) {
-    /* The child: the pipes become stdin/stdout (dup2 clears O_CLOEXEC); stderr is shared. */
-    dup2(in[0], 0);
-    dup2(out[1], 1);
-    execvp(e->argv[0], e->argv);
-    _exit(127);
-  }
-  close(in[0]);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  /* dup2 clears FD_CLOEXEC on the copies; stderr stays the server's. */
+  posix_spawn_file_actions_adddup2(&fa, in[1], 0);
+  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  pid_t pid = -1;
+  int rc = posix_spawnp(&pid, e->argv[0], &fa, NULL, e->argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  close(in[1]);
   close(out[1]);
+  if (rc) {
+    close(in[0]);
+    close(out[0]);
+    return aug_err_set(err, AUG_EIO, "plugin %s: cannot start: %s", e->origin, strerror(rc));
+  }
   e->pid = pid;
-  e->to_child = in[1];
+  e->to_child = in[0];
   e->from_child = out[0];
   fcntl(e->from_child, F_SETFL, fcntl(e->from_child, F_GETFL) | O_NONBLOCK);
   e->rlen = 0;
@@ -680,9 +689,8 @@ static bool child_dispatch(struct plugin_entry *e, const struct augury_cursor *c
   size_t len = strlen(line), off = 0;
   line[len++] = '\n'; /* json_dumps leaves room: replace the NUL, write len bytes */
   bool ok = true;
-  /* SIGPIPE is ignored by the server; a child gone mid-write is an EPIPE here. */
   while (off < len) {
-    ssize_t k = write(e->to_child, line + off, len - off);
+    ssize_t k = send(e->to_child, line + off, len - off, MSG_NOSIGNAL);
     if (k < 0 && errno == EINTR) continue;
     if (k <= 0) {
       aug_err_set(err, AUG_EIO, "the child closed its input (%s)", strerror(errno));

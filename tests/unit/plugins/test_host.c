@@ -113,6 +113,9 @@ static void test_abi_mismatch_refused(void **state) {
   assert_non_null(strstr(err.msg, "version 999"));
   assert_non_null(strstr(err.msg, speaks));
   assert_int_equal(plugin_host_load_library(host, PLUGIN_DIR "/missing.so", &err), AUG_EIO);
+  const char *nothing[] = {"/nonexistent/augury-plugin", NULL};
+  assert_int_equal(plugin_host_spawn(host, nothing, &err), AUG_EIO);
+  assert_non_null(strstr(err.msg, "/nonexistent/augury-plugin: cannot start"));
   plugin_host_destroy(host);
 }
 
