@@ -98,6 +98,43 @@ static void write_file(const char *path, const char *text) {
   fclose(f);
 }
 
+/* The plugin settings: a list, an object, numbers with bounds; null clears. */
+static void test_plugin_settings(void **state) {
+  (void)state;
+  struct config cfg;
+  struct aug_err err = {0};
+  assert_int_equal(config_init(&cfg, &err), 0);
+  assert_null(cfg.plugins);
+  assert_null(cfg.remote);
+  assert_null(cfg.provider);
+  assert_true(cfg.plugin_budget_ms == 50);
+  assert_int_equal(cfg.context_tokens, 512);
+  assert_int_equal(cfg.plugin_failure_limit, 3);
+  struct warnings w = {0};
+  json_t *s = json_loads("{\"plugins\":[\"/p/a.so\",{\"command\":[\"python3\",\"x.py\"]}],"
+                         "\"provider\":\"remote\",\"remote\":{\"url\":\"http://h:1\"},"
+                         "\"pluginBudgetMs\":20,\"contextTokens\":0,\"pluginFailureLimit\":5}",
+                         0, NULL);
+  assert_int_equal(config_apply_json(&cfg, s, "initializationOptions", false, collect, &w), 0);
+  json_decref(s);
+  assert_int_equal(json_array_size(cfg.plugins), 2);
+  assert_string_equal(json_string_value(json_object_get(cfg.remote, "url")), "http://h:1");
+  assert_string_equal(cfg.provider, "remote");
+  assert_true(cfg.plugin_budget_ms == 20);
+  assert_int_equal(cfg.context_tokens, 0);
+  assert_int_equal(cfg.plugin_failure_limit, 5);
+  s = json_loads("{\"plugins\":\"/p/a.so\",\"remote\":[1],\"pluginBudgetMs\":0}", 0, NULL);
+  assert_int_equal(config_apply_json(&cfg, s, "didChangeConfiguration", false, collect, &w), 3);
+  json_decref(s);
+  assert_int_equal(json_array_size(cfg.plugins), 2); /* unchanged */
+  s = json_loads("{\"plugins\":null,\"remote\":null}", 0, NULL);
+  assert_int_equal(config_apply_json(&cfg, s, "x", false, collect, &w), 0);
+  json_decref(s);
+  assert_null(cfg.plugins);
+  assert_null(cfg.remote);
+  config_free(&cfg);
+}
+
 static void test_file_and_model_lookup(void **state) {
   (void)state;
   char root[] = "/tmp/augury-config-XXXXXX";
@@ -179,6 +216,7 @@ static void test_file_and_model_lookup(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_apply_and_warn),
+      cmocka_unit_test(test_plugin_settings),
       cmocka_unit_test(test_file_and_model_lookup),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
