@@ -148,8 +148,11 @@ static void completion_run(struct scheduler_job *job) {
   };
   pipeline_result_free(&r->result);
   memset(&r->result, 0, sizeof r->result);
+  struct engine *engine = s->generator ? generator_engine(s->generator) : NULL;
+  uint32_t faults = engine ? engine_gpu_faults(engine) : 0;
   r->rc = pipeline_complete(s->plugins, s->generator, &preq, &job->cancel, r->out, r->out_cap,
                             &r->out_len, &r->result, &r->err);
+  r->gpu_fault = engine && engine_gpu_faults(engine) > faults;
   r->stats = r->result.stats;
   if (r->rc == 0 && s->prompt_log) log_prompt(s, r);
 }
@@ -213,6 +216,14 @@ static void completion_done(struct scheduler_job *job) {
   }
   r->submitted = false;
   report_notes(s, r);
+  if (r->gpu_fault) {
+    /* The engine rebuilt itself on fewer GPU layers (or the CPU): the user should know why
+     * suggestions may come slower from now on, whether an editor's request or a speculation met
+     * the fault. */
+    s->n_gpu_faults++;
+    snprintf(s->gpu_fault, sizeof s->gpu_fault, "%s", r->err.msg);
+    server_show(s, 2, "augury: %s", r->err.msg);
+  }
   if (r->kind == REQUEST_SPECULATIVE) {
     speculation_done(s, r);
     return;
@@ -226,13 +237,6 @@ static void completion_done(struct scheduler_job *job) {
   if (r->rc) {
     server_log(s, 2, "augury: completion failed: %s",
                r->err.msg[0] ? r->err.msg : aug_strerror(r->rc));
-    /* The engine rebuilt itself on fewer GPU layers (or the CPU): the user should know why
-     * suggestions may come slower from now on. */
-    if (strstr(r->err.msg, "GPU fault")) {
-      s->n_gpu_faults++;
-      snprintf(s->gpu_fault, sizeof s->gpu_fault, "%s", r->err.msg);
-      server_show(s, 2, "augury: %s", r->err.msg);
-    }
     s->n_empty++;
     server_request_finish(r, empty_result(inline_format));
     return;
@@ -311,7 +315,7 @@ static void repo_and_path(struct server *s, const char *uri, struct active_reque
   r->path = aug_strndup(rel, strlen(rel));
 }
 
-/* A request waiting for a speculation that after the prompt budget is still evaluating its prompt
+/* A request waiting for a speculation that after speculationWaitMs is still evaluating its prompt
  * (it has none: it works in idle time, and after a jump its prompt is the whole window, 24 s on 2
  * cores) stops waiting: the speculation is cancelled, keeping what it evaluated
  * (engine_set_prompt_stable), and the request's own job does the rest under the budget. One that
@@ -416,7 +420,8 @@ static struct active_request *covering_speculation(struct server *s, const char 
         pthread_mutex_lock(&r->lock);
         /* Typing ahead of one that has written nothing yet would bet its whole prompt on a
          * guess: only the very state it started from is covered then. */
-        size_t max_typed = r->writing ? SPECULATION_MAX_TYPED : 0;
+        size_t max_typed =
+            r->writing || s->config.speculation_wait_ms <= 0 ? SPECULATION_MAX_TYPED : 0;
         k = completion_state_typed(r->text, r->prefix_len, r->text + r->prefix_len, r->suffix_len,
                                    r->partial, r->partial_len, true, max_typed, doc->text.data,
                                    doc->text.len, cursor);
@@ -661,8 +666,9 @@ void completion_handle(struct server *s, json_t *id, json_t *params, bool inline
   if (spec) {
     /* Started at the edit (or after the last answer) and still writing what the user typed. */
     r->adopted = spec;
-    if (s->config.prompt_budget_ms > 0) {
-      r->due_ms = server_now_ms(s) + s->config.prompt_budget_ms; /* abandon_if_still_evaluating */
+    if (s->config.speculation_wait_ms > 0) {
+      r->due_ms =
+          server_now_ms(s) + s->config.speculation_wait_ms; /* abandon_if_still_evaluating */
       server_arm_debounce(s);
     }
     return;

@@ -57,6 +57,7 @@ static const struct setting settings_table[] = {
     {"promptBudgetMs", SETTING_DOUBLE, FIELD(prompt_budget_ms), 0, 600000},
     {"gpuLayers", SETTING_GPU_LAYERS, FIELD(gpu_layers), 0, 0},
     {"gpuOptions", SETTING_STRING, FIELD(gpu_options), 0, 0},
+    {"speculationWaitMs", SETTING_DOUBLE, FIELD(speculation_wait_ms), 0, 600000},
     {"languages", SETTING_LANGS, FIELD(languages), 0, 0},
     {"promptLog", SETTING_STRING, FIELD(prompt_log), 0, 0},
     {"plugins", SETTING_JSON_ARRAY, FIELD(plugins), 0, 0},

@@ -56,10 +56,15 @@ struct config {
   int64_t prompt_cache_mib; /* engine_params.prompt_cache_bytes in MiB; 0 = off */
   int32_t gpu_layers;       /* engine_params.gpu_layers (gpuLayers: N, "all", "auto"); 0 = CPU */
   char *gpu_options;        /* engine_params.gpu_options (gpuOptions: "device=1"), or NULL */
-  int64_t prompt_lookup;    /* completion_request.draft_max: prompt-lookup draft tokens; 0 = off */
-  double prompt_budget_ms;  /* completion_request.prompt_budget_ms for requests; 0 = none */
-  char *prompt_log;         /* benchmarks: append each completion prompt as a JSON line (owned) */
-  json_t *languages;        /* owned object: languageId -> bool; "*" is the default */
+  /* How long a request waits for a speculation of its state that is still evaluating its prompt
+   * before cancelling it and running a job of its own under promptBudgetMs (speculationWaitMs);
+   * 0 = as long as it takes. Off by default: measured on the latency bench (see issue 8's note),
+   * the shrunk prompt of the request then throws away what the speculation evaluated. */
+  double speculation_wait_ms;
+  int64_t prompt_lookup;   /* completion_request.draft_max: prompt-lookup draft tokens; 0 = off */
+  double prompt_budget_ms; /* completion_request.prompt_budget_ms for requests; 0 = none */
+  char *prompt_log;        /* benchmarks: append each completion prompt as a JSON line (owned) */
+  json_t *languages;       /* owned object: languageId -> bool; "*" is the default */
   /* Plugins (plugins/README.md), read once at initialize: */
   json_t *plugins;              /* owned array: library paths, or {"command": [argv...]} children */
   double plugin_budget_ms;      /* time all context providers of one request share */

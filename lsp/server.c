@@ -388,7 +388,10 @@ static void start_load(struct server *s) {
   s->load_params.reuse_min_chunk = (uint32_t)s->config.chunk_reuse;
   s->load_params.prompt_cache_bytes = (uint64_t)s->config.prompt_cache_mib << 20;
   s->load_params.gpu_layers = s->config.gpu_layers;
-  s->load_params.gpu_options = s->config.gpu_options; /* the engine keeps a copy */
+  /* A settings change may free the config's string while the load job still reads it. */
+  snprintf(s->load_gpu_options, sizeof s->load_gpu_options, "%s",
+           s->config.gpu_options ? s->config.gpu_options : "");
+  s->load_params.gpu_options = s->load_gpu_options[0] ? s->load_gpu_options : NULL;
   s->load_started_ms = server_now_ms(s);
   char *name = s->model_path + strlen(s->model_path);
   while (name > s->model_path && name[-1] != '/')

@@ -89,7 +89,8 @@ struct active_request {
   size_t published;
   char *partial;
   size_t partial_len;
-  bool writing; /* speculative: its prompt is evaluated and it is decoding (under lock) */
+  bool writing;   /* speculative: its prompt is evaluated and it is decoding (under lock) */
+  bool gpu_fault; /* the job met a GPU fault the engine rebuilt itself after (err says it) */
   struct progress *progress;
 };
 
@@ -146,6 +147,7 @@ struct server {
   int load_rc;
   struct progress *load_progress;
   struct engine_params load_params; /* read by the load job; model_path points at model_path */
+  char load_gpu_options[256];       /* load_params.gpu_options: the server's copy, as model_path */
   double load_started_ms;
   bool model_has_fim;
 
@@ -163,7 +165,7 @@ struct server {
   uint64_t n_completions, n_cancelled, n_superseded, n_empty, n_cache_hits, n_load_waits;
   uint64_t n_speculative, n_adopted; /* speculations started; requests served by one */
   uint64_t n_abandoned;  /* requests that stopped waiting for one still evaluating its prompt */
-  uint64_t n_gpu_faults; /* completions failed by a GPU fault the engine recovered from */
+  uint64_t n_gpu_faults; /* jobs failed by a GPU fault, the engine placed again after it */
   char gpu_fault[512];   /* the last one's message: the fault and the placement since */
   uint64_t tokens_reused, tokens_evaluated, tokens_generated;
   double last_total_ms;
