@@ -6,7 +6,6 @@
 #include "engine/engine.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,31 +178,18 @@ static bool engine_alloc_failure(int rc) {
   return rc == AUG_ENOMEM || rc == AUG_ERANGE || rc == AUG_EDEVICE;
 }
 
-/* Bandwidths measured for auto placement, kept for the process: a settings change reloads the
- * engine, and measuring the same device again would add ~1.5 s to that wait for the same figures.
- * Free memory is not kept: it is read again at every load. */
-static struct {
-  pthread_mutex_t lock;
-  bool valid;
-  char device[128];
-  int threads;
-  struct plan_device host, gpu;
-} measured = {.lock = PTHREAD_MUTEX_INITIALIZER};
-
+/* The bandwidths of auto placement: from params.measurements when it holds this device's (a
+ * settings change reloads the engine, and measuring again would add ~1.5 s to that wait for the
+ * same figures), else measured now and kept there. Free memory is read at every load. */
 static int engine_measure(struct engine *e, struct plan_device *host, struct plan_device *gpu,
                           struct aug_err *err) {
   struct backend_device_info info;
   memset(&info, 0, sizeof info);
   if (e->gpu_ops->device_info) e->gpu_ops->device_info(e->gpu_be, &info);
-  pthread_mutex_lock(&measured.lock);
-  bool hit =
-      measured.valid && measured.threads == e->n_threads && !strcmp(measured.device, info.name);
-  if (hit) {
-    *host = measured.host;
-    *gpu = measured.gpu;
-  }
-  pthread_mutex_unlock(&measured.lock);
-  if (hit) {
+  struct engine_measurements *m = e->params.measurements;
+  if (m && m->valid && m->threads == e->n_threads && !strcmp(m->device, info.name)) {
+    *host = m->host;
+    *gpu = m->gpu;
     uint64_t avail = plan_host_available_bytes();
     if (avail) host->memory_bytes = avail;
     gpu->memory_bytes = info.free_memory;
@@ -214,14 +200,12 @@ static int engine_measure(struct engine *e, struct plan_device *host, struct pla
   if (rc == 0)
     rc = plan_measure_backend(e->gpu_ops, e->gpu_be, types, sizeof types / sizeof types[0], gpu,
                               err);
-  if (rc < 0) return rc;
-  pthread_mutex_lock(&measured.lock);
-  measured.valid = true;
-  measured.threads = e->n_threads;
-  snprintf(measured.device, sizeof measured.device, "%s", info.name);
-  measured.host = *host;
-  measured.gpu = *gpu;
-  pthread_mutex_unlock(&measured.lock);
+  if (rc < 0 || !m) return rc;
+  m->valid = true;
+  m->threads = e->n_threads;
+  snprintf(m->device, sizeof m->device, "%s", info.name);
+  m->host = *host;
+  m->gpu = *gpu;
   return 0;
 }
 

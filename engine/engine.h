@@ -13,12 +13,21 @@
 
 #include "engine/error.h"
 #include "engine/model.h"
+#include "engine/plan.h"
 #include "engine/tokenizer.h"
 
 struct engine; /* opaque */
 struct kvcache;
 
 enum engine_kv_type { ENGINE_KV_F16 = 0, ENGINE_KV_Q8_0 = 1 };
+
+/* Bandwidths measured for auto placement (engine_params.measurements); zero-initialise. */
+struct engine_measurements {
+  bool valid;
+  char device[128];
+  int threads;
+  struct plan_device host, gpu;
+};
 
 struct engine_params {
   const char *model_path;
@@ -53,6 +62,10 @@ struct engine_params {
   int32_t gpu_layers;
   const char *gpu_backend; /* NULL = "vulkan" */
   const char *gpu_options; /* that backend's create options ("device=1"), or NULL */
+  /* (optional, caller-owned) auto placement's bandwidth figures, kept across engines: filled by
+   * the first engine that measures a device, reused by later ones on the same device and thread
+   * count. Written by engine_create: one engine at a time. */
+  struct engine_measurements *measurements;
 };
 
 #define ENGINE_GPU_LAYERS_ALL (-1)

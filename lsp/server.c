@@ -392,6 +392,7 @@ static void start_load(struct server *s) {
   snprintf(s->load_gpu_options, sizeof s->load_gpu_options, "%s",
            s->config.gpu_options ? s->config.gpu_options : "");
   s->load_params.gpu_options = s->load_gpu_options[0] ? s->load_gpu_options : NULL;
+  s->load_params.measurements = &s->measured;
   s->load_started_ms = server_now_ms(s);
   char *name = s->model_path + strlen(s->model_path);
   while (name > s->model_path && name[-1] != '/')

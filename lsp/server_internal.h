@@ -148,6 +148,7 @@ struct server {
   struct progress *load_progress;
   struct engine_params load_params; /* read by the load job; model_path points at model_path */
   char load_gpu_options[256];       /* load_params.gpu_options: the server's copy, as model_path */
+  struct engine_measurements measured; /* load_params.measurements: written by the load job */
   double load_started_ms;
   bool model_has_fim;
 
