@@ -34,7 +34,8 @@ A transcript is a JSON object:
     {"kill_parent": true}
 Patterns: objects match key by key (extra keys are an error unless the pattern has "...": true),
 arrays element by element; "<any>", "<string>", "<number>", "<integer>", "<absent>" (key must be
-missing) are wildcards, "re:REGEX" matches strings, "<lt:N>" numbers below N.
+missing) are wildcards, "re:REGEX" matches strings, "<lt:N>" numbers below N, "<ms:N>" a time in ms
+below N times --timeout-scale (timing bounds relax under valgrind as the timeouts do).
 At the end the driver checks that every request got exactly one reply and no reply came for an id
 never sent, then the exit status. Exit status: 0 pass, 1 fail, 77 skipped.
 """
@@ -85,6 +86,10 @@ def match(pattern, actual, path="$"):
         if pattern == "<integer>":
             ok = isinstance(actual, int) and not isinstance(actual, bool)
             return None if ok else f"{path}: expected an integer, got {actual!r}"
+        if pattern.startswith("<ms:") and pattern.endswith(">"):
+            bound = float(pattern[4:-1]) * TIME_SCALE
+            ok = isinstance(actual, (int, float)) and not isinstance(actual, bool) and actual < bound
+            return None if ok else f"{path}: expected a time below {bound:g} ms, got {actual!r}"
         if pattern.startswith("<lt:") and pattern.endswith(">"):
             bound = float(pattern[4:-1])
             ok = isinstance(actual, (int, float)) and not isinstance(actual, bool) and actual < bound
@@ -230,7 +235,12 @@ class Session:
             skipped.append(msg)
 
 
+TIME_SCALE = 1.0  # --timeout-scale, for "<ms:N>" patterns
+
+
 def run(transcript_path, augury, wrapper, timeout_scale):
+    global TIME_SCALE
+    TIME_SCALE = timeout_scale
     with open(transcript_path) as f:
         t = json.load(f)
     subst = {}
