@@ -70,7 +70,9 @@ struct plugin_entry {
   bool abandoned; /* the engine thread stopped waiting: drop the result */
   struct augury_cursor cursor;
   struct augury_context_request req;
-  char *text_copy; /* the cursor's text, owned by the job (an abandoned call may outlive it) */
+  /* The cursor's text, uri, path and language id in one block owned by the job: an abandoned
+   * call may outlive the request that lent them. */
+  char *text_copy;
   int rc;
   char error[256];
   struct piece_list list;
@@ -219,7 +221,8 @@ static int sink_add(void *sink_data, const struct augury_context_piece *piece) {
 /* --- Registration --- */
 
 /* The table must reach at least context_provide .. free_json as this host knows them. */
-#define HOST_MIN_TABLE_SIZE offsetof(struct augury_plugin, free_json)
+#define HOST_MIN_TABLE_SIZE                                                                        \
+  (offsetof(struct augury_plugin, free_json) + sizeof(((struct augury_plugin *)0)->free_json))
 
 static struct plugin_entry *entry_new(struct plugin_host *host, enum plugin_mode mode,
                                       const char *origin, struct aug_err *err) {
@@ -642,13 +645,28 @@ static bool worker_dispatch(struct plugin_entry *e, const struct augury_cursor *
     pthread_mutex_unlock(&e->mu);
     return false; /* still inside an earlier call that overran */
   }
-  e->text_copy = aug_strndup(cursor->text, cursor->text_len);
+  const char *strs[3] = {cursor->uri, cursor->path, cursor->language_id};
+  size_t lens[3], total = cursor->text_len + 1;
+  for (int i = 0; i < 3; i++)
+    total += (lens[i] = strs[i] ? strlen(strs[i]) : 0) + 1;
+  e->text_copy = aug_malloc(total);
   if (!e->text_copy) {
     pthread_mutex_unlock(&e->mu);
     return false;
   }
   e->cursor = *cursor;
-  e->cursor.text = e->text_copy;
+  char *at = e->text_copy;
+  memcpy(at, cursor->text, cursor->text_len);
+  at[cursor->text_len] = '\0';
+  e->cursor.text = at;
+  at += cursor->text_len + 1;
+  const char **dst[3] = {&e->cursor.uri, &e->cursor.path, &e->cursor.language_id};
+  for (int i = 0; i < 3; i++) {
+    if (!strs[i]) continue;
+    memcpy(at, strs[i], lens[i] + 1);
+    *dst[i] = at;
+    at += lens[i] + 1;
+  }
   e->req = (struct augury_context_request){sizeof e->req, &e->cursor, window_start,
                                            window_end,    budget,     time_budget_ms};
   e->list.budget = budget;
