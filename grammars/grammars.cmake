@@ -126,3 +126,7 @@ target_include_directories(augury_lib PUBLIC ${ts_runtime}/include)
 add_executable(bench_syntax EXCLUDE_FROM_ALL ${CMAKE_SOURCE_DIR}/tests/bench/syntax/bench_syntax.c)
 target_link_libraries(bench_syntax PRIVATE augury_lib)
 set_target_properties(bench_syntax PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR})
+# The quality bench's parse check (tests/bench/quality/run_quality.py).
+add_executable(quality_parse_check EXCLUDE_FROM_ALL ${CMAKE_SOURCE_DIR}/tests/bench/quality/parse_check.c)
+target_link_libraries(quality_parse_check PRIVATE augury_lib)
+set_target_properties(quality_parse_check PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR})
