@@ -59,6 +59,14 @@ local function await_ghost(timeout_ms)
   return g, shown
 end
 
+-- Requests the server has answered (from its cache, with a completion, or with nothing): a
+-- speculation counts only once a request is served from it.
+local function answered()
+  local st = require('augury').status().server
+  if not st then return nil, nil end
+  return st.completions + st.cacheHits + st.empty, st
+end
+
 -- The first line at or after `from` (1-based) containing `return`.
 local function return_line(from)
   for i, l in ipairs(H.lines()) do
@@ -86,6 +94,12 @@ H.run(function()
   H.feed('A')
   H.type('    ret', 40)
   await_ghost(90000)
+  -- The speculative next completion (the state after accepting) finishes while the user reads.
+  local count_before = H.wait(60000, function()
+    local n, st = answered()
+    return st and st.pending == 0 and n
+  end, 'the server idle (its speculation done)')
+  local t_tab = vim.loop.hrtime()
   H.feed('<Tab>')
   local py = H.lines()
   H.log('python buffer after Tab:\n%s', table.concat(py, '\n'))
@@ -93,6 +107,21 @@ H.run(function()
   H.ok(ret ~= nil and ret:match('^    return '), 'a return line in the body: ' .. tostring(ret))
   H.ok(mentions(ret, { 'width', 'height' }), 'the return uses a parameter: ' .. ret)
   H.eq(py[1], 'def rectangle_area(width, height):', 'the lines above are untouched')
+  -- Tab asks for the next suggestion itself, without a keystroke, and the server answers it.
+  -- The ghost text is looked for every 10 ms, the server's counters every 100 ms (a status
+  -- request costs more than a look at the screen).
+  local next_ghost, st, polls = nil, nil, 0
+  H.wait(30000, function()
+    next_ghost = next_ghost or (H.ghost() and (vim.loop.hrtime() - t_tab) / 1e6)
+    polls = polls + 1
+    if not next_ghost and polls % 10 ~= 0 then return false end
+    local n, now = answered()
+    st = now
+    return n and n > count_before
+  end, 'an answer for the state after Tab, with no key typed')
+  H.log('after Tab: %s, %d of %d requests served by a speculation',
+    next_ghost and string.format('ghost text %.1f ms after Tab', next_ghost) or 'nothing to suggest',
+    st.servedBySpeculation, st.completions + st.cacheHits)
   H.normal()
 
   H.case('python: accept word, then dismiss with Esc')

@@ -400,6 +400,10 @@ local function accept(kind)
     draw()
   end
   remember_seen(buf)
+  -- All of it taken: ask for the next one now, without the debounce. Accepting is a pause, and
+  -- the server computed the completion of this state while the suggestion was shown (its
+  -- speculative next completion), so the answer is usually in its cache already.
+  if rest == '' then M.request(TRIGGER_AUTOMATIC) end
   return true
 end
 
