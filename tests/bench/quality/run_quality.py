@@ -49,12 +49,12 @@ AUGURY_SYSTEMS = {
 }
 
 
-def load_cases(path, roots, per_kind):
+def load_cases(path, roots, per_kind, kinds):
     cases, skipped, taken = [], 0, {}
     for line in open(path):
         c = json.loads(line)
         key = (c["language"], c["kind"])
-        if per_kind and taken.get(key, 0) >= per_kind:
+        if (kinds and c["kind"] not in kinds) or (per_kind and taken.get(key, 0) >= per_kind):
             continue
         files = [c] + c.get("open", [])
         texts = []
@@ -295,6 +295,7 @@ def main():
                     help="augury's timeBudgetMs: generous, quality is measured, not latency")
     ap.add_argument("--cases", default=os.path.join(HERE, "cases.jsonl"))
     ap.add_argument("--per-kind", type=int, default=0, help="at most N cases per language and kind")
+    ap.add_argument("--kinds", help="only these kinds (comma-separated: line,mid,multi,cross)")
     ap.add_argument("--systems", default="augury,augury-nocontext,llama-vim")
     ap.add_argument("--llama-server", help="llama-server binary (default: scripts/llama-server)")
     ap.add_argument("--parse-check", default=os.path.join(ROOT, "build", "quality_parse_check"))
@@ -306,7 +307,8 @@ def main():
     for s in systems:
         if s not in AUGURY_SYSTEMS and s != "llama-vim":
             ap.error("unknown system " + s)
-    cases, skipped = load_cases(args.cases, make_cases.default_roots(), args.per_kind)
+    cases, skipped = load_cases(args.cases, make_cases.default_roots(), args.per_kind,
+                                 args.kinds.split(",") if args.kinds else None)
     print(f"run_quality: {len(cases)} cases ({skipped} left out: root missing or file changed)",
           file=sys.stderr)
     parse = ParseCheck(args.parse_check) if os.path.exists(args.parse_check) else None
