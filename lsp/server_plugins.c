@@ -9,6 +9,7 @@
 
 #include "engine/alloc.h"
 #include "lsp/server_internal.h"
+#include "plugins/context_syntax.h"
 #include "plugins/provider_remote.h"
 
 /* Plugin messages: to the editor from the loop thread, to stderr (the editor's log of the
@@ -19,6 +20,21 @@ static void plugin_log(void *user, int level, const char *message) {
     server_log(s, level, "%s", message);
   else
     fprintf(stderr, "%s\n", message);
+}
+
+/* The tree-sitter context (imports, enclosing scopes, definitions) is built in and on.
+ * "contextTokens": 0, which leaves no tokens for any context, is what turns it off: it is then not
+ * registered, so a completion does not wait for the host to gather context at all. The host owns
+ * it once registered (its destroy slot frees it). */
+static void register_syntax_context(struct server *s) {
+  if (s->config.context_tokens <= 0) return;
+  struct context_syntax *cs = NULL;
+  struct aug_err err = {0};
+  if (context_syntax_create(NULL, &cs, &err) == 0 &&
+      plugin_host_register(s->plugins, context_syntax_plugin(cs), "built-in", &err) == 0)
+    return;
+  context_syntax_destroy(cs);
+  server_log(s, 1, "augury: syntax context: %s", err.msg);
 }
 
 static void load_listed(struct server *s, const json_t *list) {
@@ -61,6 +77,7 @@ void server_plugins_start(struct server *s) {
     server_log(s, 1, "augury: plugins: %s", err.msg);
     return;
   }
+  register_syntax_context(s);
   if (s->config.remote) {
     if (provider_remote_create(s->config.remote, getenv, &s->remote, &err) ||
         plugin_host_register(s->plugins, provider_remote_plugin(s->remote), "built-in", &err))

@@ -1,0 +1,55 @@
+/* The tree-sitter context providers, built in as one plugin ("syntax-context") on the plugin ABI.
+ * For the cursor's document they give, as pieces named by the file's path:
+ *   - the imports outside the prompt window (AUGURY_STABLE_PROJECT);
+ *   - the header lines of the enclosing scopes (function, class, impl, ...) that start before the
+ *     window, with "..." lines for what is left out (AUGURY_STABLE_FILE);
+ *   - the definitions, found in this document outside the window, of the identifiers used on the
+ *     lines around the cursor: whole when short, else their header (AUGURY_STABLE_FILE, after
+ *     the scopes).
+ * Pieces are deterministic (the same document, cursor and window give the same bytes, so the KV
+ * cache keeps them across keystrokes), never repeat text inside the window, and together fit the
+ * request's token budget (scopes first, then imports, then definitions). A language without a
+ * grammar gets nothing, and no error.
+ * The plugin keeps a small cache of parsed documents by uri (least recently used evicted), each
+ * reparsed incrementally from its previous tree at the next call for it. Thread: the host calls
+ * one context_provide at a time (its worker thread); create and destroy belong to the caller. */
+#ifndef AUGURY_PLUGINS_CONTEXT_SYNTAX_H
+#define AUGURY_PLUGINS_CONTEXT_SYNTAX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "engine/error.h"
+#include "plugins/augury_plugin.h"
+
+#define CONTEXT_SYNTAX_NAME "syntax-context"
+
+struct context_syntax; /* opaque */
+
+struct context_syntax_params {
+  size_t max_docs;     /* parsed documents kept, one per uri (default 8) */
+  size_t max_bytes;    /* a larger document gets no context: its first parse could overrun the
+                          host's time budget (default 1 MiB) */
+  unsigned max_scopes; /* enclosing scopes shown, innermost kept (default 8) */
+  /* A language's queries are compiled on a background thread when it is first seen, and it gets
+   * no context until they are (a compile can take longer than a call's budget: see
+   * context_queries.h). true: compile inside the call instead (tests, tools without a budget).
+   * Default false. */
+  bool compile_in_call;
+};
+
+struct context_syntax_params context_syntax_params_default(void);
+
+/* params NULL for the defaults. The caller owns *out until it is registered with a plugin host:
+ * from then on the host's destroy of the plugin frees it (the table's destroy slot). */
+int context_syntax_create(const struct context_syntax_params *params, struct context_syntax **out,
+                          struct aug_err *err);
+void context_syntax_destroy(struct context_syntax *cs); /* NULL is a no-op */
+
+/* The ABI table (self = cs); valid until cs is destroyed. */
+const struct augury_plugin *context_syntax_plugin(struct context_syntax *cs);
+
+/* Whether a parsed document for uri is in the cache (for tests and status). */
+bool context_syntax_cached(const struct context_syntax *cs, const char *uri);
+
+#endif
