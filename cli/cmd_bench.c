@@ -6,16 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli/args.h"
 #include "engine/engine.h"
-
-static double bench_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
+#include "engine/clock.h"
 
 static void bench_stats(const double *v, int n, double *mean, double *sd) {
   double s = 0.0, q = 0.0;
@@ -31,9 +25,9 @@ static void bench_stats(const double *v, int n, double *mean, double *sd) {
 static int bench_pp(struct engine *e, const int32_t *tokens, size_t n, double *tps,
                     struct aug_err *err) {
   engine_truncate(e, 0);
-  double t0 = bench_now_ms();
+  double t0 = aug_now_ms();
   int rc = engine_set_prompt(e, tokens, n, NULL, NULL, err);
-  double ms = bench_now_ms() - t0;
+  double ms = aug_now_ms() - t0;
   if (rc < 0) return rc;
   *tps = n * 1e3 / ms;
   return 0;
@@ -43,12 +37,12 @@ static int bench_pp(struct engine *e, const int32_t *tokens, size_t n, double *t
 static int bench_tg(struct engine *e, const int32_t *tokens, size_t n, double *tps,
                     struct aug_err *err) {
   engine_truncate(e, 0);
-  double t0 = bench_now_ms();
+  double t0 = aug_now_ms();
   for (size_t i = 0; i < n; i++) {
     int rc = engine_push(e, tokens[i], NULL, err);
     if (rc < 0) return rc;
   }
-  double ms = bench_now_ms() - t0;
+  double ms = aug_now_ms() - t0;
   *tps = n * 1e3 / ms;
   return 0;
 }

@@ -5,17 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli/args.h"
 #include "engine/engine.h"
 #include "engine/sampler.h"
-
-static double generate_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
+#include "engine/clock.h"
 
 static int generate_fail(const char *what, const struct aug_err *err) {
   fprintf(stderr, "augury generate: %s: %s\n", what,
@@ -132,18 +126,18 @@ int cli_cmd_generate(int argc, char **argv) {
   fputs(prompt, stdout);
   fflush(stdout);
   struct engine_eval_stats stats;
-  double t_prompt = generate_now_ms();
+  double t_prompt = aug_now_ms();
   if (engine_set_prompt(engine, tokens, n_prompt, NULL, &stats, &err) < 0) {
     generate_fail("evaluating the prompt", &err);
     goto done;
   }
-  double prompt_ms = generate_now_ms() - t_prompt;
+  double prompt_ms = aug_now_ms() - t_prompt;
 
   struct detokenizer detok;
   detokenizer_init(&detok);
   char piece[256];
   int64_t n_gen = 0;
-  double t_gen = generate_now_ms();
+  double t_gen = aug_now_ms();
   for (; n_gen < n_predict; n_gen++) {
     int32_t t = sampler_sample(sampler, engine_logits(engine));
     sampler_accept(sampler, t);
@@ -160,7 +154,7 @@ int cli_cmd_generate(int argc, char **argv) {
       goto done;
     }
   }
-  double gen_ms = generate_now_ms() - t_gen;
+  double gen_ms = aug_now_ms() - t_gen;
   int w = detokenizer_flush(&detok, piece, sizeof piece);
   if (w > 0) fwrite(piece, 1, (size_t)w, stdout);
   fputc('\n', stdout);

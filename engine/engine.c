@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "backends/backend.h"
 #include "engine/alloc.h"
@@ -18,6 +17,7 @@
 #include "engine/plan.h"
 #include "engine/promptcache.h"
 #include "engine/quant.h"
+#include "engine/clock.h"
 
 struct engine {
   struct engine_params params;
@@ -73,12 +73,6 @@ struct engine_params engine_params_default(void) {
                                 .reuse_max_tokens = 0,
                                 .prompt_cache_bytes = 0,
                                 .prompt_cache_min_tokens = 0};
-}
-
-static double engine_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 /* Scratch of shifted-chunk reuse, so that engine_set_prompt allocates nothing. */
@@ -690,7 +684,7 @@ int engine_set_prompt(struct engine *e, const int32_t *tokens, size_t n, const a
 int engine_set_prompt_stable(struct engine *e, const int32_t *tokens, size_t n, size_t n_stable,
                              const atomic_bool *cancel, struct engine_eval_stats *stats,
                              struct aug_err *err) {
-  double t0 = engine_now_ms();
+  double t0 = aug_now_ms();
   struct engine_eval_stats st;
   memset(&st, 0, sizeof st);
   if (stats) *stats = st;
@@ -744,7 +738,7 @@ int engine_set_prompt_stable(struct engine *e, const int32_t *tokens, size_t n, 
     if (rc == 0) st.n_shifted += run->n;
   }
   if (rc == 0) rc = engine_append_upto(e, tokens, n, n_stable, cancel, &st.n_evaluated, err);
-  st.eval_ms = engine_now_ms() - t0;
+  st.eval_ms = aug_now_ms() - t0;
   if (stats) *stats = st;
   return rc;
 }

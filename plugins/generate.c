@@ -4,12 +4,12 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "engine/alloc.h"
 #include "engine/sampler.h"
 #include "plugins/heal.h"
 #include "plugins/postprocess.h"
+#include "engine/clock.h"
 
 struct generator {
   struct engine *engine;
@@ -26,12 +26,6 @@ struct generator {
   double ms_per_token;
   char description[256];
 };
-
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 /* Evaluations shorter than this do not update the cost estimate. */
 #define GENERATE_COST_MIN_TOKENS 24
@@ -202,7 +196,7 @@ static int32_t next_token(const struct generator *g, const float *logits, size_t
 int generator_complete(struct generator *g, const struct completion_request *req,
                        const atomic_bool *cancel, char *out, size_t cap, size_t *len,
                        struct generation_stats *stats, struct aug_err *err) {
-  double t0 = now_ms();
+  double t0 = aug_now_ms();
   memset(stats, 0, sizeof *stats);
   *len = 0;
   out[0] = '\0';
@@ -295,7 +289,7 @@ int generator_complete(struct generator *g, const struct completion_request *req
     }
   stats->n_prompt = n_ids;
   rc = evaluate_prompt(g, n_ids, stable, cancel, stats, err);
-  double t1 = now_ms();
+  double t1 = aug_now_ms();
   if (rc == 0) note_prompt_cost(g, stats->n_evaluated, t1 - t0);
   stats->prompt_ms = t1 - t0;
   if (rc) return rc;
@@ -352,7 +346,7 @@ int generator_complete(struct generator *g, const struct completion_request *req
       skip++;
     if (req->on_partial) req->on_partial(req->partial_user, out + skip, n - skip);
     size_t keep = n;
-    double elapsed = now_ms() - t0;
+    double elapsed = aug_now_ms() - t0;
     if (postprocess_check(&pp, out + skip, n - skip, elapsed, &keep) == POSTPROCESS_STOP) {
       n = skip + keep;
       stats->stop = pp.time_budget_ms > 0 && elapsed > pp.time_budget_ms ? "time" : "rule";
@@ -396,7 +390,7 @@ int generator_complete(struct generator *g, const struct completion_request *req
     int w = detokenizer_flush(&detok, out + n, cap - 1 - n);
     if (w > 0) n += (size_t)w;
   }
-  double t2 = now_ms();
+  double t2 = aug_now_ms();
   stats->generate_ms = t2 - t1;
   stats->total_ms = t2 - t0;
   if (rc) return rc;
@@ -411,7 +405,7 @@ int generator_explain(struct generator *g, const struct explain_request *req,
                       const atomic_bool *cancel, generator_text_fn on_text, void *user, char *out,
                       size_t cap, size_t *len, struct generation_stats *stats,
                       struct aug_err *err) {
-  double t0 = now_ms();
+  double t0 = aug_now_ms();
   memset(stats, 0, sizeof *stats);
   *len = 0;
   out[0] = '\0';
@@ -443,7 +437,7 @@ int generator_explain(struct generator *g, const struct explain_request *req,
   stats->n_prompt = n_ids;
   stats->n_reused = es.n_reused;
   stats->n_evaluated = es.n_evaluated;
-  double t1 = now_ms();
+  double t1 = aug_now_ms();
   stats->prompt_ms = t1 - t0;
   struct detokenizer detok;
   detokenizer_init(&detok);
@@ -481,7 +475,7 @@ int generator_explain(struct generator *g, const struct explain_request *req,
     }
   }
   sampler_destroy(sampler);
-  double t2 = now_ms();
+  double t2 = aug_now_ms();
   stats->generate_ms = t2 - t1;
   stats->total_ms = t2 - t0;
   if (rc) return rc;

@@ -28,6 +28,7 @@
 extern char **environ;
 
 #include "engine/alloc.h"
+#include "engine/clock.h"
 
 #define HOST_MAX_PLUGINS 32
 #define HOST_MAX_ARGS 16
@@ -95,12 +96,6 @@ struct plugin_host {
   struct plugin_entry *entries[HOST_MAX_PLUGINS];
   size_t n_entries;
 };
-
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 static void host_log(struct plugin_host *host, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -459,7 +454,7 @@ static void child_consume(struct plugin_entry *e, size_t consumed) {
 }
 
 static int child_hello(struct plugin_entry *e, struct aug_err *err) {
-  double deadline = now_ms() + e->host->params.start_timeout_ms;
+  double deadline = aug_now_ms() + e->host->params.start_timeout_ms;
   for (;;) {
     bool eof;
     size_t used = 0;
@@ -499,7 +494,7 @@ static int child_hello(struct plugin_entry *e, struct aug_err *err) {
       json_decref(hello);
       return rc;
     }
-    double left = deadline - now_ms();
+    double left = deadline - aug_now_ms();
     if (eof || left <= 0)
       return aug_err_set(err, eof ? AUG_EIO : AUG_ETIMEOUT, "plugin %s: %s before its hello line",
                          e->origin, eof ? "exited" : "no answer within the start timeout");
@@ -798,7 +793,7 @@ static void take_pieces(struct plugin_context *ctx, struct piece_list *l) {
 void plugin_host_gather_context(struct plugin_host *host, const struct augury_cursor *cursor,
                                 size_t window_start, size_t window_end, plugin_host_count_fn count,
                                 void *count_user, struct plugin_context *ctx) {
-  double t0 = now_ms();
+  double t0 = aug_now_ms();
   double budget_ms = host->params.context_budget_ms;
   double deadline = t0 + budget_ms;
   size_t n_providers = 0;
@@ -888,7 +883,7 @@ void plugin_host_gather_context(struct plugin_host *host, const struct augury_cu
       }
       if (waiting[i]) left_to_wait++;
     }
-    double left = deadline - now_ms();
+    double left = deadline - aug_now_ms();
     if (left_to_wait == 0 || left <= 0) break;
     /* Children wake the poll; in-process workers are looked at every slice. */
     bool any_worker = left_to_wait > n_pfds;
@@ -928,7 +923,7 @@ void plugin_host_gather_context(struct plugin_host *host, const struct augury_cu
     snprintf(why, sizeof why, "no answer within its %.0f ms budget", budget_ms);
     entry_failed(e, ctx, true, why);
   }
-  ctx->ms = now_ms() - t0;
+  ctx->ms = aug_now_ms() - t0;
 }
 
 /* --- Lookups and status --- */

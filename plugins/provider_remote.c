@@ -10,13 +10,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <curl/curl.h>
 
 #include "engine/alloc.h"
 #include "plugins/pipeline.h"
 #include "plugins/prompt.h"
+#include "engine/clock.h"
 
 #define REMOTE_POLL_MS 10
 #define REMOTE_MAX_RESPONSE (4u << 20)
@@ -42,12 +42,6 @@ struct provider_remote {
   size_t body_len, body_cap;
   bool body_too_big;
 };
-
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 /* Replaces every occurrence of the token in msg by "***": a server may echo a header back. */
 static void redact(const struct provider_remote *r, char *msg) {
@@ -237,13 +231,13 @@ static int remote_complete(void *self, const struct augury_completion_request *r
   char curl_error[CURL_ERROR_SIZE] = "";
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, curl_error);
   curl_multi_add_handle(r->multi, e);
-  double t0 = now_ms();
+  double t0 = aug_now_ms();
   int running = 1, rc = 0;
   CURLcode done = CURLE_OK;
   while (running) {
     if (req->cancelled && req->cancelled(req->cancel_data)) {
       rc = AUGURY_PLUGIN_ECANCELED;
-      snprintf(result->error, sizeof result->error, "cancelled after %.0f ms", now_ms() - t0);
+      snprintf(result->error, sizeof result->error, "cancelled after %.0f ms", aug_now_ms() - t0);
       break;
     }
     CURLMcode mc = curl_multi_perform(r->multi, &running);
@@ -267,7 +261,7 @@ static int remote_complete(void *self, const struct augury_completion_request *r
   curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
   free(body);
-  result->total_ms = now_ms() - t0;
+  result->total_ms = aug_now_ms() - t0;
   if (rc == 0 && done != CURLE_OK) {
     rc = done == CURLE_OPERATION_TIMEDOUT ? AUGURY_PLUGIN_ETIMEOUT : AUGURY_PLUGIN_EIO;
     snprintf(result->error, sizeof result->error, "%s",
