@@ -145,6 +145,7 @@ static void completion_run(struct scheduler_job *job) {
       .doc_len = r->doc_len,
       .cursor = r->cursor,
       .provider = r->provider,
+      .syntax = r->settings.syntax_check ? s->syntax : NULL,
   };
   pipeline_result_free(&r->result);
   memset(&r->result, 0, sizeof r->result);
@@ -203,6 +204,22 @@ static void remember(struct server *s, const struct active_request *r) {
     server_log(s, 2, "augury: %s", err.msg);
 }
 
+/* Loop thread: counts the syntax check of a job that answered (augury.status syntax). */
+static void count_syntax(struct server *s, const struct active_request *r) {
+  if (!r->result.syntax_checked) return;
+  const struct syntax_filter_result *sr = &r->result.syntax;
+  s->syntax_ms += sr->update_ms + sr->check_ms;
+  switch (sr->outcome) {
+  case SYNTAX_FILTER_KEPT: s->n_syntax_kept++; break;
+  case SYNTAX_FILTER_TRIMMED: s->n_syntax_trimmed++; break;
+  case SYNTAX_FILTER_DROPPED: s->n_syntax_dropped++; break;
+  case SYNTAX_FILTER_SKIPPED:
+    s->n_syntax_skipped++;
+    s->syntax_last_skip = sr->reason;
+    break;
+  }
+}
+
 static void speculate(struct server *s, const char *uri, const struct document *doc, size_t cursor,
                       const char *insert, size_t insert_len);
 static void speculation_done(struct server *s, struct active_request *spec);
@@ -242,6 +259,7 @@ static void completion_done(struct scheduler_job *job) {
     return;
   }
   s->n_completions++;
+  count_syntax(s, r);
   s->tokens_reused += r->stats.n_reused;
   s->tokens_evaluated += r->stats.n_evaluated;
   s->tokens_generated += r->stats.n_generated;
@@ -249,7 +267,8 @@ static void completion_done(struct scheduler_job *job) {
   const char *served_by = r->result.served_by ? r->result.served_by : r->provider;
   count_served(s, served_by);
   if (r->out_len == 0) {
-    /* Nothing worth showing; the stats still say what was done. */
+    /* Nothing worth showing (or nothing that kept the file parsing: syntax "dropped" in
+     * augury.status); the stats still say what was done. */
     json_t *res = empty_result(inline_format);
     server_request_finish(r, res);
     return;
@@ -260,8 +279,16 @@ static void completion_done(struct scheduler_job *job) {
   struct document *doc = documents_find(s->docs, r->uri);
   if (doc) speculate(s, r->uri, doc, r->cursor, r->out, r->out_len);
   json_t *data = stats_json(&r->stats, served_by);
+  if (data && r->result.syntax_checked) {
+    /* What the syntax check did to the provider's text, and what it cost (a first check of a
+     * document parses it whole). */
+    json_object_set_new(data, "syntax",
+                        json_string(syntax_filter_outcome_name(r->result.syntax.outcome)));
+    json_object_set_new(data, "syntaxMs",
+                        json_real(r->result.syntax.update_ms + r->result.syntax.check_ms));
+  }
   /* With context providers: what they gave and how long gathering took (its budget bounds it). */
-  if (data && r->doc_text) {
+  if (data && s->plugins && plugin_host_has_context(s->plugins)) {
     const struct plugin_context *c = &r->result.context;
     json_object_set_new(data, "context",
                         json_pack("{s:I,s:f,s:s}", "pieces", (json_int_t)c->n_pieces, "ms", c->ms,
@@ -478,8 +505,10 @@ static bool fill_request(struct server *s, struct active_request *r, const char 
   if (doc && doc->language_id &&
       !(r->language = aug_strndup(doc->language_id, strlen(doc->language_id))))
     return false;
-  /* Context providers may look beyond the window (scopes, imports): they get the document. */
-  if (s->plugins && plugin_host_has_context(s->plugins)) {
+  /* Context providers may look beyond the window (scopes, imports), and the syntax check parses
+   * the whole file (a window cut mid-block has errors of its own at its edges): they get the
+   * document. */
+  if ((s->plugins && plugin_host_has_context(s->plugins)) || r->settings.syntax_check) {
     r->doc_text = aug_strndup(text, len);
     if (!r->doc_text) return false;
     r->doc_len = len;
@@ -543,6 +572,7 @@ static void speculate(struct server *s, const char *uri, const struct document *
 static void speculation_done(struct server *s, struct active_request *spec) {
   bool ok = spec->rc == 0 && !spec->reply_code;
   if (ok) {
+    count_syntax(s, spec);
     s->tokens_reused += spec->stats.n_reused;
     s->tokens_evaluated += spec->stats.n_evaluated;
     s->tokens_generated += spec->stats.n_generated;

@@ -52,7 +52,10 @@ struct config {
   bool cursor_line_in_middle; /* FIM layout: the cursor's line after <|fim_middle|> (generate.h) */
   bool speculate; /* complete ahead: after edits and for the state after accepting a suggestion */
   bool completion_cache; /* answer repeated and typed-through states from earlier answers */
-  int64_t chunk_reuse;   /* engine_params.reuse_min_chunk: shortest moved run in tokens; 0 = off */
+  /* Cut each answer to what keeps the document parsing, drop it when nothing does
+   * (plugins/syntax_filter.h; syntaxCheck, default on) */
+  bool syntax_check;
+  int64_t chunk_reuse; /* engine_params.reuse_min_chunk: shortest moved run in tokens; 0 = off */
   int64_t prompt_cache_mib; /* engine_params.prompt_cache_bytes in MiB; 0 = off */
   int32_t gpu_layers;       /* engine_params.gpu_layers (gpuLayers: N, "all", "auto"); 0 = CPU */
   char *gpu_options;        /* engine_params.gpu_options (gpuOptions: "device=1"), or NULL */
@@ -87,7 +90,7 @@ struct config_env config_env_from_process(void);
 
 /* Fills defaults (max_tokens 128, time budget 1500 ms, debounce 40 ms, prefix 120 lines / 1536
  * tokens, suffix 24 lines / 128 tokens, chunk reuse and prompt cache as defined above, explain
- * 384 tokens at temperature 0.2, enabled). */
+ * 384 tokens at temperature 0.2, enabled, syntax check on). */
 int config_init(struct config *cfg, struct aug_err *err);
 void config_free(struct config *cfg);
 

@@ -557,6 +557,15 @@ static void execute_command(struct server *s, json_t *id, json_t *params) {
       json_object_set_new(st, "provider", json_string(server_plugins_provider(s)));
       json_object_set_new(st, "servedBy", s->served_by ? json_copy(s->served_by) : json_object());
       json_object_set_new(st, "plugins", server_plugins_status(s));
+      uint64_t checked =
+          s->n_syntax_kept + s->n_syntax_trimmed + s->n_syntax_dropped + s->n_syntax_skipped;
+      json_object_set_new(
+          st, "syntax",
+          json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:f,s:s?}", "enabled", s->config.syntax_check,
+                    "checked", (json_int_t)checked, "kept", (json_int_t)s->n_syntax_kept, "trimmed",
+                    (json_int_t)s->n_syntax_trimmed, "dropped", (json_int_t)s->n_syntax_dropped,
+                    "skipped", (json_int_t)s->n_syntax_skipped, "ms", s->syntax_ms, "lastSkipped",
+                    s->syntax_last_skip));
     }
     server_reply(s, id, st);
     return;
@@ -898,8 +907,10 @@ int server_run(const struct server_options *options, struct aug_err *err) {
     return aug_err_set(err, AUG_EIO, "lsp: uv_loop_init: %s", uv_strerror(rc));
   }
   struct completion_cache_params ccp = completion_cache_params_default();
+  struct syntax_filter_params sfp = syntax_filter_params_default();
   if ((rc = config_init(&s->config, err)) || (rc = documents_create(&s->docs, err)) ||
       (rc = completion_cache_create(&ccp, &s->completions, err)) ||
+      (rc = syntax_filter_create(&sfp, &s->syntax, err)) ||
       (rc = jsonrpc_framer_create(JSONRPC_MAX_BODY_DEFAULT, &s->framer, err)) ||
       (rc = scheduler_create(&s->loop, &s->scheduler, err)))
     goto fail;
@@ -947,6 +958,7 @@ cleanup:
   jsonrpc_framer_destroy(s->framer);
   documents_destroy(s->docs);
   completion_cache_destroy(s->completions);
+  syntax_filter_destroy(s->syntax); /* the engine thread has stopped: nothing uses it now */
   json_decref(s->served_by);
   config_free(&s->config);
   aug_free(s->root_path);

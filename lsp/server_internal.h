@@ -153,7 +153,10 @@ struct server {
   bool model_has_fim;
 
   pthread_t loop_thread;
-  struct plugin_host *plugins;    /* made at initialize; used by the engine thread in jobs */
+  struct plugin_host *plugins; /* made at initialize; used by the engine thread in jobs */
+  /* The syntax check's document trees (plugins/syntax_filter.h): made with the server, used only
+   * by the engine thread inside completion jobs, destroyed after that thread stopped. */
+  struct syntax_filter *syntax;
   struct provider_remote *remote; /* when the "remote" setting is given */
   json_t *served_by;              /* provider name -> completions it served */
 
@@ -170,6 +173,11 @@ struct server {
   char gpu_fault[512];   /* the last one's message: the fault and the placement since */
   uint64_t tokens_reused, tokens_evaluated, tokens_generated;
   double last_total_ms;
+  /* Syntax checks of answers (speculations included), counted on the loop thread when a job is
+   * done: by outcome, their cost, and why the last skipped one was not judged. */
+  uint64_t n_syntax_kept, n_syntax_trimmed, n_syntax_dropped, n_syntax_skipped;
+  double syntax_ms;
+  const char *syntax_last_skip; /* a static string, or NULL */
 };
 
 /* Sending (all steal msg/result/params). A failed send is logged to nothing: the peer is gone. */

@@ -3,18 +3,12 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "engine/alloc.h"
+#include "engine/clock.h"
 #include "plugins/postprocess.h"
 
 #define PIPELINE_MAX_PIECES 64
-
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 static size_t count_tokens(void *user, const char *text, size_t len) {
   struct generator *g = user;
@@ -35,10 +29,64 @@ void pipeline_result_free(struct pipeline_result *res) {
   plugin_context_free(&res->context);
 }
 
+/* The answer of a provider other than the local engine: its stats, its error, and our clean-up
+ * of its text (the local engine applies the same rules while it decodes). */
+static int finish_other(const struct completion_request *cr,
+                        struct augury_completion_result *result, int rc, const atomic_bool *cancel,
+                        double t0, char *out, size_t cap, size_t *len, struct pipeline_result *res,
+                        struct aug_err *err) {
+  res->stats.n_prompt = result->tokens_prompt;
+  res->stats.n_reused = result->tokens_reused;
+  res->stats.n_evaluated = result->tokens_evaluated;
+  res->stats.n_generated = result->tokens_generated;
+  res->stats.prompt_ms = result->prompt_ms;
+  res->stats.total_ms = aug_now_ms() - t0;
+  res->stats.generate_ms = res->stats.total_ms - res->stats.prompt_ms;
+  res->stats.stop = "provider";
+  if (rc == AUGURY_PLUGIN_ECANCELED || (rc && call_cancelled((void *)cancel)))
+    return aug_err_set(err, AUG_ECANCELED, "%s: cancelled", res->served_by);
+  if (rc) {
+    result->error[sizeof result->error - 1] = '\0';
+    if (err && err->code == rc && err->msg[0]) return rc; /* a built-in filled err itself */
+    return aug_err_set(err, rc, "%s: %s", res->served_by,
+                       result->error[0] ? result->error : aug_strerror(rc));
+  }
+  size_t n = result->len < cap ? result->len : cap - 1;
+  size_t lb = cr->prefix_len;
+  while (lb > 0 && cr->prefix[lb - 1] != '\n')
+    lb--;
+  struct postprocess_context pp;
+  postprocess_context_init(&pp, cr->prefix + lb, cr->prefix_len - lb, cr->suffix, cr->suffix_len,
+                           0);
+  n = postprocess_finish(&pp, out, n);
+  out[n] = '\0';
+  *len = n;
+  return 0;
+}
+
+/* Cuts out[0..*len) to what keeps the document parsing (syntax_filter.h). The cursor's text is
+ * the whole document when the caller gave it, else the window. A check that fails leaves the
+ * text as it is: an unchecked suggestion is better than none. */
+static void check_syntax(const struct pipeline_request *req, const struct augury_cursor *cursor,
+                         char *out, size_t *len, struct pipeline_result *res) {
+  struct aug_err err = {0};
+  res->syntax_checked = true;
+  res->syntax_original_len = *len;
+  if (syntax_filter_check(req->syntax, cursor->uri, cursor->language_id, cursor->path, cursor->text,
+                          cursor->text_len, cursor->offset, out, *len, &res->syntax, &err)) {
+    res->syntax.outcome = SYNTAX_FILTER_SKIPPED;
+    res->syntax.reason = "check failed";
+    res->syntax.keep = *len;
+    return;
+  }
+  *len = res->syntax.keep;
+  out[*len] = '\0';
+}
+
 int pipeline_complete(struct plugin_host *host, struct generator *g,
                       const struct pipeline_request *req, const atomic_bool *cancel, char *out,
                       size_t cap, size_t *len, struct pipeline_result *res, struct aug_err *err) {
-  double t0 = now_ms();
+  double t0 = aug_now_ms();
   const struct completion_request *cr = &req->completion;
   *len = 0;
   out[0] = '\0';
@@ -91,35 +139,13 @@ int pipeline_complete(struct plugin_host *host, struct generator *g,
   int rc = provider->complete(provider->self, &acr, &result);
   res->served_by = result.served_by ? result.served_by : provider->name;
   if (provider == provider_local_plugin()) {
+    /* The engine filled the stats and applied the clean-up rules while decoding. */
     *len = result.len;
-    return rc;
+    if (rc) return rc;
+  } else {
+    rc = finish_other(cr, &result, rc, cancel, t0, out, cap, len, res, err);
+    if (rc) return rc;
   }
-  /* Another provider: its stats, and our clean-up of its text. */
-  res->stats.n_prompt = result.tokens_prompt;
-  res->stats.n_reused = result.tokens_reused;
-  res->stats.n_evaluated = result.tokens_evaluated;
-  res->stats.n_generated = result.tokens_generated;
-  res->stats.prompt_ms = result.prompt_ms;
-  res->stats.total_ms = now_ms() - t0;
-  res->stats.generate_ms = res->stats.total_ms - res->stats.prompt_ms;
-  res->stats.stop = "provider";
-  if (rc == AUGURY_PLUGIN_ECANCELED || (rc && call_cancelled((void *)cancel)))
-    return aug_err_set(err, AUG_ECANCELED, "%s: cancelled", res->served_by);
-  if (rc) {
-    result.error[sizeof result.error - 1] = '\0';
-    if (err && err->code == rc && err->msg[0]) return rc; /* a built-in filled err itself */
-    return aug_err_set(err, rc, "%s: %s", res->served_by,
-                       result.error[0] ? result.error : aug_strerror(rc));
-  }
-  size_t n = result.len < cap ? result.len : cap - 1;
-  size_t lb = cr->prefix_len;
-  while (lb > 0 && cr->prefix[lb - 1] != '\n')
-    lb--;
-  struct postprocess_context pp;
-  postprocess_context_init(&pp, cr->prefix + lb, cr->prefix_len - lb, cr->suffix, cr->suffix_len,
-                           0);
-  n = postprocess_finish(&pp, out, n);
-  out[n] = '\0';
-  *len = n;
+  if (req->syntax) check_syntax(req, &cursor, out, len, res);
   return 0;
 }

@@ -2,8 +2,10 @@
  * the plugin host (plugins/host.h) gather pieces under their budget, the configured completion
  * provider (the local engine, the remote server, or a plugin's) is called through the plugin ABI
  * with them, and the host's clean-up rules (plugins/postprocess.h) are applied to what a provider
- * other than the local engine returns (the local engine applies them while it decodes). lsp/
- * fills the request from its editor state and turns the result into a reply. */
+ * other than the local engine returns (the local engine applies them while it decodes). Then,
+ * whichever provider answered, the text is trimmed to what keeps the document parsing
+ * (plugins/syntax_filter.h) when the request carries a filter. lsp/ fills the request from its
+ * editor state and turns the result into a reply. */
 #ifndef AUGURY_PLUGINS_PIPELINE_H
 #define AUGURY_PLUGINS_PIPELINE_H
 
@@ -15,6 +17,7 @@
 #include "plugins/augury_plugin.h"
 #include "plugins/generate.h"
 #include "plugins/host.h"
+#include "plugins/syntax_filter.h"
 
 /* The name the local engine's provider is registered under (the default provider). */
 #define PIPELINE_LOCAL_PROVIDER "local"
@@ -29,12 +32,23 @@ struct pipeline_request {
   size_t doc_len;
   size_t cursor;        /* the cursor's byte offset in doc_text */
   const char *provider; /* a registered completion provider; NULL = PIPELINE_LOCAL_PROVIDER */
+  /* (optional) The syntax check of the answer: long-lived, owned by the caller, used on the
+   * calling (engine) thread only; NULL: no check. It checks against doc_text when set, else
+   * against the window. */
+  struct syntax_filter *syntax;
 };
 
 struct pipeline_result {
   struct generation_stats stats;
   const char *served_by;         /* "local", "remote /infill http://...", a plugin's name */
   struct plugin_context context; /* the pieces given to the provider, and what went wrong */
+  /* The syntax check (req->syntax set and the provider answered): what it decided, how much of
+   * the provider's text it kept (the text returned is already cut to that), and its cost. A
+   * check that failed (out of memory, no tree) leaves the text as it was: SKIPPED, reason
+   * "check failed". */
+  bool syntax_checked;
+  struct syntax_filter_result syntax;
+  size_t syntax_original_len; /* the provider's text before the cut */
 };
 
 /* Completes req: out[0..*len) gets the text (NUL-terminated). g may be NULL (no local model): then

@@ -136,6 +136,27 @@ static void test_plugin_settings(void **state) {
   config_free(&cfg);
 }
 
+/* syntaxCheck: on by default (the pipeline's syntax filter), a bool, a wrong type warned and
+ * ignored. */
+static void test_syntax_check_setting(void **state) {
+  (void)state;
+  struct config cfg;
+  struct aug_err err = {0};
+  assert_int_equal(config_init(&cfg, &err), 0);
+  assert_true(cfg.syntax_check);
+  struct warnings w = {0};
+  json_t *s = json_loads("{\"syntaxCheck\":false}", 0, NULL);
+  assert_int_equal(config_apply_json(&cfg, s, "initializationOptions", false, collect, &w), 0);
+  assert_false(cfg.syntax_check);
+  json_decref(s);
+  s = json_loads("{\"syntaxCheck\":\"on\"}", 0, NULL);
+  assert_int_equal(config_apply_json(&cfg, s, "didChangeConfiguration", false, collect, &w), 1);
+  assert_non_null(strstr(w.last, "'syntaxCheck' must be true or false"));
+  assert_false(cfg.syntax_check);
+  json_decref(s);
+  config_free(&cfg);
+}
+
 static void test_file_and_model_lookup(void **state) {
   (void)state;
   char root[] = "/tmp/augury-config-XXXXXX";
@@ -218,6 +239,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_apply_and_warn),
       cmocka_unit_test(test_plugin_settings),
+      cmocka_unit_test(test_syntax_check_setting),
       cmocka_unit_test(test_file_and_model_lookup),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
