@@ -790,6 +790,81 @@ static void take_pieces(struct plugin_context *ctx, struct piece_list *l) {
   memset(l, 0, sizeof *l);
 }
 
+/* Reads what a child sent for the current request: stale lines are dropped, the current one (or
+ * an exit) ends the wait. Returns whether the child is still to be waited for. */
+static bool collect_child(struct plugin_entry *e, struct plugin_context *ctx, size_t tokens,
+                          plugin_host_count_fn count, void *count_user) {
+  for (;;) {
+    bool eof;
+    size_t used = 0;
+    char *line = child_line(e, &eof, &used);
+    if (!line) {
+      if (!eof) return true;
+      child_stop(e);
+      entry_failed(e, ctx, false, "exited (or closed its output) during the request");
+      return false;
+    }
+    char why[256] = "";
+    int rc = child_reply(e, line, tokens, count, count_user, why, sizeof why);
+    child_consume(e, used);
+    if (rc == 0) continue;
+    if (rc < 0) {
+      list_free(&e->child_list);
+      entry_failed(e, ctx, false, why);
+    } else {
+      e->failures_in_row = 0;
+      take_pieces(ctx, &e->child_list);
+    }
+    return false;
+  }
+}
+
+/* Takes an in-process worker's pieces once it is done. Returns whether it is still working. */
+static bool collect_worker(struct plugin_entry *e, struct plugin_context *ctx) {
+  pthread_mutex_lock(&e->mu);
+  if (!e->done) {
+    pthread_mutex_unlock(&e->mu);
+    return true;
+  }
+  e->done = false;
+  if (e->rc) {
+    char why[300];
+    snprintf(why, sizeof why, "failed: %s", e->error[0] ? e->error : aug_strerror(e->rc));
+    list_free(&e->list);
+    pthread_mutex_unlock(&e->mu);
+    entry_failed(e, ctx, false, why);
+    pthread_mutex_lock(&e->mu);
+  } else {
+    e->failures_in_row = 0;
+    take_pieces(ctx, &e->list);
+  }
+  aug_free(e->text_copy);
+  e->text_copy = NULL;
+  pthread_mutex_unlock(&e->mu);
+  return false;
+}
+
+/* An in-process worker past the deadline: its late answer is to be dropped (abandoned), or, when
+ * it finished between the last look and now, dropped here. */
+static void abandon_worker(struct plugin_entry *e) {
+  pthread_mutex_lock(&e->mu);
+  if (e->done) {
+    list_free(&e->list);
+    aug_free(e->text_copy);
+    e->text_copy = NULL;
+    e->done = false;
+  } else {
+    e->abandoned = true;
+    if (e->has_job) { /* never started (cannot happen unless starved): cancel it */
+      e->has_job = false;
+      e->abandoned = false;
+      aug_free(e->text_copy);
+      e->text_copy = NULL;
+    }
+  }
+  pthread_mutex_unlock(&e->mu);
+}
+
 void plugin_host_gather_context(struct plugin_host *host, const struct augury_cursor *cursor,
                                 size_t window_start, size_t window_end, plugin_host_count_fn count,
                                 void *count_user, struct plugin_context *ctx) {
@@ -823,63 +898,15 @@ void plugin_host_gather_context(struct plugin_host *host, const struct augury_cu
   for (;;) {
     size_t left_to_wait = 0;
     struct pollfd pfds[HOST_MAX_PLUGINS];
-    size_t pfd_entry[HOST_MAX_PLUGINS];
     size_t n_pfds = 0;
     for (size_t i = 0; i < host->n_entries; i++) {
       if (!waiting[i]) continue;
       struct plugin_entry *e = host->entries[i];
       if (e->mode == MODE_CHILD) {
-        /* Read what arrived: stale lines are dropped, the current one ends the wait. */
-        for (;;) {
-          bool eof;
-          size_t used = 0;
-          char *line = child_line(e, &eof, &used);
-          if (!line) {
-            if (eof) {
-              waiting[i] = false;
-              child_stop(e);
-              entry_failed(e, ctx, false, "exited (or closed its output) during the request");
-            }
-            break;
-          }
-          char why[256] = "";
-          int rc = child_reply(e, line, tokens, count, count_user, why, sizeof why);
-          child_consume(e, used);
-          if (rc == 0) continue;
-          waiting[i] = false;
-          if (rc < 0) {
-            list_free(&e->child_list);
-            entry_failed(e, ctx, false, why);
-          } else {
-            e->failures_in_row = 0;
-            take_pieces(ctx, &e->child_list);
-          }
-          break;
-        }
-        if (waiting[i]) {
-          pfds[n_pfds] = (struct pollfd){e->from_child, POLLIN, 0};
-          pfd_entry[n_pfds++] = i;
-        }
+        waiting[i] = collect_child(e, ctx, tokens, count, count_user);
+        if (waiting[i]) pfds[n_pfds++] = (struct pollfd){e->from_child, POLLIN, 0};
       } else {
-        pthread_mutex_lock(&e->mu);
-        if (e->done) {
-          waiting[i] = false;
-          e->done = false;
-          if (e->rc) {
-            char why[300];
-            snprintf(why, sizeof why, "failed: %s", e->error[0] ? e->error : aug_strerror(e->rc));
-            list_free(&e->list);
-            pthread_mutex_unlock(&e->mu);
-            entry_failed(e, ctx, false, why);
-            pthread_mutex_lock(&e->mu);
-          } else {
-            e->failures_in_row = 0;
-            take_pieces(ctx, &e->list);
-          }
-          aug_free(e->text_copy);
-          e->text_copy = NULL;
-        }
-        pthread_mutex_unlock(&e->mu);
+        waiting[i] = collect_worker(e, ctx);
       }
       if (waiting[i]) left_to_wait++;
     }
@@ -889,36 +916,18 @@ void plugin_host_gather_context(struct plugin_host *host, const struct augury_cu
     bool any_worker = left_to_wait > n_pfds;
     int wait = any_worker ? HOST_POLL_SLICE_MS : (int)left + 1;
     if (wait > (int)left + 1) wait = (int)left + 1;
-    if (n_pfds)
+    if (n_pfds) {
       poll(pfds, n_pfds, wait);
-    else {
+    } else {
       struct timespec ts = {0, (long)wait * 1000000L};
       nanosleep(&ts, NULL);
     }
-    (void)pfd_entry;
   }
   /* Whoever still has not answered overran. */
   for (size_t i = 0; i < host->n_entries; i++) {
     if (!waiting[i]) continue;
     struct plugin_entry *e = host->entries[i];
-    if (e->mode != MODE_CHILD) {
-      pthread_mutex_lock(&e->mu);
-      if (e->done) { /* it made it after all, between the last look and now: drop it */
-        list_free(&e->list);
-        aug_free(e->text_copy);
-        e->text_copy = NULL;
-        e->done = false;
-      } else {
-        e->abandoned = true;
-        if (e->has_job) { /* never started (cannot happen unless starved): cancel it */
-          e->has_job = false;
-          e->abandoned = false;
-          aug_free(e->text_copy);
-          e->text_copy = NULL;
-        }
-      }
-      pthread_mutex_unlock(&e->mu);
-    }
+    if (e->mode != MODE_CHILD) abandon_worker(e);
     char why[128];
     snprintf(why, sizeof why, "no answer within its %.0f ms budget", budget_ms);
     entry_failed(e, ctx, true, why);
