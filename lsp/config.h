@@ -55,6 +55,9 @@ struct config {
   /* Cut each answer to what keeps the document parsing, drop it when nothing does
    * (plugins/syntax_filter.h; syntaxCheck, default on) */
   bool syntax_check;
+  /* The built-in tree-sitter context (imports, enclosing scopes, definitions of the names near
+   * the cursor; plugins/context_syntax.h): syntaxContext, default on */
+  bool syntax_context;
   int64_t chunk_reuse; /* engine_params.reuse_min_chunk: shortest moved run in tokens; 0 = off */
   int64_t prompt_cache_mib; /* engine_params.prompt_cache_bytes in MiB; 0 = off */
   int32_t gpu_layers;       /* engine_params.gpu_layers (gpuLayers: N, "all", "auto"); 0 = CPU */

@@ -22,12 +22,13 @@ static void plugin_log(void *user, int level, const char *message) {
     fprintf(stderr, "%s\n", message);
 }
 
-/* The tree-sitter context (imports, enclosing scopes, definitions) is built in and on.
- * "contextTokens": 0, which leaves no tokens for any context, is what turns it off: it is then not
- * registered, so a completion does not wait for the host to gather context at all. The host owns
- * it once registered (its destroy slot frees it). */
+/* The tree-sitter context (imports, enclosing scopes, definitions) is built in and on;
+ * "syntaxContext": false, or "contextTokens": 0 (no tokens for any context), leaves it
+ * unregistered, so that it takes no share of the budget and, when it is the only context
+ * provider, a completion does not wait for the host to gather context at all. The host owns it
+ * once registered (its destroy slot frees it). */
 static void register_syntax_context(struct server *s) {
-  if (s->config.context_tokens <= 0) return;
+  if (s->config.context_tokens <= 0 || !s->config.syntax_context) return;
   struct context_syntax *cs = NULL;
   struct aug_err err = {0};
   if (context_syntax_create(NULL, &cs, &err) == 0 &&

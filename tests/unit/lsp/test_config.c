@@ -136,18 +136,20 @@ static void test_plugin_settings(void **state) {
   config_free(&cfg);
 }
 
-/* syntaxCheck: on by default (the pipeline's syntax filter), a bool, a wrong type warned and
- * ignored. */
+/* syntaxCheck and syntaxContext: on by default (the pipeline's syntax filter, the built-in
+ * tree-sitter context), bools, a wrong type warned and ignored. */
 static void test_syntax_check_setting(void **state) {
   (void)state;
   struct config cfg;
   struct aug_err err = {0};
   assert_int_equal(config_init(&cfg, &err), 0);
   assert_true(cfg.syntax_check);
+  assert_true(cfg.syntax_context);
   struct warnings w = {0};
-  json_t *s = json_loads("{\"syntaxCheck\":false}", 0, NULL);
+  json_t *s = json_loads("{\"syntaxCheck\":false,\"syntaxContext\":false}", 0, NULL);
   assert_int_equal(config_apply_json(&cfg, s, "initializationOptions", false, collect, &w), 0);
   assert_false(cfg.syntax_check);
+  assert_false(cfg.syntax_context);
   json_decref(s);
   s = json_loads("{\"syntaxCheck\":\"on\"}", 0, NULL);
   assert_int_equal(config_apply_json(&cfg, s, "didChangeConfiguration", false, collect, &w), 1);
