@@ -552,9 +552,15 @@ int syntax_check(struct syntax_doc *doc, size_t cursor, const char *candidate, s
   }
   int rc = syntax_shape_at(doc, cursor, &out->shape, err);
   if (rc) return rc;
+  /* An ERROR that ends at the cursor is the construct being typed (the word "ret" of a function
+   * whose closing brace is not there yet): a candidate that continues it may be told apart from
+   * the error only by a parse that comes out clean. */
+  bool error_ends_at_cursor = false;
   for (size_t i = 0; i < doc->errors.count; i++) {
     const struct syntax_error *e = &doc->errors.items[i];
-    if (!e->missing && e->start < cursor && e->end > cursor + p.replaced) out->inside_error = true;
+    if (e->missing || e->start >= cursor) continue;
+    if (e->end > cursor + p.replaced) out->inside_error = true;
+    if (e->end == cursor + p.replaced) error_ends_at_cursor = true;
   }
   if (length == 0 || all_blank(candidate, length)) return 0;
 
@@ -615,6 +621,10 @@ int syntax_check(struct syntax_doc *doc, size_t cursor, const char *candidate, s
     out->parses++;
     if (rc) goto failed;
   }
+  /* Nothing survived, but the document's own error ends where the candidate starts: the new
+   * errors may be the old one seen anew (an unclosed function's ERROR becomes a MISSING '}'), so
+   * the check cannot judge the candidate. */
+  if (keep == 0 && error_ends_at_cursor) out->inside_error = true;
   out->keep = keep;
   out->lines_kept = count_lines(candidate, keep);
   out->slow_parses = a.slow_parses;

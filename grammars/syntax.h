@@ -81,7 +81,9 @@ struct syntax_verdict {
   unsigned slow_parses;  /* parses stopped by parse_budget_us (taken as failing) */
   /* The document has an ERROR node around the edit (it does not parse there: a macro tree-sitter
    * cannot follow, a header guard around code it rejects): changes inside that node cannot be
-   * told from the error already there, so the check says little. */
+   * told from the error already there, so the check says little. Also set when nothing of the
+   * candidate survived and an ERROR of the document ends at the cursor (the construct being
+   * typed: a function whose closing brace is not there yet): only a clean parse judges there. */
   bool inside_error;
   size_t errors_before; /* ERROR/MISSING nodes in the document */
   /* error nodes the whole candidate added that the document did not have; 1 when its parse was

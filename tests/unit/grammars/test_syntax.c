@@ -452,6 +452,23 @@ static void test_inside_error(void **state) {
   assert_false(v.inside_error);
   assert_int_equal(v.keep, 1);
   syntax_doc_destroy(doc);
+  /* The function being typed, its closing brace not there yet: the document's ERROR ends at the
+   * cursor, and the right candidate leaves a MISSING '}' in its place, which cannot be told from
+   * it. Unjudged, not dropped; a candidate that closes the function too parses clean: kept. */
+  doc = open_doc("c", "long sum(const int *v, int n) {\n  long t = 0;\n  ret@@\n", &cursor);
+  assert_int_equal(syntax_check(doc, cursor, "urn t;", 6, NULL, &v, &err), 0);
+  assert_true(v.inside_error);
+  assert_int_equal(v.keep, 0);
+  assert_int_equal(syntax_check(doc, cursor, "urn t;\n}", 8, NULL, &v, &err), 0);
+  assert_false(v.inside_error);
+  assert_int_equal(v.keep, 8);
+  syntax_doc_destroy(doc);
+  /* An error ending at the cursor inside a closed function: a clean candidate is kept, a broken
+   * one that cannot be cut is unjudged. */
+  doc = open_doc("c", "int f(void) {\n  int x = g(@@\n  return x;\n}\n", &cursor);
+  assert_int_equal(syntax_check(doc, cursor, "1);", 3, NULL, &v, &err), 0);
+  assert_int_equal(v.keep, 3);
+  syntax_doc_destroy(doc);
 }
 
 static void test_refusals(void **state) {
