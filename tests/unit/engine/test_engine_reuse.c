@@ -19,6 +19,7 @@
 #include "engine/quant.h"
 #include "engine/synth.h"
 #include "tests/unit/test_support.h"
+#include "engine/clock.h"
 
 enum { CTX = 256, CHUNK = 8, VOCAB = 1024 };
 
@@ -373,12 +374,6 @@ static void test_prompt_cache_eviction(void **state) {
   engine_destroy(e);
 }
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* The small real model on an edited source file: a block of lines deleted near the top, then
  * lines inserted there. Reports the logit difference against a full evaluation and the time. */
 static void test_small_model_edit(void **state) {
@@ -436,14 +431,14 @@ static void test_small_model_edit(void **state) {
   struct engine_eval_stats st;
   for (int i = 1; i < 3; i++) {
     assert_int_equal(engine_set_prompt(e, toks[0], nt[0] - 40, NULL, &st, &err), 0);
-    double t0 = now_ms();
+    double t0 = aug_now_ms();
     assert_int_equal(engine_set_prompt(e, toks[i], nt[i] - 40, NULL, &st, &err), 0);
-    double t_reuse = now_ms() - t0;
+    double t_reuse = aug_now_ms() - t0;
     size_t shifted = st.n_shifted, evaluated = st.n_evaluated, reused = st.n_reused;
     engine_truncate(plain, 0);
-    t0 = now_ms();
+    t0 = aug_now_ms();
     assert_int_equal(engine_set_prompt(plain, toks[i], nt[i] - 40, NULL, &st, &err), 0);
-    double t_full = now_ms() - t0;
+    double t_full = aug_now_ms() - t0;
     const float *lr = engine_logits(e), *lp = engine_logits(plain);
     double dl = max_diff(lr, lp, nv), range = 0.0;
     for (size_t j = 0; j < nv; j++)
@@ -471,11 +466,11 @@ static void test_small_model_edit(void **state) {
     other[i] = toks[0][nt[0] - 1 - (size_t)i];
   assert_int_equal(engine_set_prompt(e, toks[0], nt[0], NULL, &st, &err), 0);
   assert_int_equal(engine_set_prompt(e, other, 64, NULL, &st, &err), 0);
-  double t0 = now_ms();
+  double t0 = aug_now_ms();
   assert_int_equal(engine_set_prompt(e, toks[0], nt[0], NULL, &st, &err), 0);
   print_message("small model, prompt cache: %zu tokens restored, %zu evaluated in %.0f ms "
                 "(%.1f MB of snapshots)\n",
-                st.n_restored, st.n_evaluated, now_ms() - t0,
+                st.n_restored, st.n_evaluated, aug_now_ms() - t0,
                 (double)engine_prompt_cache_bytes(e) / 1e6);
   assert_int_equal(st.n_restored, nt[0] - 1);
   engine_destroy(e);

@@ -11,6 +11,7 @@
 #include "grammars/syntax.h"
 #include "plugins/context_syntax.h"
 #include "plugins/host.h"
+#include "engine/clock.h"
 
 #define MAX_PIECES 8
 
@@ -373,8 +374,6 @@ static void test_cache_evicts_the_least_recently_used(void **state) {
   context_syntax_destroy(cs);
 }
 
-static double now_ms(void);
-
 /* Definitions of the names used around the cursor, from outside the window: whole when short, a
  * header and "..." when long, in document order; nothing for a name defined nowhere else. */
 static void test_definitions_of_names_near_the_cursor(void **state) {
@@ -467,10 +466,10 @@ static void test_queries_compile_in_the_background(void **state) {
   struct collector got, want;
   provide(sync, &call, &want);
   assert_int_equal(want.n, 2);
-  double t0 = now_ms();
+  double t0 = aug_now_ms();
   provide(cs, &call, &got);
   assert_int_equal(got.n, 0); /* not compiled yet */
-  while (got.n == 0 && now_ms() - t0 < 10000) {
+  while (got.n == 0 && aug_now_ms() - t0 < 10000) {
     struct timespec ts = {0, 5 * 1000000L};
     nanosleep(&ts, NULL);
     provide(cs, &call, &got);
@@ -484,12 +483,6 @@ static void test_queries_compile_in_the_background(void **state) {
   free(doc);
   context_syntax_destroy(sync);
   context_syntax_destroy(cs);
-}
-
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 /* Through the host: registered as a built-in, its pieces come imports first; the host's destroy
@@ -520,10 +513,10 @@ static void test_through_the_host(void **state) {
   size_t cursor = n - strlen("  x += b * 46;\n}\n");
   struct augury_cursor c = {"file:///w/big.c", "big.c", "c", doc, n, cursor, 0};
   size_t window_start = cursor - 20 * strlen("  x += b * 10;\n");
-  double t0 = now_ms();
+  double t0 = aug_now_ms();
   struct plugin_context ctx = {0};
   plugin_host_gather_context(host, &c, window_start, n, NULL, NULL, &ctx);
-  double first = now_ms() - t0;
+  double first = aug_now_ms() - t0;
   assert_int_equal(ctx.n_pieces, 2);
   assert_string_equal(ctx.pieces[0].plugin, CONTEXT_SYNTAX_NAME);
   assert_int_equal(ctx.pieces[0].stability, AUGURY_STABLE_PROJECT);
@@ -542,9 +535,9 @@ static void test_through_the_host(void **state) {
     struct collector got = {.budget = 512};
     struct augury_context_sink sink = {&got, collect};
     char error[256] = "";
-    double t = now_ms();
+    double t = aug_now_ms();
     assert_int_equal(p->context_provide(p->self, &req, &sink, error), 0);
-    double ms = now_ms() - t;
+    double ms = aug_now_ms() - t;
     total += ms;
     if (ms > worst) worst = ms;
     assert_int_equal(got.n, 2);
@@ -556,9 +549,9 @@ static void test_through_the_host(void **state) {
   double reparse = 0;
   for (int r = 0; r < rounds; r++) {
     doc[cursor + 2] = (char)('A' + r % 26);
-    double t = now_ms();
+    double t = aug_now_ms();
     assert_int_equal(syntax_doc_set_text(alone, doc, n, &err), 0);
-    reparse += now_ms() - t;
+    reparse += aug_now_ms() - t;
   }
   syntax_doc_destroy(alone);
   print_message("syntax context on a 2000-line C file: first call %.2f ms through the host "

@@ -11,15 +11,10 @@
 #include <unistd.h>
 
 #include "plugins/host.h"
+#include "engine/clock.h"
 
 #define PLUGIN_DIR AUGURY_BINARY_DIR "/test-plugins"
 #define CHILD AUGURY_FIXTURES_DIR "/plugins/example_child.py"
-
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 static const char doc[] = "import os\n\ndef main():\n    print(os.getcwd())\n";
 
@@ -129,9 +124,9 @@ static void test_slow_provider_skipped_at_budget(void **state) {
   assert_int_equal(plugin_host_load_library(host, PLUGIN_DIR "/example_slow.so", &err), 0);
   assert_int_equal(plugin_host_load_library(host, PLUGIN_DIR "/example_context.so", &err), 0);
   struct plugin_context ctx;
-  double t0 = now_ms();
+  double t0 = aug_now_ms();
   gather(host, &ctx);
-  double ms = now_ms() - t0;
+  double ms = aug_now_ms() - t0;
   print_message("gather with a 400 ms provider under a 50 ms budget: %.1f ms\n", ms);
   assert_true(ms >= 49 && ms < 50 + 40);
   assert_int_equal(ctx.n_pieces, 1);
@@ -139,9 +134,9 @@ static void test_slow_provider_skipped_at_budget(void **state) {
   assert_non_null(strstr(ctx.notes, "example-slow: no answer within its 50 ms budget (skipped)"));
   plugin_context_free(&ctx);
   /* Still inside the first call: skipped without waiting. */
-  t0 = now_ms();
+  t0 = aug_now_ms();
   gather(host, &ctx);
-  ms = now_ms() - t0;
+  ms = aug_now_ms() - t0;
   assert_true(ms < 50 + 40);
   assert_non_null(strstr(ctx.notes, "example-slow: still busy"));
   plugin_context_free(&ctx);
@@ -211,9 +206,9 @@ static void test_child_slow_and_crash(void **state) {
   assert_int_equal(plugin_host_spawn(host, slow, &err), 0);
   assert_int_equal(plugin_host_spawn(host, crash, &err), 0);
   struct plugin_context ctx;
-  double t0 = now_ms();
+  double t0 = aug_now_ms();
   gather(host, &ctx);
-  double ms = now_ms() - t0;
+  double ms = aug_now_ms() - t0;
   print_message("gather with a 2 s child under a 50 ms budget: %.1f ms\n", ms);
   assert_true(ms < 50 + 40);
   assert_non_null(strstr(ctx.notes, "example-child-slow: no answer within its 50 ms budget"));

@@ -15,15 +15,10 @@
 
 #include "plugins/pipeline.h"
 #include "plugins/provider_remote.h"
+#include "engine/clock.h"
 
 #define REPLAY AUGURY_SOURCE_DIR "/tests/plugins/replay_server.py"
 #define TOKEN "s3cret-TOKEN-42"
-
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 struct replay {
   pid_t pid;
@@ -293,9 +288,9 @@ static void test_token_never_shown(void **state) {
 static void test_timeout_disconnect_refused(void **state) {
   struct fixture *f = *state;
   make_remote(f, "{\"url\": \"http://127.0.0.1:%d/slow\", \"timeoutMs\": 300}");
-  double t0 = now_ms();
+  double t0 = aug_now_ms();
   expect_error(f, AUG_ETIMEOUT, "timed out after");
-  double ms = now_ms() - t0;
+  double ms = aug_now_ms() - t0;
   print_message("timeout 300 ms: returned after %.1f ms\n", ms);
   assert_true(ms >= 290 && ms < 800);
   drop_remote(f);
@@ -318,7 +313,7 @@ static void *cancel_later(void *arg) {
   struct canceller *c = arg;
   struct timespec ts = {0, (long)(c->delay_ms * 1e6)};
   nanosleep(&ts, NULL);
-  c->raised_at = now_ms();
+  c->raised_at = aug_now_ms();
   atomic_store(c->flag, true);
   return NULL;
 }
@@ -338,7 +333,7 @@ static void test_cancel_in_flight(void **state) {
     struct pipeline_result res;
     struct aug_err err;
     assert_int_equal(complete(f, &cancel, out, sizeof out, &res, &err), AUG_ECANCELED);
-    double latency = now_ms() - c.raised_at;
+    double latency = aug_now_ms() - c.raised_at;
     pthread_join(t, NULL);
     pipeline_result_free(&res);
     if (latency > worst) worst = latency;
