@@ -18,7 +18,8 @@ struct generator {
   bool has_fim;
   struct heal_vocab *heal;
   enum chat_format chat;
-  int32_t *ids; /* n_ctx prompt tokens */
+  int32_t *ids;      /* n_ctx prompt tokens */
+  int32_t *best_ids; /* n_ctx: the cheapest prompt while the prompt budget compares cuts */
   size_t n_ctx;
   size_t n_last_prompt;
   /* Prompt evaluation cost, ms per token, from recent evaluations (0 = not measured yet): what
@@ -31,6 +32,11 @@ struct generator {
 #define GENERATE_COST_MIN_TOKENS 24
 /* A prompt budget never shrinks the prefix below this many tokens. */
 #define GENERATE_MIN_PREFIX_TOKENS 256
+/* A cut that saves fewer tokens than this is not worth the context it drops (and the
+ * re-evaluation of the full window by the next prompt). */
+#define GENERATE_SHRINK_MIN_SAVING 32
+/* Candidate cuts costed per request (each is a tokenization of the window). */
+#define GENERATE_SHRINK_MAX_TRIES 3
 
 /* Folds one evaluation into the cost estimate; short ones say little (fixed costs dominate). */
 static void note_prompt_cost(struct generator *g, size_t n_evaluated, double ms) {
@@ -70,7 +76,8 @@ int generator_create(const struct engine_params *params, struct generator **out,
   g->tok = engine_tokenizer(g->engine);
   g->n_ctx = engine_n_ctx(g->engine);
   g->ids = aug_malloc(g->n_ctx * sizeof *g->ids);
-  if (!g->ids) {
+  g->best_ids = aug_malloc(g->n_ctx * sizeof *g->best_ids);
+  if (!g->ids || !g->best_ids) {
     generator_destroy(g);
     return aug_err_set(err, AUG_ENOMEM, "generate: out of memory for %zu prompt tokens", g->n_ctx);
   }
@@ -111,6 +118,7 @@ void generator_destroy(struct generator *g) {
   engine_destroy(g->engine);
   heal_vocab_destroy(g->heal);
   aug_free(g->ids);
+  aug_free(g->best_ids);
   aug_free(g);
 }
 
@@ -193,6 +201,48 @@ static int32_t next_token(const struct generator *g, const float *logits, size_t
   return argmax(logits, n_vocab);
 }
 
+/* Prompt budget: a prompt whose new tokens would take longer than the budget to evaluate (a jump
+ * to a region nothing is cached for) loses far prefix lines until it fits; the editor gets a
+ * suggestion now, and the next prompts (speculation in idle time) bring the full window back.
+ * Dropping lines moves everything after them, so what a cut saves is not the tokens it drops:
+ * when the far prefix is what is resident (a speculation evaluated it) and the new tokens are
+ * near the cursor, a cut saves nothing and throws that work away. So each candidate cut is costed
+ * against the cache (engine_prompt_cost) and the full prompt stays unless a cut is clearly
+ * cheaper. g->ids[0..*n_ids) holds the full prompt on entry and the chosen one on return. */
+static int fit_prompt_budget(struct generator *g, const struct completion_request *req,
+                             struct fim_input *in, bool last_token_healed, int max_tokens,
+                             size_t *n_ids, struct generation_stats *stats, struct aug_err *err) {
+  size_t full = *n_ids;
+  size_t cost = engine_prompt_cost(g->engine, g->ids, full);
+  size_t budget = (size_t)(req->prompt_budget_ms / g->ms_per_token);
+  size_t prefix_tokens = req->prefix_tokens ? req->prefix_tokens : full;
+  if (cost <= budget || prefix_tokens <= GENERATE_MIN_PREFIX_TOKENS) return 0;
+  memcpy(g->best_ids, g->ids, full * sizeof *g->ids);
+  size_t best_n = full, best_cost = cost, over = cost - budget;
+  for (size_t cut = over, tries = 1;; cut *= 2, tries++) {
+    size_t want = prefix_tokens > cut + GENERATE_MIN_PREFIX_TOKENS ? prefix_tokens - cut
+                                                                   : GENERATE_MIN_PREFIX_TOKENS;
+    size_t n = 0, dropped = 0;
+    in->prefix_tokens = want;
+    int rc = prompt_build_fim(g->tok, &g->fim, in, g->ids, g->n_ctx - (size_t)max_tokens, &n,
+                              &dropped, err);
+    if (rc) return rc;
+    if (last_token_healed && n > 1) n--; /* the same last token, healed as before */
+    size_t c = engine_prompt_cost(g->engine, g->ids, n);
+    if (c + GENERATE_SHRINK_MIN_SAVING <= best_cost) {
+      best_cost = c;
+      best_n = n;
+      memcpy(g->best_ids, g->ids, n * sizeof *g->ids);
+    }
+    if (c <= budget || want == GENERATE_MIN_PREFIX_TOKENS || tries == GENERATE_SHRINK_MAX_TRIES)
+      break;
+  }
+  memcpy(g->ids, g->best_ids, best_n * sizeof *g->ids);
+  *n_ids = best_n;
+  stats->n_shrunk = full > best_n ? full - best_n : 0;
+  return 0;
+}
+
 int generator_complete(struct generator *g, const struct completion_request *req,
                        const atomic_bool *cancel, char *out, size_t cap, size_t *len,
                        struct generation_stats *stats, struct aug_err *err) {
@@ -253,26 +303,9 @@ int generator_complete(struct generator *g, const struct completion_request *req
       n_ids--;
     }
   }
-  /* Prompt budget: a prompt whose new tokens would take longer than the budget to evaluate (a
-   * jump to a region nothing is cached for) loses far prefix lines until it fits; the editor gets
-   * a suggestion now, and the next prompts (speculation in idle time) bring the full window back.
-   * Checked once, against the measured cost per token. */
   if (req->prompt_budget_ms > 0 && g->ms_per_token > 0) {
-    size_t cost = engine_prompt_cost(g->engine, g->ids, n_ids);
-    double est = (double)cost * g->ms_per_token;
-    size_t prefix_tokens = req->prefix_tokens ? req->prefix_tokens : n_ids;
-    if (est > req->prompt_budget_ms && prefix_tokens > GENERATE_MIN_PREFIX_TOKENS) {
-      size_t over = cost - (size_t)(req->prompt_budget_ms / g->ms_per_token);
-      size_t want = prefix_tokens > over + GENERATE_MIN_PREFIX_TOKENS ? prefix_tokens - over
-                                                                      : GENERATE_MIN_PREFIX_TOKENS;
-      size_t full = n_ids;
-      in.prefix_tokens = want;
-      rc = prompt_build_fim(g->tok, &g->fim, &in, g->ids, g->n_ctx - (size_t)max_tokens, &n_ids,
-                            &dropped, err);
-      if (rc) return rc;
-      if (token_healing && heal > 0) n_ids--; /* the same last token, healed as above */
-      stats->n_shrunk = full > n_ids ? full - n_ids : 0;
-    }
+    rc = fit_prompt_budget(g, req, &in, token_healing && heal > 0, max_tokens, &n_ids, stats, err);
+    if (rc) return rc;
   }
   g->n_last_prompt = n_ids;
   /* The part the next keystroke's prompt shares: up to <|fim_middle|> when the cursor's line is

@@ -57,8 +57,8 @@ struct completion_request {
    * comparisons. */
   bool no_token_healing;
   /* Prompt evaluation budget in ms (0 = none): a prompt expected to take longer (from the measured
-   * cost per token) is built again with fewer prefix tokens (never under 256); the tokens dropped
-   * are in generation_stats.n_shrunk. */
+   * cost per token) is built again with fewer prefix tokens (never under 256) when that costs
+   * clearly less against what is resident; the tokens dropped are in generation_stats.n_shrunk. */
   double prompt_budget_ms;
   /* (optional) Context pieces for the prompt (prompt.h fim_input.context; borrowed). */
   const struct augury_context_piece *context;

@@ -1,8 +1,8 @@
 /* Tests for plugins/generate.c with the small real model: stats add up and a repeated prompt is
  * reused, single-line mode keeps one line, prompt-lookup decoding is exact, token healing completes
- * a word cut by the cursor, a prompt budget drops far context, a raised cancel flag stops the work,
- * the token budget holds, and explain streams exactly the text it returns. Slow (real forward
- * passes): label "slow". */
+ * a word cut by the cursor, a prompt budget drops far context only when that is cheaper, a raised
+ * cancel flag stops the work, the token budget holds, and explain streams exactly the text it
+ * returns. Slow (real forward passes): label "slow". */
 #include "../test_support.h"
 
 #include "plugins/generate.h"
@@ -207,6 +207,17 @@ static void test_prompt_budget_shrinks_far_context(void **state) {
   req.prompt_budget_ms = 60000;
   assert_int_equal(generator_complete(g, &req, NULL, out, sizeof out, &len, &st, &err), 0);
   assert_int_equal(st.n_shrunk, 0);
+  /* A keystroke at the cursor with the window resident: the few new tokens are over a 1 ms
+   * budget too, but every cut moves the resident tokens after it and costs more, so the window
+   * stays whole instead of being thrown away. */
+  sprintf(pre + k, "1");
+  req.prefix_len = k + 1;
+  req.prompt_budget_ms = 1;
+  assert_int_equal(generator_complete(g, &req, NULL, out, sizeof out, &len, &st, &err), 0);
+  print_message("keystroke over budget: %zu prompt tokens, %zu evaluated, %zu shrunk\n",
+                st.n_prompt, st.n_evaluated, st.n_shrunk);
+  assert_int_equal(st.n_shrunk, 0);
+  assert_true(st.n_evaluated < 32);
   free(pre);
 }
 
