@@ -133,9 +133,14 @@ static void completion_run(struct scheduler_job *job) {
       .cursor_line_in_middle = r->settings.cursor_line_in_middle,
       .draft_max = (size_t)r->settings.prompt_lookup,
       /* Speculation works in idle time on the full window; an editor's request is waited for. */
-      .prompt_budget_ms = r->kind == REQUEST_SPECULATIVE ? 0 : r->settings.prompt_budget_ms,
+      .prompt_budget_ms = r->kind == REQUEST_SPECULATIVE || r->kind == REQUEST_ALTERNATIVE
+                              ? 0
+                              : r->settings.prompt_budget_ms,
       .on_partial = r->kind == REQUEST_SPECULATIVE ? publish_partial : NULL,
       .partial_user = r,
+      .avoid = (const char *const *)r->avoid,
+      .avoid_len = r->avoid_len,
+      .n_avoid = r->n_avoid,
   };
   struct pipeline_request preq = {
       .completion = req,
@@ -223,6 +228,8 @@ static void count_syntax(struct server *s, const struct active_request *r) {
 static void speculate(struct server *s, const char *uri, const struct document *doc, size_t cursor,
                       const char *insert, size_t insert_len);
 static void speculation_done(struct server *s, struct active_request *spec);
+static bool alternatives_start(struct server *s, const struct active_request *r);
+static void alternative_done(struct server *s, struct active_request *a);
 
 static void completion_done(struct scheduler_job *job) {
   struct active_request *r = job->data;
@@ -243,6 +250,10 @@ static void completion_done(struct scheduler_job *job) {
   }
   if (r->kind == REQUEST_SPECULATIVE) {
     speculation_done(s, r);
+    return;
+  }
+  if (r->kind == REQUEST_ALTERNATIVE) {
+    alternative_done(s, r);
     return;
   }
   if (r->rc == AUG_ECANCELED && !r->reply_code) r->reply_code = JSONRPC_REQUEST_CANCELLED;
@@ -277,7 +288,7 @@ static void completion_done(struct scheduler_job *job) {
   /* Any edit since the request would have superseded it: the document is still in r's state, so
    * the state after accepting the answer is r's text with the answer at the cursor. */
   struct document *doc = documents_find(s->docs, r->uri);
-  if (doc) speculate(s, r->uri, doc, r->cursor, r->out, r->out_len);
+  if (doc && !alternatives_start(s, r)) speculate(s, r->uri, doc, r->cursor, r->out, r->out_len);
   json_t *data = stats_json(&r->stats, served_by);
   if (data && r->result.syntax_checked) {
     /* What the syntax check did to the provider's text, and what it cost (a first check of a
@@ -297,8 +308,8 @@ static void completion_done(struct scheduler_job *job) {
   server_request_finish(r, result_json(inline_format, r->position, r->out, r->out_len, data));
 }
 
-static json_t *result_json(bool inline_format, struct lsp_position position, const char *out,
-                           size_t out_len, json_t *data) {
+static json_t *item_json(bool inline_format, struct lsp_position position, const char *out,
+                         size_t out_len, json_t *data) {
   json_t *range =
       json_pack("{s:o,s:o}", "start", position_json(position), "end", position_json(position));
   json_t *text = json_stringn(out, out_len);
@@ -316,6 +327,12 @@ static json_t *result_json(bool inline_format, struct lsp_position position, con
   }
   json_decref(text);
   json_decref(range);
+  return item;
+}
+
+static json_t *result_json(bool inline_format, struct lsp_position position, const char *out,
+                           size_t out_len, json_t *data) {
+  json_t *item = item_json(inline_format, position, out, out_len, data);
   return inline_format ? json_pack("{s:[o]}", "items", item)
                        : json_pack("{s:b,s:[o]}", "isIncomplete", 0, "items", item);
 }
@@ -458,6 +475,8 @@ static struct active_request *covering_speculation(struct server *s, const char 
         found = r;
       else
         server_request_abort(r, JSONRPC_CONTENT_MODIFIED);
+    } else if (r->kind == REQUEST_ALTERNATIVE) {
+      server_request_abort(r, JSONRPC_CONTENT_MODIFIED);
     }
     r = next;
   }
@@ -468,7 +487,8 @@ void completion_cancel_speculation(struct server *s, const char *uri) {
   struct active_request *r = s->active;
   while (r) {
     struct active_request *next = r->next;
-    if (r->kind == REQUEST_SPECULATIVE && (!uri || !strcmp(r->uri, uri)))
+    if ((r->kind == REQUEST_SPECULATIVE || r->kind == REQUEST_ALTERNATIVE) &&
+        (!uri || !strcmp(r->uri, uri)))
       server_request_abort(r, JSONRPC_CONTENT_MODIFIED);
     r = next;
   }
@@ -623,6 +643,161 @@ static void speculation_done(struct server *s, struct active_request *spec) {
   server_request_free(spec);
 }
 
+/* ---- alternatives (the alternatives setting) ----------------------------------------------- */
+
+void completion_forget_alternatives(struct server *s, const char *uri) {
+  struct alternative_set *a = &s->alternatives;
+  if (!a->uri || (uri && strcmp(a->uri, uri))) return;
+  aug_free(a->uri);
+  aug_free(a->text);
+  for (size_t i = 0; i < a->n; i++)
+    aug_free(a->items[i]);
+  memset(a, 0, sizeof *a);
+}
+
+/* Whether the document is exactly the state the alternatives are for. */
+static bool alternatives_match(const struct server *s, const char *uri, const struct document *doc,
+                               size_t cursor) {
+  const struct alternative_set *a = &s->alternatives;
+  return a->uri && !strcmp(a->uri, uri) && cursor == a->cursor &&
+         completion_state_typed(a->text, a->prefix_len, a->text + a->prefix_len, a->suffix_len,
+                                NULL, 0, false, 0, doc->text.data, doc->text.len, cursor) == 0;
+}
+
+/* An explicit invocation answered from the cache: the alternatives found so far for its state go
+ * with the answer (an editor cycling through suggestions asks again). Takes cached. */
+static json_t *with_alternatives(struct server *s, const char *uri, const struct document *doc,
+                                 size_t cursor, struct lsp_position pos, bool inline_format,
+                                 json_t *cached) {
+  const struct alternative_set *a = &s->alternatives;
+  if (a->n < 2 || !alternatives_match(s, uri, doc, cursor)) return cached;
+  json_t *items = json_array();
+  for (size_t i = 0; items && i < a->n; i++) {
+    json_t *data = json_pack("{s:{s:b,s:I},s:s}", "stats", "cached", 1, "alternative",
+                             (json_int_t)i, "provider", PIPELINE_LOCAL_PROVIDER);
+    if (json_array_append_new(items,
+                              item_json(inline_format, pos, a->items[i], a->lens[i], data))) {
+      json_decref(items);
+      items = NULL;
+    }
+  }
+  json_t *result = !items          ? NULL
+                   : inline_format ? json_pack("{s:o}", "items", items)
+                                   : json_pack("{s:b,s:o}", "isIncomplete", 0, "items", items);
+  if (!result) return cached; /* out of memory: the one suggestion is still an answer */
+  json_decref(cached);
+  s->n_alternative_answers++;
+  return result;
+}
+
+/* Queues one more alternative for the state kept in s->alternatives, in idle time; false when
+ * none could start. */
+static bool submit_alternative(struct server *s) {
+  struct alternative_set *a = &s->alternatives;
+  struct document *doc = documents_find(s->docs, a->uri);
+  if (!doc || !alternatives_match(s, a->uri, doc, a->cursor)) return false;
+  struct active_request *r = server_request_new(s, REQUEST_ALTERNATIVE, NULL);
+  if (!r || !fill_request(s, r, a->uri, doc->text.data, doc->text.len, a->cursor)) {
+    server_request_free(r);
+    return false;
+  }
+  for (size_t i = 0; i < a->n; i++) {
+    if (!(r->avoid[i] = aug_strndup(a->items[i], a->lens[i]))) {
+      server_request_free(r);
+      return false;
+    }
+    r->avoid_len[i] = a->lens[i];
+    r->n_avoid++;
+  }
+  a->tries++;
+  snprintf(r->id_text, sizeof r->id_text, "\"alt-%zu\"", a->tries);
+  r->submitted = true;
+  scheduler_submit(s->scheduler, &r->job);
+  return true;
+}
+
+/* Starts the alternatives of the state (uri, text[0..prefix_len + suffix_len) the prompt window
+ * with the cursor at prefix_len, byte offset cursor in the document) whose first suggestion is
+ * first[0..first_len), in idle time; false when none started. */
+static bool alternatives_begin(struct server *s, const char *uri, const char *text,
+                               size_t prefix_len, size_t suffix_len, size_t cursor,
+                               const char *first, size_t first_len) {
+  if (s->config.alternatives < 2 || !s->config.completion_cache || first_len == 0 ||
+      !needs_model(s))
+    return false;
+  completion_forget_alternatives(s, NULL);
+  struct alternative_set *a = &s->alternatives;
+  a->uri = aug_strndup(uri, strlen(uri));
+  a->text = aug_strndup(text, prefix_len + suffix_len);
+  a->items[0] = aug_strndup(first, first_len);
+  a->n = a->items[0] ? 1 : 0;
+  if (!a->uri || !a->text || !a->n) {
+    completion_forget_alternatives(s, NULL);
+    return false;
+  }
+  a->lens[0] = first_len;
+  a->prefix_len = prefix_len;
+  a->suffix_len = suffix_len;
+  a->cursor = cursor;
+  if (submit_alternative(s)) return true;
+  completion_forget_alternatives(s, NULL);
+  return false;
+}
+
+/* An explicit invocation was answered by the local engine: its alternatives start (the state
+ * after accepting it is speculated once they are done). */
+static bool alternatives_start(struct server *s, const struct active_request *r) {
+  return r->invoked && !strcmp(r->provider, PIPELINE_LOCAL_PROVIDER) &&
+         alternatives_begin(s, r->uri, r->text, r->prefix_len, r->suffix_len, r->cursor, r->out,
+                            r->out_len);
+}
+
+/* An explicit invocation answered from the cache (the editor asks again to cycle through
+ * suggestions): the alternatives of that state start unless they exist or are on their way. */
+static void alternatives_start_for_hit(struct server *s, const char *uri,
+                                       const struct document *doc, size_t cursor,
+                                       const struct completion_cache_hit *hit) {
+  if (alternatives_match(s, uri, doc, cursor)) return;
+  size_t start, end;
+  prompt_window(doc->text.data, doc->text.len, cursor, (size_t)s->config.prefix_lines,
+                (size_t)s->config.suffix_lines, COMPLETION_SNAP_LINES, &start, &end);
+  alternatives_begin(s, uri, doc->text.data + start, cursor - start, end - cursor, cursor,
+                     hit->rest, hit->rest_len);
+}
+
+/* One alternative ended: kept when it says something new; the next one starts until there are
+ * enough or the tries are spent, then the state after accepting the first answer is speculated,
+ * as after any answer. */
+static void alternative_done(struct server *s, struct active_request *r) {
+  struct alternative_set *a = &s->alternatives;
+  bool ok =
+      r->rc == 0 && !r->reply_code && a->uri && !strcmp(a->uri, r->uri) && r->cursor == a->cursor;
+  if (ok) {
+    s->tokens_reused += r->stats.n_reused;
+    s->tokens_evaluated += r->stats.n_evaluated;
+    s->tokens_generated += r->stats.n_generated;
+    /* One that is the start of another (the same text cut sooner, from a first token that is a
+     * piece of the other's) shows the user nothing new. */
+    bool fresh = r->out_len > 0;
+    for (size_t i = 0; fresh && i < a->n; i++) {
+      size_t common = a->lens[i] < r->out_len ? a->lens[i] : r->out_len;
+      fresh = memcmp(a->items[i], r->out, common) != 0;
+    }
+    if (fresh && (a->items[a->n] = aug_strndup(r->out, r->out_len)) != NULL) {
+      a->lens[a->n++] = r->out_len;
+      s->n_alternatives++;
+    }
+  }
+  server_request_free(r);
+  if (!ok) return; /* an edit or another request stopped it: the state is gone or moved on */
+  if ((int64_t)a->n < s->config.alternatives && a->tries < ALTERNATIVE_MAX_TRIES &&
+      submit_alternative(s))
+    return;
+  struct document *doc = documents_find(s->docs, a->uri);
+  if (doc && alternatives_match(s, a->uri, doc, a->cursor))
+    speculate(s, a->uri, doc, a->cursor, a->items[0], a->lens[0]);
+}
+
 void completion_document_changed(struct server *s, const char *uri, size_t cursor) {
   completion_abort_for_uri(s, uri, JSONRPC_CONTENT_MODIFIED);
   struct document *doc = documents_find(s->docs, uri);
@@ -661,6 +836,10 @@ void completion_handle(struct server *s, json_t *id, json_t *params, bool inline
   json_t *cached = enabled && s->config.completion_cache
                        ? lookup_cached(s, uri_text, doc, cursor, pos, inline_format, NULL, &hit)
                        : NULL;
+  if (cached && !automatic && hit.typed == 0) {
+    cached = with_alternatives(s, uri_text, doc, cursor, pos, inline_format, cached);
+    alternatives_start_for_hit(s, uri_text, doc, cursor, &hit);
+  }
   if (cached) {
     s->n_cache_hits++;
     if (s->prompt_log) {
@@ -686,7 +865,10 @@ void completion_handle(struct server *s, json_t *id, json_t *params, bool inline
   struct active_request *spec = covering_speculation(s, uri_text, doc, cursor);
   struct active_request *r =
       server_request_new(s, inline_format ? REQUEST_INLINE_COMPLETION : REQUEST_COMPLETION, id);
-  if (r) r->position = pos;
+  if (r) {
+    r->position = pos;
+    r->invoked = !automatic;
+  }
   if (!r || !fill_request(s, r, uri_text, doc->text.data, doc->text.len, cursor)) {
     if (r) server_request_free(r);
     server_reply_error(s, id, JSONRPC_INTERNAL_ERROR, "out of memory for a completion request");

@@ -60,6 +60,7 @@ static const struct setting settings_table[] = {
     {"gpuLayers", SETTING_GPU_LAYERS, FIELD(gpu_layers), 0, 0},
     {"gpuOptions", SETTING_STRING, FIELD(gpu_options), 0, 0},
     {"speculationWaitMs", SETTING_DOUBLE, FIELD(speculation_wait_ms), 0, 600000},
+    {"alternatives", SETTING_INT, FIELD(alternatives), 1, CONFIG_MAX_ALTERNATIVES},
     {"languages", SETTING_LANGS, FIELD(languages), 0, 0},
     {"promptLog", SETTING_STRING, FIELD(prompt_log), 0, 0},
     {"plugins", SETTING_JSON_ARRAY, FIELD(plugins), 0, 0},
@@ -95,6 +96,7 @@ int config_init(struct config *cfg, struct aug_err *err) {
   cfg->enable = true;
   cfg->cursor_line_in_middle = true;
   cfg->speculate = true;
+  cfg->alternatives = CONFIG_MAX_ALTERNATIVES;
   cfg->completion_cache = true;
   cfg->syntax_check = true;
   cfg->syntax_context = true;

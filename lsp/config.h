@@ -27,6 +27,8 @@
  * 1 of 40: tests/bench/latency/results/2026-12-02-lookup.txt). Where batches are nearly free (a
  * GPU), 8 is the setting to try. */
 #define CONFIG_DEFAULT_PROMPT_LOOKUP 0
+/* Suggestions an explicit invocation (triggerKind 1) is answered with at most (alternatives). */
+#define CONFIG_MAX_ALTERNATIVES 3
 /* Prompt evaluation budget of an editor's request (promptBudgetMs); speculation has none. */
 #define CONFIG_DEFAULT_PROMPT_BUDGET_MS 750
 
@@ -51,6 +53,10 @@ struct config {
   bool enable;                /* master switch */
   bool cursor_line_in_middle; /* FIM layout: the cursor's line after <|fim_middle|> (generate.h) */
   bool speculate; /* complete ahead: after edits and for the state after accepting a suggestion */
+  /* Up to this many suggestions, with different first tokens, for an explicit invocation
+   * (alternatives, 1 = off): the first is answered as before; the others are computed in idle time
+   * and come with the next explicit request at that state (an editor cycling through them). */
+  int64_t alternatives;
   bool completion_cache; /* answer repeated and typed-through states from earlier answers */
   /* Cut each answer to what keeps the document parsing, drop it when nothing does
    * (plugins/syntax_filter.h; syntaxCheck, default on) */

@@ -190,6 +190,8 @@ void server_request_free(struct active_request *r) {
   aug_free(r->out);
   aug_free(r->partial);
   aug_free(r->doc_text);
+  for (size_t i = 0; i < r->n_avoid; i++)
+    aug_free(r->avoid[i]);
   pipeline_result_free(&r->result);
   pthread_mutex_destroy(&r->lock);
   aug_free(r);
@@ -210,7 +212,7 @@ static void server_reply_aborted(struct active_request *r) {
 
 void server_request_finish(struct active_request *r, json_t *result) {
   struct server *s = r->server;
-  if (r->kind == REQUEST_SPECULATIVE || r->answered) {
+  if (r->kind == REQUEST_SPECULATIVE || r->kind == REQUEST_ALTERNATIVE || r->answered) {
     json_decref(result); /* nobody asked, or answered already: nothing to send */
   } else if (r->reply_code) {
     json_decref(result);
@@ -552,6 +554,9 @@ static void execute_command(struct server *s, json_t *id, json_t *params) {
         "servedBySpeculation", (json_int_t)s->n_adopted);
     if (st) {
       json_object_set_new(st, "speculationsAbandoned", json_integer((json_int_t)s->n_abandoned));
+      json_object_set_new(st, "alternatives",
+                          json_pack("{s:I,s:I}", "computed", (json_int_t)s->n_alternatives,
+                                    "answers", (json_int_t)s->n_alternative_answers));
       json_object_set_new(st, "gpuFaults", json_integer((json_int_t)s->n_gpu_faults));
       json_object_set_new(st, "lastGpuFault", json_string(s->gpu_fault));
       json_object_set_new(st, "provider", json_string(server_plugins_provider(s)));
@@ -711,6 +716,7 @@ static void handle_notification(struct server *s, const char *method, json_t *pa
       completion_abort_for_uri(s, uri, JSONRPC_CONTENT_MODIFIED);
       completion_cancel_speculation(s, uri);
       completion_cache_forget(s->completions, uri);
+      completion_forget_alternatives(s, uri);
       if (documents_close(s->docs, uri, &err)) server_log(s, 2, "augury: %s", err.msg);
     }
   } else if (!strcmp(method, "textDocument/didSave")) {
@@ -958,6 +964,7 @@ cleanup:
   jsonrpc_framer_destroy(s->framer);
   documents_destroy(s->docs);
   completion_cache_destroy(s->completions);
+  completion_forget_alternatives(s, NULL);
   syntax_filter_destroy(s->syntax); /* the engine thread has stopped: nothing uses it now */
   json_decref(s->served_by);
   config_free(&s->config);

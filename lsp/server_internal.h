@@ -42,11 +42,29 @@ struct outgoing_request {
 /* REQUEST_SPECULATIVE: a completion the server starts on its own (after an edit, for the state
  * after accepting a suggestion); it gets no reply, its answer goes to the completion cache, and
  * client requests for a state it covers wait for it instead of starting their own. */
+/* REQUEST_ALTERNATIVE: the same, for the state of an explicit invocation just answered: one more
+ * suggestion whose first token differs from the answers so far (server.alternatives). */
 enum request_kind {
   REQUEST_INLINE_COMPLETION,
   REQUEST_COMPLETION,
   REQUEST_EXPLAIN,
-  REQUEST_SPECULATIVE
+  REQUEST_SPECULATIVE,
+  REQUEST_ALTERNATIVE
+};
+
+/* Alternatives tried for one state (one that comes out as the start of an earlier suggestion, or
+ * empty, after clean-up takes a try without adding a suggestion). */
+#define ALTERNATIVE_MAX_TRIES 4
+
+/* The suggestions for the last explicitly invoked state: its window and up to
+ * CONFIG_MAX_ALTERNATIVES texts, the first the answer it got. Loop thread. */
+struct alternative_set {
+  char *uri, *text; /* NULL: none */
+  size_t prefix_len, suffix_len, cursor;
+  char *items[CONFIG_MAX_ALTERNATIVES];
+  size_t lens[CONFIG_MAX_ALTERNATIVES];
+  size_t n;
+  size_t tries; /* alternatives run so far */
 };
 
 /* A client request being served asynchronously: it stays on the server's list until it got its one
@@ -89,7 +107,12 @@ struct active_request {
   size_t published;
   char *partial;
   size_t partial_len;
-  bool writing;   /* speculative: its prompt is evaluated and it is decoding (under lock) */
+  bool writing; /* speculative: its prompt is evaluated and it is decoding (under lock) */
+  bool invoked; /* completion: an explicit invocation (triggerKind 1 or none), not typing */
+  /* Alternative: the suggestions it must differ from (owned copies, completion_request.avoid). */
+  char *avoid[CONFIG_MAX_ALTERNATIVES];
+  size_t avoid_len[CONFIG_MAX_ALTERNATIVES];
+  size_t n_avoid;
   bool gpu_fault; /* the job met a GPU fault the engine rebuilt itself after (err says it) */
   struct progress *progress;
 };
@@ -168,7 +191,9 @@ struct server {
   /* Totals for augury.status. */
   uint64_t n_completions, n_cancelled, n_superseded, n_empty, n_cache_hits, n_load_waits;
   uint64_t n_speculative, n_adopted; /* speculations started; requests served by one */
-  uint64_t n_abandoned;  /* requests that stopped waiting for one still evaluating its prompt */
+  uint64_t n_abandoned; /* requests that stopped waiting for one still evaluating its prompt */
+  struct alternative_set alternatives;
+  uint64_t n_alternatives, n_alternative_answers; /* computed; answers that carried them */
   uint64_t n_gpu_faults; /* jobs failed by a GPU fault, the engine placed again after it */
   char gpu_fault[512];   /* the last one's message: the fault and the placement since */
   uint64_t tokens_reused, tokens_evaluated, tokens_generated;
@@ -223,8 +248,11 @@ void completion_abort_for_uri(struct server *s, const char *uri, int code);
  * outdated completions are answered ContentModified, a speculation the user is typing along
  * survives, and otherwise a new one starts for the new state. */
 void completion_document_changed(struct server *s, const char *uri, size_t cursor);
-/* Stops every speculation (uri NULL) or those on uri: the engine is wanted for something else. */
+/* Stops every speculation (uri NULL) or those on uri: the engine is wanted for something else.
+ * Alternatives being computed stop too. */
 void completion_cancel_speculation(struct server *s, const char *uri);
+/* Forgets the alternatives kept for uri (NULL: whatever they are for). */
+void completion_forget_alternatives(struct server *s, const char *uri);
 
 /* server_plugins.c */
 void server_plugins_start(struct server *s); /* at initialize, after the settings */

@@ -2,6 +2,7 @@
  * sized to the context at load, so a request allocates nothing but its sampler (explain only). */
 #include "plugins/generate.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -20,6 +21,7 @@ struct generator {
   enum chat_format chat;
   int32_t *ids;      /* n_ctx prompt tokens */
   int32_t *best_ids; /* n_ctx: the cheapest prompt while the prompt budget compares cuts */
+  float *masked;     /* n_vocab logits with avoided first tokens masked (allocated on use) */
   size_t n_ctx;
   size_t n_last_prompt;
   /* Prompt evaluation cost, ms per token, from recent evaluations (0 = not measured yet): what
@@ -119,6 +121,7 @@ void generator_destroy(struct generator *g) {
   heal_vocab_destroy(g->heal);
   aug_free(g->ids);
   aug_free(g->best_ids);
+  aug_free(g->masked);
   aug_free(g);
 }
 
@@ -201,6 +204,40 @@ static int32_t next_token(const struct generator *g, const float *logits, size_t
   return argmax(logits, n_vocab);
 }
 
+/* Whether token bytes b[0..nb) go past healed[0..nh) and are a start of it followed by
+ * text[0..n): a first token that begins to write an earlier suggestion again. (One inside the
+ * healed text commits to nothing yet.) */
+static bool starts_again(const char *b, size_t nb, const char *healed, size_t nh, const char *text,
+                         size_t n) {
+  if (nb <= nh || nb > nh + n) return false;
+  return !memcmp(b, healed, nh) && !memcmp(b + nh, text, nb - nh);
+}
+
+/* The first token: as next_token, never one that begins to write a suggestion to avoid again
+ * (an alternative). The logits are copied so those can be masked; AUG_ENOMEM when that fails. */
+static int first_token(struct generator *g, const struct completion_request *req, size_t n_vocab,
+                       const char *rest, size_t rest_len, int32_t *out, struct aug_err *err) {
+  const float *logits = engine_logits(g->engine);
+  if (req->n_avoid == 0) {
+    *out = next_token(g, logits, n_vocab, rest, rest_len);
+    return 0;
+  }
+  if (!g->masked && !(g->masked = aug_malloc(n_vocab * sizeof *g->masked)))
+    return aug_err_set(err, AUG_ENOMEM, "generate: out of memory for %zu logits", n_vocab);
+  memcpy(g->masked, logits, n_vocab * sizeof *g->masked);
+  for (size_t id = 0; id < n_vocab; id++) {
+    size_t nb = 0;
+    const char *b = heal_token_bytes(g->heal, (int32_t)id, &nb);
+    for (size_t k = 0; b && k < req->n_avoid; k++)
+      if (starts_again(b, nb, rest, rest_len, req->avoid[k], req->avoid_len[k])) {
+        g->masked[id] = -INFINITY;
+        break;
+      }
+  }
+  *out = next_token(g, g->masked, n_vocab, rest, rest_len);
+  return 0;
+}
+
 /* Prompt budget: a prompt whose new tokens would take longer than the budget to evaluate (a jump
  * to a region nothing is cached for) loses far prefix lines until it fits; the editor gets a
  * suggestion now, and the next prompts (speculation in idle time) bring the full window back.
@@ -248,6 +285,7 @@ int generator_complete(struct generator *g, const struct completion_request *req
                        struct generation_stats *stats, struct aug_err *err) {
   double t0 = aug_now_ms();
   memset(stats, 0, sizeof *stats);
+  stats->first_token = -1;
   *len = 0;
   out[0] = '\0';
   if (!g->has_fim)
@@ -350,7 +388,9 @@ int generator_complete(struct generator *g, const struct completion_request *req
   /* The healed text not yet written again: the next token must fit it (heal.h). */
   const char *rest = healed;
   size_t rest_len = heal;
-  queue[0] = next_token(g, engine_logits(g->engine), n_vocab, rest, rest_len);
+  rc = first_token(g, req, n_vocab, rest, rest_len, &queue[0], err);
+  if (rc) return rc;
+  stats->first_token = queue[0];
   stats->stop = "max_tokens";
   for (int i = 0; i < max_tokens; i++) {
     if (cancel && atomic_load(cancel)) {
@@ -397,7 +437,9 @@ int generator_complete(struct generator *g, const struct completion_request *req
     if (k == 0) {
       rc = engine_push(g->engine, t, cancel, err);
       if (rc) break;
-      queue[0] = next_token(g, engine_logits(g->engine), n_vocab, rest, rest_len);
+      rc = first_token(g, req, n_vocab, rest, rest_len, &queue[0], err);
+      if (rc) return rc;
+      stats->first_token = queue[0];
       q_len = 1;
       continue;
     }
@@ -440,6 +482,7 @@ int generator_explain(struct generator *g, const struct explain_request *req,
                       struct aug_err *err) {
   double t0 = aug_now_ms();
   memset(stats, 0, sizeof *stats);
+  stats->first_token = -1;
   *len = 0;
   out[0] = '\0';
   int max_tokens = req->max_tokens > 0 ? req->max_tokens : 1;

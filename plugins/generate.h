@@ -63,6 +63,12 @@ struct completion_request {
   /* (optional) Context pieces for the prompt (prompt.h fim_input.context; borrowed). */
   const struct augury_context_piece *context;
   size_t n_context;
+  /* (optional) Suggestions already given for this state (borrowed): the first generated token may
+   * not be a start of any of them (after the healed text), so the answer differs from each from
+   * its first token on (an alternative suggestion). */
+  const char *const *avoid;
+  const size_t *avoid_len;
+  size_t n_avoid;
 };
 
 struct generation_stats {
@@ -74,6 +80,7 @@ struct generation_stats {
   size_t n_generated;
   size_t n_drafted, n_accepted; /* prompt-lookup draft tokens verified, and accepted */
   size_t n_shrunk;              /* prompt tokens the prompt budget left out */
+  int32_t first_token;          /* the first token generated (-1: none) */
   double prompt_ms, generate_ms, total_ms;
   const char *stop; /* "eog", "max_tokens", "rule", "time", "buffer" */
 };

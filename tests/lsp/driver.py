@@ -29,6 +29,8 @@ A transcript is a JSON object:
     {"wait_replies": true}            waits until every request sent got its reply
     {"expect_file": {"path": P, "match": "re:REGEX"}}  waits until file P's text matches
     {"sleep": seconds}
+    {"poll": {"request": MSG, "match": PATTERN, "every": s}}  sends MSG (id made "ID-k") until its
+                                      reply matches (each reply must come; up to "timeout" s)
     {"close_stdin": true}
     {"close_stdout": true}            stops reading the server's output (EPIPE on its next write)
     {"kill_parent": true}
@@ -390,6 +392,22 @@ def run(transcript_path, augury, wrapper, timeout_scale):
                             raise Failure(f"{want['path']} does not match {want['match']}: "
                                           f"{text[-400:]!r}")
                         time.sleep(0.1)
+                elif "poll" in step:
+                    want = step["poll"]
+                    deadline = time.time() + step.get("timeout", 30) * s.scale
+                    last = None
+                    for k in range(1, 10000):
+                        msg_out = dict(want["request"], id=f"{want['request']['id']}-{k}")
+                        s.send(msg_out)
+                        last = s.wait_for(lambda m, i=msg_out["id"]: "method" not in m and
+                                          m.get("id") == i, step.get("timeout", 30),
+                                          f"the reply to id {msg_out['id']}")
+                        if match(want["match"], last) is None:
+                            break
+                        if time.time() > deadline:
+                            raise Failure(f"no reply matched {json.dumps(want['match'])[:200]}"
+                                          f"\n  last: {json.dumps(last)[:400]}")
+                        time.sleep(want.get("every", 0.25))
                 elif "sleep" in step:
                     time.sleep(step["sleep"])
                 elif "close_stdin" in step:

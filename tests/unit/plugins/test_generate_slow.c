@@ -221,6 +221,40 @@ static void test_prompt_budget_shrinks_far_context(void **state) {
   free(pre);
 }
 
+/* An alternative: told to avoid the first answer, the first token writes something else (not a
+ * start of it, though a token that is a piece of it would write it again under greedy decoding)
+ * and the prompt is all resident; avoiding nothing gives the first answer again. */
+static void test_avoid_earlier_suggestion(void **state) {
+  struct generator *g = need(state);
+  struct completion_request req = middle_request(
+      "import os\n\n\ndef python_files(root):\n    return [n for n in os.listdir(root) if n.",
+      "]\n", 6);
+  char first[4096], out[4096];
+  size_t first_len = 0, len = 0;
+  struct generation_stats st;
+  struct aug_err err = {0};
+  assert_int_equal(generator_complete(g, &req, NULL, first, sizeof first, &first_len, &st, &err),
+                   0);
+  assert_true(first_len > 0);
+  int32_t t0 = st.first_token;
+  const char *avoid[] = {first};
+  size_t avoid_len[] = {first_len};
+  req.avoid = avoid;
+  req.avoid_len = avoid_len;
+  req.n_avoid = 1;
+  assert_int_equal(generator_complete(g, &req, NULL, out, sizeof out, &len, &st, &err), 0);
+  print_message("first \"%s\", alternative \"%s\"\n", first, out);
+  assert_true(st.first_token >= 0 && st.first_token != t0);
+  assert_true(st.n_evaluated <= 1);
+  size_t common = len < first_len ? len : first_len;
+  assert_true(len == 0 || memcmp(out, first, common) != 0);
+  req.n_avoid = 0;
+  assert_int_equal(generator_complete(g, &req, NULL, out, sizeof out, &len, &st, &err), 0);
+  assert_int_equal(st.first_token, t0);
+  assert_int_equal(len, first_len);
+  assert_memory_equal(out, first, len);
+}
+
 static void test_single_line_and_budget(void **state) {
   struct generator *g = need(state);
   struct completion_request req =
@@ -292,6 +326,7 @@ int main(void) {
       cmocka_unit_test(test_prompt_lookup_is_exact),
       cmocka_unit_test(test_token_healing_mid_word),
       cmocka_unit_test(test_prompt_budget_shrinks_far_context),
+      cmocka_unit_test(test_avoid_earlier_suggestion),
       cmocka_unit_test(test_single_line_and_budget),
       cmocka_unit_test(test_cancel),
       cmocka_unit_test(test_explain_streams),
