@@ -365,20 +365,15 @@ struct syntax_check_params syntax_check_params_default(void) {
                                       .cut_at_block_end = true};
 }
 
-/* One candidate check: the document, where the candidate goes, and the time limit. */
-struct attempt {
-  struct syntax_doc *doc;
-  size_t cursor;
-  size_t replaced;
-  const char *candidate;
-  TSPoint cursor_point;       /* of cursor */
-  TSPoint replaced_end_point; /* of cursor + replaced, in the document */
-  uint64_t deadline_ns;       /* 0: none */
-  bool timed_out;
-  uint64_t parse_budget_ns;   /* per parse; 0: none */
-  uint64_t parse_deadline_ns; /* of the parse running */
-  bool parse_slow;            /* the parse running went past parse_budget_ns */
-  unsigned slow_parses;
+/* A time budget of the calling thread's CPU time, with a wall-clock backstop. CPU time because
+ * the machines this runs on are shared (CI runs at a load average of 5-9 on 2 cores): wall time
+ * there counts the time the thread waited for a core, and good candidates were dropped for it.
+ * The backstop, SYNTAX_WALL_BACKSTOP times the budget in wall time, still ends a check that
+ * stalls (a thread starved for that long would miss the user anyway). */
+struct budget {
+  uint64_t budget_ns;  /* 0: none */
+  uint64_t cpu_start;  /* thread CPU time when it started */
+  uint64_t wall_start; /* monotonic time when it started */
 };
 
 static uint64_t monotonic_ns(void) {
@@ -387,16 +382,64 @@ static uint64_t monotonic_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static uint64_t thread_cpu_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static struct budget budget_start(uint64_t budget_ns) {
+  struct budget b = {budget_ns, 0, 0};
+  if (budget_ns) {
+    b.wall_start = monotonic_ns();
+    b.cpu_start = thread_cpu_ns();
+  }
+  return b;
+}
+
+/* wall_now: monotonic_ns(); *cpu_now: thread_cpu_ns(), read here when needed (0: not yet). A
+ * thread's CPU time cannot grow faster than the wall clock, so while the wall time spent is within
+ * the budget the CPU clock (a system call, where the monotonic clock is not) is not read at all:
+ * the common fast parse pays nothing for it. */
+static bool budget_spent(const struct budget *b, uint64_t wall_now, uint64_t *cpu_now) {
+  if (!b->budget_ns) return false;
+  uint64_t wall = wall_now - b->wall_start;
+  if (wall <= b->budget_ns) return false;
+  if (wall > b->budget_ns * SYNTAX_WALL_BACKSTOP) return true;
+  if (!*cpu_now) *cpu_now = thread_cpu_ns();
+  return *cpu_now - b->cpu_start > b->budget_ns;
+}
+
+/* One candidate check: the document, where the candidate goes, and the time limits. */
+struct attempt {
+  struct syntax_doc *doc;
+  size_t cursor;
+  size_t replaced;
+  const char *candidate;
+  TSPoint cursor_point;       /* of cursor */
+  TSPoint replaced_end_point; /* of cursor + replaced, in the document */
+  struct budget check;        /* time_budget_us, of the whole check */
+  bool timed_out;
+  uint64_t parse_budget_ns; /* per parse; 0: none */
+  struct budget parse;      /* of the parse running */
+  bool parse_slow;          /* the parse running went past parse_budget_ns */
+  unsigned slow_parses;
+  void (*progress_hook_cb)(void *data);
+  void *progress_hook_data;
+};
+
 /* tree-sitter calls this every 100 parse operations; true stops the parse. */
 static bool progress_cb(TSParseState *state) {
   struct attempt *a = state->payload;
-  if (!a->deadline_ns && !a->parse_deadline_ns) return false;
-  uint64_t now = monotonic_ns();
-  if (a->deadline_ns && now > a->deadline_ns) {
+  if (a->progress_hook_cb) a->progress_hook_cb(a->progress_hook_data);
+  if (!a->check.budget_ns && !a->parse.budget_ns) return false;
+  uint64_t wall_now = monotonic_ns();
+  uint64_t cpu_now = 0;
+  if (budget_spent(&a->check, wall_now, &cpu_now)) {
     a->timed_out = true;
     return true;
   }
-  if (a->parse_deadline_ns && now > a->parse_deadline_ns) {
+  if (budget_spent(&a->parse, wall_now, &cpu_now)) {
     a->parse_slow = true;
     return true;
   }
@@ -425,7 +468,7 @@ static TSTree *attempt_parse(struct attempt *a, size_t keep) {
   TSInput input = {.payload = &in, .read = spliced_read, .encoding = TSInputEncodingUTF8};
   TSParseOptions options = {.payload = a, .progress_callback = progress_cb};
   a->parse_slow = false;
-  a->parse_deadline_ns = a->parse_budget_ns ? monotonic_ns() + a->parse_budget_ns : 0;
+  a->parse = budget_start(a->parse_budget_ns);
   TSTree *tree = ts_parser_parse_with_options(doc->parser, edited, input, options);
   ts_tree_delete(edited);
   /* A stopped parse would otherwise be resumed by the next call. */
@@ -570,8 +613,10 @@ int syntax_check(struct syntax_doc *doc, size_t cursor, const char *candidate, s
                       .candidate = candidate,
                       .cursor_point = point_at(doc->text, cursor)};
   a.replaced_end_point = point_after(a.cursor_point, doc->text + cursor, p.replaced);
-  if (p.time_budget_us) a.deadline_ns = monotonic_ns() + (uint64_t)p.time_budget_us * 1000u;
+  a.check = budget_start((uint64_t)p.time_budget_us * 1000u);
   a.parse_budget_ns = (uint64_t)p.parse_budget_us * 1000u;
+  a.progress_hook_cb = p.progress_hook_cb;
+  a.progress_hook_data = p.progress_hook_data;
 
   size_t keep = length;
   size_t fresh = 0;

@@ -54,19 +54,30 @@ struct syntax_shape {
 int syntax_shape_at(const struct syntax_doc *doc, size_t cursor, struct syntax_shape *out,
                     struct aug_err *err);
 
+/* The time budgets below count the calling thread's CPU time (CLOCK_THREAD_CPUTIME_ID), not wall
+ * time: on a loaded machine a thread waiting for a core would otherwise spend a good candidate's
+ * budget doing nothing. Each also ends after SYNTAX_WALL_BACKSTOP times its length in wall time,
+ * so a thread starved of the CPU still gives up. */
+enum { SYNTAX_WALL_BACKSTOP = 10 };
+
 struct syntax_check_params {
   size_t replaced;     /* bytes after the cursor that the candidate replaces (default 0) */
   unsigned max_parses; /* give up (drop the candidate) after this many parses (default 32) */
-  /* give up (drop the candidate, timed_out) when the check takes longer than this; 0: no limit
-   * (the default) */
+  /* give up (drop the candidate, timed_out) when the check takes longer than this (thread CPU
+   * time); 0: no limit (the default) */
   unsigned time_budget_us;
-  /* a parse that runs longer than this is taken as failing and the candidate is cut further; 0:
-   * no limit (the default). On a document that parses, a good candidate parses in well under a
-   * millisecond and a failing one can take tens (error recovery runs on through the rest of the
-   * file): this bounds that cost, and it can only cut a slow good candidate shorter, never keep
-   * a broken one (the kept part is always a parse that finished clean). */
+  /* a parse that runs longer than this (thread CPU time) is taken as failing and the candidate is
+   * cut further; 0: no limit (the default). On a document that parses, a good candidate parses in
+   * well under a millisecond and a failing one can take tens (error recovery runs on through the
+   * rest of the file): this bounds that cost, and it can only cut a slow good candidate shorter,
+   * never keep a broken one (the kept part is always a parse that finished clean). */
   unsigned parse_budget_us;
   bool cut_at_block_end; /* at a MULTI_LINE shape, cut where the opened block closes (default on) */
+  /* (tests; default NULL) called from the parse's progress callback, every 100 parse operations,
+   * before the budgets are looked at: a test sleeps or spins in it to make a parse slow in wall
+   * or CPU time without depending on how fast the machine is. */
+  void (*progress_hook_cb)(void *data);
+  void *progress_hook_data;
 };
 struct syntax_check_params syntax_check_params_default(void);
 

@@ -5,6 +5,8 @@
  * cut where that block closes), incremental document updates against fresh parses, and the
  * refusals. Documents mark the cursor with "@@". */
 #include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
 
 #include "grammars/syntax.h"
 #include "tests/unit/test_support.h"
@@ -357,6 +359,138 @@ static void test_time_budget(void **state) {
   free(text);
 }
 
+/* What the progress hook does on its first call (later calls only count): sleep (the thread off
+ * the CPU, as a descheduled one is on a loaded machine) or spin (CPU time spent). */
+struct stall {
+  unsigned calls;
+  unsigned sleep_ms;
+  unsigned spin_ms; /* of this thread's CPU time */
+};
+
+static uint64_t thread_cpu_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void stall_cb(void *data) {
+  struct stall *s = data;
+  if (s->calls++ > 0) return;
+  if (s->sleep_ms) {
+    struct timespec ts = {s->sleep_ms / 1000, (long)(s->sleep_ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+  }
+  if (s->spin_ms) {
+    uint64_t end = thread_cpu_ns() + (uint64_t)s->spin_ms * 1000000u;
+    while (thread_cpu_ns() < end) {
+    }
+  }
+}
+
+/* A Python function of 60 statements and a cursor at the start of its body's last line: the
+ * candidate, 60 more statements, takes a parse of well over 100 operations, so the progress
+ * callback (and the hook) runs during it. */
+static struct syntax_doc *stall_doc(char *candidate, size_t capacity, size_t *cursor) {
+  char document[8192];
+  size_t n = (size_t)snprintf(document, sizeof document, "def f(a, b):\n");
+  for (int i = 0; i < 60; i++)
+    n += (size_t)snprintf(document + n, sizeof document - n, "    x%d = g(a, b + %d)\n", i, i);
+  n += (size_t)snprintf(document + n, sizeof document - n, "    @@\n    return a\n");
+  size_t c = 0;
+  for (int i = 0; i < 60; i++)
+    c += (size_t)snprintf(candidate + c, capacity - c, "%sy%d = h(a, [b, %d])", i ? "\n    " : "",
+                          i, i);
+  struct syntax_doc *doc = open_doc("python", document, cursor);
+  assert_int_equal(syntax_doc_error_count(doc), 0);
+  return doc;
+}
+
+/* The budgets count the thread's CPU time: a sleep longer than both budgets (but within their
+ * wall-clock backstops) in the middle of the parse of a good candidate leaves it kept whole. With
+ * wall-clock budgets the check was given up (timed_out) and the candidate dropped. */
+static void test_budget_ignores_time_off_cpu(void **state) {
+  (void)state;
+  char candidate[8192];
+  size_t cursor;
+  struct syntax_doc *doc = stall_doc(candidate, sizeof candidate, &cursor);
+  struct stall stall = {.sleep_ms = 60};
+  struct syntax_check_params p = syntax_check_params_default();
+  p.parse_budget_us = 20000; /* backstop 200 ms of wall time */
+  p.time_budget_us = 40000;  /* backstop 400 ms */
+  p.progress_hook_cb = stall_cb;
+  p.progress_hook_data = &stall;
+  struct syntax_verdict v;
+  struct aug_err err = {0};
+  assert_int_equal(syntax_check(doc, cursor, candidate, strlen(candidate), &p, &v, &err), 0);
+  assert_true(stall.calls >= 1); /* the sleep happened inside the parse */
+  assert_false(v.timed_out);
+  assert_int_equal(v.slow_parses, 0);
+  assert_int_equal(v.parses, 1);
+  assert_int_equal(v.keep, strlen(candidate));
+  syntax_doc_destroy(doc);
+}
+
+/* The wall-clock backstop: a thread kept off the CPU for longer than SYNTAX_WALL_BACKSTOP times
+ * the budget still gives up, though it has spent almost no CPU time. */
+static void test_budget_wall_backstop(void **state) {
+  (void)state;
+  char candidate[8192];
+  size_t cursor;
+  struct syntax_doc *doc = stall_doc(candidate, sizeof candidate, &cursor);
+  struct stall stall = {.sleep_ms = 30};
+  struct syntax_check_params p = syntax_check_params_default();
+  p.time_budget_us = 1000; /* backstop 10 ms */
+  p.progress_hook_cb = stall_cb;
+  p.progress_hook_data = &stall;
+  struct syntax_verdict v;
+  struct aug_err err = {0};
+  assert_int_equal(syntax_check(doc, cursor, candidate, strlen(candidate), &p, &v, &err), 0);
+  assert_true(stall.calls >= 1);
+  assert_true(v.timed_out);
+  assert_int_equal(v.keep, 0);
+
+  /* The same for one parse: taken as failing, and the lines before are parsed again (the hook
+   * sleeps only once) and kept. */
+  stall = (struct stall){.sleep_ms = 30};
+  p.time_budget_us = 0;
+  p.parse_budget_us = 1000;
+  assert_int_equal(syntax_check(doc, cursor, candidate, strlen(candidate), &p, &v, &err), 0);
+  assert_true(stall.calls >= 1);
+  assert_false(v.timed_out);
+  assert_true(v.slow_parses >= 1);
+  assert_true(v.keep < strlen(candidate));
+  syntax_doc_destroy(doc);
+}
+
+/* CPU time spent in the parse still counts: a parse that burns more CPU than its budget is taken
+ * as failing, however long or short the wall time it took. */
+static void test_budget_counts_cpu_time(void **state) {
+  (void)state;
+  char candidate[8192];
+  size_t cursor;
+  struct syntax_doc *doc = stall_doc(candidate, sizeof candidate, &cursor);
+  struct stall stall = {.spin_ms = 3};
+  struct syntax_check_params p = syntax_check_params_default();
+  p.parse_budget_us = 1000;
+  p.progress_hook_cb = stall_cb;
+  p.progress_hook_data = &stall;
+  struct syntax_verdict v;
+  struct aug_err err = {0};
+  assert_int_equal(syntax_check(doc, cursor, candidate, strlen(candidate), &p, &v, &err), 0);
+  assert_true(stall.calls >= 1);
+  assert_true(v.slow_parses >= 1);
+  assert_true(v.keep < strlen(candidate));
+
+  stall = (struct stall){.spin_ms = 3};
+  p.parse_budget_us = 0;
+  p.time_budget_us = 1000;
+  assert_int_equal(syntax_check(doc, cursor, candidate, strlen(candidate), &p, &v, &err), 0);
+  assert_true(v.timed_out);
+  assert_int_equal(v.keep, 0);
+  syntax_doc_destroy(doc);
+}
+
 /* Incremental updates give the tree a fresh parse gives, after each of a series of edits. */
 static void test_incremental_matches_fresh(void **state) {
   (void)state;
@@ -504,6 +638,9 @@ int main(void) {
       cmocka_unit_test(test_replaced_range),
       cmocka_unit_test(test_budget),
       cmocka_unit_test(test_time_budget),
+      cmocka_unit_test(test_budget_ignores_time_off_cpu),
+      cmocka_unit_test(test_budget_wall_backstop),
+      cmocka_unit_test(test_budget_counts_cpu_time),
       cmocka_unit_test(test_incremental_matches_fresh),
       cmocka_unit_test(test_random_edits),
       cmocka_unit_test(test_inside_error),
