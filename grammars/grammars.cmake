@@ -126,6 +126,12 @@ target_include_directories(augury_lib PUBLIC ${ts_runtime}/include)
 add_executable(bench_syntax EXCLUDE_FROM_ALL ${CMAKE_SOURCE_DIR}/tests/bench/syntax/bench_syntax.c)
 target_link_libraries(bench_syntax PRIVATE augury_lib)
 set_target_properties(bench_syntax PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR})
+# The same through the pipeline's syntax filter, with its budgets, in thread CPU ms (on request).
+#   cmake --build build --target bench_syntax_filter && ./build/bench_syntax_filter [FILE.py]
+add_executable(bench_syntax_filter EXCLUDE_FROM_ALL
+  ${CMAKE_SOURCE_DIR}/tests/bench/syntax/bench_syntax_filter.c)
+target_link_libraries(bench_syntax_filter PRIVATE augury_lib)
+set_target_properties(bench_syntax_filter PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR})
 # The quality bench's parse check (tests/bench/quality/run_quality.py).
 add_executable(quality_parse_check EXCLUDE_FROM_ALL ${CMAKE_SOURCE_DIR}/tests/bench/quality/parse_check.c)
 target_link_libraries(quality_parse_check PRIVATE augury_lib)

@@ -1,0 +1,233 @@
+/* Cost of the pipeline's syntax check (plugins/syntax_filter.h, its default budgets) on a real
+ * file this project did not write (Python's difflib.py by default): at 200 evenly spaced lines the
+ * rest of the line after its indentation is cut out and offered back (a good candidate), then the
+ * same with a line ")) = (" appended (a broken one). Prints median / p90 / p99 of the calling
+ * thread's CPU time (what the budgets count) for: the tree update after a one-byte edit (the first
+ * byte of the cut typed back), the check of the good candidate, the check of the broken one.
+ *   cmake --build build --target bench_syntax_filter && ./build/bench_syntax_filter [FILE.py]
+ * Wall time and the load average are printed beside it: on a shared machine they differ. */
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "grammars/syntax.h"
+#include "plugins/syntax_filter.h"
+
+enum { CUTS = 200 };
+
+static double clock_ms(clockid_t id) {
+  struct timespec ts;
+  clock_gettime(id, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+struct samples {
+  double cpu[CUTS];
+  double wall[CUTS];
+  size_t n;
+  double cpu0, wall0;
+};
+
+static void samples_start(struct samples *s) {
+  s->wall0 = clock_ms(CLOCK_MONOTONIC);
+  s->cpu0 = clock_ms(CLOCK_THREAD_CPUTIME_ID);
+}
+
+static void samples_stop(struct samples *s) {
+  s->cpu[s->n] = clock_ms(CLOCK_THREAD_CPUTIME_ID) - s->cpu0;
+  s->wall[s->n] = clock_ms(CLOCK_MONOTONIC) - s->wall0;
+  s->n++;
+}
+
+static int compare_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static void report(const char *what, struct samples *s) {
+  size_t n = s->n;
+  if (n == 0) return;
+  qsort(s->cpu, n, sizeof *s->cpu, compare_double);
+  qsort(s->wall, n, sizeof *s->wall, compare_double);
+  printf("  %-34s n=%zu  cpu ms: median %.3f  p90 %.3f  p99 %.3f  max %.3f | wall ms: median "
+         "%.3f  p99 %.3f\n",
+         what, n, s->cpu[n / 2], s->cpu[n * 9 / 10], s->cpu[n * 99 / 100], s->cpu[n - 1],
+         s->wall[n / 2], s->wall[n * 99 / 100]);
+}
+
+static char *read_file(const char *path, size_t *length) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *text = n >= 0 ? malloc((size_t)n + 1) : NULL;
+  if (!text || fread(text, 1, (size_t)n, f) != (size_t)n) {
+    free(text);
+    fclose(f);
+    return NULL;
+  }
+  text[n] = '\0';
+  fclose(f);
+  *length = (size_t)n;
+  return text;
+}
+
+/* Offsets of the line starts of text, with text's length after the last; *count lines. */
+static size_t *line_starts(const char *text, size_t length, size_t *count) {
+  size_t n = 1;
+  for (size_t i = 0; i < length; i++)
+    n += text[i] == '\n';
+  size_t *starts = malloc((n + 1) * sizeof *starts);
+  if (!starts) return NULL;
+  size_t k = 0;
+  starts[k++] = 0;
+  for (size_t i = 0; i < length; i++)
+    if (text[i] == '\n') starts[k++] = i + 1;
+  starts[k] = length;
+  *count = k;
+  return starts;
+}
+
+struct outcomes {
+  size_t by[4]; /* by enum syntax_filter_outcome */
+};
+
+static void count_outcome(struct outcomes *o, const struct syntax_filter_result *r) {
+  o->by[r->outcome]++;
+}
+
+static void print_outcomes(const char *what, const struct outcomes *o) {
+  printf("  %-6s kept %zu, trimmed %zu, dropped %zu, skipped %zu\n", what,
+         o->by[SYNTAX_FILTER_KEPT], o->by[SYNTAX_FILTER_TRIMMED], o->by[SYNTAX_FILTER_DROPPED],
+         o->by[SYNTAX_FILTER_SKIPPED]);
+}
+
+static int bench(const char *path) {
+  size_t length;
+  char *text = read_file(path, &length);
+  size_t lines = 0;
+  size_t *starts = text ? line_starts(text, length, &lines) : NULL;
+  if (!starts || lines < 8) {
+    fprintf(stderr, "bench_syntax_filter: cannot read %s (or it has under 8 lines)\n", path);
+    free(text);
+    return 1;
+  }
+  static const char broken_line[] = "\n)) = (";
+  char *document = malloc(length + 2);
+  char *candidate = malloc(length + sizeof broken_line);
+  struct samples *update = calloc(1, sizeof *update);
+  struct samples *good = calloc(1, sizeof *good);
+  struct samples *bad = calloc(1, sizeof *bad);
+  struct syntax_filter_params params = syntax_filter_params_default();
+  struct syntax_filter *filter = NULL;
+  struct syntax_doc *doc = NULL;
+  struct aug_err err = {0};
+  struct outcomes good_outcomes = {{0}}, bad_outcomes = {{0}};
+  size_t slow_updates = 0, slow_updates_broken = 0; /* over 5 ms; of them, on a broken document */
+  int rc = 1;
+  if (!document || !candidate || !update || !good || !bad) goto done;
+  if (syntax_filter_create(&params, &filter, &err) ||
+      syntax_doc_create(grammars_find_name("python"), &doc, &err)) {
+    fprintf(stderr, "bench_syntax_filter: %s\n", err.msg);
+    goto done;
+  }
+  for (size_t c = 0; c < CUTS; c++) {
+    size_t line = 1 + c * (lines - 4) / CUTS;
+    size_t cursor = starts[line];
+    size_t line_end = starts[line + 1] - 1; /* its newline */
+    while (cursor < line_end && (text[cursor] == ' ' || text[cursor] == '\t'))
+      cursor++;
+    if (line_end <= cursor) continue; /* a blank line: nothing to cut */
+    size_t cut = line_end - cursor;
+    memcpy(document, text, cursor);
+    memcpy(document + cursor, text + line_end, length - line_end);
+    size_t doc_length = length - cut;
+    memcpy(candidate, text + cursor, cut);
+
+    /* Brings the filter's tree to this document (a jump across the file: not what is measured). */
+    struct syntax_filter_result r;
+    if (syntax_filter_check(filter, "file:///bench.py", "python", path, document, doc_length,
+                            cursor, candidate, cut, &r, &err)) {
+      fprintf(stderr, "bench_syntax_filter: %s\n", err.msg);
+      goto done;
+    }
+    /* The same text again: the filter does not reparse it, so this is the check alone. */
+    samples_start(good);
+    int check_rc = syntax_filter_check(filter, "file:///bench.py", "python", path, document,
+                                       doc_length, cursor, candidate, cut, &r, &err);
+    samples_stop(good);
+    count_outcome(&good_outcomes, &r);
+    memcpy(candidate + cut, broken_line, sizeof broken_line - 1);
+    samples_start(bad);
+    check_rc |=
+        syntax_filter_check(filter, "file:///bench.py", "python", path, document, doc_length,
+                            cursor, candidate, cut + sizeof broken_line - 1, &r, &err);
+    samples_stop(bad);
+    count_outcome(&bad_outcomes, &r);
+    if (check_rc) {
+      fprintf(stderr, "bench_syntax_filter: %s\n", err.msg);
+      goto done;
+    }
+
+    /* The tree update the filter does after a keystroke: the first byte of the cut typed back. */
+    if (syntax_doc_set_text(doc, document, doc_length, &err)) goto done;
+    memmove(document + cursor + 1, document + cursor, doc_length - cursor);
+    document[cursor] = text[cursor];
+    samples_start(update);
+    int update_rc = syntax_doc_set_text(doc, document, doc_length + 1, &err);
+    samples_stop(update);
+    if (update_rc) {
+      fprintf(stderr, "bench_syntax_filter: %s\n", err.msg);
+      goto done;
+    }
+    if (update->cpu[update->n - 1] > 5.0) {
+      slow_updates++;
+      slow_updates_broken += syntax_doc_error_count(doc) > 0;
+    }
+  }
+  double load[3] = {0};
+  if (getloadavg(load, 3) < 0) load[0] = -1;
+  printf("%s: %zu lines, %zu bytes; %zu one-line cuts; budgets: a parse %u us, a check %u us of "
+         "thread CPU time; load average %.2f\n",
+         path, lines, length, good->n, params.parse_budget_us, params.time_budget_us, load[0]);
+  report("tree update after a one-byte edit", update);
+  report("check of a good candidate", good);
+  report("check of a broken candidate", bad);
+  printf("  updates over 5 ms cpu: %zu, of them on a document with an error node after the edit: "
+         "%zu\n",
+         slow_updates, slow_updates_broken);
+  print_outcomes("good", &good_outcomes);
+  print_outcomes("broken", &bad_outcomes);
+  rc = 0;
+done:
+  syntax_doc_destroy(doc);
+  syntax_filter_destroy(filter);
+  free(update);
+  free(good);
+  free(bad);
+  free(candidate);
+  free(document);
+  free(starts);
+  free(text);
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  if (argc > 2) {
+    fprintf(stderr, "usage: bench_syntax_filter [FILE.py]\n");
+    return 2;
+  }
+  if (argc == 2) return bench(argv[1]);
+  /* Python's own difflib.py, whichever Python 3 the machine has. */
+  glob_t found;
+  if (glob("/usr/lib/python3*/difflib.py", 0, NULL, &found) != 0 || found.gl_pathc == 0) {
+    fprintf(stderr, "bench_syntax_filter: no /usr/lib/python3*/difflib.py: name a file\n");
+    return 1;
+  }
+  int rc = bench(found.gl_pathv[0]);
+  globfree(&found);
+  return rc;
+}
