@@ -201,7 +201,7 @@ struct server {
   /* Syntax checks of answers (speculations included), counted on the loop thread when a job is
    * done: by outcome, their cost, and why the last skipped one was not judged. */
   uint64_t n_syntax_kept, n_syntax_trimmed, n_syntax_dropped, n_syntax_skipped;
-  double syntax_ms;
+  double syntax_ms; /* wall-clock ms, update and check together: the latency the checks added */
   const char *syntax_last_skip; /* a static string, or NULL */
 };
 

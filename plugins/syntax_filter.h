@@ -23,9 +23,10 @@ struct syntax_filter_params {
 /* 16 documents, 2 MiB, parse budget 5000 us, time budget 10000 us (grammars/README.md: good
  * candidates check in 0.2-0.4 ms median; a parse past 5 ms is taken as failing, which only cuts
  * a slow good candidate shorter; a whole check past 10 ms is given up and the candidate dropped).
- * Both are wall-clock, so a loaded machine costs good candidates: 2 ms dropped 6 of 200 good
- * one-line candidates in difflib.py at load average 7 on 2 cores, 5 ms dropped 1
- * (plugins/README.md). */
+ * Both count the engine thread's CPU time, with a wall-clock backstop of SYNTAX_WALL_BACKSTOP
+ * times each (grammars/syntax.h): when they were wall-clock, the load cost good candidates (2 ms
+ * dropped 6 of 200 good one-line candidates in difflib.py at load average 7 on 2 cores, 5 ms
+ * dropped 1; plugins/README.md). */
 struct syntax_filter_params syntax_filter_params_default(void);
 
 int syntax_filter_create(const struct syntax_filter_params *params, struct syntax_filter **out,
@@ -48,8 +49,9 @@ struct syntax_filter_result {
   const char *reason;
   size_t keep;       /* bytes of the candidate to show (its whole length when skipped) */
   bool new_document; /* uri had no tree held (first check, or evicted): parsed whole */
-  double update_ms;  /* bringing the document's tree up to date */
-  double check_ms;   /* the check itself */
+  /* Wall-clock ms (the latency the user sees, not the CPU time the budgets count): */
+  double update_ms;              /* bringing the document's tree up to date */
+  double check_ms;               /* the check itself */
   struct syntax_verdict verdict; /* syntax_check's, when it ran */
 };
 
