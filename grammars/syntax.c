@@ -681,6 +681,7 @@ exhausted:
   out->keep = 0;
   return 0;
 failed:
+  out->slow_parses = a.slow_parses;
   if (rc == AUG_ETIMEOUT) {
     out->timed_out = true;
     out->keep = 0;

@@ -359,9 +359,10 @@ static void test_time_budget(void **state) {
   free(text);
 }
 
-/* What the progress hook does on its first call (later calls only count): sleep (the thread off
- * the CPU, as a descheduled one is on a loaded machine) or spin (CPU time spent). */
+/* What the progress hook does on its first `stalls` calls (later calls only count): sleep (the
+ * thread off the CPU, as a descheduled one is on a loaded machine) or spin (CPU time spent). */
 struct stall {
+  unsigned stalls;
   unsigned calls;
   unsigned sleep_ms;
   unsigned spin_ms; /* of this thread's CPU time */
@@ -375,7 +376,7 @@ static uint64_t thread_cpu_ns(void) {
 
 static void stall_cb(void *data) {
   struct stall *s = data;
-  if (s->calls++ > 0) return;
+  if (s->calls++ >= s->stalls) return;
   if (s->sleep_ms) {
     struct timespec ts = {s->sleep_ms / 1000, (long)(s->sleep_ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0) {
@@ -388,17 +389,18 @@ static void stall_cb(void *data) {
   }
 }
 
-/* A Python function of 60 statements and a cursor at the start of its body's last line: the
- * candidate, 60 more statements, takes a parse of well over 100 operations, so the progress
- * callback (and the hook) runs during it. */
+/* A Python function of 20 statements and a cursor at the start of its body's last line: the
+ * candidate, 12 more statements, takes a parse of several hundred operations, so the progress
+ * callback (and the hook) runs during it, yet costs little CPU (0.3 ms; about 10 ms under
+ * valgrind, still well within the budgets below). */
 static struct syntax_doc *stall_doc(char *candidate, size_t capacity, size_t *cursor) {
   char document[8192];
   size_t n = (size_t)snprintf(document, sizeof document, "def f(a, b):\n");
-  for (int i = 0; i < 60; i++)
+  for (int i = 0; i < 20; i++)
     n += (size_t)snprintf(document + n, sizeof document - n, "    x%d = g(a, b + %d)\n", i, i);
   n += (size_t)snprintf(document + n, sizeof document - n, "    @@\n    return a\n");
   size_t c = 0;
-  for (int i = 0; i < 60; i++)
+  for (int i = 0; i < 12; i++)
     c += (size_t)snprintf(candidate + c, capacity - c, "%sy%d = h(a, [b, %d])", i ? "\n    " : "",
                           i, i);
   struct syntax_doc *doc = open_doc("python", document, cursor);
@@ -414,10 +416,10 @@ static void test_budget_ignores_time_off_cpu(void **state) {
   char candidate[8192];
   size_t cursor;
   struct syntax_doc *doc = stall_doc(candidate, sizeof candidate, &cursor);
-  struct stall stall = {.sleep_ms = 60};
+  struct stall stall = {.stalls = 1, .sleep_ms = 150};
   struct syntax_check_params p = syntax_check_params_default();
-  p.parse_budget_us = 20000; /* backstop 200 ms of wall time */
-  p.time_budget_us = 40000;  /* backstop 400 ms */
+  p.parse_budget_us = 50000; /* backstop 500 ms of wall time */
+  p.time_budget_us = 100000; /* backstop 1 s */
   p.progress_hook_cb = stall_cb;
   p.progress_hook_data = &stall;
   struct syntax_verdict v;
@@ -438,7 +440,7 @@ static void test_budget_wall_backstop(void **state) {
   char candidate[8192];
   size_t cursor;
   struct syntax_doc *doc = stall_doc(candidate, sizeof candidate, &cursor);
-  struct stall stall = {.sleep_ms = 30};
+  struct stall stall = {.stalls = 1, .sleep_ms = 30};
   struct syntax_check_params p = syntax_check_params_default();
   p.time_budget_us = 1000; /* backstop 10 ms */
   p.progress_hook_cb = stall_cb;
@@ -452,7 +454,7 @@ static void test_budget_wall_backstop(void **state) {
 
   /* The same for one parse: taken as failing, and the lines before are parsed again (the hook
    * sleeps only once) and kept. */
-  stall = (struct stall){.sleep_ms = 30};
+  stall = (struct stall){.stalls = 1, .sleep_ms = 30};
   p.time_budget_us = 0;
   p.parse_budget_us = 1000;
   assert_int_equal(syntax_check(doc, cursor, candidate, strlen(candidate), &p, &v, &err), 0);
@@ -470,7 +472,7 @@ static void test_budget_counts_cpu_time(void **state) {
   char candidate[8192];
   size_t cursor;
   struct syntax_doc *doc = stall_doc(candidate, sizeof candidate, &cursor);
-  struct stall stall = {.spin_ms = 3};
+  struct stall stall = {.stalls = 1, .spin_ms = 3};
   struct syntax_check_params p = syntax_check_params_default();
   p.parse_budget_us = 1000;
   p.progress_hook_cb = stall_cb;
@@ -482,11 +484,24 @@ static void test_budget_counts_cpu_time(void **state) {
   assert_true(v.slow_parses >= 1);
   assert_true(v.keep < strlen(candidate));
 
-  stall = (struct stall){.spin_ms = 3};
+  stall = (struct stall){.stalls = 1, .spin_ms = 3};
   p.parse_budget_us = 0;
   p.time_budget_us = 1000;
   assert_int_equal(syntax_check(doc, cursor, candidate, strlen(candidate), &p, &v, &err), 0);
   assert_true(v.timed_out);
+  assert_int_equal(v.keep, 0);
+
+  /* A slow parse, then the check's budget spent in the next one: both are reported (the slow
+   * parse was not counted in a verdict that timed out). Each parse stops at the first callback
+   * that sees its budget spent, so the second spin falls in the second parse. */
+  stall = (struct stall){.stalls = 2, .spin_ms = 5};
+  p.parse_budget_us = 1000;
+  p.time_budget_us = 8000; /* past after two spins, not after one */
+  assert_int_equal(syntax_check(doc, cursor, candidate, strlen(candidate), &p, &v, &err), 0);
+  assert_true(stall.calls >= 2);
+  assert_true(v.timed_out);
+  assert_true(v.slow_parses >= 1);
+  assert_int_equal(v.parses, 2);
   assert_int_equal(v.keep, 0);
   syntax_doc_destroy(doc);
 }
