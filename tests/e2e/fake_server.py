@@ -223,7 +223,12 @@ class Server:
                 end = len(line)
             item["range"] = {"start": {"line": pos["line"], "character": index_to_char(line, start, self.encoding)},
                              "end": {"line": pos["line"], "character": index_to_char(line, end, self.encoding)}}
-        result = {"items": [item]} if not rule.get("bare_array") else [item]
+        items = [item]
+        # An explicit request gets the alternatives too, as augury answers one (its
+        # "alternatives" setting).
+        if params["context"]["triggerKind"] == 1:
+            items += [{"insertText": t} for t in rule.get("alternatives", [])]
+        result = {"items": items} if not rule.get("bare_array") else items
         due = time.monotonic() + rule.get("delay_ms", 0) / 1000.0
         self.pending.append([due, rid, uri, result])
 

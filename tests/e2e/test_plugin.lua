@@ -15,6 +15,7 @@ local rules = {
     data = { stats = { generated = 5, evaluated = 20, reused = 100, ms = 12.4, prompt_ms = 3 } } },
   { match = '    res', insertText = 'result = a * b\n    return result', range = 'word' },
   { match = '    slow', insertText = 'slow_answer()', delay_ms = 600 },
+  { match = '    alt', insertText = 'er_one()', alternatives = { 'er_two()', 'itude = 3' } },
   { match = 'total = ', insertText = 'a + b  # done', bare_array = true },
   { match = 'x = (', insertText = 'a, b)', range = 'eol' },
   { match = '', line_above = '# pause here', insertText = 'pass' },
@@ -180,6 +181,26 @@ H.run(function()
   req = H.fake_log().requests
   H.eq(1, req[#req].triggerKind, 'manual trigger kind')
   require('augury.config').get().auto_trigger = true
+  H.feed('<C-]>')
+
+  H.case('next suggestion: asks explicitly, then cycles through the alternatives')
+  H.set_line('')
+  H.type('    alt')
+  H.eq('er_one()', ghost_text().text, 'the automatic answer')
+  before = #H.fake_log().requests
+  H.feed('<M-]>')
+  H.wait(2000, function() local g = H.ghost()
+    return g and g.text == 'er_two()' end, 'the alternative after the shown one')
+  req = H.fake_log().requests
+  H.eq(before + 1, #req, 'one explicit request')
+  H.eq(1, req[#req].triggerKind, 'next asks with triggerKind Invoked')
+  H.feed('<M-]>')
+  H.eq('itude = 3', H.ghost().text, 'the third, without asking again')
+  H.feed('<M-]>')
+  H.eq('er_one()', H.ghost().text, 'back to the first')
+  H.eq(before + 1, #H.fake_log().requests, 'cycling asked nothing more')
+  H.feed('<Tab>')
+  H.eq('    alter_one()', vim.api.nvim_get_current_line(), 'Tab accepts the one shown')
   H.feed('<C-]>')
 
   H.case('a stale request is cancelled and its answer never shown')

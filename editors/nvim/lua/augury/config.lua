@@ -28,6 +28,7 @@ function M.defaults()
       accept_line = '<M-Down>',
       dismiss = '<C-]>',
       trigger = '<M-\\>',
+      next = '<M-]>',
     },
     -- Show "tokens, ms" after a suggestion.
     show_stats = false,

@@ -83,6 +83,7 @@ local function set_keymaps(keys)
   bind(keys.accept_line, 'accept_line')
   bind(keys.dismiss, 'dismiss')
   bind(keys.trigger, 'trigger', true)
+  bind(keys.next, 'next', true)
 end
 
 local function set_autocmds()
@@ -135,6 +136,7 @@ function M.accept_word() return suggestion.accept_word() end
 function M.accept_line() return suggestion.accept_line() end
 function M.dismiss() suggestion.dismiss() end
 function M.trigger() return suggestion.trigger() end
+function M.next() return suggestion.next() end
 function M.is_visible() return suggestion.is_visible() end
 
 --- Turns suggestions on (and retries a server that was missing, crashed, or reported an error

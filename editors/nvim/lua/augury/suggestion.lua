@@ -22,7 +22,7 @@ local TRIGGER_AUTOMATIC = 2
 
 local state = {
   enabled = true,
-  sugg = nil,    -- { buf, row, col, prefix, suffix, text, replace_len, stats }
+  sugg = nil,    -- { buf, row, col, prefix, suffix, text, replace_len, stats, choices, index }
   req = nil,     -- { id, seq, client, buf, tick, row, col }
   seq = 0,
   timer = nil,
@@ -168,12 +168,14 @@ end
 -- Shows `text` at the cursor of `buf` (row/col 0-based bytes); `replace_len` is how many bytes after
 -- the cursor accepting the last of it replaces (the item's range end; the suffix never changes
 -- while the suggestion lives, so the count stays valid as the cursor moves through it).
-local function show(buf, row, col, text, replace_len, stats)
+-- `choices` (optional) are all the suggestions the server gave for this state, `index` the one
+-- shown, for cycling (M.next).
+local function show(buf, row, col, text, replace_len, stats, choices, index)
   M.clear()
   local line = get_line(buf, row)
   state.sugg = {
     buf = buf, row = row, col = col, text = text, replace_len = replace_len, stats = stats,
-    prefix = line:sub(1, col), suffix = line:sub(col + 1),
+    prefix = line:sub(1, col), suffix = line:sub(col + 1), choices = choices, index = index,
   }
   state.last_stats = stats
   draw()
@@ -227,13 +229,21 @@ local function on_result(seq, err, result)
   if type(result) ~= 'table' then return end
   local items = result.items or result
   local line = get_line(buf, row)
+  local choices = {}
   for _, item in ipairs(items) do
     local text, replace_len = item_text(item, line, row, col, req.encoding)
     if text then
-      show(buf, row, col, text, replace_len, format_stats(item.data))
-      return
+      choices[#choices + 1] = { text = text, replace_len = replace_len, stats = format_stats(item.data) }
     end
   end
+  if #choices == 0 then return end
+  -- Asked for the next suggestion (M.next): the one after what was shown, when it is among them.
+  local index = 1
+  for i, c in ipairs(choices) do
+    if req.after and c.text == req.after then index = i % #choices + 1 end
+  end
+  local c = choices[index]
+  show(buf, row, col, c.text, c.replace_len, c.stats, choices, index)
 end
 
 --- Asks the server for a suggestion at the cursor. kind: 1 invoked (a key), 2 automatic (a pause).
@@ -276,6 +286,27 @@ end
 function M.trigger()
   M.clear()
   return M.request(TRIGGER_INVOKED)
+end
+
+--- The next suggestion for the cursor's state, bound to keymaps.next: among those the server
+--- gave, or, with only one known, ask again explicitly (the server answers an explicit request
+--- with the alternatives it computed after the first answer). The shown one stays until then.
+function M.next()
+  local s = state.sugg
+  local row, col = cursor()
+  local untouched = s and s.buf == vim.api.nvim_get_current_buf() and s.row == row and s.col == col
+    and s.choices and s.choices[s.index] and s.choices[s.index].text == s.text
+  if untouched and #s.choices > 1 then
+    local index = s.index % #s.choices + 1
+    local c = s.choices[index]
+    show(s.buf, s.row, s.col, c.text, c.replace_len, c.stats, s.choices, index)
+    return true
+  end
+  local after = untouched and s.text or nil
+  if not untouched then M.clear() end
+  if not M.request(TRIGGER_INVOKED) then return false end
+  state.req.after = after
+  return true
 end
 
 local function schedule_request()
