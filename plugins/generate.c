@@ -246,13 +246,29 @@ static int first_token(struct generator *g, const struct completion_request *req
  * near the cursor, a cut saves nothing and throws that work away. So each candidate cut is costed
  * against the cache (engine_prompt_cost) and the full prompt stays unless a cut is clearly
  * cheaper. g->ids[0..*n_ids) holds the full prompt on entry and the chosen one on return. */
+/* Tokens between <|fim_prefix|> and <|fim_suffix|> in g->ids[0..n): the prefix as built, which is
+ * often shorter than its bound (the window ran out of lines first). n when the markers are not
+ * found. */
+static size_t built_prefix_tokens(const struct generator *g, size_t n) {
+  size_t start = n, end = n;
+  for (size_t i = 0; i < n; i++) {
+    if (g->ids[i] == g->fim.prefix) start = i;
+    if (g->ids[i] == g->fim.suffix && start < n) {
+      end = i;
+      break;
+    }
+  }
+  return end < n ? end - start - 1 : n;
+}
+
 static int fit_prompt_budget(struct generator *g, const struct completion_request *req,
                              struct fim_input *in, bool last_token_healed, int max_tokens,
                              size_t *n_ids, struct generation_stats *stats, struct aug_err *err) {
   size_t full = *n_ids;
   size_t cost = engine_prompt_cost(g->engine, g->ids, full);
   size_t budget = (size_t)(req->prompt_budget_ms / g->ms_per_token);
-  size_t prefix_tokens = req->prefix_tokens ? req->prefix_tokens : full;
+  size_t prefix_tokens = built_prefix_tokens(g, full);
+  if (req->prefix_tokens && req->prefix_tokens < prefix_tokens) prefix_tokens = req->prefix_tokens;
   if (cost <= budget || prefix_tokens <= GENERATE_MIN_PREFIX_TOKENS) return 0;
   memcpy(g->best_ids, g->ids, full * sizeof *g->ids);
   size_t best_n = full, best_cost = cost, over = cost - budget;
