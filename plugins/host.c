@@ -79,6 +79,9 @@ struct plugin_entry {
   struct piece_list list;
   plugin_host_count_fn count;
   void *count_user;
+  /* The first failure of count in the current call (0: none), for its note. Under mu for a
+   * worker; the engine thread's for a child. */
+  int count_rc;
 
   /* Child (MODE_CHILD). */
   char *argv[HOST_MAX_ARGS + 1];
@@ -190,13 +193,28 @@ static size_t estimate_tokens(size_t len) {
   return (len + 2) / 3;
 }
 
+/* Counts with count; when that fails (out of memory), one token per byte, so that a piece that
+ * could not be measured still cannot pass the token budget: byte-level BPE and SentencePiece's
+ * byte fallback never give more, plus 3 for the dummy prefix space (U+2581, as bytes at worst).
+ * The first failure is kept in *first_rc for the request's note. */
+static size_t count_or_bound(plugin_host_count_fn count, void *user, const char *text, size_t len,
+                             int *first_rc) {
+  size_t n = 0;
+  int rc = count(user, text, len, &n);
+  if (rc == 0) return n;
+  if (*first_rc == 0) *first_rc = rc;
+  return len + 3;
+}
+
 /* Counts with the model while the call is current; an abandoned call gets the estimate (the
- * tokenizer may be gone by then). Holding mu makes the engine thread's abandon wait for us. */
+ * tokenizer may be gone by then, and its pieces are dropped). Holding mu makes the engine
+ * thread's abandon wait for us. */
 static size_t api_count_tokens(void *host_data, const char *text, size_t len) {
   struct plugin_entry *e = host_data;
   size_t n = estimate_tokens(len);
   pthread_mutex_lock(&e->mu);
-  if (e->busy && !e->abandoned && e->count) n = e->count(e->count_user, text, len);
+  if (e->busy && !e->abandoned && e->count)
+    n = count_or_bound(e->count, e->count_user, text, len, &e->count_rc);
   pthread_mutex_unlock(&e->mu);
   return n;
 }
@@ -612,6 +630,15 @@ static void note(struct plugin_context *ctx, const char *fmt, ...) {
   va_end(ap);
 }
 
+/* The tokenizer failed on some of e's pieces in this call: they were counted at the upper
+ * bound (count_or_bound), which may have dropped context the budget had room for. Not the
+ * plugin's failure, so not counted against it. */
+static void note_count_failure(const struct plugin_entry *e, struct plugin_context *ctx) {
+  if (e->count_rc)
+    note(ctx, "%s: tokens not counted with the model (%s): counted one per byte", e->name,
+         aug_strerror(e->count_rc));
+}
+
 /* A call failed or overran: counted, reported, and the plugin disabled at the limit. */
 static void entry_failed(struct plugin_entry *e, struct plugin_context *ctx, bool overrun,
                          const char *why) {
@@ -667,6 +694,7 @@ static bool worker_dispatch(struct plugin_entry *e, const struct augury_cursor *
   e->list.budget = budget;
   e->count = count;
   e->count_user = count_user;
+  e->count_rc = 0;
   e->done = e->abandoned = false;
   e->has_job = true;
   pthread_cond_broadcast(&e->cv);
@@ -686,6 +714,7 @@ static bool child_dispatch(struct plugin_entry *e, const struct augury_cursor *c
   }
   e->waiting_id = ++e->next_id;
   e->child_done = false;
+  e->count_rc = 0;
   json_t *msg = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s%,s:I,s:I,s:I,s:I,s:I,s:f}", "id",
                           (json_int_t)e->waiting_id, "method", "context", "uri", cursor->uri,
                           "path", cursor->path, "languageId", cursor->language_id, "text",
@@ -744,7 +773,8 @@ static int child_reply(struct plugin_entry *e, const char *line, size_t budget,
       if (!json_is_string(text)) continue;
       const char *t = json_string_value(text);
       size_t len = json_string_length(text);
-      size_t tokens = count ? count(count_user, t, len) : estimate_tokens(len);
+      size_t tokens =
+          count ? count_or_bound(count, count_user, t, len, &e->count_rc) : estimate_tokens(len);
       if (e->child_list.tokens + tokens > budget) break; /* over its budget: the rest is dropped */
       const char *name = json_string_value(json_object_get(p, "name"));
       json_int_t st = json_integer_value(json_object_get(p, "stability"));
@@ -808,6 +838,7 @@ static bool collect_child(struct plugin_entry *e, struct plugin_context *ctx, si
     int rc = child_reply(e, line, tokens, count, count_user, why, sizeof why);
     child_consume(e, used);
     if (rc == 0) continue;
+    note_count_failure(e, ctx);
     if (rc < 0) {
       list_free(&e->child_list);
       entry_failed(e, ctx, false, why);
@@ -827,6 +858,7 @@ static bool collect_worker(struct plugin_entry *e, struct plugin_context *ctx) {
     return true;
   }
   e->done = false;
+  note_count_failure(e, ctx);
   if (e->rc) {
     char why[300];
     snprintf(why, sizeof why, "failed: %s", e->error[0] ? e->error : aug_strerror(e->rc));

@@ -24,8 +24,11 @@ struct plugin_host; /* opaque */
 
 /* Called with messages for the editor's log (level 1 error .. 4 debug); any thread. */
 typedef void (*plugin_host_log_fn)(void *user, int level, const char *message);
-/* Token count of text with the loaded model (engine thread, during plugin_host_gather_context). */
-typedef size_t (*plugin_host_count_fn)(void *user, const char *text, size_t len);
+/* Token count of text with the loaded model: 0 with *n_tokens set, or a negative AUG_E* code
+ * (AUG_ENOMEM) when it could not be counted; the host then counts one token per byte, an upper
+ * bound, and notes it. Called during plugin_host_gather_context, on the engine thread or on an
+ * in-process provider's worker thread. */
+typedef int (*plugin_host_count_fn)(void *user, const char *text, size_t len, size_t *n_tokens);
 
 struct plugin_host_params {
   double context_budget_ms; /* all context providers of one request together; > 0 */

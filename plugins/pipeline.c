@@ -10,15 +10,19 @@
 
 #define PIPELINE_MAX_PIECES 64
 
-static size_t count_tokens(void *user, const char *text, size_t len) {
+/* The count of text with the model's tokenizer. A failure (out of memory for the encoder's
+ * scratch, a text too long to encode) is returned, not turned into a count: the encoder reports
+ * 0 tokens then, and a piece counted at 0 would pass any token budget. */
+static int count_tokens(void *user, const char *text, size_t len, size_t *n_tokens) {
   struct generator *g = user;
   const struct tokenizer *tok = engine_tokenizer(generator_engine(g));
   struct tokenize_options opts = {0};
-  size_t n = 0;
-  /* Counting only: the ids go nowhere (a zero cap makes the encoder report the count). */
+  /* Counting only: the ids go nowhere (a zero cap makes the encoder report the count, with
+   * AUG_ERANGE when it is not 0). */
   int32_t scratch[1];
-  tokenizer_encode(tok, text, len, opts, scratch, 0, &n, NULL);
-  return n;
+  int rc = tokenizer_encode(tok, text, len, opts, scratch, 0, n_tokens, NULL);
+  if (rc == AUG_ERANGE && *n_tokens > 0) rc = 0;
+  return rc;
 }
 
 static int call_cancelled(void *cancel_data) {

@@ -90,6 +90,70 @@ static void test_token_budget(void **state) {
   plugin_host_destroy(host);
 }
 
+/* A count that fails (the tokenizer out of memory): pieces are not counted at 0, which would pass
+ * any budget, but at one token per byte plus 3, an upper bound; a note says so. Both the
+ * in-process path (the plugin's count_tokens) and the child's reply are checked. */
+static int count_quarter(void *user, const char *text, size_t len, size_t *n_tokens) {
+  (void)user;
+  (void)text;
+  *n_tokens = len / 4;
+  return 0;
+}
+
+static int count_out_of_memory(void *user, const char *text, size_t len, size_t *n_tokens) {
+  (void)user;
+  (void)text;
+  (void)len;
+  *n_tokens = 0; /* what tokenizer_encode leaves on AUG_ENOMEM */
+  return AUG_ENOMEM;
+}
+
+static void gather_counted(struct plugin_host *host, plugin_host_count_fn count,
+                           struct plugin_context *ctx) {
+  struct augury_cursor c = cursor_at_end();
+  memset(ctx, 0, sizeof *ctx);
+  plugin_host_gather_context(host, &c, 0, c.text_len, count, NULL, ctx);
+}
+
+static void test_count_failure_is_an_upper_bound(void **state) {
+  (void)state;
+  struct plugin_host *host = new_host(2000, 1024);
+  struct aug_err err = {0};
+  assert_int_equal(plugin_host_load_library(host, PLUGIN_DIR "/example_context.so", &err), 0);
+  const char *argv[] = {"python3", CHILD, "ok", NULL};
+  assert_int_equal(plugin_host_spawn(host, argv, &err), 0);
+  struct plugin_context ctx;
+  gather_counted(host, count_quarter, &ctx);
+  assert_int_equal(ctx.n_pieces, 2);
+  for (size_t i = 0; i < ctx.n_pieces; i++)
+    assert_int_equal(ctx.pieces[i].tokens, ctx.pieces[i].text_len / 4);
+  assert_string_equal(ctx.notes, "");
+  plugin_context_free(&ctx);
+
+  gather_counted(host, count_out_of_memory, &ctx);
+  assert_int_equal(ctx.n_pieces, 2);
+  for (size_t i = 0; i < ctx.n_pieces; i++)
+    assert_int_equal(ctx.pieces[i].tokens, ctx.pieces[i].text_len + 3);
+  assert_non_null(strstr(ctx.notes, "example-context: tokens not counted with the model (out of "
+                                    "memory): counted one per byte"));
+  assert_non_null(strstr(ctx.notes, "example-child-ok: tokens not counted with the model"));
+  assert_null(strstr(ctx.notes, "skipped")); /* not the plugins' failure */
+  plugin_context_free(&ctx);
+  plugin_host_destroy(host);
+
+  /* Under a budget the real count fits but the bound does not, the pieces are dropped. */
+  host = new_host(2000, 2 * 30);
+  assert_int_equal(plugin_host_load_library(host, PLUGIN_DIR "/example_context.so", &err), 0);
+  assert_int_equal(plugin_host_spawn(host, argv, &err), 0);
+  gather_counted(host, count_quarter, &ctx);
+  assert_int_equal(ctx.n_pieces, 2);
+  plugin_context_free(&ctx);
+  gather_counted(host, count_out_of_memory, &ctx);
+  assert_int_equal(ctx.n_pieces, 0);
+  plugin_context_free(&ctx);
+  plugin_host_destroy(host);
+}
+
 static void test_abi_mismatch_refused(void **state) {
   (void)state;
   struct plugin_host *host = new_host(50, 512);
@@ -256,6 +320,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_example_loads_and_gives_context),
       cmocka_unit_test(test_token_budget),
+      cmocka_unit_test(test_count_failure_is_an_upper_bound),
       cmocka_unit_test(test_abi_mismatch_refused),
       cmocka_unit_test(test_slow_provider_skipped_at_budget),
       cmocka_unit_test(test_failing_provider_disabled),
