@@ -15,10 +15,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/version.h" /* the one definition of the version, also `augury --version`'s */
 #include "engine/alloc.h"
 #include "lsp/server_internal.h"
-
-#define SERVER_VERSION "0.1.0"
 
 struct server_options server_options_default(void) {
   struct server_options o = {0, 1, 0, 1000};
@@ -489,7 +488,7 @@ static void handle_initialize(struct server *s, json_t *id, json_t *params) {
     server_plugins_add_commands(
         s, json_object_get(json_object_get(caps_out, "executeCommandProvider"), "commands"));
   json_t *result = json_pack("{s:o,s:{s:s,s:s}}", "capabilities", caps_out, "serverInfo", "name",
-                             "augury", "version", SERVER_VERSION);
+                             "augury", "version", AUGURY_VERSION);
   if (result && json_is_array(offset_enc))
     json_object_set_new(result, "offsetEncoding", json_string(position_encoding_name(s->encoding)));
   s->phase = PHASE_RUNNING;

@@ -10,7 +10,8 @@ info` refuses every file of the hostile corpus with the substring expected.tsv g
 name, type, shape, offset and size, and with their hyper-parameter keys), tokenize (ids identical
 to llama.cpp's for a spread of the tokenizer fixture corpus, parse_special off and on, argv, stdin
 and --file), synth (a synthetic model through synth, info and tokenize, incl. --vocab-from), version
-(`--version` and `version --json`: the version of cli/version.h, the plugin ABI, the backends).
+(`--version` and `version --json`: the version of cli/version.h, the plugin ABI, the backends;
+the LSP initialize reply's serverInfo.version).
 
 Cases that need a real model read AUGURY_TEST_MODEL / AUGURY_TEST_MODEL_SMALL and exit 77 (skip)
 when unset, unless AUGURY_REQUIRE_MODELS=1. Python standard library only.
@@ -380,7 +381,8 @@ def case_generate_bench():
 
 def case_version():
     """--version is one line naming the version of cli/version.h; version --json is the object the
-    editors read (extension and :checkhealth refuse an older server with it)."""
+    editors read (extension and :checkhealth refuse an older server with it); `augury lsp` reports
+    the same version as serverInfo.version."""
     source = os.path.dirname(os.path.dirname(os.path.abspath(FIXTURES)))
     with open(os.path.join(source, "cli", "version.h")) as f:
         m = re.search(r'#define AUGURY_VERSION "([^"]+)"', f.read())
@@ -413,6 +415,24 @@ def case_version():
         check(v["plugin_abi"] is None, f"plugin_abi {v['plugin_abi']!r} without the ABI header")
     rc, out, err = run(["version", "--bogus"], expect=2)
     check("unknown option" in err and "usage: augury version" in err, f"bad option: {err!r}")
+    # The LSP server reports the same version in its initialize reply (serverInfo.version).
+    def frame(msg):
+        body = json.dumps(msg).encode()
+        return b"Content-Length: %d\r\n\r\n" % len(body) + body
+    lsp_in = (frame({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                     "params": {"processId": None, "rootUri": None, "capabilities": {}}})
+              + frame({"jsonrpc": "2.0", "id": 2, "method": "shutdown"})
+              + frame({"jsonrpc": "2.0", "method": "exit"}))
+    _, lsp_out, _ = run(["lsp"], stdin=lsp_in, expect=0)
+    replies, rest = [], lsp_out.encode()
+    while (m := re.match(rb"Content-Length: (\d+)\r\n(?:[^\r\n]+\r\n)*\r\n", rest)):
+        start = m.end()
+        replies.append(json.loads(rest[start:start + int(m.group(1))]))
+        rest = rest[start + int(m.group(1)):]
+    init = [r for r in replies if r.get("id") == 1]
+    check(len(init) == 1, f"no initialize reply in {lsp_out[:400]!r}")
+    info = init[0].get("result", {}).get("serverInfo", {})
+    check(info == {"name": "augury", "version": version}, f"serverInfo {info}, cli/version.h {version}")
     print(f"version ok: {out.strip() or version}, {v}")
 
 
