@@ -159,6 +159,65 @@ static void test_syntax_check_setting(void **state) {
   config_free(&cfg);
 }
 
+/* Numbers at the edges of what JSON can say (1e30, the int64 limits, the largest double, one past
+ * a bound) for every integer and number setting: each is refused with a warning naming the key,
+ * its range and the value, and the configuration is left exactly as it was; nothing wraps into
+ * a negative or truncated size. A bound itself is taken. (An integer past int64, 2^63, never
+ * gets here: jansson refuses the whole text.) */
+static void test_huge_numbers_refused(void **state) {
+  (void)state;
+  struct config cfg;
+  struct aug_err err = {0};
+  assert_int_equal(config_init(&cfg, &err), 0);
+  const char *keys[] = {
+      "contextTokens",      "threads",           "contextSize",        "maxTokens",
+      "debounceMs",         "loadWaitMs",        "prefixLines",        "suffixLines",
+      "prefixTokens",       "suffixTokens",      "chunkReuse",         "promptCacheMiB",
+      "promptLookup",       "explainMaxTokens",  "pluginFailureLimit", "timeBudgetMs",
+      "pluginBudgetMs",     "promptBudgetMs",    "gpuLayers",          "speculationWaitMs",
+      "typingTimeBudgetMs", "explainTemperature"};
+  const char *values[] = {"1e30",
+                          "-1e30",
+                          "9223372036854775807",
+                          "-9223372036854775808",
+                          "1.7976931348623157e308",
+                          "-1",
+                          "4294967297",
+                          "\"9223372036854775807\""};
+  for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+    for (size_t v = 0; v < sizeof values / sizeof values[0]; v++) {
+      char text[160];
+      snprintf(text, sizeof text, "{\"%s\":%s}", keys[k], values[v]);
+      json_t *s = json_loads(text, 0, NULL);
+      assert_non_null(s);
+      struct config before;
+      memcpy(&before, &cfg, sizeof cfg);
+      struct warnings w = {0};
+      if (config_apply_json(&cfg, s, "didChangeConfiguration", false, collect, &w) != 1)
+        fail_msg("%s was not refused", text);
+      assert_int_equal(w.n, 1);
+      assert_non_null(strstr(w.last, keys[k]));
+      assert_non_null(strstr(w.last, "(ignored)"));
+      if (memcmp(&before, &cfg, sizeof cfg)) fail_msg("%s changed the configuration", text);
+      json_decref(s);
+    }
+  }
+  /* The message gives the range and the value. */
+  struct warnings w = {0};
+  json_t *s = json_loads("{\"contextTokens\":1e30}", 0, NULL);
+  assert_int_equal(config_apply_json(&cfg, s, "x", false, collect, &w), 1);
+  assert_string_equal(w.last, "augury: x: setting 'contextTokens' must be an integer in 0..65536, "
+                              "got 1e30 (ignored)");
+  json_decref(s);
+  s = json_loads("{\"contextTokens\":65536,\"threads\":1024}", 0, NULL);
+  assert_int_equal(config_apply_json(&cfg, s, "x", false, collect, &w), 0);
+  assert_int_equal(cfg.context_tokens, 65536);
+  assert_int_equal(cfg.n_threads, 1024);
+  json_decref(s);
+  assert_null(json_loads("{\"contextTokens\":9223372036854775808}", 0, NULL));
+  config_free(&cfg);
+}
+
 static void test_file_and_model_lookup(void **state) {
   (void)state;
   char root[] = "/tmp/augury-config-XXXXXX";
@@ -239,9 +298,8 @@ static void test_file_and_model_lookup(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_apply_and_warn),
-      cmocka_unit_test(test_plugin_settings),
-      cmocka_unit_test(test_syntax_check_setting),
+      cmocka_unit_test(test_apply_and_warn),        cmocka_unit_test(test_plugin_settings),
+      cmocka_unit_test(test_syntax_check_setting),  cmocka_unit_test(test_huge_numbers_refused),
       cmocka_unit_test(test_file_and_model_lookup),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
