@@ -21,6 +21,8 @@
 #define REMOTE_POLL_MS 10
 #define REMOTE_MAX_RESPONSE (4u << 20)
 #define REMOTE_MAX_PROMPT (1u << 20)
+/* The longest timeoutMs / connectTimeoutMs (10 minutes, as the server's own time settings). */
+#define REMOTE_MAX_MS 600000
 
 struct provider_remote {
   struct augury_plugin table;
@@ -278,6 +280,22 @@ static int remote_complete(void *self, const struct augury_completion_request *r
   return rc;
 }
 
+/* An optional time setting in ms: an integer in 1..REMOTE_MAX_MS, else AUG_EINVAL naming it. */
+static int remote_setting_ms(const json_t *settings, const char *key, long *out,
+                             struct aug_err *err) {
+  json_t *v = json_object_get(settings, key);
+  if (!v) return 0;
+  if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > REMOTE_MAX_MS) {
+    char shown[64];
+    size_t n = json_dumpb(v, shown, sizeof shown - 1, JSON_COMPACT | JSON_ENCODE_ANY);
+    shown[n < sizeof shown ? n : sizeof shown - 1] = '\0';
+    return aug_err_set(err, AUG_EINVAL, "remote: %s must be an integer in 1..%d ms, got %s", key,
+                       REMOTE_MAX_MS, n < sizeof shown - 1 ? shown : "a long value");
+  }
+  *out = (long)json_integer_value(v);
+  return 0;
+}
+
 int provider_remote_create(const json_t *settings, char *(*getenv_fn)(const char *),
                            struct provider_remote **out, struct aug_err *err) {
   *out = NULL;
@@ -302,6 +320,19 @@ int provider_remote_create(const json_t *settings, char *(*getenv_fn)(const char
     return aug_err_set(err, AUG_ENOTFOUND,
                        "remote: the environment variable %s (authEnv) is not set or empty",
                        auth_env);
+  /* Checked, not clamped or defaulted: curl refuses a negative timeout and keeps its own, none
+   * at all, so a typo would let a request hang the engine thread. */
+  long timeout_ms = 10000, connect_timeout_ms = 2000;
+  double temperature = 0;
+  int rc = remote_setting_ms(settings, "timeoutMs", &timeout_ms, err);
+  if (rc == 0) rc = remote_setting_ms(settings, "connectTimeoutMs", &connect_timeout_ms, err);
+  if (rc) return rc;
+  json_t *t = json_object_get(settings, "temperature");
+  if (t) {
+    if (!json_is_number(t) || json_number_value(t) < 0 || json_number_value(t) > 2)
+      return aug_err_set(err, AUG_EINVAL, "remote: temperature must be a number in 0..2");
+    temperature = json_number_value(t);
+  }
   struct provider_remote *r = aug_calloc(1, sizeof *r);
   if (!r) return aug_err_set(err, AUG_ENOMEM, "remote: out of memory");
   snprintf(r->base, sizeof r->base, "%s", url);
@@ -315,16 +346,10 @@ int provider_remote_create(const json_t *settings, char *(*getenv_fn)(const char
            json_string_value(json_object_get(settings, "model"))
                ? json_string_value(json_object_get(settings, "model"))
                : "");
-  json_t *v;
-  r->timeout_ms = json_is_integer(v = json_object_get(settings, "timeoutMs"))
-                      ? (long)json_integer_value(v)
-                      : 10000;
-  r->connect_timeout_ms = json_is_integer(v = json_object_get(settings, "connectTimeoutMs"))
-                              ? (long)json_integer_value(v)
-                              : 2000;
+  r->timeout_ms = timeout_ms;
+  r->connect_timeout_ms = connect_timeout_ms;
   r->tls_verify = !json_is_false(json_object_get(settings, "tlsVerify"));
-  r->temperature =
-      json_is_number(v = json_object_get(settings, "temperature")) ? json_number_value(v) : 0;
+  r->temperature = temperature;
   r->fim = family;
   /* The description never has credentials: a URL with user:password@ is shown without them. */
   const char *host = strstr(r->base, "://") + 3;

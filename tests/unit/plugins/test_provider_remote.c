@@ -283,6 +283,38 @@ static void test_token_never_shown(void **state) {
   s = json_pack("{s:s}", "url", "ftp://x");
   assert_int_equal(provider_remote_create(s, fake_getenv, &r, &err), AUG_EINVAL);
   json_decref(s);
+  /* Times and temperature out of range are refused by name: curl would take a negative timeout
+   * as none at all, and a request could then hang the engine thread. */
+  const char *bad[] = {"{\"url\":\"http://x\",\"timeoutMs\":-1}",
+                       "{\"url\":\"http://x\",\"timeoutMs\":0}",
+                       "{\"url\":\"http://x\",\"timeoutMs\":9223372036854775807}",
+                       "{\"url\":\"http://x\",\"timeoutMs\":1e30}",
+                       "{\"url\":\"http://x\",\"timeoutMs\":\"300\"}",
+                       "{\"url\":\"http://x\",\"connectTimeoutMs\":-5}",
+                       "{\"url\":\"http://x\",\"temperature\":-1}",
+                       "{\"url\":\"http://x\",\"temperature\":1e30}"};
+  const char *named[] = {"timeoutMs", "timeoutMs",        "timeoutMs",   "timeoutMs",
+                         "timeoutMs", "connectTimeoutMs", "temperature", "temperature"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    s = json_loads(bad[i], 0, NULL);
+    assert_non_null(s);
+    r = NULL;
+    if (provider_remote_create(s, fake_getenv, &r, &err) != AUG_EINVAL)
+      fail_msg("%s was not refused", bad[i]);
+    assert_null(r);
+    assert_non_null(strstr(err.msg, named[i]));
+    json_decref(s);
+  }
+  s = json_loads("{\"url\":\"http://x\",\"timeoutMs\":-1}", 0, NULL);
+  provider_remote_create(s, fake_getenv, &r, &err);
+  assert_string_equal(err.msg, "remote: timeoutMs must be an integer in 1..600000 ms, got -1");
+  json_decref(s);
+  s = json_loads("{\"url\":\"http://x\",\"timeoutMs\":600000,\"connectTimeoutMs\":1,"
+                 "\"temperature\":2}",
+                 0, NULL);
+  assert_int_equal(provider_remote_create(s, fake_getenv, &r, &err), 0);
+  provider_remote_destroy(r);
+  json_decref(s);
 }
 
 static void test_timeout_disconnect_refused(void **state) {
