@@ -34,7 +34,8 @@ extern char **environ;
 #define HOST_MAX_ARGS 16
 /* A child's reply line may not be longer (bigger context is over any token budget anyway). */
 #define HOST_MAX_LINE (4u << 20)
-/* Granularity of the wait for in-process workers while children are polled too. */
+/* Granularity of the wait for in-process workers while children are polled too (a poll cannot
+ * wait on the workers' condition variable). */
 #define HOST_POLL_SLICE_MS 2
 
 enum plugin_mode { MODE_BUILTIN, MODE_IN_PROCESS, MODE_CHILD };
@@ -98,6 +99,12 @@ struct plugin_host {
   struct plugin_host_params params;
   struct plugin_entry *entries[HOST_MAX_PLUGINS];
   size_t n_entries;
+  /* Workers count their finished calls here and signal finished_cv (on CLOCK_MONOTONIC, the
+   * clock of the budgets), so that the engine thread waiting for in-process providers wakes as
+   * soon as one is done. Lock order: an entry's mu, then finished_mu. */
+  pthread_mutex_t finished_mu;
+  pthread_cond_t finished_cv;
+  uint64_t n_finished; /* under finished_mu */
 };
 
 static void host_log(struct plugin_host *host, int level, const char *fmt, ...)
@@ -132,6 +139,19 @@ int plugin_host_create(const struct plugin_host_params *params, struct plugin_ho
   struct plugin_host *host = aug_calloc(1, sizeof *host);
   if (!host) return aug_err_set(err, AUG_ENOMEM, "plugins: out of memory");
   host->params = *params;
+  pthread_condattr_t attr;
+  int rc = pthread_condattr_init(&attr);
+  if (rc == 0) {
+    rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    if (rc == 0) rc = pthread_cond_init(&host->finished_cv, &attr);
+    pthread_condattr_destroy(&attr);
+  }
+  if (rc) {
+    aug_free(host);
+    return aug_err_set(err, AUG_EIO, "plugins: condition variable on the monotonic clock: %s",
+                       strerror(rc));
+  }
+  pthread_mutex_init(&host->finished_mu, NULL);
   *out = host;
   return 0;
 }
@@ -577,6 +597,10 @@ static void *worker_main(void *arg) {
       e->done = true;
     }
     pthread_cond_broadcast(&e->cv);
+    pthread_mutex_lock(&e->host->finished_mu);
+    e->host->n_finished++;
+    pthread_cond_broadcast(&e->host->finished_cv);
+    pthread_mutex_unlock(&e->host->finished_mu);
   }
   pthread_mutex_unlock(&e->mu);
   return NULL;
@@ -607,6 +631,8 @@ void plugin_host_destroy(struct plugin_host *host) {
     if (e->library) dlclose(e->library);
     entry_free(e);
   }
+  pthread_mutex_destroy(&host->finished_mu);
+  pthread_cond_destroy(&host->finished_cv);
   aug_free(host);
 }
 
@@ -897,6 +923,23 @@ static void abandon_worker(struct plugin_entry *e) {
   pthread_mutex_unlock(&e->mu);
 }
 
+/* Waits until a worker finished a call after host->n_finished was `finished`, or until deadline
+ * (aug_now_ms time). */
+static void wait_finished(struct plugin_host *host, uint64_t finished, double deadline) {
+  struct timespec until;
+  clock_gettime(CLOCK_MONOTONIC, &until);
+  double left_ms = deadline - aug_now_ms();
+  if (left_ms < 0) left_ms = 0;
+  long long ns = (long long)until.tv_nsec + (long long)(left_ms * 1e6);
+  until.tv_sec += (time_t)(ns / 1000000000LL);
+  until.tv_nsec = (long)(ns % 1000000000LL);
+  pthread_mutex_lock(&host->finished_mu);
+  while (host->n_finished == finished) {
+    if (pthread_cond_timedwait(&host->finished_cv, &host->finished_mu, &until) == ETIMEDOUT) break;
+  }
+  pthread_mutex_unlock(&host->finished_mu);
+}
+
 void plugin_host_gather_context(struct plugin_host *host, const struct augury_cursor *cursor,
                                 size_t window_start, size_t window_end, plugin_host_count_fn count,
                                 void *count_user, struct plugin_context *ctx) {
@@ -928,6 +971,11 @@ void plugin_host_gather_context(struct plugin_host *host, const struct augury_cu
     }
   }
   for (;;) {
+    /* Read before looking at the workers: one that finishes after the look changes it, so the
+     * wait below cannot miss its signal. */
+    pthread_mutex_lock(&host->finished_mu);
+    uint64_t finished = host->n_finished;
+    pthread_mutex_unlock(&host->finished_mu);
     size_t left_to_wait = 0;
     struct pollfd pfds[HOST_MAX_PLUGINS];
     size_t n_pfds = 0;
@@ -944,16 +992,16 @@ void plugin_host_gather_context(struct plugin_host *host, const struct augury_cu
     }
     double left = deadline - aug_now_ms();
     if (left_to_wait == 0 || left <= 0) break;
-    /* Children wake the poll; in-process workers are looked at every slice. */
+    if (n_pfds == 0) {
+      /* Only workers: sleep until one finishes or the budget is spent. */
+      wait_finished(host, finished, deadline);
+      continue;
+    }
+    /* Children wake the poll; in-process workers, if any, are looked at every slice. */
     bool any_worker = left_to_wait > n_pfds;
     int wait = any_worker ? HOST_POLL_SLICE_MS : (int)left + 1;
     if (wait > (int)left + 1) wait = (int)left + 1;
-    if (n_pfds) {
-      poll(pfds, n_pfds, wait);
-    } else {
-      struct timespec ts = {0, (long)wait * 1000000L};
-      nanosleep(&ts, NULL);
-    }
+    poll(pfds, n_pfds, wait);
   }
   /* Whoever still has not answered overran. */
   for (size_t i = 0; i < host->n_entries; i++) {
