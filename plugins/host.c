@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,11 +53,18 @@ struct plugin_entry {
   enum plugin_mode mode;
   const struct augury_plugin *table; /* NULL for a child */
   void *library;                     /* dlopen handle, or NULL */
-  char name[64], version[32];
+  /* name, origin and caps are set at registration and never change after it (a restarted child
+   * must say hello with the same name). */
+  char name[64];
   char origin[512];
   bool caps[4]; /* by enum augury_plugin_capability */
-  bool disabled;
-  int failures_in_row;
+  /* Written by the engine thread, read by the loop thread too (has_context, commands): atomic,
+   * so that a loop-thread reader never races the engine thread disabling the plugin. */
+  atomic_bool disabled;
+  int failures_in_row; /* the engine thread's alone */
+  /* What plugin_host_info reports: written by the engine thread (a restarted child's version,
+   * the counters, the last error) under host->state_mu, and copied out under it. */
+  char version[32];
   uint64_t calls, failures, overruns;
   char last_error[256];
   struct augury_host api; /* lent to the plugin; host_data = this entry */
@@ -105,6 +113,9 @@ struct plugin_host {
   pthread_mutex_t finished_mu;
   pthread_cond_t finished_cv;
   uint64_t n_finished; /* under finished_mu */
+  /* Guards the entries' version, counters and last error (see struct plugin_entry); never held
+   * while taking another lock. Mutable through a const host: plugin_host_info only reads. */
+  pthread_mutex_t state_mu;
 };
 
 static void host_log(struct plugin_host *host, int level, const char *fmt, ...)
@@ -152,6 +163,7 @@ int plugin_host_create(const struct plugin_host_params *params, struct plugin_ho
                        strerror(rc));
   }
   pthread_mutex_init(&host->finished_mu, NULL);
+  pthread_mutex_init(&host->state_mu, NULL);
   *out = host;
   return 0;
 }
@@ -491,7 +503,9 @@ static void child_consume(struct plugin_entry *e, size_t consumed) {
   e->rlen -= consumed;
 }
 
-static int child_hello(struct plugin_entry *e, struct aug_err *err) {
+/* Reads the child's hello. first: at plugin_host_spawn, before the entry is registered (the
+ * hello names it); else a restart, whose hello must give the name registered (others hold it). */
+static int child_hello(struct plugin_entry *e, bool first, struct aug_err *err) {
   double deadline = aug_now_ms() + e->host->params.start_timeout_ms;
   for (;;) {
     bool eof;
@@ -516,10 +530,13 @@ static int child_hello(struct plugin_entry *e, struct aug_err *err) {
                          "plugin %s: built for plugin ABI version %lld, this host speaks version "
                          "%u",
                          e->origin, (long long)abi, (unsigned)AUGURY_PLUGIN_ABI_VERSION);
-      else if (name_taken(e->host, name) && strcmp(e->name, name))
+      else if (first && name_taken(e->host, name))
         rc = aug_err_set(err, AUG_EINVAL, "plugin %s: the name '%s' is taken by another plugin",
                          e->origin, name);
-      if (rc == 0) {
+      else if (!first && strcmp(e->name, name))
+        rc = aug_err_set(err, AUG_EINVAL, "plugin %s: started again as '%s', registered as '%s'",
+                         e->origin, name, e->name);
+      if (rc == 0 && first) {
         snprintf(e->name, sizeof e->name, "%s", name);
         snprintf(e->version, sizeof e->version, "%s", version ? version : "");
         size_t i;
@@ -528,6 +545,10 @@ static int child_hello(struct plugin_entry *e, struct aug_err *err) {
           if (json_is_string(c) && !strcmp(json_string_value(c), "context"))
             e->caps[AUGURY_CAP_CONTEXT] = true;
         }
+      } else if (rc == 0) {
+        pthread_mutex_lock(&e->host->state_mu);
+        snprintf(e->version, sizeof e->version, "%s", version ? version : "");
+        pthread_mutex_unlock(&e->host->state_mu);
       }
       json_decref(hello);
       return rc;
@@ -557,7 +578,7 @@ int plugin_host_spawn(struct plugin_host *host, const char *const *argv, struct 
     }
   }
   int rc = child_start(e, err);
-  if (rc == 0) rc = child_hello(e, err);
+  if (rc == 0) rc = child_hello(e, true, err);
   if (rc) {
     child_stop(e);
     entry_free(e);
@@ -633,6 +654,7 @@ void plugin_host_destroy(struct plugin_host *host) {
   }
   pthread_mutex_destroy(&host->finished_mu);
   pthread_cond_destroy(&host->finished_cv);
+  pthread_mutex_destroy(&host->state_mu);
   aug_free(host);
 }
 
@@ -640,7 +662,8 @@ void plugin_host_destroy(struct plugin_host *host) {
 
 bool plugin_host_has_context(const struct plugin_host *host) {
   for (size_t i = 0; i < host->n_entries; i++)
-    if (host->entries[i]->caps[AUGURY_CAP_CONTEXT] && !host->entries[i]->disabled) return true;
+    if (host->entries[i]->caps[AUGURY_CAP_CONTEXT] && !atomic_load(&host->entries[i]->disabled))
+      return true;
   return false;
 }
 
@@ -668,14 +691,16 @@ static void note_count_failure(const struct plugin_entry *e, struct plugin_conte
 /* A call failed or overran: counted, reported, and the plugin disabled at the limit. */
 static void entry_failed(struct plugin_entry *e, struct plugin_context *ctx, bool overrun,
                          const char *why) {
+  pthread_mutex_lock(&e->host->state_mu);
   e->failures++;
   if (overrun) e->overruns++;
-  e->failures_in_row++;
   snprintf(e->last_error, sizeof e->last_error, "%.255s", why);
+  pthread_mutex_unlock(&e->host->state_mu);
+  e->failures_in_row++;
   /* The caller reports the notes (the engine thread cannot write to the editor itself). */
   note(ctx, "%s: %s (skipped)", e->name, why);
   if (e->failures_in_row >= e->host->params.failure_limit) {
-    e->disabled = true;
+    atomic_store(&e->disabled, true);
     note(ctx, "%s: disabled after %d failures in a row", e->name, e->failures_in_row);
     if (e->mode == MODE_CHILD) child_stop(e);
   }
@@ -733,7 +758,7 @@ static bool child_dispatch(struct plugin_entry *e, const struct augury_cursor *c
                            double time_budget_ms, struct aug_err *err) {
   if (e->pid < 0) {
     /* It exited after an earlier request: start it again (counted as a failure then). */
-    if (child_start(e, err) || child_hello(e, err)) {
+    if (child_start(e, err) || child_hello(e, false, err)) {
       child_stop(e);
       return false;
     }
@@ -948,15 +973,18 @@ void plugin_host_gather_context(struct plugin_host *host, const struct augury_cu
   double deadline = t0 + budget_ms;
   size_t n_providers = 0;
   for (size_t i = 0; i < host->n_entries; i++)
-    if (host->entries[i]->caps[AUGURY_CAP_CONTEXT] && !host->entries[i]->disabled) n_providers++;
+    if (host->entries[i]->caps[AUGURY_CAP_CONTEXT] && !atomic_load(&host->entries[i]->disabled))
+      n_providers++;
   if (n_providers == 0) return;
   size_t tokens = host->params.context_tokens / n_providers;
   /* Dispatch to all, then wait for all until the deadline. */
   bool waiting[HOST_MAX_PLUGINS] = {false};
   for (size_t i = 0; i < host->n_entries; i++) {
     struct plugin_entry *e = host->entries[i];
-    if (!e->caps[AUGURY_CAP_CONTEXT] || e->disabled) continue;
+    if (!e->caps[AUGURY_CAP_CONTEXT] || atomic_load(&e->disabled)) continue;
+    pthread_mutex_lock(&host->state_mu);
     e->calls++;
+    pthread_mutex_unlock(&host->state_mu);
     if (e->mode == MODE_CHILD) {
       struct aug_err err = {0};
       if (child_dispatch(e, cursor, window_start, window_end, tokens, budget_ms, &err))
@@ -1029,7 +1057,7 @@ const struct augury_plugin *plugin_host_completion(const struct plugin_host *hos
 const struct augury_plugin *plugin_host_command(const struct plugin_host *host, const char *name) {
   for (size_t i = 0; i < host->n_entries; i++) {
     const struct plugin_entry *e = host->entries[i];
-    if (!e->table || !e->caps[AUGURY_CAP_COMMAND] || e->disabled) continue;
+    if (!e->table || !e->caps[AUGURY_CAP_COMMAND] || atomic_load(&e->disabled)) continue;
     const char *const *names = e->table->command_names(e->table->self);
     for (size_t j = 0; names && names[j]; j++)
       if (!strcmp(names[j], name)) return e->table;
@@ -1039,7 +1067,8 @@ const struct augury_plugin *plugin_host_command(const struct plugin_host *host, 
 
 const struct augury_plugin *plugin_host_command_table(const struct plugin_host *host, size_t i) {
   const struct plugin_entry *e = i < host->n_entries ? host->entries[i] : NULL;
-  return e && e->table && e->caps[AUGURY_CAP_COMMAND] && !e->disabled ? e->table : NULL;
+  return e && e->table && e->caps[AUGURY_CAP_COMMAND] && !atomic_load(&e->disabled) ? e->table
+                                                                                    : NULL;
 }
 
 size_t plugin_host_count(const struct plugin_host *host) {
@@ -1051,16 +1080,20 @@ void plugin_host_info(const struct plugin_host *host, size_t i, struct plugin_in
   const struct plugin_entry *e = host->entries[i];
   *info = (struct plugin_info){
       .name = e->name,
-      .version = e->version,
       .origin = e->origin,
       .mode = modes[e->mode],
       .context = e->caps[AUGURY_CAP_CONTEXT],
       .completion = e->caps[AUGURY_CAP_COMPLETION],
       .command = e->caps[AUGURY_CAP_COMMAND],
-      .disabled = e->disabled,
-      .calls = e->calls,
-      .failures = e->failures,
-      .overruns = e->overruns,
-      .last_error = e->last_error,
+      .disabled = atomic_load(&e->disabled),
   };
+  /* The lock is state only: taking it does not change what the host holds. */
+  pthread_mutex_t *mu = (pthread_mutex_t *)&host->state_mu;
+  pthread_mutex_lock(mu);
+  memcpy(info->version, e->version, sizeof info->version);
+  info->calls = e->calls;
+  info->failures = e->failures;
+  info->overruns = e->overruns;
+  memcpy(info->last_error, e->last_error, sizeof info->last_error);
+  pthread_mutex_unlock(mu);
 }

@@ -109,17 +109,20 @@ const struct augury_plugin *plugin_host_command(const struct plugin_host *host, 
 const struct augury_plugin *plugin_host_command_table(const struct plugin_host *host, size_t i);
 
 struct plugin_info {
-  const char *name, *version, *origin;
-  const char *mode; /* "built-in", "in-process", "out-of-process" */
+  const char *name, *origin; /* borrowed from the host: fixed once registered */
+  const char *mode;          /* "built-in", "in-process", "out-of-process" */
   bool context, completion, command;
   bool disabled;
+  /* Copies: a child started again may say another version, and the engine thread writes the
+   * counters and the last error while the loop thread asks. */
+  char version[32];
   uint64_t calls, failures, overruns;
-  const char *last_error; /* "" when none */
+  char last_error[256]; /* "" when none */
 };
 
 size_t plugin_host_count(const struct plugin_host *host);
-/* Fills info for the i-th plugin (registration order); strings borrowed from the host. Reads
- * counters the engine thread writes: a snapshot, good for a status report. */
+/* Fills info for the i-th plugin (registration order). Any thread, also while the engine thread
+ * gathers: a consistent snapshot, good for a status report. */
 void plugin_host_info(const struct plugin_host *host, size_t i, struct plugin_info *info);
 
 #endif

@@ -6,6 +6,8 @@
  * folder. */
 #include "../test_support.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -274,6 +276,66 @@ static void test_failing_provider_disabled(void **state) {
   plugin_host_destroy(host);
 }
 
+/* The loop thread asks for the status, the commands and whether there is context while the
+ * engine thread gathers, counts failures, disables a plugin and restarts a child: what it reads
+ * is consistent (counters only grow, a disabled plugin has its failures counted), and a
+ * ThreadSanitizer build sees no race. */
+struct status_reader {
+  struct plugin_host *host;
+  atomic_bool stop;
+  long reads;
+  bool consistent;
+};
+
+static void *read_status(void *arg) {
+  struct status_reader *r = arg;
+  uint64_t last_calls[8] = {0};
+  while (!atomic_load(&r->stop)) {
+    (void)plugin_host_has_context(r->host);
+    (void)plugin_host_command(r->host, "example.hello");
+    for (size_t i = 0; i < plugin_host_count(r->host) && i < 8; i++) {
+      struct plugin_info info;
+      plugin_host_info(r->host, i, &info);
+      (void)plugin_host_command_table(r->host, i);
+      if (info.calls < last_calls[i] || info.failures > info.calls ||
+          strlen(info.version) >= sizeof info.version || (info.disabled && info.failures < 3))
+        r->consistent = false;
+      last_calls[i] = info.calls;
+    }
+    r->reads++;
+  }
+  return NULL;
+}
+
+static void test_status_while_gathering(void **state) {
+  (void)state;
+  struct plugin_host *host = new_host(100, 512);
+  struct aug_err err = {0};
+  assert_int_equal(plugin_host_load_library(host, PLUGIN_DIR "/example_fail.so", &err), 0);
+  assert_int_equal(plugin_host_load_library(host, PLUGIN_DIR "/example_context.so", &err), 0);
+  const char *crash[] = {"python3", CHILD, "crash", NULL};
+  assert_int_equal(plugin_host_spawn(host, crash, &err), 0);
+  struct status_reader r = {.host = host, .consistent = true};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, read_status, &r), 0);
+  for (int i = 0; i < 8; i++) {
+    struct plugin_context ctx;
+    gather(host, &ctx);
+    plugin_context_free(&ctx);
+  }
+  atomic_store(&r.stop, true);
+  pthread_join(t, NULL);
+  print_message("status read %ld times while gathering\n", r.reads);
+  assert_true(r.consistent);
+  assert_true(r.reads > 0);
+  struct plugin_info info;
+  plugin_host_info(host, 0, &info);
+  assert_true(info.disabled);
+  assert_int_equal(info.failures, 3);
+  assert_non_null(strstr(info.last_error, "example failure 3"));
+  plugin_host_destroy(host);
+}
+
 static void test_child_context(void **state) {
   (void)state;
   struct plugin_host *host = new_host(2000, 512);
@@ -361,6 +423,7 @@ int main(void) {
       cmocka_unit_test(test_abi_mismatch_refused),
       cmocka_unit_test(test_slow_provider_skipped_at_budget),
       cmocka_unit_test(test_failing_provider_disabled),
+      cmocka_unit_test(test_status_while_gathering),
       cmocka_unit_test(test_child_context),
       cmocka_unit_test(test_child_slow_and_crash),
       cmocka_unit_test(test_plugin_dir),
