@@ -3,7 +3,9 @@
  * busy and the plugin is skipped until it returns (its late pieces are dropped). Children get one
  * JSON line per request and answer with one line carrying the same id; a late answer is read and
  * dropped by id at the next request. A child that exits is counted as a failure and started again
- * at the next request, until the failure limit disables it. */
+ * at the next request, until the failure limit disables it; its hello is read at the requests
+ * after that (up to start_timeout_ms), never waited for inside one, so a restart costs no
+ * completion its budget. */
 #include "plugins/host.h"
 
 #include <dirent.h>
@@ -100,6 +102,10 @@ struct plugin_entry {
   size_t rlen, rcap;
   uint64_t next_id, waiting_id;
   bool child_done;
+  /* Started again after an exit, its hello not read yet: it is looked for at each request until
+   * child_start_deadline (aug_now_ms time), never waited for inside one. */
+  bool child_starting;
+  double child_start_deadline;
   struct piece_list child_list;
 };
 
@@ -425,6 +431,7 @@ static void child_stop(struct plugin_entry *e) {
   }
   e->pid = -1;
   e->rlen = 0;
+  e->child_starting = false;
 }
 
 /* The child's stdin is a socket, so that writing to a child that died is an EPIPE error (send
@@ -503,60 +510,70 @@ static void child_consume(struct plugin_entry *e, size_t consumed) {
   e->rlen -= consumed;
 }
 
-/* Reads the child's hello. first: at plugin_host_spawn, before the entry is registered (the
- * hello names it); else a restart, whose hello must give the name registered (others hold it). */
-static int child_hello(struct plugin_entry *e, bool first, struct aug_err *err) {
+/* Reads the child's hello when its line is there: 0 when it was and is valid, 1 when it has not
+ * come yet, negative (err set) for a bad hello or a child that exited first. first: at
+ * plugin_host_spawn, before the entry is registered (the hello names it); else a restart, whose
+ * hello must give the name registered (others hold it). */
+static int child_try_hello(struct plugin_entry *e, bool first, struct aug_err *err) {
+  bool eof;
+  size_t used = 0;
+  char *line = child_line(e, &eof, &used);
+  if (!line)
+    return eof ? aug_err_set(err, AUG_EIO, "plugin %s: exited before its hello line", e->origin)
+               : 1;
+  json_error_t jerr;
+  json_t *hello = json_loads(line, 0, &jerr);
+  child_consume(e, used);
+  json_int_t abi = json_integer_value(json_object_get(hello, "abi"));
+  const char *name = json_string_value(json_object_get(hello, "name"));
+  const char *version = json_string_value(json_object_get(hello, "version"));
+  json_t *caps = json_object_get(hello, "capabilities");
+  int rc = 0;
+  if (!hello || !name || !*name)
+    rc = aug_err_set(err, AUG_EFORMAT,
+                     "plugin %s: its first line is not a hello "
+                     "{\"name\", \"abi\", \"capabilities\"}",
+                     e->origin);
+  else if (abi != AUGURY_PLUGIN_ABI_VERSION)
+    rc = aug_err_set(err, AUG_EUNSUPPORTED,
+                     "plugin %s: built for plugin ABI version %lld, this host speaks version %u",
+                     e->origin, (long long)abi, (unsigned)AUGURY_PLUGIN_ABI_VERSION);
+  else if (first && name_taken(e->host, name))
+    rc = aug_err_set(err, AUG_EINVAL, "plugin %s: the name '%s' is taken by another plugin",
+                     e->origin, name);
+  else if (!first && strcmp(e->name, name))
+    rc = aug_err_set(err, AUG_EINVAL, "plugin %s: started again as '%s', registered as '%s'",
+                     e->origin, name, e->name);
+  if (rc == 0 && first) {
+    snprintf(e->name, sizeof e->name, "%s", name);
+    snprintf(e->version, sizeof e->version, "%s", version ? version : "");
+    size_t i;
+    json_t *c;
+    json_array_foreach(caps, i, c) {
+      if (json_is_string(c) && !strcmp(json_string_value(c), "context"))
+        e->caps[AUGURY_CAP_CONTEXT] = true;
+    }
+  } else if (rc == 0) {
+    pthread_mutex_lock(&e->host->state_mu);
+    snprintf(e->version, sizeof e->version, "%s", version ? version : "");
+    pthread_mutex_unlock(&e->host->state_mu);
+  }
+  json_decref(hello);
+  return rc;
+}
+
+/* Waits up to start_timeout_ms for the first hello (plugin_host_spawn: the loop thread, while
+ * the server starts, not inside a request). */
+static int child_hello(struct plugin_entry *e, struct aug_err *err) {
   double deadline = aug_now_ms() + e->host->params.start_timeout_ms;
   for (;;) {
-    bool eof;
-    size_t used = 0;
-    char *line = child_line(e, &eof, &used);
-    if (line) {
-      json_error_t jerr;
-      json_t *hello = json_loads(line, 0, &jerr);
-      child_consume(e, used);
-      json_int_t abi = json_integer_value(json_object_get(hello, "abi"));
-      const char *name = json_string_value(json_object_get(hello, "name"));
-      const char *version = json_string_value(json_object_get(hello, "version"));
-      json_t *caps = json_object_get(hello, "capabilities");
-      int rc = 0;
-      if (!hello || !name || !*name)
-        rc = aug_err_set(err, AUG_EFORMAT,
-                         "plugin %s: its first line is not a hello "
-                         "{\"name\", \"abi\", \"capabilities\"}",
-                         e->origin);
-      else if (abi != AUGURY_PLUGIN_ABI_VERSION)
-        rc = aug_err_set(err, AUG_EUNSUPPORTED,
-                         "plugin %s: built for plugin ABI version %lld, this host speaks version "
-                         "%u",
-                         e->origin, (long long)abi, (unsigned)AUGURY_PLUGIN_ABI_VERSION);
-      else if (first && name_taken(e->host, name))
-        rc = aug_err_set(err, AUG_EINVAL, "plugin %s: the name '%s' is taken by another plugin",
-                         e->origin, name);
-      else if (!first && strcmp(e->name, name))
-        rc = aug_err_set(err, AUG_EINVAL, "plugin %s: started again as '%s', registered as '%s'",
-                         e->origin, name, e->name);
-      if (rc == 0 && first) {
-        snprintf(e->name, sizeof e->name, "%s", name);
-        snprintf(e->version, sizeof e->version, "%s", version ? version : "");
-        size_t i;
-        json_t *c;
-        json_array_foreach(caps, i, c) {
-          if (json_is_string(c) && !strcmp(json_string_value(c), "context"))
-            e->caps[AUGURY_CAP_CONTEXT] = true;
-        }
-      } else if (rc == 0) {
-        pthread_mutex_lock(&e->host->state_mu);
-        snprintf(e->version, sizeof e->version, "%s", version ? version : "");
-        pthread_mutex_unlock(&e->host->state_mu);
-      }
-      json_decref(hello);
-      return rc;
-    }
+    int rc = child_try_hello(e, true, err);
+    if (rc <= 0) return rc;
     double left = deadline - aug_now_ms();
-    if (eof || left <= 0)
-      return aug_err_set(err, eof ? AUG_EIO : AUG_ETIMEOUT, "plugin %s: %s before its hello line",
-                         e->origin, eof ? "exited" : "no answer within the start timeout");
+    if (left <= 0)
+      return aug_err_set(err, AUG_ETIMEOUT,
+                         "plugin %s: no hello line within the start timeout of %.0f ms", e->origin,
+                         e->host->params.start_timeout_ms);
     struct pollfd pfd = {e->from_child, POLLIN, 0};
     poll(&pfd, 1, (int)left + 1);
   }
@@ -578,7 +595,7 @@ int plugin_host_spawn(struct plugin_host *host, const char *const *argv, struct 
     }
   }
   int rc = child_start(e, err);
-  if (rc == 0) rc = child_hello(e, true, err);
+  if (rc == 0) rc = child_hello(e, err);
   if (rc) {
     child_stop(e);
     entry_free(e);
@@ -753,15 +770,36 @@ static bool worker_dispatch(struct plugin_entry *e, const struct augury_cursor *
   return true;
 }
 
-static bool child_dispatch(struct plugin_entry *e, const struct augury_cursor *cursor,
-                           size_t window_start, size_t window_end, size_t budget,
-                           double time_budget_ms, struct aug_err *err) {
+/* Sends the request to a child: 1 when sent, 0 when the child is starting again and has not
+ * said hello yet (skipped, not a failure), negative (err set) when it failed. */
+static int child_dispatch(struct plugin_entry *e, const struct augury_cursor *cursor,
+                          size_t window_start, size_t window_end, size_t budget,
+                          double time_budget_ms, struct aug_err *err) {
   if (e->pid < 0) {
-    /* It exited after an earlier request: start it again (counted as a failure then). */
-    if (child_start(e, err) || child_hello(e, false, err)) {
+    /* It exited after an earlier request (counted as a failure then): start it again, but read
+     * its hello at the next requests rather than wait for it here, inside a completion's budget
+     * (start_timeout_ms is seconds, the budget tens of ms). */
+    int rc = child_start(e, err);
+    if (rc) {
       child_stop(e);
-      return false;
+      return rc;
     }
+    e->child_starting = true;
+    e->child_start_deadline = aug_now_ms() + e->host->params.start_timeout_ms;
+  }
+  if (e->child_starting) {
+    int rc = child_try_hello(e, false, err);
+    if (rc == 1 && aug_now_ms() < e->child_start_deadline) return 0;
+    if (rc == 1)
+      rc = aug_err_set(err, AUG_ETIMEOUT,
+                       "plugin %s: no hello line within the start timeout of %.0f ms after a "
+                       "restart",
+                       e->origin, e->host->params.start_timeout_ms);
+    if (rc) {
+      child_stop(e);
+      return rc;
+    }
+    e->child_starting = false;
   }
   e->waiting_id = ++e->next_id;
   e->child_done = false;
@@ -775,10 +813,7 @@ static bool child_dispatch(struct plugin_entry *e, const struct augury_cursor *c
                           "timeBudgetMs", time_budget_ms);
   char *line = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
   json_decref(msg);
-  if (!line) {
-    aug_err_set(err, AUG_ENOMEM, "out of memory for the request");
-    return false;
-  }
+  if (!line) return aug_err_set(err, AUG_ENOMEM, "out of memory for the request");
   size_t len = strlen(line), off = 0;
   line[len++] = '\n'; /* json_dumps leaves room: replace the NUL, write len bytes */
   bool ok = true;
@@ -793,8 +828,11 @@ static bool child_dispatch(struct plugin_entry *e, const struct augury_cursor *c
     off += (size_t)k;
   }
   free(line);
-  if (!ok) child_stop(e);
-  return ok;
+  if (!ok) {
+    child_stop(e);
+    return AUG_EIO;
+  }
+  return 1;
 }
 
 /* Parses a reply line; fills e->child_list. Returns 1 when it answered the current request, 0 for
@@ -987,8 +1025,11 @@ void plugin_host_gather_context(struct plugin_host *host, const struct augury_cu
     pthread_mutex_unlock(&host->state_mu);
     if (e->mode == MODE_CHILD) {
       struct aug_err err = {0};
-      if (child_dispatch(e, cursor, window_start, window_end, tokens, budget_ms, &err))
+      int sent = child_dispatch(e, cursor, window_start, window_end, tokens, budget_ms, &err);
+      if (sent > 0)
         waiting[i] = true;
+      else if (sent == 0)
+        note(ctx, "%s: starting again after it exited, no hello yet (skipped)", e->name);
       else
         entry_failed(e, ctx, false, err.msg[0] ? err.msg : "could not be started");
     } else if (worker_dispatch(e, cursor, window_start, window_end, tokens, budget_ms, count,

@@ -375,16 +375,65 @@ static void test_child_slow_and_crash(void **state) {
   assert_true(ms < 50 + 40);
   assert_non_null(strstr(ctx.notes, "example-child-slow: no answer within its 50 ms budget"));
   plugin_context_free(&ctx);
-  /* The crash child: each request restarts it (a new hello) and it exits again. */
-  for (int i = 0; i < 3; i++) {
-    gather(host, &ctx);
-    plugin_context_free(&ctx);
-  }
+  /* The crash child: a request after its exit starts it again, a later one reads its hello and
+   * sends it the request, and it exits again; none waits for a hello beyond the budget. */
   struct plugin_info info;
-  plugin_host_info(host, 1, &info);
+  for (int i = 0; i < 40; i++) {
+    t0 = aug_now_ms();
+    gather(host, &ctx);
+    ms = aug_now_ms() - t0;
+    assert_true(ms < 50 + 40);
+    plugin_context_free(&ctx);
+    plugin_host_info(host, 1, &info);
+    if (info.disabled) break;
+    struct timespec pause = {0, 50 * 1000000L}; /* time for python to start */
+    nanosleep(&pause, NULL);
+  }
   assert_true(info.disabled);
   assert_true(info.failures >= 3);
   plugin_host_destroy(host);
+}
+
+/* A child started again after an exit is not waited for inside the request (the start timeout is
+ * 2 s, the budget 50 ms): the request goes on without it, and a later one, after its hello came,
+ * sends it the request. */
+static void test_child_restart_outside_the_budget(void **state) {
+  (void)state;
+  char dir[] = "/tmp/augury-child-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char marker[64];
+  snprintf(marker, sizeof marker, "%s/started", dir);
+  struct plugin_host *host = new_host(50, 512);
+  struct aug_err err = {0};
+  const char *argv[] = {"python3", CHILD, "slowrestart", marker, NULL};
+  assert_int_equal(plugin_host_spawn(host, argv, &err), 0);
+  struct plugin_context ctx;
+  gather(host, &ctx); /* it exits at the request */
+  assert_non_null(strstr(ctx.notes, "example-child-slowrestart: exited"));
+  plugin_context_free(&ctx);
+  /* Started again: its hello comes after 1 s; the request does not wait for it. */
+  double t0 = aug_now_ms();
+  gather(host, &ctx);
+  double ms = aug_now_ms() - t0;
+  print_message("gather while a child starts again (hello after 1 s): %.1f ms\n", ms);
+  assert_true(ms < 50 + 40);
+  assert_non_null(strstr(ctx.notes, "example-child-slowrestart: starting again"));
+  plugin_context_free(&ctx);
+  struct plugin_info info;
+  plugin_host_info(host, 0, &info);
+  assert_int_equal(info.failures, 1); /* starting is not a failure */
+  assert_false(info.disabled);
+  /* After its hello, the next request goes to it (and it exits again: the second failure). */
+  struct timespec pause = {1, 500 * 1000000L};
+  nanosleep(&pause, NULL);
+  gather(host, &ctx);
+  assert_non_null(strstr(ctx.notes, "example-child-slowrestart: exited"));
+  plugin_context_free(&ctx);
+  plugin_host_info(host, 0, &info);
+  assert_int_equal(info.failures, 2);
+  plugin_host_destroy(host);
+  unlink(marker);
+  rmdir(dir);
 }
 
 static void test_plugin_dir(void **state) {
@@ -426,6 +475,7 @@ int main(void) {
       cmocka_unit_test(test_status_while_gathering),
       cmocka_unit_test(test_child_context),
       cmocka_unit_test(test_child_slow_and_crash),
+      cmocka_unit_test(test_child_restart_outside_the_budget),
       cmocka_unit_test(test_plugin_dir),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
