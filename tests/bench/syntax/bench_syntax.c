@@ -18,65 +18,9 @@
 #include <time.h>
 
 #include "grammars/syntax.h"
+#include "tests/bench/syntax/timing.h"
 
 enum { CASES = 200 };
-
-/* Thread CPU time: the machines this runs on are shared, and wall time there measures the
- * neighbours as much as the check (wall time is printed beside it). */
-static double cpu_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static double wall_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-struct timing {
-  double *cpu, *wall;
-  size_t n;
-  double cpu0, wall0;
-};
-
-static void timing_start(struct timing *t) {
-  t->wall0 = wall_us();
-  t->cpu0 = cpu_us();
-}
-
-static void timing_stop(struct timing *t) {
-  t->cpu[t->n] = cpu_us() - t->cpu0;
-  t->wall[t->n] = wall_us() - t->wall0;
-  t->n++;
-}
-
-static int compare_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static void report(const char *what, struct timing *t) {
-  size_t n = t->n;
-  if (n == 0) return;
-  qsort(t->cpu, n, sizeof *t->cpu, compare_double);
-  qsort(t->wall, n, sizeof *t->wall, compare_double);
-  printf("  %-27s n=%-3zu cpu: median %6.0f us  p90 %6.0f  p99 %6.0f  max %6.0f | wall: median "
-         "%6.0f  p90 %6.0f\n",
-         what, n, t->cpu[n / 2], t->cpu[n * 9 / 10], t->cpu[n * 99 / 100], t->cpu[n - 1],
-         t->wall[n / 2], t->wall[n * 9 / 10]);
-}
-
-static struct timing timing_new(void) {
-  struct timing t = {malloc(CASES * sizeof(double)), malloc(CASES * sizeof(double)), 0, 0, 0};
-  return t;
-}
-
-static void timing_free(struct timing *t) {
-  free(t->cpu);
-  free(t->wall);
-}
 
 static char *read_file(const char *path, size_t *length) {
   FILE *f = fopen(path, "rb");
@@ -134,17 +78,18 @@ static int bench_file(const char *path) {
     fprintf(stderr, "bench_syntax: %s\n", err.msg);
     return 1;
   }
-  double t0 = cpu_us();
+  double t0 = bench_cpu_ms();
   syntax_doc_set_text(doc, text, length, &err);
-  double full_parse = cpu_us() - t0;
-  printf("%s (%s, %zu lines, %zu bytes): full parse %.0f us cpu, %zu error nodes\n", path, g->name,
+  double full_parse = bench_cpu_ms() - t0;
+  printf("%s (%s, %zu lines, %zu bytes): full parse %.1f ms cpu, %zu error nodes\n", path, g->name,
          lines, length, full_parse, syntax_doc_error_count(doc));
 
   char *document = malloc(length + 1);
   char *candidate = malloc(length + 64);
-  struct timing update = timing_new(), good = timing_new(), bad = timing_new();
+  struct bench_timing update = bench_timing_new(CASES), good = bench_timing_new(CASES),
+                      bad = bench_timing_new(CASES);
   /* the same, on documents that parse without error once the middle is cut out */
-  struct timing good_clean = timing_new(), bad_clean = timing_new();
+  struct bench_timing good_clean = bench_timing_new(CASES), bad_clean = bench_timing_new(CASES);
   size_t kept_whole = 0, bad_breaking = 0, bad_trimmed = 0, bad_exact = 0, errors_before = 0;
   unsigned parses_bad = 0;
   for (size_t c = 0; c < CASES; c++) {
@@ -161,9 +106,9 @@ static int bench_file(const char *path) {
     memcpy(candidate, text + cursor, middle);
 
     /* The document as the editor has it without the middle: an incremental reparse. */
-    timing_start(&update);
+    bench_timing_start(&update);
     syntax_doc_set_text(doc, document, doc_length, &err);
-    timing_stop(&update);
+    bench_timing_stop(&update);
     bool clean = syntax_doc_error_count(doc) == 0;
     errors_before += !clean;
 
@@ -171,30 +116,28 @@ static int bench_file(const char *path) {
     p.cut_at_block_end = false; /* measure the parse check itself on every case */
     p.parse_budget_us = parse_budget_us;
     struct syntax_verdict v;
-    timing_start(&good);
+    bench_timing_start(&good);
     if (syntax_check(doc, cursor, candidate, middle, &p, &v, &err)) {
       fprintf(stderr, "bench_syntax: %s\n", err.msg);
       return 1;
     }
-    timing_stop(&good);
+    bench_timing_stop(&good);
     if (clean) {
-      good_clean.cpu[good_clean.n] = good.cpu[good.n - 1];
-      good_clean.wall[good_clean.n++] = good.wall[good.n - 1];
+      bench_timing_copy_last(&good_clean, &good);
     }
     kept_whole += v.keep == middle;
 
     /* A line no grammar accepts (unless it lands inside a string or comment). */
     static const char broken[] = "\n)) = (\n";
     memcpy(candidate + middle, broken, sizeof broken - 1);
-    timing_start(&bad);
+    bench_timing_start(&bad);
     if (syntax_check(doc, cursor, candidate, middle + sizeof broken - 1, &p, &v, &err)) {
       fprintf(stderr, "bench_syntax: %s\n", err.msg);
       return 1;
     }
-    timing_stop(&bad);
+    bench_timing_stop(&bad);
     if (clean) {
-      bad_clean.cpu[bad_clean.n] = bad.cpu[bad.n - 1];
-      bad_clean.wall[bad_clean.n++] = bad.wall[bad.n - 1];
+      bench_timing_copy_last(&bad_clean, &bad);
     }
     if (v.new_errors_full > 0) {
       bad_breaking++;
@@ -203,11 +146,11 @@ static int bench_file(const char *path) {
     }
     parses_bad += v.parses;
   }
-  report("document reparse (edit)", &update);
-  report("good candidate (3 lines)", &good);
-  report("broken candidate (+1 line)", &bad);
-  report("good, document clean", &good_clean);
-  report("broken, document clean", &bad_clean);
+  bench_timing_report("document reparse (edit)", &update);
+  bench_timing_report("good candidate (3 lines)", &good);
+  bench_timing_report("broken candidate (+1 line)", &bad);
+  bench_timing_report("good, document clean", &good_clean);
+  bench_timing_report("broken, document clean", &bad_clean);
   printf("  good kept whole %zu/%zu; broken line breaking the parse %zu/%zu, cut back to at most "
          "the good part %zu/%zu, exactly to it %zu (%.1f parses per broken candidate); documents "
          "with an error before the check %zu/%zu\n",
@@ -215,11 +158,11 @@ static int bench_file(const char *path) {
          bad.n ? (double)parses_bad / (double)bad.n : 0.0, errors_before, update.n);
   free(document);
   free(candidate);
-  timing_free(&update);
-  timing_free(&good);
-  timing_free(&good_clean);
-  timing_free(&bad_clean);
-  timing_free(&bad);
+  bench_timing_free(&update);
+  bench_timing_free(&good);
+  bench_timing_free(&good_clean);
+  bench_timing_free(&bad_clean);
+  bench_timing_free(&bad);
   free(starts);
   free(text);
   syntax_doc_destroy(doc);
@@ -241,7 +184,7 @@ static int check_cases(const char *tsv_path) {
   char row[8192], path[4096] = "", id[256], kind[32];
   char *text = NULL;
   size_t length = 0;
-  struct timing timing = {malloc(4096 * sizeof(double)), malloc(4096 * sizeof(double)), 0, 0, 0};
+  struct bench_timing timing = bench_timing_new(4096);
   while (fgets(row, sizeof row, tsv)) {
     char file[4096];
     size_t offset, removed, expected;
@@ -272,12 +215,12 @@ static int check_cases(const char *tsv_path) {
     memcpy(document + offset, text + offset + removed, length - offset - removed);
     syntax_doc_set_text(doc, document, length - removed, &err);
     struct syntax_verdict v;
-    timing_start(&timing);
+    bench_timing_start(&timing);
     if (syntax_check(doc, offset, text + offset, expected, NULL, &v, &err)) {
       fprintf(stderr, "bench_syntax: %s: %s\n", id, err.msg);
       return 1;
     }
-    timing_stop(&timing);
+    bench_timing_stop(&timing);
     total[k]++;
     whole[k] += v.keep == expected;
     multi_shape[k] += v.shape.kind == SYNTAX_MULTI_LINE;
@@ -323,8 +266,8 @@ static int check_cases(const char *tsv_path) {
   }
   printf("  run-on candidates (at a multi-line shape): %zu, cut back to the real body: %zu\n",
          runon_total, runon[0] + runon[1] + runon[2] + runon[3]);
-  report("check of the real text", &timing);
-  timing_free(&timing);
+  bench_timing_report("check of the real text", &timing);
+  bench_timing_free(&timing);
   return 0;
 }
 

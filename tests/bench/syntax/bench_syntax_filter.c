@@ -14,48 +14,9 @@
 
 #include "grammars/syntax.h"
 #include "plugins/syntax_filter.h"
+#include "tests/bench/syntax/timing.h"
 
 enum { CUTS = 200 };
-
-static double clock_ms(clockid_t id) {
-  struct timespec ts;
-  clock_gettime(id, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-struct samples {
-  double cpu[CUTS];
-  double wall[CUTS];
-  size_t n;
-  double cpu0, wall0;
-};
-
-static void samples_start(struct samples *s) {
-  s->wall0 = clock_ms(CLOCK_MONOTONIC);
-  s->cpu0 = clock_ms(CLOCK_THREAD_CPUTIME_ID);
-}
-
-static void samples_stop(struct samples *s) {
-  s->cpu[s->n] = clock_ms(CLOCK_THREAD_CPUTIME_ID) - s->cpu0;
-  s->wall[s->n] = clock_ms(CLOCK_MONOTONIC) - s->wall0;
-  s->n++;
-}
-
-static int compare_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static void report(const char *what, struct samples *s) {
-  size_t n = s->n;
-  if (n == 0) return;
-  qsort(s->cpu, n, sizeof *s->cpu, compare_double);
-  qsort(s->wall, n, sizeof *s->wall, compare_double);
-  printf("  %-34s n=%zu  cpu ms: median %.3f  p90 %.3f  p99 %.3f  max %.3f | wall ms: median "
-         "%.3f  p99 %.3f\n",
-         what, n, s->cpu[n / 2], s->cpu[n * 9 / 10], s->cpu[n * 99 / 100], s->cpu[n - 1],
-         s->wall[n / 2], s->wall[n * 99 / 100]);
-}
 
 static char *read_file(const char *path, size_t *length) {
   FILE *f = fopen(path, "rb");
@@ -118,9 +79,9 @@ static int bench(const char *path) {
   static const char broken_line[] = "\n)) = (";
   char *document = malloc(length + 2);
   char *candidate = malloc(length + sizeof broken_line);
-  struct samples *update = calloc(1, sizeof *update);
-  struct samples *good = calloc(1, sizeof *good);
-  struct samples *bad = calloc(1, sizeof *bad);
+  struct bench_timing update_t = bench_timing_new(CUTS), good_t = bench_timing_new(CUTS),
+                      bad_t = bench_timing_new(CUTS);
+  struct bench_timing *update = &update_t, *good = &good_t, *bad = &bad_t;
   struct syntax_filter_params params = syntax_filter_params_default();
   struct syntax_filter *filter = NULL;
   struct syntax_doc *doc = NULL;
@@ -155,17 +116,17 @@ static int bench(const char *path) {
       goto done;
     }
     /* The same text again: the filter does not reparse it, so this is the check alone. */
-    samples_start(good);
+    bench_timing_start(good);
     int check_rc = syntax_filter_check(filter, "file:///bench.py", "python", path, document,
                                        doc_length, cursor, candidate, cut, &r, &err);
-    samples_stop(good);
+    bench_timing_stop(good);
     count_outcome(&good_outcomes, &r);
     memcpy(candidate + cut, broken_line, sizeof broken_line - 1);
-    samples_start(bad);
+    bench_timing_start(bad);
     check_rc |=
         syntax_filter_check(filter, "file:///bench.py", "python", path, document, doc_length,
                             cursor, candidate, cut + sizeof broken_line - 1, &r, &err);
-    samples_stop(bad);
+    bench_timing_stop(bad);
     count_outcome(&bad_outcomes, &r);
     if (check_rc) {
       fprintf(stderr, "bench_syntax_filter: %s\n", err.msg);
@@ -176,9 +137,9 @@ static int bench(const char *path) {
     if (syntax_doc_set_text(doc, document, doc_length, &err)) goto done;
     memmove(document + cursor + 1, document + cursor, doc_length - cursor);
     document[cursor] = text[cursor];
-    samples_start(update);
+    bench_timing_start(update);
     int update_rc = syntax_doc_set_text(doc, document, doc_length + 1, &err);
-    samples_stop(update);
+    bench_timing_stop(update);
     if (update_rc) {
       fprintf(stderr, "bench_syntax_filter: %s\n", err.msg);
       goto done;
@@ -193,9 +154,9 @@ static int bench(const char *path) {
   printf("%s: %zu lines, %zu bytes; %zu one-line cuts; budgets: a parse %u us, a check %u us of "
          "thread CPU time; load average %.2f\n",
          path, lines, length, good->n, params.parse_budget_us, params.time_budget_us, load[0]);
-  report("tree update after a one-byte edit", update);
-  report("check of a good candidate", good);
-  report("check of a broken candidate", bad);
+  bench_timing_report("tree update after a one-byte edit", update);
+  bench_timing_report("check of a good candidate", good);
+  bench_timing_report("check of a broken candidate", bad);
   printf("  updates over 5 ms cpu: %zu, of them on a document with an error node after the edit: "
          "%zu\n",
          slow_updates, slow_updates_broken);
@@ -205,9 +166,9 @@ static int bench(const char *path) {
 done:
   syntax_doc_destroy(doc);
   syntax_filter_destroy(filter);
-  free(update);
-  free(good);
-  free(bad);
+  bench_timing_free(update);
+  bench_timing_free(good);
+  bench_timing_free(bad);
   free(candidate);
   free(document);
   free(starts);
