@@ -64,6 +64,11 @@ struct config {
   /* The built-in tree-sitter context (imports, enclosing scopes, definitions of the names near
    * the cursor; plugins/context_syntax.h): syntaxContext, default on */
   bool syntax_context;
+  /* The cross-file definitions index of the workspace root, which gives the syntax context the
+   * definitions of names from other files (plugins/workspace_index.h): workspaceIndex, default
+   * on; workspaceIndexMiB bounds its memory (default 64) */
+  bool workspace_index;
+  int64_t workspace_index_mib;
   int64_t chunk_reuse; /* engine_params.reuse_min_chunk: shortest moved run in tokens; 0 = off */
   int64_t prompt_cache_mib; /* engine_params.prompt_cache_bytes in MiB; 0 = off */
   int32_t gpu_layers;       /* engine_params.gpu_layers (gpuLayers: N, "all", "auto"); 0 = CPU */

@@ -18,6 +18,7 @@
 #include "cli/version.h" /* the one definition of the version, also `augury --version`'s */
 #include "engine/alloc.h"
 #include "lsp/server_internal.h"
+#include "plugins/workspace_index.h"
 
 struct server_options server_options_default(void) {
   struct server_options o = {0, 1, 0, 1000};
@@ -561,6 +562,7 @@ static void execute_command(struct server *s, json_t *id, json_t *params) {
       json_object_set_new(st, "provider", json_string(server_plugins_provider(s)));
       json_object_set_new(st, "servedBy", s->served_by ? json_copy(s->served_by) : json_object());
       json_object_set_new(st, "plugins", server_plugins_status(s));
+      json_object_set_new(st, "index", server_plugins_index_status(s));
       uint64_t checked =
           s->n_syntax_kept + s->n_syntax_trimmed + s->n_syntax_dropped + s->n_syntax_skipped;
       json_object_set_new(
@@ -625,6 +627,26 @@ static void handle_request(struct server *s, json_t *id, const char *method, jso
     completion_handle(s, id, params, inline_completion);
 }
 
+enum index_action { INDEX_TEXT, INDEX_FROM_DISK };
+
+/* Tells the workspace index about a document: its text at didOpen and didSave (didChange is left
+ * out: the syntax context finds the document's own definitions, and other documents need only
+ * what was saved or opened), the disk's at didClose (unsaved edits are gone with it). The index
+ * queues the work for its own thread. */
+static void index_document(struct server *s, const char *uri, enum index_action action) {
+  if (!s->index) return;
+  char *path = uri_to_path(uri);
+  struct document *doc = action == INDEX_TEXT ? documents_find(s->docs, uri) : NULL;
+  struct aug_err err = {0};
+  int rc = 0;
+  if (path && action == INDEX_FROM_DISK)
+    rc = workspace_index_reload(s->index, path, &err);
+  else if (path && doc)
+    rc = workspace_index_update(s->index, path, doc->text.data, doc->text.len, &err);
+  if (rc) server_log(s, 2, "augury: %s", err.msg);
+  aug_free(path);
+}
+
 static void did_open(struct server *s, json_t *params) {
   json_t *td = json_object_get(params, "textDocument");
   json_t *uri = json_object_get(td, "uri"), *lang = json_object_get(td, "languageId");
@@ -639,6 +661,8 @@ static void did_open(struct server *s, json_t *params) {
                      json_is_integer(version) ? json_integer_value(version) : 0,
                      json_string_value(text), json_string_length(text), &err))
     server_log(s, 1, "augury: %s", err.msg);
+  else
+    index_document(s, json_string_value(uri), INDEX_TEXT);
 }
 
 static void did_change(struct server *s, json_t *params) {
@@ -717,9 +741,12 @@ static void handle_notification(struct server *s, const char *method, json_t *pa
       completion_cache_forget(s->completions, uri);
       completion_forget_alternatives(s, uri);
       if (documents_close(s->docs, uri, &err)) server_log(s, 2, "augury: %s", err.msg);
+      index_document(s, uri, INDEX_FROM_DISK);
     }
   } else if (!strcmp(method, "textDocument/didSave")) {
-    /* Nothing to do: the text is already current through didChange. */
+    /* The text is already current through didChange; what was saved is what other files see. */
+    const char *uri = doc_uri(params);
+    if (uri) index_document(s, uri, INDEX_TEXT);
   } else if (!strcmp(method, "workspace/didChangeConfiguration")) {
     did_change_configuration(s, params);
   } else if (!strcmp(method, "$/cancelRequest")) {

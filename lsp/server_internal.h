@@ -181,7 +181,11 @@ struct server {
    * by the engine thread inside completion jobs, destroyed after that thread stopped. */
   struct syntax_filter *syntax;
   struct provider_remote *remote; /* when the "remote" setting is given */
-  json_t *served_by;              /* provider name -> completions it served */
+  /* The workspace's definitions (plugins/workspace_index.h): made at initialize when there is a
+   * root, lent to the syntax context, destroyed after the plugin host. Its own worker thread scans
+   * and re-indexes; the loop thread queues didOpen/didSave/didClose and reads its stats. */
+  struct workspace_index *index;
+  json_t *served_by; /* provider name -> completions it served */
 
   struct active_request *active; /* doubly linked */
   struct outgoing_request *outgoing;
@@ -261,6 +265,8 @@ void server_plugins_stop(struct server *s);  /* after the engine thread stopped 
  * (a string of the host's that lives as long as it does). */
 const char *server_plugins_provider(struct server *s);
 json_t *server_plugins_status(struct server *s); /* new reference: an array */
+/* The workspace index's stats for augury.status ({"enabled": false} without one). New reference. */
+json_t *server_plugins_index_status(struct server *s);
 /* Appends the plugins' command names (for executeCommandProvider.commands). */
 void server_plugins_add_commands(struct server *s, json_t *commands);
 /* Runs a plugin's command and replies; false when no plugin offers name. */

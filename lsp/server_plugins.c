@@ -11,6 +11,7 @@
 #include "lsp/server_internal.h"
 #include "plugins/context_syntax.h"
 #include "plugins/provider_remote.h"
+#include "plugins/workspace_index.h"
 
 /* Plugin messages: to the editor from the loop thread, to stderr (the editor's log of the
  * server's output) from any other thread, since only the loop thread may write to the client. */
@@ -31,11 +32,46 @@ static void register_syntax_context(struct server *s) {
   if (s->config.context_tokens <= 0 || !s->config.syntax_context) return;
   struct context_syntax *cs = NULL;
   struct aug_err err = {0};
-  if (context_syntax_create(NULL, &cs, &err) == 0 &&
+  struct context_syntax_params p = context_syntax_params_default();
+  p.index = s->index;
+  if (context_syntax_create(&p, &cs, &err) == 0 &&
       plugin_host_register(s->plugins, context_syntax_plugin(cs), "built-in", &err) == 0)
     return;
   context_syntax_destroy(cs);
   server_log(s, 1, "augury: syntax context: %s", err.msg);
+}
+
+/* The workspace index feeds only the syntax context: it is made (and its scan started) when that
+ * will be registered, there is a root and "workspaceIndex" is not false. The settings are read
+ * once: a later change takes effect at the next start. */
+static void start_index(struct server *s) {
+  if (!s->root_path || !s->config.workspace_index || s->config.context_tokens <= 0 ||
+      !s->config.syntax_context)
+    return;
+  struct workspace_index_params p = workspace_index_params_default();
+  p.max_bytes = (size_t)s->config.workspace_index_mib << 20;
+  struct aug_err err = {0};
+  if (workspace_index_create(s->root_path, &p, &s->index, &err) == 0 &&
+      workspace_index_start(s->index, &err) == 0)
+    return;
+  workspace_index_destroy(s->index);
+  s->index = NULL;
+  server_log(s, 1, "augury: workspace index: %s", err.msg);
+}
+
+json_t *server_plugins_index_status(struct server *s) {
+  if (!s->index) return json_pack("{s:b}", "enabled", 0);
+  struct workspace_index_stats st;
+  workspace_index_stats(s->index, &st);
+  return json_pack(
+      "{s:b,s:b,s:I,s:I,s:I,s:I,s:f,s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}}", "enabled", 1,
+      "scanning", st.scanning, "files", (json_int_t)st.files, "definitions",
+      (json_int_t)st.definitions, "bytes", (json_int_t)st.bytes, "pending", (json_int_t)st.pending,
+      "scanMs", st.scan_ms, "skipped", "hidden", (json_int_t)st.skipped_hidden, "ignored",
+      (json_int_t)st.skipped_ignored, "symlink", (json_int_t)st.skipped_symlink, "outsideRoot",
+      (json_int_t)st.skipped_outside_root, "tooLarge", (json_int_t)st.skipped_too_large, "tooMany",
+      (json_int_t)st.skipped_too_many, "budget", (json_int_t)st.skipped_budget, "unreadable",
+      (json_int_t)st.skipped_unreadable, "noGrammar", (json_int_t)st.skipped_no_grammar);
 }
 
 static void load_listed(struct server *s, const json_t *list) {
@@ -78,6 +114,7 @@ void server_plugins_start(struct server *s) {
     server_log(s, 1, "augury: plugins: %s", err.msg);
     return;
   }
+  start_index(s);
   register_syntax_context(s);
   if (s->config.remote) {
     if (provider_remote_create(s->config.remote, getenv, &s->remote, &err) ||
@@ -117,6 +154,8 @@ void server_plugins_stop(struct server *s) {
   s->plugins = NULL;
   provider_remote_destroy(s->remote);
   s->remote = NULL;
+  workspace_index_destroy(s->index); /* after the host: the syntax context borrowed it */
+  s->index = NULL;
 }
 
 json_t *server_plugins_status(struct server *s) {

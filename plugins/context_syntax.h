@@ -21,6 +21,7 @@
 
 #include "engine/error.h"
 #include "plugins/augury_plugin.h"
+#include "plugins/workspace_index.h"
 
 #define CONTEXT_SYNTAX_NAME "syntax-context"
 
@@ -36,6 +37,10 @@ struct context_syntax_params {
    * context_queries.h). true: compile inside the call instead (tests, tools without a budget).
    * Default false. */
   bool compile_in_call;
+  /* The workspace's definitions index (borrowed: it must outlive the plugin), or NULL (the
+   * default): the definitions of the names near the cursor that the document does not define are
+   * looked up there, in the other files. */
+  struct workspace_index *index;
 };
 
 struct context_syntax_params context_syntax_params_default(void);

@@ -136,6 +136,28 @@ static void test_plugin_settings(void **state) {
   config_free(&cfg);
 }
 
+/* workspaceIndex: on by default; workspaceIndexMiB: 64 by default, at least 1. */
+static void test_workspace_index_settings(void **state) {
+  (void)state;
+  struct config cfg;
+  struct aug_err err = {0};
+  assert_int_equal(config_init(&cfg, &err), 0);
+  assert_true(cfg.workspace_index);
+  assert_int_equal(cfg.workspace_index_mib, 64);
+  struct warnings w = {0};
+  json_t *s = json_loads("{\"workspaceIndex\":false,\"workspaceIndexMiB\":8}", 0, NULL);
+  assert_int_equal(config_apply_json(&cfg, s, "initializationOptions", false, collect, &w), 0);
+  assert_false(cfg.workspace_index);
+  assert_int_equal(cfg.workspace_index_mib, 8);
+  json_decref(s);
+  s = json_loads("{\"workspaceIndexMiB\":0}", 0, NULL);
+  assert_int_equal(config_apply_json(&cfg, s, "initializationOptions", false, collect, &w), 1);
+  assert_non_null(strstr(w.last, "workspaceIndexMiB"));
+  assert_int_equal(cfg.workspace_index_mib, 8);
+  json_decref(s);
+  config_free(&cfg);
+}
+
 /* syntaxCheck and syntaxContext: on by default (the pipeline's syntax filter, the built-in
  * tree-sitter context), bools, a wrong type warned and ignored. */
 static void test_syntax_check_setting(void **state) {
@@ -298,9 +320,9 @@ static void test_file_and_model_lookup(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_apply_and_warn),        cmocka_unit_test(test_plugin_settings),
-      cmocka_unit_test(test_syntax_check_setting),  cmocka_unit_test(test_huge_numbers_refused),
-      cmocka_unit_test(test_file_and_model_lookup),
+      cmocka_unit_test(test_apply_and_warn),           cmocka_unit_test(test_plugin_settings),
+      cmocka_unit_test(test_syntax_check_setting),     cmocka_unit_test(test_huge_numbers_refused),
+      cmocka_unit_test(test_workspace_index_settings), cmocka_unit_test(test_file_and_model_lookup),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
