@@ -441,7 +441,8 @@ static struct file *file_build(struct workspace_index *wi, const char *rel, cons
         def = m.captures[i].node, has_def = true;
       }
     }
-    if (!has_def || !has_name) continue;
+    /* A pattern whose definition capture is the root would stand for the whole file. */
+    if (!has_def || !has_name || ts_node_is_null(ts_node_parent(def))) continue;
     size_t a = ts_node_start_byte(name), b = ts_node_end_byte(name);
     if (b <= a || b > len || b - a > INDEX_MAX_NAME || ts_node_end_byte(def) > len ||
         ts_node_end_byte(def) <= ts_node_start_byte(def))

@@ -16,4 +16,4 @@
 (translation_unit
   (declaration declarator: [(identifier) @name
                             (init_declarator declarator: (identifier) @name)
-                            (array_declarator declarator: (identifier) @name)])) @definition.variable
+                            (array_declarator declarator: (identifier) @name)]) @definition.variable)
