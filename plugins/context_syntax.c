@@ -44,6 +44,11 @@
 #define CONTEXT_MAX_DEFINITIONS 12
 /* A definition this short is shown whole; a longer one by its header. */
 #define CONTEXT_SMALL_DEFINITION_LINES 6
+/* Definitions from other files (the workspace index): looked at per name, and in all. A name
+ * defined in more files than this is looked at in the first ones by path (a common name such as
+ * "main" or "run" says little about which one the cursor means). */
+#define CONTEXT_FOREIGN_PER_NAME 2
+#define CONTEXT_MAX_FOREIGN 12
 
 struct cached_doc {
   char *uri;
@@ -80,6 +85,15 @@ struct name_list {
   size_t n;
 };
 
+/* A definition from another file, copied out of the index: offsets into context_syntax.foreign_buf
+ * (path and text, each NUL-terminated). */
+struct foreign_def {
+  size_t path, text, text_len;
+  uint32_t line;
+  size_t rank; /* its name's among cs->names */
+  size_t tokens;
+};
+
 struct context_syntax {
   struct augury_plugin table;
   struct context_syntax_params params;
@@ -91,6 +105,11 @@ struct context_syntax {
   struct span_list spans, definition_spans, containers;
   struct strbuf scopes, imports, definitions;
   struct name_list names;
+  uint64_t defined; /* bit i: cs->names.v[i] has a definition in the document (anywhere) */
+  struct foreign_def foreign[CONTEXT_MAX_FOREIGN];
+  size_t n_foreign;
+  struct strbuf foreign_buf;  /* the foreign definitions' paths and texts */
+  struct strbuf foreign_text; /* the rendered pieces, one after another */
 };
 
 struct context_syntax_params context_syntax_params_default(void) {
@@ -482,9 +501,11 @@ static int outline_walk(struct context_syntax *cs, const TSQuery *query, const T
     if (container && containers && containers->n < CONTEXT_MAX_CONTAINERS &&
         !spans_push(containers, s))
       return AUGURY_PLUGIN_ENOMEM;
-    if (!has_name || !cs->names.n || !(s.end <= window_start || s.start >= window_end)) continue;
+    if (!has_name || !cs->names.n) continue;
     size_t rank = name_rank(cs, text, ts_node_start_byte(name), ts_node_end_byte(name));
     if (rank == SIZE_MAX) continue;
+    cs->defined |= (uint64_t)1 << rank; /* inside the window too: not looked up elsewhere */
+    if (!(s.end <= window_start || s.start >= window_end)) continue;
     TSNode body = ts_node_child_by_field_name(def, "body", 4);
     s.body_start = ts_node_is_null(body) ? s.end : ts_node_start_byte(body);
     s.rank = rank;
@@ -503,6 +524,7 @@ static int find_outline(struct context_syntax *cs, const TSQuery *query, const T
   cs->spans.n = 0;
   cs->definition_spans.n = 0;
   cs->containers.n = 0;
+  cs->defined = 0;
   int rc = outline_walk(cs, query, tree, text, len, window_start, window_end, 0, UINT32_MAX,
                         CONTEXT_OUTLINE_DEPTH, &cs->containers);
   /* Members: a walk of each container's bytes one level deeper (one that holds the window
@@ -609,6 +631,109 @@ static bool render_definitions(struct context_syntax *cs, size_t n, const char *
   return !open_cut || put_body_elision(b, text, len, done, covered);
 }
 
+/* --- definitions from other files --- */
+
+struct foreign_lookup {
+  struct context_syntax *cs;
+  size_t rank, taken;
+  bool nomem;
+};
+
+/* Copies one definition out of the index (called with the index locked). */
+static int take_foreign(void *data, const struct workspace_index_definition *d) {
+  struct foreign_lookup *l = data;
+  struct context_syntax *cs = l->cs;
+  if (l->taken == CONTEXT_FOREIGN_PER_NAME || cs->n_foreign == CONTEXT_MAX_FOREIGN) return 1;
+  struct foreign_def *f = &cs->foreign[cs->n_foreign];
+  f->path = cs->foreign_buf.n;
+  if (!buf_put(&cs->foreign_buf, d->path, strlen(d->path) + 1)) goto nomem;
+  f->text = cs->foreign_buf.n;
+  if (!buf_put(&cs->foreign_buf, d->text, d->text_len) || !buf_put(&cs->foreign_buf, "", 1))
+    goto nomem;
+  f->text_len = d->text_len;
+  f->line = d->line;
+  f->rank = l->rank;
+  cs->n_foreign++;
+  l->taken++;
+  return 0;
+nomem:
+  l->nomem = true;
+  return 1;
+}
+
+/* cs->foreign: the definitions, in files other than the cursor's, of the names near the cursor
+ * that the document does not define, nearest name first (each name's by path, then line). */
+static bool find_foreign(struct context_syntax *cs, const char *text, const char *own_path) {
+  cs->n_foreign = 0;
+  cs->foreign_buf.n = 0;
+  for (size_t i = 0; i < cs->names.n && cs->n_foreign < CONTEXT_MAX_FOREIGN; i++) {
+    if (cs->defined & ((uint64_t)1 << i)) continue;
+    const struct name_ref *r = &cs->names.v[i];
+    struct foreign_lookup l = {cs, i, 0, false};
+    workspace_index_lookup(cs->params.index, text + r->start, r->end - r->start, own_path,
+                           take_foreign, &l);
+    if (l.nomem) return false;
+  }
+  return true;
+}
+
+static int foreign_by_place(const struct foreign_def *x, const struct foreign_def *y,
+                            const char *buf) {
+  int c = strcmp(buf + x->path, buf + y->path);
+  if (c) return c;
+  return x->line < y->line ? -1 : x->line > y->line;
+}
+
+static size_t count_lines(const char *s, size_t n) {
+  size_t lines = 0;
+  for (size_t i = 0; i < n; i++)
+    lines += s[i] == '\n';
+  return lines;
+}
+
+/* One piece per file. */
+struct foreign_piece {
+  size_t path, start, len; /* path: into foreign_buf; start, len: into foreign_text */
+};
+
+/* Renders the chosen definitions (n, in rank order) sorted by path then line into
+ * cs->foreign_text, one piece per file into out, with a "..." line between two definitions of a
+ * file that are not next to each other. Returns the number of pieces, or SIZE_MAX without memory.
+ */
+static size_t render_foreign(struct context_syntax *cs, const struct foreign_def **chosen, size_t n,
+                             struct foreign_piece *out) {
+  const char *buf = cs->foreign_buf.p;
+  for (size_t i = 1; i < n; i++) /* insertion sort: a dozen at most */
+    for (size_t j = i; j > 0 && foreign_by_place(chosen[j - 1], chosen[j], buf) > 0; j--) {
+      const struct foreign_def *t = chosen[j];
+      chosen[j] = chosen[j - 1];
+      chosen[j - 1] = t;
+    }
+  struct strbuf *b = &cs->foreign_text;
+  b->n = 0;
+  size_t pieces = 0;
+  const struct foreign_def *prev = NULL;
+  for (size_t i = 0; i < n; i++) {
+    const struct foreign_def *d = chosen[i];
+    bool same_file = prev && !strcmp(buf + prev->path, buf + d->path);
+    if (same_file && prev->line == d->line) continue; /* one definition, two names */
+    if (!same_file) {
+      if (pieces) out[pieces - 1].len = b->n - out[pieces - 1].start;
+      out[pieces++] = (struct foreign_piece){d->path, b->n, 0};
+    } else {
+      const char *pt = buf + prev->text;
+      bool cut = prev->text_len >= 4 && !memcmp(pt + prev->text_len - 4, "...\n", 4);
+      if (!cut && d->line != prev->line + count_lines(pt, prev->text_len) &&
+          !buf_put(b, "...\n", 4))
+        return SIZE_MAX;
+    }
+    if (!buf_put(b, buf + d->text, d->text_len)) return SIZE_MAX;
+    prev = d;
+  }
+  if (pieces) out[pieces - 1].len = b->n - out[pieces - 1].start;
+  return pieces;
+}
+
 /* --- the plugin --- */
 
 static int syntax_supports(void *self, uint32_t capability) {
@@ -685,6 +810,7 @@ static int syntax_provide(void *self, const struct augury_context_request *req,
   }
   /* The names used around the cursor, then one walk for the imports and their definitions. */
   cs->names.n = 0;
+  cs->defined = 0;
   if (q[CONTEXT_QUERY_REFERENCES])
     find_names(cs, q[CONTEXT_QUERY_REFERENCES], tree, text, len, c->offset);
   cs->spans.n = cs->definition_spans.n = 0;
@@ -713,6 +839,7 @@ static int syntax_provide(void *self, const struct augury_context_request *req,
   }
   /* Definitions: the nearest names' that fit in what is left. */
   cs->definitions.n = 0;
+  size_t definition_tokens = 0;
   if (scope_tokens + import_tokens < budget) {
     size_t left = budget - scope_tokens - import_tokens;
     struct span order[CONTEXT_MAX_DEFINITIONS];
@@ -720,9 +847,34 @@ static int syntax_provide(void *self, const struct augury_context_request *req,
                                                                 : CONTEXT_MAX_DEFINITIONS;
     for (; n > 0; n--) {
       if (!render_definitions(cs, n, text, len, order)) return nomem(error);
-      if (count_tokens(cs, cs->definitions.p, cs->definitions.n) <= left) break;
+      definition_tokens = count_tokens(cs, cs->definitions.p, cs->definitions.n);
+      if (definition_tokens <= left) break;
       cs->definitions.n = 0;
+      definition_tokens = 0;
     }
+  }
+  /* Definitions from other files: the nearest names' that fit in what is left after the
+   * document's own, one piece per file named by its path, files in path order. They follow the
+   * names near the cursor as the document's definitions do, so they come after those (stability
+   * FILE): among the PROJECT pieces at the prompt's start they would move its first bytes at
+   * every such change and cost the KV cache all that follows. */
+  const char *own_path = c->path && *c->path ? c->path : NULL;
+  struct foreign_piece foreign_pieces[CONTEXT_MAX_FOREIGN];
+  size_t n_foreign_pieces = 0;
+  size_t used = scope_tokens + import_tokens + definition_tokens;
+  if (cs->params.index && cs->names.n && used < budget) {
+    if (!find_foreign(cs, text, own_path)) return nomem(error);
+    const struct foreign_def *chosen[CONTEXT_MAX_FOREIGN];
+    size_t n_chosen = 0, sum = 0;
+    for (size_t i = 0; i < cs->n_foreign; i++) {
+      struct foreign_def *d = &cs->foreign[i];
+      d->tokens = count_tokens(cs, cs->foreign_buf.p + d->text, d->text_len);
+      if (sum + d->tokens > budget - used) continue;
+      sum += d->tokens;
+      chosen[n_chosen++] = d;
+    }
+    n_foreign_pieces = render_foreign(cs, chosen, n_chosen, foreign_pieces);
+    if (n_foreign_pieces == SIZE_MAX) return nomem(error);
   }
   const char *name = c->path && *c->path ? c->path : NULL;
   /* Most stable first (the host orders by stability anyway; this is the order within one). */
@@ -732,9 +884,17 @@ static int syntax_provide(void *self, const struct augury_context_request *req,
       /* after the scopes: the names near the cursor change more often than where it is */
       {name, cs->definitions.p, cs->definitions.n, AUGURY_STABLE_FILE},
   };
-  for (int i = 0; i < 3; i++) {
-    if (!pieces[i].text_len) continue;
-    rc = sink->add(sink->sink_data, &pieces[i]);
+  for (size_t i = 0; i < 3 + n_foreign_pieces; i++) {
+    struct augury_context_piece foreign;
+    const struct augury_context_piece *piece = &pieces[i < 3 ? i : 0];
+    if (i >= 3) {
+      const struct foreign_piece *f = &foreign_pieces[i - 3];
+      foreign = (struct augury_context_piece){
+          cs->foreign_buf.p + f->path, cs->foreign_text.p + f->start, f->len, AUGURY_STABLE_FILE};
+      piece = &foreign;
+    }
+    if (!piece->text_len) continue;
+    rc = sink->add(sink->sink_data, piece);
     if (rc == AUGURY_PLUGIN_ERANGE) continue; /* the host counted more than we did: left out */
     if (rc) {
       snprintf(error, 256, "the host refused a piece (%d)", rc);
@@ -797,6 +957,8 @@ void context_syntax_destroy(struct context_syntax *cs) {
   aug_free(cs->scopes.p);
   aug_free(cs->imports.p);
   aug_free(cs->definitions.p);
+  aug_free(cs->foreign_buf.p);
+  aug_free(cs->foreign_text.p);
   aug_free(cs);
 }
 

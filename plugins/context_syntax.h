@@ -5,7 +5,11 @@
  *     window, with "..." lines for what is left out (AUGURY_STABLE_FILE);
  *   - the definitions, found in this document outside the window, of the identifiers used on the
  *     lines around the cursor: whole when short, else their header (AUGURY_STABLE_FILE, after
- *     the scopes).
+ *     the scopes);
+ *   - with a workspace index (params.index), the definitions of those identifiers that the
+ *     document does not define, from the other files of the workspace: one piece per file, named
+ *     by its path, files in path order, definitions in line order (AUGURY_STABLE_FILE, after the
+ *     document's own definitions, from what of the budget they left).
  * Pieces are deterministic (the same document, cursor and window give the same bytes, so the KV
  * cache keeps them across keystrokes), never repeat text inside the window, and together fit the
  * request's token budget (scopes first, then imports, then definitions). A language without a

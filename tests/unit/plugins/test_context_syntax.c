@@ -11,6 +11,7 @@
 #include "grammars/syntax.h"
 #include "plugins/context_syntax.h"
 #include "plugins/host.h"
+#include "plugins/workspace_index.h"
 #include "engine/clock.h"
 
 #define MAX_PIECES 8
@@ -448,6 +449,64 @@ static void test_definitions_of_names_near_the_cursor(void **state) {
   context_syntax_destroy(cs);
 }
 
+/* With a workspace index (of tests/fixtures/workspace), a name the document uses but does not
+ * define brings its definitions from the other files: one piece per file, named by its path, in
+ * path order, after the document's own; the same call gives the same bytes; the cursor's own file
+ * is left out of the lookup; a budget spent by the document's pieces leaves them out. */
+static void test_definitions_from_other_files(void **state) {
+  (void)state;
+  struct workspace_index *wi = NULL;
+  struct aug_err err = {0};
+  assert_int_equal(workspace_index_create(AUGURY_FIXTURES_DIR "/workspace", NULL, &wi, &err), 0);
+  assert_int_equal(workspace_index_start(wi, &err), 0);
+  workspace_index_wait_idle(wi);
+  struct context_syntax_params p = context_syntax_params_default();
+  p.compile_in_call = true;
+  p.index = wi;
+  struct context_syntax *cs = NULL;
+  assert_int_equal(context_syntax_create(&p, &cs, &err), 0);
+  const char *doc = "#include \"lib/geometry.h\"\n\nstatic int unit = 1;\n\n"
+                    "int twice(const struct rect *r) {\n  return 2 * unit * rect_area(r);\n}\n";
+  size_t cursor = (size_t)(strstr(doc, "(r);") - doc);
+  struct call call = {"file:///w/app.c", "app.c", "c", doc, cursor, 0, strlen(doc), 512};
+  call.window_start = (size_t)(strstr(doc, "int twice") - doc);
+  struct collector got;
+  provide(cs, &call, &got);
+  assert_int_equal(got.n, 4);
+  assert_string_equal(got.pieces[0].text, "#include \"lib/geometry.h\"\n");
+  assert_string_equal(got.pieces[1].name, "app.c");
+  assert_string_equal(got.pieces[1].text, "static int unit = 1;\n"); /* the document's own */
+  assert_string_equal(got.pieces[2].name, "lib/geometry.c");
+  assert_int_equal(got.pieces[2].stability, AUGURY_STABLE_FILE);
+  assert_string_equal(got.pieces[2].text,
+                      "int rect_area(const struct rect *r) {\n  return r->w * r->h;\n}\n");
+  assert_string_equal(got.pieces[3].name, "lib/geometry.h");
+  assert_string_equal(
+      got.pieces[3].text,
+      "struct rect {\n  int w, h;\n};\n...\nint rect_area(const struct rect *r);\n");
+  struct collector again;
+  provide(cs, &call, &again);
+  assert_int_equal(again.n, got.n);
+  for (size_t i = 0; i < got.n; i++) {
+    assert_string_equal(again.pieces[i].name, got.pieces[i].name);
+    assert_string_equal(again.pieces[i].text, got.pieces[i].text);
+  }
+  /* The cursor in lib/geometry.c itself: only the header's definitions come. */
+  call.path = "lib/geometry.c";
+  call.uri = "file:///w/lib/geometry.c";
+  provide(cs, &call, &got);
+  assert_int_equal(got.n, 3);
+  assert_string_equal(got.pieces[2].name, "lib/geometry.h");
+  /* A budget the document's pieces spend: nothing from other files. */
+  call.budget = (strlen("#include \"lib/geometry.h\"\n") + 2) / 3 +
+                (strlen("static int unit = 1;\n") + 2) / 3 + 5;
+  provide(cs, &call, &got);
+  assert_int_equal(got.n, 2);
+  assert_true(got.tokens <= call.budget);
+  context_syntax_destroy(cs);
+  workspace_index_destroy(wi);
+}
+
 /* By default a language's queries compile on a background thread: the first calls give nothing,
  * then the pieces come, the same bytes as a compile inside the call gives. */
 static void test_queries_compile_in_the_background(void **state) {
@@ -571,6 +630,7 @@ int main(void) {
       cmocka_unit_test(test_small_edits_keep_the_bytes),
       cmocka_unit_test(test_cache_evicts_the_least_recently_used),
       cmocka_unit_test(test_definitions_of_names_near_the_cursor),
+      cmocka_unit_test(test_definitions_from_other_files),
       cmocka_unit_test(test_queries_compile_in_the_background),
       cmocka_unit_test(test_through_the_host),
   };
