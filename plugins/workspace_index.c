@@ -671,8 +671,9 @@ static bool scan_dir(struct workspace_index *wi, const char *rel, int depth) {
       } else {
         pthread_mutex_lock(&wi->mu);
         bool full_up = wi->stats.files >= wi->params.max_files;
-        if (full_up) wi->stats.skipped_too_many++;
+        if (full_up) wi->stats.skipped_too_many++, wi->stats.truncated = true;
         pthread_mutex_unlock(&wi->mu);
+        if (full_up) go_on = false; /* the rest of a huge tree is not even walked */
         if (!full_up) index_from_disk(wi, child, true);
       }
     }

@@ -36,6 +36,9 @@ struct workspace_index_stats {
   /* skipped files (or folders, for hidden and ignored), by why */
   size_t skipped_hidden, skipped_ignored, skipped_symlink, skipped_outside_root, skipped_too_large,
       skipped_too_many, skipped_budget, skipped_unreadable, skipped_no_grammar;
+  /* the scan stopped at the first file past max_files (skipped_too_many counts that one): the
+   * rest of the tree was not walked */
+  bool truncated;
   double scan_ms; /* the scan's wall time; 0 until it finished */
   bool scanning;  /* the scan has not finished yet */
   size_t pending; /* updates not applied yet */
