@@ -41,13 +41,29 @@ static void register_syntax_context(struct server *s) {
   server_log(s, 1, "augury: syntax context: %s", err.msg);
 }
 
+/* Whether two paths name the same folder, trailing '/' aside. */
+static bool same_dir(const char *a, const char *b) {
+  size_t n = strlen(a), m = strlen(b);
+  while (n > 1 && a[n - 1] == '/')
+    n--;
+  while (m > 1 && b[m - 1] == '/')
+    m--;
+  return n == m && !strncmp(a, b, n);
+}
+
 /* The workspace index feeds only the syntax context: it is made (and its scan started) when that
- * will be registered, there is a root and "workspaceIndex" is not false. The settings are read
- * once: a later change takes effect at the next start. */
+ * will be registered, there is a root and "workspaceIndex" is not false. A root of "/" or the home
+ * folder (an editor started outside any project) gets none: its first 5000 files would be an
+ * arbitrary sample, not a project. The settings are read once: a later change takes effect at
+ * the next start. */
 static void start_index(struct server *s) {
   if (!s->root_path || !s->config.workspace_index || s->config.context_tokens <= 0 ||
       !s->config.syntax_context)
     return;
+  if (same_dir(s->root_path, "/") || (s->env.home && same_dir(s->root_path, s->env.home))) {
+    server_log(s, 3, "augury: workspace index: not made for the root %s (/ or home)", s->root_path);
+    return;
+  }
   struct workspace_index_params p = workspace_index_params_default();
   p.max_bytes = (size_t)s->config.workspace_index_mib << 20;
   struct aug_err err = {0};
@@ -64,14 +80,15 @@ json_t *server_plugins_index_status(struct server *s) {
   struct workspace_index_stats st;
   workspace_index_stats(s->index, &st);
   return json_pack(
-      "{s:b,s:b,s:I,s:I,s:I,s:I,s:f,s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}}", "enabled", 1,
-      "scanning", st.scanning, "files", (json_int_t)st.files, "definitions",
-      (json_int_t)st.definitions, "bytes", (json_int_t)st.bytes, "pending", (json_int_t)st.pending,
-      "scanMs", st.scan_ms, "skipped", "hidden", (json_int_t)st.skipped_hidden, "ignored",
-      (json_int_t)st.skipped_ignored, "symlink", (json_int_t)st.skipped_symlink, "outsideRoot",
-      (json_int_t)st.skipped_outside_root, "tooLarge", (json_int_t)st.skipped_too_large, "tooMany",
-      (json_int_t)st.skipped_too_many, "budget", (json_int_t)st.skipped_budget, "unreadable",
-      (json_int_t)st.skipped_unreadable, "noGrammar", (json_int_t)st.skipped_no_grammar);
+      "{s:b,s:b,s:b,s:I,s:I,s:I,s:I,s:f,s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}}", "enabled", 1,
+      "scanning", st.scanning, "truncated", st.truncated, "files", (json_int_t)st.files,
+      "definitions", (json_int_t)st.definitions, "bytes", (json_int_t)st.bytes, "pending",
+      (json_int_t)st.pending, "scanMs", st.scan_ms, "skipped", "hidden",
+      (json_int_t)st.skipped_hidden, "ignored", (json_int_t)st.skipped_ignored, "symlink",
+      (json_int_t)st.skipped_symlink, "outsideRoot", (json_int_t)st.skipped_outside_root,
+      "tooLarge", (json_int_t)st.skipped_too_large, "tooMany", (json_int_t)st.skipped_too_many,
+      "budget", (json_int_t)st.skipped_budget, "unreadable", (json_int_t)st.skipped_unreadable,
+      "noGrammar", (json_int_t)st.skipped_no_grammar);
 }
 
 static void load_listed(struct server *s, const json_t *list) {
