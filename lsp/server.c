@@ -639,7 +639,7 @@ static void index_document(struct server *s, const char *uri, enum index_action 
   struct document *doc = action == INDEX_TEXT ? documents_find(s->docs, uri) : NULL;
   struct aug_err err = {0};
   int rc = 0;
-  if (path && action == INDEX_FROM_DISK)
+  if (path && (action == INDEX_FROM_DISK || !doc)) /* a didSave of a file not open: the disk's */
     rc = workspace_index_reload(s->index, path, &err);
   else if (path && doc)
     rc = workspace_index_update(s->index, path, doc->text.data, doc->text.len, &err);

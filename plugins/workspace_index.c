@@ -560,7 +560,8 @@ static void apply(struct workspace_index *wi, struct job *j) {
   }
   pthread_mutex_lock(&wi->mu);
   size_t *why = skip_reason(wi, j->path);
-  if (why) (*why)++;
+  /* An editor opening a README is not a file the scan left out: not counted. */
+  if (why && why != &wi->stats.skipped_no_grammar) (*why)++;
   pthread_mutex_unlock(&wi->mu);
   if (why) return;
   if (j->kind == JOB_UPDATE)

@@ -232,6 +232,8 @@ static void test_update_reload_remove(void **state) {
   assert_int_equal(lookup(wi, "nowhere_fn", NULL).n, 0);
   workspace_index_stats(wi, &st);
   assert_int_equal(st.files, 5);
+  assert_int_equal(st.skipped_ignored, 3 + 1); /* build/y.c */
+  assert_int_equal(st.skipped_no_grammar, 1);  /* notes.txt, from the scan only */
   /* A removed file leaves no bytes behind: the same text in and out again. */
   size_t before = st.bytes;
   assert_int_equal(workspace_index_update(wi, "src/new.h", fresh, strlen(fresh), &err), 0);
