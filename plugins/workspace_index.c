@@ -14,6 +14,7 @@
 #include <fnmatch.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +91,7 @@ struct workspace_index {
   pthread_cond_t cv;      /* a job was queued, or quit */
   pthread_cond_t idle_cv; /* the scan ended or a job was applied */
   bool started, quit, scan_done, applying;
+  atomic_bool stop; /* set with quit: read by a parse in progress (outside mu), which gives up */
   pthread_t thread;
   struct job *head, *tail;
   size_t n_pending;
@@ -393,6 +395,24 @@ static size_t render(TSNode def, const char *text, size_t len, char *out) {
   return n;
 }
 
+struct text_input {
+  const char *text;
+  uint32_t len;
+};
+
+static const char *text_read(void *payload, uint32_t byte, TSPoint position, uint32_t *read) {
+  (void)position;
+  const struct text_input *in = payload;
+  *read = byte < in->len ? in->len - byte : 0;
+  return in->text + (byte < in->len ? byte : in->len);
+}
+
+/* A parse stops when the index is destroyed: a 1 MiB file can take a large part of a second. */
+static bool parse_progress_cb(TSParseState *state) {
+  const struct workspace_index *wi = state->payload;
+  return atomic_load_explicit(&wi->stop, memory_order_relaxed);
+}
+
 /* A file entry for rel with the definitions found in text; NULL on failure or without memory. */
 static struct file *file_build(struct workspace_index *wi, const char *rel, const char *text,
                                size_t len) {
@@ -413,7 +433,10 @@ static struct file *file_build(struct workspace_index *wi, const char *rel, cons
   f->bytes = sizeof *f + path_len + 1;
   const TSQuery *query = q[CONTEXT_QUERY_OUTLINE];
   if (!query || !ts_parser_set_language(wi->parser, language)) return f;
-  TSTree *tree = ts_parser_parse_string(wi->parser, NULL, text, (uint32_t)len);
+  struct text_input in = {text, (uint32_t)len};
+  TSInput input = {.payload = &in, .read = text_read, .encoding = TSInputEncodingUTF8};
+  TSParseOptions options = {.payload = wi, .progress_callback = parse_progress_cb};
+  TSTree *tree = ts_parser_parse_with_options(wi->parser, NULL, input, options);
   if (!tree) {
     ts_parser_reset(wi->parser);
     return f;
@@ -720,6 +743,7 @@ int workspace_index_create(const char *root, const struct workspace_index_params
   struct workspace_index *wi = aug_calloc(1, sizeof *wi);
   if (!wi) return aug_err_set(err, AUG_ENOMEM, "workspace index: out of memory");
   wi->params = p;
+  atomic_init(&wi->stop, false);
   pthread_mutex_init(&wi->mu, NULL);
   pthread_cond_init(&wi->cv, NULL);
   pthread_cond_init(&wi->idle_cv, NULL);
@@ -755,6 +779,7 @@ void workspace_index_destroy(struct workspace_index *wi) {
   if (wi->started) {
     pthread_mutex_lock(&wi->mu);
     wi->quit = true;
+    atomic_store(&wi->stop, true);
     pthread_cond_broadcast(&wi->cv);
     pthread_mutex_unlock(&wi->mu);
     pthread_join(wi->thread, NULL);
