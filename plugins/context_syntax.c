@@ -876,25 +876,21 @@ static int syntax_provide(void *self, const struct augury_context_request *req,
     n_foreign_pieces = render_foreign(cs, chosen, n_chosen, foreign_pieces);
     if (n_foreign_pieces == SIZE_MAX) return nomem(error);
   }
-  const char *name = c->path && *c->path ? c->path : NULL;
   /* Most stable first (the host orders by stability anyway; this is the order within one). */
-  struct augury_context_piece pieces[3] = {
-      {name, cs->imports.p, cs->imports.n, AUGURY_STABLE_PROJECT},
-      {name, cs->scopes.p, cs->scopes.n, AUGURY_STABLE_FILE},
+  struct augury_context_piece pieces[3 + CONTEXT_MAX_FOREIGN] = {
+      {own_path, cs->imports.p, cs->imports.n, AUGURY_STABLE_PROJECT},
+      {own_path, cs->scopes.p, cs->scopes.n, AUGURY_STABLE_FILE},
       /* after the scopes: the names near the cursor change more often than where it is */
-      {name, cs->definitions.p, cs->definitions.n, AUGURY_STABLE_FILE},
+      {own_path, cs->definitions.p, cs->definitions.n, AUGURY_STABLE_FILE},
   };
+  for (size_t i = 0; i < n_foreign_pieces; i++) {
+    const struct foreign_piece *f = &foreign_pieces[i];
+    pieces[3 + i] = (struct augury_context_piece){
+        cs->foreign_buf.p + f->path, cs->foreign_text.p + f->start, f->len, AUGURY_STABLE_FILE};
+  }
   for (size_t i = 0; i < 3 + n_foreign_pieces; i++) {
-    struct augury_context_piece foreign;
-    const struct augury_context_piece *piece = &pieces[i < 3 ? i : 0];
-    if (i >= 3) {
-      const struct foreign_piece *f = &foreign_pieces[i - 3];
-      foreign = (struct augury_context_piece){
-          cs->foreign_buf.p + f->path, cs->foreign_text.p + f->start, f->len, AUGURY_STABLE_FILE};
-      piece = &foreign;
-    }
-    if (!piece->text_len) continue;
-    rc = sink->add(sink->sink_data, piece);
+    if (!pieces[i].text_len) continue;
+    rc = sink->add(sink->sink_data, &pieces[i]);
     if (rc == AUGURY_PLUGIN_ERANGE) continue; /* the host counted more than we did: left out */
     if (rc) {
       snprintf(error, 256, "the host refused a piece (%d)", rc);
