@@ -27,6 +27,13 @@
  * 1 of 40: tests/bench/latency/results/2026-12-02-lookup.txt). Where batches are nearly free (a
  * GPU), 8 is the setting to try. */
 #define CONFIG_DEFAULT_PROMPT_LOOKUP 0
+/* speculationWaitMs. On the latency bench (both sessions, 74 pauses, 1.5B, 2 threads, quiet
+ * machine, 2026-12-04, tests/bench/latency/results): 750 against 0 (wait as long as it takes),
+ * p95 3463 against 6056 ms and hits 20 against 17, p50 954 against 786 ms; the tail it cuts is the
+ * pause after a jump, spent waiting for a speculation evaluating a whole new window (13.6 s -> 3.7
+ * s). Before the prompt budget costed its cuts against the cache (issue 8's note of 2026-12-03)
+ * the request's shrunk prompt threw that work away and 750 lost on every figure. */
+#define CONFIG_DEFAULT_SPECULATION_WAIT_MS 750
 /* Suggestions an explicit invocation (triggerKind 1) is answered with at most (alternatives). */
 #define CONFIG_MAX_ALTERNATIVES 3
 /* Prompt evaluation budget of an editor's request (promptBudgetMs); speculation has none. */
@@ -74,9 +81,8 @@ struct config {
   int32_t gpu_layers;       /* engine_params.gpu_layers (gpuLayers: N, "all", "auto"); 0 = CPU */
   char *gpu_options;        /* engine_params.gpu_options (gpuOptions: "device=1"), or NULL */
   /* How long a request waits for a speculation of its state that is still evaluating its prompt
-   * before cancelling it and running a job of its own under promptBudgetMs (speculationWaitMs);
-   * 0 = as long as it takes. Off by default: measured on the latency bench (see issue 8's note),
-   * the shrunk prompt of the request then throws away what the speculation evaluated. */
+   * before cancelling it and running a job of its own under promptBudgetMs (speculationWaitMs,
+   * default CONFIG_DEFAULT_SPECULATION_WAIT_MS); 0 = as long as it takes. */
   double speculation_wait_ms;
   int64_t prompt_lookup;   /* completion_request.draft_max: prompt-lookup draft tokens; 0 = off */
   double prompt_budget_ms; /* completion_request.prompt_budget_ms for requests; 0 = none */
