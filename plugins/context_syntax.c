@@ -21,6 +21,7 @@
 #include "grammars/grammars.h"
 #include "grammars/syntax.h"
 #include "plugins/context_queries.h"
+#include "plugins/text_lines.h"
 
 /* Header lines of one scope beyond this are left out (a parameter list one per line). */
 #define CONTEXT_MAX_HEADER_LINES 6
@@ -146,27 +147,10 @@ static bool spans_push(struct span_list *l, struct span s) {
   return true;
 }
 
-static bool is_space(char c) {
-  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
-}
-
 static bool all_space(const char *text, size_t from, size_t to) {
   for (size_t i = from; i < to; i++)
-    if (!is_space(text[i])) return false;
+    if (!text_is_space(text[i])) return false;
   return true;
-}
-
-static size_t line_start(const char *text, size_t at) {
-  while (at > 0 && text[at - 1] != '\n')
-    at--;
-  return at;
-}
-
-/* The offset just past the end of the line holding at (after its '\n', or len). */
-static size_t line_end(const char *text, size_t len, size_t at) {
-  while (at < len && text[at] != '\n')
-    at++;
-  return at < len ? at + 1 : len;
 }
 
 /* Bytes of leading blanks of the line starting at start. */
@@ -286,10 +270,10 @@ static bool cursor_inside(const struct span *s, const char *text, size_t len, si
   if (s->closed) return offset < s->end;
   if (offset <= s->end) return true;
   if (!all_space(text, s->end, offset)) return false;
-  size_t cursor_line = line_start(text, offset);
+  size_t cursor_line = text_line_start(text, offset);
   size_t cursor_indent = indent_len(text, len, cursor_line);
   if (offset < cursor_line + cursor_indent) cursor_indent = offset - cursor_line;
-  return cursor_indent > indent_len(text, len, line_start(text, s->start));
+  return cursor_indent > indent_len(text, len, text_line_start(text, s->start));
 }
 
 /* Fills cs->spans with the scopes containing the cursor, outer first. */
@@ -301,7 +285,7 @@ static int find_scopes(struct context_syntax *cs, const TSQuery *query, const TS
   /* Only the nodes around the cursor: the last non-blank byte before it (where a Python block
    * that the cursor continues ends) up to the cursor. */
   size_t from = offset;
-  while (from > 0 && is_space(text[from - 1]))
+  while (from > 0 && text_is_space(text[from - 1]))
     from--;
   if (from > 0) from--;
   size_t to = offset < len ? offset + 1 : len;
@@ -336,15 +320,15 @@ static int find_scopes(struct context_syntax *cs, const TSQuery *query, const TS
 static bool header_lines(const struct span *s, const char *text, size_t len, size_t limit,
                          size_t *from, size_t *to) {
   size_t end = s->body_start;
-  while (end > s->start && is_space(text[end - 1]))
+  while (end > s->start && text_is_space(text[end - 1]))
     end--;
   if (end == s->start) end = s->body_start + 1 <= len ? s->body_start + 1 : len;
-  size_t first = line_start(text, s->start);
-  size_t last = line_end(text, len, end - 1);
+  size_t first = text_line_start(text, s->start);
+  size_t last = text_line_end(text, len, end - 1);
   /* A long header keeps its first lines. */
   size_t at = first;
   for (int lines = 0; at < last && lines < CONTEXT_MAX_HEADER_LINES; lines++)
-    at = line_end(text, len, at);
+    at = text_line_end(text, len, at);
   if (at < last) last = at;
   if (last > limit) return false;
   *from = first;
@@ -354,7 +338,7 @@ static bool header_lines(const struct span *s, const char *text, size_t len, siz
 
 /* An elision line: the indentation of the line at line_at, then "...". */
 static bool put_elision(struct strbuf *b, const char *text, size_t len, size_t line_at) {
-  size_t start = line_start(text, line_at);
+  size_t start = text_line_start(text, line_at);
   return buf_put(b, text + start, indent_len(text, len, start)) && buf_put(b, "...\n", 4);
 }
 
@@ -378,7 +362,7 @@ static bool render_scopes(struct context_syntax *cs, size_t first, const char *t
   }
   if (any && !all_space(text, done, window_start)) {
     size_t next = done;
-    while (next < window_start && is_space(text[next]))
+    while (next < window_start && text_is_space(text[next]))
       next++;
     if (!put_elision(b, text, len, next)) return false;
   }
@@ -398,10 +382,10 @@ static int names_by_distance(const void *a, const void *b) {
 static void find_names(struct context_syntax *cs, const TSQuery *query, const TSTree *tree,
                        const char *text, size_t len, size_t offset) {
   cs->names.n = 0;
-  size_t from = line_start(text, offset);
+  size_t from = text_line_start(text, offset);
   for (int i = 0; i < CONTEXT_NAME_LINES_ABOVE && from > 0; i++)
-    from = line_start(text, from - 1);
-  size_t to = line_end(text, len, line_end(text, len, offset));
+    from = text_line_start(text, from - 1);
+  size_t to = text_line_end(text, len, text_line_end(text, len, offset));
   ts_query_cursor_set_byte_range(cs->qc, (uint32_t)from, (uint32_t)(to > from ? to : from + 1));
   ts_query_cursor_set_max_start_depth(cs->qc, UINT32_MAX);
   ts_query_cursor_exec(cs->qc, query, ts_tree_root_node(tree));
@@ -557,7 +541,7 @@ static bool render_imports(struct context_syntax *cs, size_t n, const char *text
   for (size_t i = 0; i < n; i++) {
     const struct span *s = &cs->spans.v[i];
     size_t end = s->end;
-    while (end > s->start && is_space(text[end - 1]))
+    while (end > s->start && text_is_space(text[end - 1]))
       end--;
     if (end > s->start && (!buf_put(b, text + s->start, end - s->start) || !buf_put(b, "\n", 1)))
       return false;
@@ -569,21 +553,21 @@ static bool render_imports(struct context_syntax *cs, size_t n, const char *text
  * its first line). Returns where the rendered lines end; *cut when the rest was left out. */
 static size_t definition_lines(const struct span *s, const char *text, size_t len, size_t *from,
                                bool *cut) {
-  size_t first = line_start(text, s->start);
-  size_t last = line_end(text, len, s->end - 1);
+  size_t first = text_line_start(text, s->start);
+  size_t last = text_line_end(text, len, s->end - 1);
   size_t lines = 0;
-  for (size_t at = first; at < last; at = line_end(text, len, at))
+  for (size_t at = first; at < last; at = text_line_end(text, len, at))
     lines++;
   *from = first;
   *cut = lines > CONTEXT_SMALL_DEFINITION_LINES;
   if (!*cut) return last;
   size_t end = s->body_start < s->end ? s->body_start : s->start + 1;
-  while (end > s->start + 1 && is_space(text[end - 1]))
+  while (end > s->start + 1 && text_is_space(text[end - 1]))
     end--;
-  last = line_end(text, len, end - 1);
+  last = text_line_end(text, len, end - 1);
   size_t at = first;
   for (int n = 0; at < last && n < CONTEXT_MAX_HEADER_LINES; n++)
-    at = line_end(text, len, at);
+    at = text_line_end(text, len, at);
   return at;
 }
 
@@ -592,7 +576,7 @@ static size_t definition_lines(const struct span *s, const char *text, size_t le
 static bool put_body_elision(struct strbuf *b, const char *text, size_t len, size_t done,
                              size_t end) {
   size_t next = done;
-  while (next < end && is_space(text[next]))
+  while (next < end && text_is_space(text[next]))
     next++;
   return put_elision(b, text, len, next);
 }

@@ -27,6 +27,7 @@
 #include "engine/clock.h"
 #include "grammars/grammars.h"
 #include "plugins/context_queries.h"
+#include "plugins/text_lines.h"
 
 /* Definitions are looked for down to this tree depth (the root is 0): the top level and one
  * below (an #ifdef, a decorator, Python's module-level assignment), as context_syntax.c does. */
@@ -330,22 +331,6 @@ static void file_forget(struct workspace_index *wi, const char *path) {
 
 /* --- building one file's entry (worker thread) --- */
 
-static size_t line_start(const char *text, size_t at) {
-  while (at > 0 && text[at - 1] != '\n')
-    at--;
-  return at;
-}
-
-static size_t line_end(const char *text, size_t len, size_t at) {
-  while (at < len && text[at] != '\n')
-    at++;
-  return at < len ? at + 1 : len;
-}
-
-static bool is_space(char c) {
-  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
-}
-
 static uint32_t capture_id(const TSQuery *query, const char *name) {
   uint32_t n = ts_query_capture_count(query);
   for (uint32_t i = 0; i < n; i++) {
@@ -360,9 +345,10 @@ static uint32_t capture_id(const TSQuery *query, const char *name) {
  * header lines (up to its body) and a "..." line indented as the body. 0 when it has none. */
 static size_t render(TSNode def, const char *text, size_t len, char *out) {
   size_t start = ts_node_start_byte(def), end = ts_node_end_byte(def);
-  size_t first = line_start(text, start), last = line_end(text, len, end - 1);
+  size_t first = text_line_start(text, start), last = text_line_end(text, len, end - 1);
   size_t lines = 0;
-  for (size_t at = first; at < last && lines <= INDEX_SMALL_LINES; at = line_end(text, len, at))
+  for (size_t at = first; at < last && lines <= INDEX_SMALL_LINES;
+       at = text_line_end(text, len, at))
     lines++;
   size_t n = 0;
   if (lines <= INDEX_SMALL_LINES && last - first <= INDEX_SMALL_BYTES) {
@@ -372,19 +358,19 @@ static size_t render(TSNode def, const char *text, size_t len, char *out) {
     TSNode body = ts_node_child_by_field_name(def, "body", 4);
     size_t head_end = ts_node_is_null(body) ? start + 1 : ts_node_start_byte(body);
     if (head_end > end) head_end = end;
-    while (head_end > start + 1 && is_space(text[head_end - 1]))
+    while (head_end > start + 1 && text_is_space(text[head_end - 1]))
       head_end--;
-    size_t to = line_end(text, len, head_end - 1), at = first;
+    size_t to = text_line_end(text, len, head_end - 1), at = first;
     for (int k = 0; at < to && k < INDEX_MAX_HEADER_LINES; k++)
-      at = line_end(text, len, at);
+      at = text_line_end(text, len, at);
     if (at - first > INDEX_MAX_TEXT - 64) return 0;
     memcpy(out, text + first, at - first);
     n = at - first;
     if (n && out[n - 1] != '\n') out[n++] = '\n';
     size_t next = at, indent = 0;
-    while (next < end && is_space(text[next]))
+    while (next < end && text_is_space(text[next]))
       next++;
-    for (size_t b = line_start(text, next);
+    for (size_t b = text_line_start(text, next);
          b < next && (text[b] == ' ' || text[b] == '\t') && indent < 32; b++)
       out[n++] = text[b], indent++;
     memcpy(out + n, "...", 3);
