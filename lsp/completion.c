@@ -661,7 +661,7 @@ static bool alternatives_match(const struct server *s, const char *uri, const st
   const struct alternative_set *a = &s->alternatives;
   return a->uri && !strcmp(a->uri, uri) && cursor == a->cursor &&
          completion_state_typed(a->text, a->prefix_len, a->text + a->prefix_len, a->suffix_len,
-                                NULL, 0, false, 0, doc->text.data, doc->text.len, cursor) == 0;
+                                "", 0, false, 0, doc->text.data, doc->text.len, cursor) == 0;
 }
 
 /* An explicit invocation answered from the cache: the alternatives found so far for its state go
