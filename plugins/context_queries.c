@@ -177,3 +177,14 @@ int context_queries_get(struct context_queries *cq, const struct grammar *gramma
   pthread_mutex_unlock(&cq->mu);
   return rc;
 }
+
+uint32_t context_queries_capture_id(const TSQuery *query, const char *name) {
+  uint32_t n = ts_query_capture_count(query);
+  size_t name_len = strlen(name);
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t len;
+    const char *s = ts_query_capture_name_for_id(query, i, &len);
+    if (len == name_len && !memcmp(s, name, len)) return i;
+  }
+  return UINT32_MAX;
+}

@@ -37,4 +37,7 @@ void context_queries_destroy(struct context_queries *queries);
 int context_queries_get(struct context_queries *queries, const struct grammar *grammar, bool wait,
                         const TSQuery *out[CONTEXT_QUERY_COUNT], bool *ready, struct aug_err *err);
 
+/* The index of the capture called name in query, or UINT32_MAX when it has none. */
+uint32_t context_queries_capture_id(const TSQuery *query, const char *name);
+
 #endif

@@ -240,17 +240,6 @@ bool context_syntax_cached(const struct context_syntax *cs, const char *uri) {
   return false;
 }
 
-/* Capture index of name in query, or UINT32_MAX. */
-static uint32_t capture_id(const TSQuery *query, const char *name) {
-  uint32_t n = ts_query_capture_count(query);
-  for (uint32_t i = 0; i < n; i++) {
-    uint32_t len;
-    const char *s = ts_query_capture_name_for_id(query, i, &len);
-    if (len == strlen(name) && !memcmp(s, name, len)) return i;
-  }
-  return UINT32_MAX;
-}
-
 /* --- scopes --- */
 
 /* Whether a scope's node or its body ends with an unnamed token: a closer such as '}' or 'end'
@@ -280,7 +269,8 @@ static bool cursor_inside(const struct span *s, const char *text, size_t len, si
 static int find_scopes(struct context_syntax *cs, const TSQuery *query, const TSTree *tree,
                        const char *text, size_t len, size_t offset) {
   cs->spans.n = 0;
-  uint32_t scope_id = capture_id(query, "scope"), body_id = capture_id(query, "scope.body");
+  uint32_t scope_id = context_queries_capture_id(query, "scope"),
+           body_id = context_queries_capture_id(query, "scope.body");
   if (scope_id == UINT32_MAX || body_id == UINT32_MAX) return 0;
   /* Only the nodes around the cursor: the last non-blank byte before it (where a Python block
    * that the cursor continues ends) up to the cursor. */
@@ -445,7 +435,8 @@ static bool is_container(const char *kind, size_t len) {
 static int outline_walk(struct context_syntax *cs, const TSQuery *query, const TSTree *tree,
                         const char *text, size_t len, size_t window_start, size_t window_end,
                         size_t from, size_t to, uint32_t depth, struct span_list *containers) {
-  uint32_t import_id = capture_id(query, "import"), name_id = capture_id(query, "name");
+  uint32_t import_id = context_queries_capture_id(query, "import"),
+           name_id = context_queries_capture_id(query, "name");
   ts_query_cursor_set_byte_range(cs->qc, (uint32_t)from, (uint32_t)to);
   ts_query_cursor_set_max_start_depth(cs->qc, depth);
   ts_query_cursor_exec(cs->qc, query, ts_tree_root_node(tree));

@@ -331,16 +331,6 @@ static void file_forget(struct workspace_index *wi, const char *path) {
 
 /* --- building one file's entry (worker thread) --- */
 
-static uint32_t capture_id(const TSQuery *query, const char *name) {
-  uint32_t n = ts_query_capture_count(query);
-  for (uint32_t i = 0; i < n; i++) {
-    uint32_t len;
-    const char *s = ts_query_capture_name_for_id(query, i, &len);
-    if (len == strlen(name) && !memcmp(s, name, len)) return i;
-  }
-  return UINT32_MAX;
-}
-
 /* A definition's text into out (at most INDEX_MAX_TEXT + 1 bytes): its lines when short, else its
  * header lines (up to its body) and a "..." line indented as the body. 0 when it has none. */
 static size_t render(TSNode def, const char *text, size_t len, char *out) {
@@ -427,7 +417,7 @@ static struct file *file_build(struct workspace_index *wi, const char *rel, cons
     ts_parser_reset(wi->parser);
     return f;
   }
-  uint32_t name_id = capture_id(query, "name");
+  uint32_t name_id = context_queries_capture_id(query, "name");
   ts_query_cursor_set_byte_range(wi->qc, 0, UINT32_MAX);
   ts_query_cursor_set_max_start_depth(wi->qc, INDEX_OUTLINE_DEPTH);
   ts_query_cursor_exec(wi->qc, query, ts_tree_root_node(tree));
