@@ -22,40 +22,6 @@
 
 enum { CASES = 200 };
 
-static char *read_file(const char *path, size_t *length) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *text = malloc((size_t)n + 1);
-  if (!text || fread(text, 1, (size_t)n, f) != (size_t)n) {
-    free(text);
-    fclose(f);
-    return NULL;
-  }
-  text[n] = '\0';
-  fclose(f);
-  *length = (size_t)n;
-  return text;
-}
-
-/* Offsets of the starts of the lines of text; *count lines. */
-static size_t *line_starts(const char *text, size_t length, size_t *count) {
-  size_t n = 1;
-  for (size_t i = 0; i < length; i++)
-    n += text[i] == '\n';
-  size_t *starts = malloc((n + 1) * sizeof *starts);
-  size_t k = 0;
-  starts[k++] = 0;
-  for (size_t i = 0; i < length; i++) {
-    if (text[i] == '\n') starts[k++] = i + 1;
-  }
-  starts[k] = length;
-  *count = k;
-  return starts;
-}
-
 static unsigned parse_budget_us; /* --parse-budget-us N */
 
 static int bench_file(const char *path) {
@@ -65,13 +31,18 @@ static int bench_file(const char *path) {
     return 1;
   }
   size_t length;
-  char *text = read_file(path, &length);
+  char *text = bench_read_file(path, &length);
   if (!text) {
     fprintf(stderr, "bench_syntax: cannot read %s\n", path);
     return 1;
   }
-  size_t lines;
-  size_t *starts = line_starts(text, length, &lines);
+  size_t lines = 0;
+  size_t *starts = bench_line_starts(text, length, &lines);
+  if (!starts) {
+    fprintf(stderr, "bench_syntax: out of memory for the lines of %s\n", path);
+    free(text);
+    return 1;
+  }
   struct aug_err err = {0};
   struct syntax_doc *doc;
   if (syntax_doc_create(g, &doc, &err)) {
@@ -198,7 +169,7 @@ static int check_cases(const char *tsv_path) {
     if (k == KINDS) continue;
     if (strcmp(file, path)) {
       free(text);
-      text = read_file(file, &length);
+      text = bench_read_file(file, &length);
       if (!text) {
         fprintf(stderr, "bench_syntax: cannot read %s\n", file);
         return 1;

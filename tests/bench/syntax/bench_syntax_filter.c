@@ -18,40 +18,6 @@
 
 enum { CUTS = 200 };
 
-static char *read_file(const char *path, size_t *length) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *text = n >= 0 ? malloc((size_t)n + 1) : NULL;
-  if (!text || fread(text, 1, (size_t)n, f) != (size_t)n) {
-    free(text);
-    fclose(f);
-    return NULL;
-  }
-  text[n] = '\0';
-  fclose(f);
-  *length = (size_t)n;
-  return text;
-}
-
-/* Offsets of the line starts of text, with text's length after the last; *count lines. */
-static size_t *line_starts(const char *text, size_t length, size_t *count) {
-  size_t n = 1;
-  for (size_t i = 0; i < length; i++)
-    n += text[i] == '\n';
-  size_t *starts = malloc((n + 1) * sizeof *starts);
-  if (!starts) return NULL;
-  size_t k = 0;
-  starts[k++] = 0;
-  for (size_t i = 0; i < length; i++)
-    if (text[i] == '\n') starts[k++] = i + 1;
-  starts[k] = length;
-  *count = k;
-  return starts;
-}
-
 struct outcomes {
   size_t by[4]; /* by enum syntax_filter_outcome */
 };
@@ -68,9 +34,9 @@ static void print_outcomes(const char *what, const struct outcomes *o) {
 
 static int bench(const char *path) {
   size_t length;
-  char *text = read_file(path, &length);
+  char *text = bench_read_file(path, &length);
   size_t lines = 0;
-  size_t *starts = text ? line_starts(text, length, &lines) : NULL;
+  size_t *starts = text ? bench_line_starts(text, length, &lines) : NULL;
   if (!starts || lines < 8) {
     fprintf(stderr, "bench_syntax_filter: cannot read %s (or it has under 8 lines)\n", path);
     free(text);

@@ -1,6 +1,7 @@
 /* Per-sample timing for the syntax benchmarks: thread CPU time (what the syntax check's budgets
  * count; the machines these run on are shared, and wall time there measures the neighbours as
- * much as the check) with wall time beside it, and one line of percentiles per measurement. */
+ * much as the check) with wall time beside it, and one line of percentiles per measurement; and
+ * reading the file benchmarked, with its line starts. */
 #ifndef AUGURY_TESTS_BENCH_SYNTAX_TIMING_H
 #define AUGURY_TESTS_BENCH_SYNTAX_TIMING_H
 
@@ -76,6 +77,41 @@ static inline void bench_timing_report(const char *what, struct bench_timing *t)
          "%.3f  p99 %.3f\n",
          what, n, t->cpu[n / 2], t->cpu[n * 9 / 10], t->cpu[n * 99 / 100], t->cpu[n - 1],
          t->wall[n / 2], t->wall[n * 99 / 100]);
+}
+
+/* The whole file, NUL-terminated (*length bytes), or NULL. */
+static inline char *bench_read_file(const char *path, size_t *length) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *text = n >= 0 ? malloc((size_t)n + 1) : NULL;
+  if (!text || fread(text, 1, (size_t)n, f) != (size_t)n) {
+    free(text);
+    fclose(f);
+    return NULL;
+  }
+  text[n] = '\0';
+  fclose(f);
+  *length = (size_t)n;
+  return text;
+}
+
+/* Offsets of the line starts of text, with text's length after the last; *count lines. */
+static inline size_t *bench_line_starts(const char *text, size_t length, size_t *count) {
+  size_t n = 1;
+  for (size_t i = 0; i < length; i++)
+    n += text[i] == '\n';
+  size_t *starts = malloc((n + 1) * sizeof *starts);
+  if (!starts) return NULL;
+  size_t k = 0;
+  starts[k++] = 0;
+  for (size_t i = 0; i < length; i++)
+    if (text[i] == '\n') starts[k++] = i + 1;
+  starts[k] = length;
+  *count = k;
+  return starts;
 }
 
 #endif
