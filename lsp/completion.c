@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "engine/alloc.h"
+#include "engine/clock.h"
 #include "plugins/prompt.h"
 #include "lsp/server_internal.h"
 
@@ -130,6 +131,7 @@ static void completion_run(struct scheduler_job *job) {
       .snap_lines = COMPLETION_SNAP_LINES,
       .max_tokens = (int)r->settings.max_tokens,
       .time_budget_ms = r->settings.time_budget_ms,
+      .time_budget_until_ms = r->kind == REQUEST_SPECULATIVE ? &r->budget_until_ms : NULL,
       .cursor_line_in_middle = r->settings.cursor_line_in_middle,
       .draft_max = (size_t)r->settings.prompt_lookup,
       /* Speculation works in idle time on the full window; an editor's request is waited for. */
@@ -427,8 +429,10 @@ static json_t *cached_data(const struct completion_cache_hit *hit, double lookup
                            const struct active_request *spec, const char *provider) {
   const struct generation_stats *st = spec ? &spec->stats : NULL;
   if (spec && spec->result.served_by) provider = spec->result.served_by;
-  return json_pack("{s:{s:I,s:I,s:I,s:I,s:f,s:b,s:b,s:I},s:s,s:s}", "stats", "reused",
-                   (json_int_t)(st ? st->n_reused : 0), "evaluated",
+  return json_pack("{s:{s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:b,s:b,s:I},s:s,s:s}", "stats", "reused",
+                   (json_int_t)(st ? st->n_reused : 0), "shifted",
+                   (json_int_t)(st ? st->n_shifted : 0), "restored",
+                   (json_int_t)(st ? st->n_restored : 0), "evaluated",
                    (json_int_t)(st ? st->n_evaluated : 0), "generated",
                    (json_int_t)(st ? st->n_generated : 0), "prompt_tokens",
                    (json_int_t)(st ? st->n_prompt : 0), "ms", st ? st->total_ms : lookup_ms,
@@ -876,8 +880,14 @@ void completion_handle(struct server *s, json_t *id, json_t *params, bool inline
   }
   if (automatic) r->settings.time_budget_ms = s->config.typing_time_budget_ms;
   if (spec) {
-    /* Started at the edit (or after the last answer) and still writing what the user typed. */
+    /* Started at the edit (or after the last answer) and still writing what the user typed. Its
+     * budget becomes this request's, counted from now: a speculation runs on the long budget
+     * (more lines for the cache), and a typing-triggered request waiting for all of it waited
+     * ~1.5 s where its own job would have stopped at the first line after 250 ms. The newest
+     * adopter sets it, so typing along (a request per keystroke) keeps the speculation going. */
     r->adopted = spec;
+    if (r->settings.time_budget_ms > 0)
+      atomic_store(&spec->budget_until_ms, aug_now_ms() + r->settings.time_budget_ms);
     if (s->config.speculation_wait_ms > 0) {
       r->due_ms =
           server_now_ms(s) + s->config.speculation_wait_ms; /* abandon_if_still_evaluating */

@@ -108,6 +108,9 @@ struct active_request {
   char *partial;
   size_t partial_len;
   bool writing; /* speculative: its prompt is evaluated and it is decoding (under lock) */
+  /* Speculative: the time budget of the request that adopted it last, as a time on aug_now_ms's
+   * clock (0 = none yet); written by the loop thread, read per token by the engine thread. */
+  _Atomic double budget_until_ms;
   bool invoked; /* completion: an explicit invocation (triggerKind 1 or none), not typing */
   /* Alternative: the suggestions it must differ from (owned copies, completion_request.avoid). */
   char *avoid[CONFIG_MAX_ALTERNATIVES];

@@ -296,6 +296,17 @@ static int fit_prompt_budget(struct generator *g, const struct completion_reques
   return 0;
 }
 
+/* The time budget in ms from t0 as it stands now: the request's own, or less when a deadline was
+ * set since (completion_request.time_budget_until_ms); <= 0 means none. A deadline already past
+ * gives the smallest positive budget, so the decode stops at the next complete line. */
+static double effective_time_budget(const struct completion_request *req, double t0) {
+  double budget = req->time_budget_ms;
+  double until = req->time_budget_until_ms ? atomic_load(req->time_budget_until_ms) : 0;
+  if (until <= 0) return budget;
+  double left = until - t0 > 0 ? until - t0 : 1e-3;
+  return budget <= 0 || left < budget ? left : budget;
+}
+
 int generator_complete(struct generator *g, const struct completion_request *req,
                        const atomic_bool *cancel, char *out, size_t cap, size_t *len,
                        struct generation_stats *stats, struct aug_err *err) {
@@ -436,6 +447,7 @@ int generator_complete(struct generator *g, const struct completion_request *req
     if (req->on_partial) req->on_partial(req->partial_user, out + skip, n - skip);
     size_t keep = n;
     double elapsed = aug_now_ms() - t0;
+    pp.time_budget_ms = effective_time_budget(req, t0);
     if (postprocess_check(&pp, out + skip, n - skip, elapsed, &keep) == POSTPROCESS_STOP) {
       n = skip + keep;
       stats->stop = pp.time_budget_ms > 0 && elapsed > pp.time_budget_ms ? "time" : "rule";

@@ -39,6 +39,11 @@ struct completion_request {
   size_t prefix_tokens, suffix_tokens, snap_lines;
   int max_tokens;
   double time_budget_ms; /* counted from the request start, applied once a newline exists */
+  /* (optional) A time on the aug_now_ms clock (engine/clock.h) that another thread may set while
+   * the decode runs (0 = none): the time budget then ends there when that is sooner. The server
+   * sets it when a typing-triggered request adopts a speculation, so that the speculation stops
+   * within the request's budget, counted from the request, as the request's own job would. */
+  const _Atomic double *time_budget_until_ms;
   /* The cursor's line up to the cursor goes after <|fim_middle|> (prompt.h), so the prompt before
    * it survives typing inside a line; false puts it at the end of the prefix (the classic FIM
    * layout, as llama.cpp's /infill builds it). */

@@ -1,10 +1,11 @@
 /* Tests for plugins/generate.c with the small real model: stats add up and a repeated prompt is
  * reused, single-line mode keeps one line, prompt-lookup decoding is exact, token healing completes
  * a word cut by the cursor, a prompt budget drops far context only when that is cheaper, a raised
- * cancel flag stops the work, the token budget holds, and explain streams exactly the text it
- * returns. Slow (real forward passes): label "slow". */
+ * cancel flag stops the work, the token budget holds, a deadline set during the decode stops it at
+ * the end of a line, and explain streams exactly the text it returns. Slow (real forward passes): label "slow". */
 #include "../test_support.h"
 
+#include "engine/clock.h"
 #include "plugins/generate.h"
 
 struct fixture {
@@ -271,6 +272,58 @@ static void test_single_line_and_budget(void **state) {
   assert_true(st.n_generated <= 1);
 }
 
+/* Sets the deadline of the decode it watches to now, at the first text written: another thread
+ * (the server's loop, when a typing-triggered request adopts a speculation) does that mid-decode. */
+struct deadline_setter {
+  _Atomic double until;
+  bool set;
+};
+
+static void set_deadline_at_first_text(void *user, const char *text, size_t len) {
+  struct deadline_setter *d = user;
+  (void)text;
+  if (len > 0 && !d->set) {
+    atomic_store(&d->until, aug_now_ms());
+    d->set = true;
+  }
+}
+
+/* A deadline set while decoding cuts the budget short: the decode stops at the end of the first
+ * line written (stop "time"), with the same greedy text as without it, cut there. */
+static void test_deadline_set_during_decode(void **state) {
+  struct generator *g = need(state);
+  const char *pre = "def fibonacci(n):\n    ";
+  const char *suf = "\n\n\nprint(fibonacci(10))\n";
+  struct completion_request req = request(pre, suf, 48);
+  char whole[4096], out[4096];
+  size_t whole_len = 0, len = 0;
+  struct generation_stats st;
+  struct aug_err err = {0};
+  assert_int_equal(generator_complete(g, &req, NULL, whole, sizeof whole, &whole_len, &st, &err),
+                   0);
+  assert_string_not_equal(st.stop, "time");
+  assert_non_null(strchr(whole, '\n')); /* more than one line without a deadline */
+
+  struct deadline_setter d = {.set = false};
+  atomic_init(&d.until, 0);
+  req.time_budget_until_ms = &d.until;
+  req.on_partial = set_deadline_at_first_text;
+  req.partial_user = &d;
+  assert_int_equal(generator_complete(g, &req, NULL, out, sizeof out, &len, &st, &err), 0);
+  assert_true(d.set);
+  assert_string_equal(st.stop, "time");
+  assert_true(len > 0 && len < whole_len);
+  assert_null(strchr(out, '\n'));
+  assert_memory_equal(out, whole, len);
+
+  /* A deadline later than the request's own budget changes nothing. */
+  atomic_store(&d.until, aug_now_ms() + 600000);
+  d.set = true;
+  assert_int_equal(generator_complete(g, &req, NULL, out, sizeof out, &len, &st, &err), 0);
+  assert_int_equal(len, whole_len);
+  assert_memory_equal(out, whole, len);
+}
+
 static void test_cancel(void **state) {
   struct generator *g = need(state);
   atomic_bool cancel;
@@ -328,6 +381,7 @@ int main(void) {
       cmocka_unit_test(test_prompt_budget_shrinks_far_context),
       cmocka_unit_test(test_avoid_earlier_suggestion),
       cmocka_unit_test(test_single_line_and_budget),
+      cmocka_unit_test(test_deadline_set_during_decode),
       cmocka_unit_test(test_cancel),
       cmocka_unit_test(test_explain_streams),
   };
