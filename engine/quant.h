@@ -222,4 +222,10 @@ uint16_t quant_f32_to_bf16(float f); /* round to nearest even, NaN kept quiet */
 /* The 16 non-linear levels of IQ4_NL / IQ4_XS. */
 extern const int8_t quant_iq4nl_values[16];
 
+/* The value grids of IQ3_XXS and IQ3_S (engine/quant_grids.c, generated): entry i packs its 4
+ * values, value j in byte j. Public so that GPU backends upload the very tables the CPU
+ * reference uses. */
+extern const uint32_t quant_iq3xxs_grid[256];
+extern const uint32_t quant_iq3s_grid[512];
+
 #endif

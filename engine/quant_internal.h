@@ -64,8 +64,7 @@ void quant_dequantize_mxfp4(const void *src, float *dst, int64_t nb);
 extern const uint64_t quant_iq2xxs_grid[256];
 extern const uint64_t quant_iq2xs_grid[512];
 extern const uint64_t quant_iq2s_grid[1024];
-extern const uint32_t quant_iq3xxs_grid[256];
-extern const uint32_t quant_iq3s_grid[512];
+/* quant_iq3xxs_grid[256], quant_iq3s_grid[512]: in quant.h (the GPU backends upload them) */
 extern const uint64_t quant_iq1s_grid[2048];
 
 #endif

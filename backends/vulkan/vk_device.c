@@ -11,6 +11,7 @@
 #include "backends/vulkan/vk_internal.h"
 #include "backends/vulkan/vk_spirv.h"
 #include "engine/alloc.h"
+#include "engine/quant.h"
 
 /* Shared blocks for small buffers; a buffer over half a block gets its own allocation. */
 #define VK_BLOCK_SIZE ((VkDeviceSize)256 << 20)
@@ -709,6 +710,20 @@ static void vk_read_limits(struct backend *be, const struct vk_options *opt) {
   be->block_size = VK_BLOCK_SIZE < be->max_allocation ? VK_BLOCK_SIZE : be->max_allocation;
 }
 
+/* The IQ3 grids as one storage buffer rather than GLSL constant arrays: a dynamically indexed
+ * constant array of 256 or 512 words is copied into every invocation's private memory (glslang
+ * makes it a function variable), which made lavapipe take a minute to compile each IQ3_S
+ * pipeline; a buffer read costs one load. */
+static int vk_upload_iq_grids(struct backend *be, struct aug_err *err) {
+  size_t n_xxs = sizeof quant_iq3xxs_grid, n_s = sizeof quant_iq3s_grid;
+  int rc = vk_buffer_create(be, BACKEND_BUFFER_COMPUTE, n_xxs + n_s, &be->iq_grids, err);
+  if (rc) return rc;
+  rc = vk_buffer_upload(be, be->iq_grids, 0, quant_iq3xxs_grid, n_xxs);
+  if (rc == 0) rc = vk_buffer_upload(be, be->iq_grids, n_xxs, quant_iq3s_grid, n_s);
+  if (rc) return aug_err_set(err, rc, "vulkan: cannot upload the IQ3 grids");
+  return 0;
+}
+
 static int vk_create_objects(struct backend *be, struct aug_err *err) {
   VkDescriptorSetLayoutBinding lb[VK_BINDINGS];
   for (int i = 0; i < VK_BINDINGS; i++) {
@@ -766,7 +781,9 @@ static int vk_create_objects(struct backend *be, struct aug_err *err) {
   if (r != VK_SUCCESS) return vk_fail(err, r, "vkCreateFence");
   int rc = vk_host_buffer_create(be, VK_STAGING_SIZE, &be->staging, err);
   if (rc) return rc;
-  return vk_buffer_create(be, BACKEND_BUFFER_COMPUTE, 256, &be->dummy, err);
+  rc = vk_buffer_create(be, BACKEND_BUFFER_COMPUTE, 256, &be->dummy, err);
+  if (rc) return rc;
+  return vk_upload_iq_grids(be, err);
 }
 
 int vk_device_create(const char *options, struct backend **out, struct aug_err *err) {
@@ -827,10 +844,12 @@ void vk_device_destroy(struct backend *be) {
   if (!be) return;
   if (be->device) {
     vkDeviceWaitIdle(be->device);
-    if (be->dummy) {
-      vkDestroyBuffer(be->device, be->dummy->buffer, NULL);
-      vk_block_release(be, be->dummy->block);
-      aug_free(be->dummy);
+    struct backend_buffer *own[] = {be->dummy, be->iq_grids};
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
+      if (!own[i]) continue;
+      vkDestroyBuffer(be->device, own[i]->buffer, NULL);
+      vk_block_release(be, own[i]->block);
+      aug_free(own[i]);
     }
     for (uint32_t i = 0; i < be->n_pipelines; i++)
       vkDestroyPipeline(be->device, be->pipelines[i].pipeline, NULL);

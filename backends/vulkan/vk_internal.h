@@ -18,6 +18,9 @@
 /* Storage buffers per dispatch (every pipeline shares one layout; unused ones get a dummy). The
  * Vulkan minimum of maxPerStageDescriptorStorageBuffers is 4: devices below 5 are refused. */
 #define VK_BINDINGS 5
+/* The binding of the IQ grid table in matmul_vec, matmul_vec_sg, matmul_tile and get_rows (their
+ * tensors take 0..2). */
+#define VK_GRID_BINDING 3
 /* Push constants per dispatch: 128 bytes is the Vulkan minimum of maxPushConstantsSize. */
 #define VK_PUSH_WORDS 32
 #define VK_FRAMES 2
@@ -106,8 +109,11 @@ struct backend {
   uint32_t n_pipelines, cap_pipelines;
 
   struct backend_buffer *dummy; /* bound to unused slots */
-  bool decode_order;            /* backend_ops.set_decode_order: batches take the matvec path */
-  int lost; /* sticky: a submit or wait failed (AUG_EDEVICE); every later op fails */
+  /* quant_iq3xxs_grid then quant_iq3s_grid (engine/quant.h), uploaded at create: binding
+   * VK_GRID_BINDING of the shaders that dequantize weights (shaders/dequant.glsl) */
+  struct backend_buffer *iq_grids;
+  bool decode_order; /* backend_ops.set_decode_order: batches take the matvec path */
+  int lost;          /* sticky: a submit or wait failed (AUG_EDEVICE); every later op fails */
   /* Fault injection (options fail_alloc=N, fail_submit=N): the N-th buffer allocation fails with
    * AUG_ENOMEM, the N-th submit loses the device, as a real driver may at any time. */
   uint64_t fail_alloc, fail_submit, n_allocs, n_submits;

@@ -86,11 +86,19 @@ static bool vk_weight_type(uint32_t type) {
   case QUANT_Q5_0:
   case QUANT_Q8_0:
   case QUANT_Q4_K:
+  case QUANT_Q5_K:
   case QUANT_Q6_K:
+  case QUANT_IQ3_XXS:
+  case QUANT_IQ3_S:
   case QUANT_IQ4_NL:
   case QUANT_IQ4_XS: return true;
   default: return false;
   }
+}
+
+/* The IQ grid table (binding VK_GRID_BINDING of the weight shaders, shaders/dequant.glsl). */
+static int grid_bind(struct backend *be, struct vk_binding *b) {
+  return vk_bind_range(be, be->iq_grids, 0, be->iq_grids->size, b);
 }
 
 static bool vk_kv_type(uint32_t type) {
@@ -138,9 +146,10 @@ static int vk_matmul(struct backend *be, const struct backend_tensor *w,
   if (w->ne[2] * w->ne[3] != 1 || x->ne[2] * x->ne[3] != 1 || y->ne[2] * y->ne[3] != 1)
     return AUG_EINVAL;
   if (!vk_weight_type(w->type)) return AUG_EUNSUPPORTED;
-  struct vk_binding bx, by;
+  struct vk_binding bx, by, bg;
   int rc = tensor_bind(be, x, &bx);
   if (rc == 0) rc = tensor_bind(be, y, &by);
+  if (rc == 0) rc = grid_bind(be, &bg);
   if (rc) return rc;
   int64_t n_windows = weight_windows(be, w);
   if (n_windows < 1) return AUG_EUNSUPPORTED;
@@ -176,7 +185,8 @@ static int vk_matmul(struct backend *be, const struct backend_tensor *w,
         (uint32_t)r0,
         n_row_tiles,
     };
-    const struct vk_binding *binds[VK_BINDINGS] = {&bw, &bx, &by};
+    const struct vk_binding *binds[VK_BINDINGS] = {
+        [0] = &bw, [1] = &bx, [2] = &by, [VK_GRID_BINDING] = &bg};
     rc = vk_dispatch(be, shader, spec, binds, push, sizeof push / sizeof push[0], groups);
     if (rc) return rc;
     r0 += rows;
@@ -199,8 +209,9 @@ static int vk_get_rows(struct backend *be, const struct backend_tensor *table, c
     if (ids[i] < 0 || ids[i] >= table->ne[1]) return AUG_ERANGE;
   }
   if (!vk_weight_type(table->type)) return AUG_EUNSUPPORTED;
-  struct vk_binding bo, bi;
+  struct vk_binding bo, bi, bg;
   int rc = tensor_bind(be, out, &bo);
+  if (rc == 0) rc = grid_bind(be, &bg);
   if (rc) return rc;
   int64_t n_windows = weight_windows(be, table);
   if (n_windows < 1) return AUG_EUNSUPPORTED;
@@ -229,7 +240,8 @@ static int vk_get_rows(struct backend *be, const struct backend_tensor *table, c
       };
       uint32_t groups[3];
       vk_groups_2d(be, (uint64_t)n_ids, groups);
-      const struct vk_binding *binds[VK_BINDINGS] = {&bw, &bi, &bo};
+      const struct vk_binding *binds[VK_BINDINGS] = {
+          [0] = &bw, [1] = &bi, [2] = &bo, [VK_GRID_BINDING] = &bg};
       rc = vk_dispatch(be, "get_rows", spec, binds, push, sizeof push / sizeof push[0], groups);
       if (rc) return rc;
     }

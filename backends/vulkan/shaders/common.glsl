@@ -9,8 +9,11 @@
 #define T_Q5_0 6u
 #define T_Q8_0 8u
 #define T_Q4_K 12u
+#define T_Q5_K 13u
 #define T_Q6_K 14u
+#define T_IQ3_XXS 18u
 #define T_IQ4_NL 20u
+#define T_IQ3_S 21u
 #define T_IQ4_XS 23u
 
 // The 16 non-linear levels of IQ4_NL / IQ4_XS (quant_iq4nl_values, engine/quant_iq.c).

@@ -139,9 +139,9 @@ static void fill(float *x, int64_t n, uint64_t *seed, float scale) {
 /* ---- matmul and get_rows ----------------------------------------------------------------------
  */
 
-static const uint32_t weight_types[] = {QUANT_F32,  QUANT_F16,    QUANT_Q8_0,
-                                        QUANT_Q4_0, QUANT_Q5_0,   QUANT_Q4_K,
-                                        QUANT_Q6_K, QUANT_IQ4_NL, QUANT_IQ4_XS};
+static const uint32_t weight_types[] = {QUANT_F32,     QUANT_F16,   QUANT_Q8_0,   QUANT_Q4_0,
+                                        QUANT_Q5_0,    QUANT_Q4_K,  QUANT_Q5_K,   QUANT_Q6_K,
+                                        QUANT_IQ3_XXS, QUANT_IQ3_S, QUANT_IQ4_NL, QUANT_IQ4_XS};
 
 /* K for a type: odd for plain types, an odd number of blocks otherwise. */
 static int64_t odd_k(uint32_t type) {
@@ -523,7 +523,10 @@ static void test_table_and_buffers(void **state) {
   /* refused, not silently wrong: types without shaders, and ops on them */
   assert_true(f->vk_ops->supports_op(f->vk, BACKEND_OP_MATMUL, QUANT_Q4_K));
   assert_false(f->vk_ops->supports_op(f->vk, BACKEND_OP_MATMUL, QUANT_Q4_1));
-  assert_false(f->vk_ops->supports_op(f->vk, BACKEND_OP_MATMUL, QUANT_IQ3_XXS));
+  assert_true(f->vk_ops->supports_op(f->vk, BACKEND_OP_MATMUL, QUANT_IQ3_XXS));
+  assert_true(f->vk_ops->supports_op(f->vk, BACKEND_OP_GET_ROWS, QUANT_IQ3_S));
+  assert_true(f->vk_ops->supports_op(f->vk, BACKEND_OP_MATMUL, QUANT_Q5_K));
+  assert_false(f->vk_ops->supports_op(f->vk, BACKEND_OP_MATMUL, QUANT_IQ2_XXS));
   assert_false(f->vk_ops->supports_op(f->vk, BACKEND_OP_GET_ROWS, QUANT_Q2_K));
   assert_false(f->vk_ops->supports_op(f->vk, BACKEND_OP_ATTENTION, QUANT_Q4_0));
   assert_false(f->vk_ops->supports_op(f->vk, BACKEND_OP_RMS_NORM, QUANT_F16));
