@@ -62,6 +62,28 @@ struct engine_run {
   uint32_t at; /* first stash cell */
 };
 
+uint32_t engine_kv_quant_type(enum engine_kv_type kv_type) {
+  switch (kv_type) {
+  case ENGINE_KV_Q8_0: return QUANT_Q8_0;
+  case ENGINE_KV_Q4_0: return QUANT_Q4_0;
+  case ENGINE_KV_F16: break;
+  }
+  return QUANT_F16;
+}
+
+int engine_parse_kv_type(const char *text, enum engine_kv_type *out) {
+  if (!strcmp(text, "f16")) {
+    *out = ENGINE_KV_F16;
+  } else if (!strcmp(text, "q8_0")) {
+    *out = ENGINE_KV_Q8_0;
+  } else if (!strcmp(text, "q4_0")) {
+    *out = ENGINE_KV_Q4_0;
+  } else {
+    return AUG_EINVAL;
+  }
+  return 0;
+}
+
 struct engine_params engine_params_default(void) {
   return (struct engine_params){.model_path = NULL,
                                 .n_threads = 0,
@@ -122,8 +144,24 @@ static bool engine_gpu_can_run(const struct engine *e, enum backend_op op,
   return false;
 }
 
-/* Whether the GPU can run block il; *refused names the first tensor it cannot use. */
+/* What the placement note names when the GPU refuses the KV cache type (a layer's cache lives on
+ * its device, so such a layer stays on the CPU). */
+static const char *engine_kv_refusal(uint32_t kv_type) {
+  switch (kv_type) {
+  case QUANT_F16: return "the f16 KV cache";
+  case QUANT_Q8_0: return "the q8_0 KV cache";
+  case QUANT_Q4_0: return "the q4_0 KV cache";
+  default: return "the KV cache type";
+  }
+}
+
+/* Whether the GPU can run block il; *refused names the first tensor it cannot use, or the KV
+ * cache type when it cannot hold that layer's cache. */
 static bool engine_gpu_can_run_layer(const struct engine *e, uint32_t il, const char **refused) {
+  if (!kvcache_backend_accepts(e->gpu_ops, e->gpu_be, e->fwd_params.kv_type)) {
+    *refused = engine_kv_refusal(e->fwd_params.kv_type);
+    return false;
+  }
   struct forward_device gpu = {e->gpu_ops, e->gpu_be};
   const struct gguf_tensor *t = forward_block_refused(e->model, il, &gpu);
   if (t) *refused = t->name;
@@ -297,8 +335,9 @@ int engine_create(const struct engine_params *params, struct engine **out, struc
   if (params->n_threads < 0 || params->n_threads > 1024)
     return aug_err_set(err, AUG_EINVAL, "engine: n_threads %d outside [0, 1024]",
                        params->n_threads);
-  if (params->kv_type != ENGINE_KV_F16 && params->kv_type != ENGINE_KV_Q8_0)
-    return aug_err_set(err, AUG_EINVAL, "engine: kv_type %d is not f16 or q8_0",
+  if (params->kv_type != ENGINE_KV_F16 && params->kv_type != ENGINE_KV_Q8_0 &&
+      params->kv_type != ENGINE_KV_Q4_0)
+    return aug_err_set(err, AUG_EINVAL, "engine: kv_type %d is not f16, q8_0 or q4_0",
                        (int)params->kv_type);
   struct engine *e = aug_calloc(1, sizeof *e);
   if (!e) return aug_err_set(err, AUG_ENOMEM, "engine: out of memory");
@@ -352,7 +391,7 @@ int engine_create(const struct engine_params *params, struct engine **out, struc
   fp.n_ctx = n_ctx;
   fp.n_batch = n_batch;
   fp.n_outputs = ENGINE_MAX_VERIFY; /* engine_push_tokens keeps every row */
-  fp.kv_type = params->kv_type == ENGINE_KV_Q8_0 ? QUANT_Q8_0 : QUANT_F16;
+  fp.kv_type = engine_kv_quant_type(params->kv_type);
   e->fwd_params = fp;
   rc = engine_place(e, &fp, err);
   if (rc < 0) goto fail;

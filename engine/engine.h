@@ -19,7 +19,13 @@
 struct engine; /* opaque */
 struct kvcache;
 
-enum engine_kv_type { ENGINE_KV_F16 = 0, ENGINE_KV_Q8_0 = 1 };
+/* KV cache element types (engine/kvcache.h): bytes per value 2, 34/32 and 18/32. */
+enum engine_kv_type { ENGINE_KV_F16 = 0, ENGINE_KV_Q8_0 = 1, ENGINE_KV_Q4_0 = 2 };
+
+/* "f16", "q8_0" or "q4_0" (the CLI's --kv-type, the LSP's kvCacheType); AUG_EINVAL otherwise. */
+int engine_parse_kv_type(const char *text, enum engine_kv_type *out);
+/* The enum quant_type of a KV cache type (QUANT_F16, QUANT_Q8_0, QUANT_Q4_0). */
+uint32_t engine_kv_quant_type(enum engine_kv_type kv_type);
 
 /* Bandwidths measured for auto placement (engine_params.measurements); zero-initialise. */
 struct engine_measurements {
