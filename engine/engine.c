@@ -32,6 +32,7 @@ struct engine {
   uint32_t n_gpu_layers;
   bool output_on_gpu;
   char placement_note[320];
+  char mlock_note[AUG_ERR_MSG_SIZE]; /* params.mlock refused: why, for the caller to show */
   char gpu_name[128];
   struct forward_device *placement_layers; /* n_layer */
   struct forward *fwd;
@@ -91,6 +92,7 @@ struct engine_params engine_params_default(void) {
                                 .n_batch = 0,
                                 .kv_type = ENGINE_KV_F16,
                                 .use_mmap = true,
+                                .mlock = false,
                                 .reuse_min_chunk = 0,
                                 .reuse_max_tokens = 0,
                                 .prompt_cache_bytes = 0,
@@ -354,6 +356,11 @@ int engine_create(const struct engine_params *params, struct engine **out, struc
   struct gguf_open_params gp = gguf_open_params_default();
   gp.use_mmap = params->use_mmap;
   int rc = gguf_open(params->model_path, &gp, &e->file, err);
+  if (rc == 0 && params->mlock) {
+    struct aug_err merr = {0};
+    if (gguf_lock_memory(e->file, &merr) < 0)
+      snprintf(e->mlock_note, sizeof e->mlock_note, "%s", merr.msg);
+  }
   if (rc == 0) rc = model_create(e->file, &e->model, err);
   if (rc == 0) rc = tokenizer_create(e->file, &e->tok, err);
   if (rc == 0) rc = backend_find("cpu", &e->ops, err);
@@ -466,6 +473,12 @@ uint32_t engine_gpu_layers(const struct engine *e, bool *output_on_gpu) {
 }
 const char *engine_placement_note(const struct engine *e) {
   return e->placement_note;
+}
+const char *engine_mlock_note(const struct engine *e) {
+  return e->mlock_note;
+}
+bool engine_memory_locked(const struct engine *e) {
+  return gguf_memory_locked(e->file);
 }
 uint32_t engine_gpu_faults(const struct engine *e) {
   return e->n_faults;
