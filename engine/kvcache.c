@@ -70,10 +70,12 @@ int kvcache_create(const struct kvcache_params *params, const struct backend_ops
     l->ops = ops[il];
     l->be = bes[il];
     if (!kvcache_backend_accepts(l->ops, l->be, params->type)) {
+      /* the message first: l lives in c */
+      aug_err_set(err, AUG_EUNSUPPORTED,
+                  "kvcache: layer %u: backend %s refuses a %s KV cache (attention or copy)", il,
+                  l->ops->name, quant_type_name(params->type));
       kvcache_destroy(c);
-      return aug_err_set(err, AUG_EUNSUPPORTED,
-                         "kvcache: layer %u: backend %s refuses a %s KV cache (attention or copy)",
-                         il, l->ops->name, quant_type_name(params->type));
+      return AUG_EUNSUPPORTED;
     }
     int rc = l->ops->buffer_alloc(l->be, BACKEND_BUFFER_KV, size, &l->k_buf, err);
     if (rc == 0) rc = l->ops->buffer_alloc(l->be, BACKEND_BUFFER_KV, size, &l->v_buf, err);
