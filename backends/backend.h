@@ -119,7 +119,8 @@ struct backend_ops {
               const struct backend_rope_params *params);
   /* out[head_dim, n_head, n_tokens] = softmax(q k^T * scale + causal mask) v, for each query head
    * h using KV head h / (n_head / n_head_kv) (GQA). q F32 [head_dim, n_head, n_tokens];
-   * k, v the cache [head_dim, n_head_kv, n_ctx] of type F16, Q8_0 or F32. */
+   * k, v the cache [head_dim, n_head_kv, n_ctx] of type F16, Q8_0, Q4_0 or F32 (supports_op
+   * with BACKEND_OP_ATTENTION and the cache type says which a backend reads). */
   int (*attention)(struct backend *be, const struct backend_tensor *q,
                    const struct backend_tensor *k, const struct backend_tensor *v,
                    const struct backend_attention_params *params, struct backend_tensor *out);
@@ -134,7 +135,7 @@ struct backend_ops {
                   int64_t n_ids, struct backend_tensor *out);
   /* In place, over ne[0] of each row. */
   int (*softmax)(struct backend *be, struct backend_tensor *x);
-  /* dst = src converted to dst.type (F32 -> F16/Q8_0/F32 for KV stores; same shapes). */
+  /* dst = src converted to dst.type (F32 -> F16/Q8_0/Q4_0/F32 for KV stores; same shapes). */
   int (*copy)(struct backend *be, const struct backend_tensor *src, struct backend_tensor *dst);
 
   int (*synchronize)(struct backend *be, struct aug_err *err);

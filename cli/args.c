@@ -212,3 +212,22 @@ int cli_args_parse_gpu_layers(const char *text, int32_t *out, struct aug_err *er
                        text);
   return 0;
 }
+
+struct cli_load_options cli_load_options_default(void) {
+  return (struct cli_load_options){.kv_type = "f16", .mlock = false};
+}
+
+int cli_load_options_apply(const struct cli_load_options *lo, struct engine_params *params,
+                           struct aug_err *err) {
+  enum engine_kv_type kv;
+  if (engine_parse_kv_type(lo->kv_type, &kv))
+    return aug_err_set(err, AUG_EINVAL, "--kv-type: '%s' is not f16, q8_0 or q4_0", lo->kv_type);
+  params->kv_type = kv;
+  params->mlock = lo->mlock;
+  return 0;
+}
+
+void cli_load_options_report(const char *command, const struct engine *engine, FILE *out) {
+  const char *note = engine_mlock_note(engine);
+  if (note[0]) fprintf(out, "augury %s: warning: %s\n", command, note);
+}

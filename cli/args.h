@@ -115,4 +115,27 @@ int cli_args_parse_gpu_layers(const char *text, int32_t *out, struct aug_err *er
 #define CLI_GPU_OPTIONS_HELP                                                                       \
   "GPU backend options, e.g. device=1 (see backends/vulkan/vulkan_backend.h)"
 
+/* The model-loading options the commands that load a model share (generate, complete, explain,
+ * bench): --kv-type f16|q8_0|q4_0 and --mlock. A command keeps a struct cli_load_options
+ * (defaults: cli_load_options_default), lists CLI_LOAD_OPTIONS(&lo) in its table, and after
+ * parsing calls cli_load_options_apply, which fills engine_params (err names a bad value). When
+ * the engine is up, cli_load_options_report prints the note engine_mlock_note returns, if any,
+ * as a warning: a refused mlock is not fatal. */
+struct engine_params;
+struct engine;
+struct cli_load_options {
+  const char *kv_type; /* "f16", "q8_0" or "q4_0" */
+  bool mlock;
+};
+#define CLI_KV_TYPE_HELP "KV cache type: f16 (default), q8_0 (53% of f16), q4_0 (28%, lossy)"
+#define CLI_MLOCK_HELP "lock the model weights in RAM (mlock) so the OS cannot page them out"
+#define CLI_LOAD_OPTIONS(LO)                                                                       \
+  CLI_OPT_STRING("kv-type", 0, &(LO)->kv_type, "f16|q8_0|q4_0", CLI_KV_TYPE_HELP),                 \
+      CLI_OPT_FLAG("mlock", 0, &(LO)->mlock, CLI_MLOCK_HELP)
+struct cli_load_options cli_load_options_default(void);
+int cli_load_options_apply(const struct cli_load_options *lo, struct engine_params *params,
+                           struct aug_err *err);
+/* "augury COMMAND: warning: ..." on out when the engine's mlock was refused; nothing otherwise. */
+void cli_load_options_report(const char *command, const struct engine *engine, FILE *out);
+
 #endif

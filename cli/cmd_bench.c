@@ -65,6 +65,7 @@ int cli_cmd_bench(int argc, char **argv) {
   const char *model = NULL, *gpu_layers = NULL, *gpu_options = NULL;
   int64_t n_prompt = 512, n_gen = 128, threads = 0, reps = 5;
   bool json = false;
+  struct cli_load_options load = cli_load_options_default();
   const struct cli_option opts[] = {
       CLI_OPT_STRING("model", 'm', &model, "PATH", "GGUF model file"),
       CLI_OPT_INT("n-prompt", 'p', &n_prompt, "N", "prompt tokens (default 512; 0 skips pp)", 0,
@@ -77,6 +78,7 @@ int cli_cmd_bench(int argc, char **argv) {
       CLI_OPT_FLAG("json", 0, &json, "print one JSON object"),
       CLI_OPT_STRING("gpu-layers", 0, &gpu_layers, "N|all|auto", CLI_GPU_LAYERS_HELP),
       CLI_OPT_STRING("gpu-options", 0, &gpu_options, "K=V,...", CLI_GPU_OPTIONS_HELP),
+      CLI_LOAD_OPTIONS(&load),
   };
   const struct cli_args args = {opts, sizeof opts / sizeof opts[0],
                                 "bench -m MODEL [-p 512] [-n 128] [-t N] [-r REPS] [--json]"};
@@ -106,11 +108,13 @@ int cli_cmd_bench(int argc, char **argv) {
   ep.n_ctx = (uint32_t)n_tokens;
   ep.gpu_layers = n_gpu_layers;
   ep.gpu_options = gpu_options;
+  if (cli_load_options_apply(&load, &ep, &err)) return cli_args_fail(&args, &err);
   struct engine *engine = NULL;
   if (engine_create(&ep, &engine, &err) < 0) {
     fprintf(stderr, "augury bench: %s\n", err.msg);
     return 1;
   }
+  cli_load_options_report("bench", engine, stderr);
   int status = 1;
   int32_t *tokens = malloc(n_tokens * sizeof *tokens);
   double *pp = calloc((size_t)reps, sizeof *pp), *tg = calloc((size_t)reps, sizeof *tg);

@@ -18,8 +18,8 @@ static int generate_fail(const char *what, const struct aug_err *err) {
 }
 
 int cli_cmd_generate(int argc, char **argv) {
-  const char *model = NULL, *prompt = NULL, *kv_type = "f16", *gpu_layers = NULL,
-             *gpu_options = NULL;
+  const char *model = NULL, *prompt = NULL, *gpu_layers = NULL, *gpu_options = NULL;
+  struct cli_load_options load = cli_load_options_default();
   int64_t n_predict = 128, top_k = 40, seed = 0, threads = 0, ctx = 0, repeat_last_n = 64;
   double temp = 0.0, top_p = 0.95, min_p = 0.05, repeat_penalty = 1.0;
   bool special = false, ignore_eos = false;
@@ -42,7 +42,7 @@ int cli_cmd_generate(int argc, char **argv) {
       CLI_OPT_INT("threads", 't', &threads, "N", "compute threads (default: physical cores)", 0,
                   1024),
       CLI_OPT_INT("ctx", 'c', &ctx, "N", "context length (default min(4096, trained))", 0, 1 << 24),
-      CLI_OPT_STRING("kv-type", 0, &kv_type, "f16|q8_0", "KV cache type (default f16)"),
+      CLI_LOAD_OPTIONS(&load),
       CLI_OPT_STRING("gpu-layers", 0, &gpu_layers, "N|all|auto", CLI_GPU_LAYERS_HELP),
       CLI_OPT_STRING("gpu-options", 0, &gpu_options, "K=V,...", CLI_GPU_OPTIONS_HELP),
       CLI_OPT_FLAG("special", 0, &special, "parse control-token texts in the prompt, print them"),
@@ -71,20 +71,14 @@ int cli_cmd_generate(int argc, char **argv) {
   ep.n_ctx = (uint32_t)ctx;
   ep.gpu_layers = n_gpu_layers;
   ep.gpu_options = gpu_options;
-  if (!strcmp(kv_type, "f16")) {
-    ep.kv_type = ENGINE_KV_F16;
-  } else if (!strcmp(kv_type, "q8_0")) {
-    ep.kv_type = ENGINE_KV_Q8_0;
-  } else {
-    aug_err_set(&err, AUG_EINVAL, "--kv-type '%s' is not f16 or q8_0", kv_type);
-    return cli_args_fail(&args, &err);
-  }
+  if (cli_load_options_apply(&load, &ep, &err)) return cli_args_fail(&args, &err);
 
   struct engine *engine = NULL;
   struct sampler *sampler = NULL;
   int32_t *tokens = NULL;
   int status = 1;
   if (engine_create(&ep, &engine, &err) < 0) return generate_fail("loading the model", &err);
+  cli_load_options_report("generate", engine, stderr);
   const struct tokenizer *tok = engine_tokenizer(engine);
   uint32_t n_ctx = engine_n_ctx(engine);
   tokens = malloc((size_t)n_ctx * sizeof *tokens);

@@ -32,6 +32,7 @@ struct engine {
   uint32_t n_gpu_layers;
   bool output_on_gpu;
   char placement_note[320];
+  char mlock_note[AUG_ERR_MSG_SIZE]; /* params.mlock refused: why, for the caller to show */
   char gpu_name[128];
   struct forward_device *placement_layers; /* n_layer */
   struct forward *fwd;
@@ -62,6 +63,28 @@ struct engine_run {
   uint32_t at; /* first stash cell */
 };
 
+uint32_t engine_kv_quant_type(enum engine_kv_type kv_type) {
+  switch (kv_type) {
+  case ENGINE_KV_Q8_0: return QUANT_Q8_0;
+  case ENGINE_KV_Q4_0: return QUANT_Q4_0;
+  case ENGINE_KV_F16: break;
+  }
+  return QUANT_F16;
+}
+
+int engine_parse_kv_type(const char *text, enum engine_kv_type *out) {
+  if (!strcmp(text, "f16")) {
+    *out = ENGINE_KV_F16;
+  } else if (!strcmp(text, "q8_0")) {
+    *out = ENGINE_KV_Q8_0;
+  } else if (!strcmp(text, "q4_0")) {
+    *out = ENGINE_KV_Q4_0;
+  } else {
+    return AUG_EINVAL;
+  }
+  return 0;
+}
+
 struct engine_params engine_params_default(void) {
   return (struct engine_params){.model_path = NULL,
                                 .n_threads = 0,
@@ -69,6 +92,7 @@ struct engine_params engine_params_default(void) {
                                 .n_batch = 0,
                                 .kv_type = ENGINE_KV_F16,
                                 .use_mmap = true,
+                                .mlock = false,
                                 .reuse_min_chunk = 0,
                                 .reuse_max_tokens = 0,
                                 .prompt_cache_bytes = 0,
@@ -122,8 +146,24 @@ static bool engine_gpu_can_run(const struct engine *e, enum backend_op op,
   return false;
 }
 
-/* Whether the GPU can run block il; *refused names the first tensor it cannot use. */
+/* What the placement note names when the GPU refuses the KV cache type (a layer's cache lives on
+ * its device, so such a layer stays on the CPU). */
+static const char *engine_kv_refusal(uint32_t kv_type) {
+  switch (kv_type) {
+  case QUANT_F16: return "the f16 KV cache";
+  case QUANT_Q8_0: return "the q8_0 KV cache";
+  case QUANT_Q4_0: return "the q4_0 KV cache";
+  default: return "the KV cache type";
+  }
+}
+
+/* Whether the GPU can run block il; *refused names the first tensor it cannot use, or the KV
+ * cache type when it cannot hold that layer's cache. */
 static bool engine_gpu_can_run_layer(const struct engine *e, uint32_t il, const char **refused) {
+  if (!kvcache_backend_accepts(e->gpu_ops, e->gpu_be, e->fwd_params.kv_type)) {
+    *refused = engine_kv_refusal(e->fwd_params.kv_type);
+    return false;
+  }
   struct forward_device gpu = {e->gpu_ops, e->gpu_be};
   const struct gguf_tensor *t = forward_block_refused(e->model, il, &gpu);
   if (t) *refused = t->name;
@@ -297,8 +337,9 @@ int engine_create(const struct engine_params *params, struct engine **out, struc
   if (params->n_threads < 0 || params->n_threads > 1024)
     return aug_err_set(err, AUG_EINVAL, "engine: n_threads %d outside [0, 1024]",
                        params->n_threads);
-  if (params->kv_type != ENGINE_KV_F16 && params->kv_type != ENGINE_KV_Q8_0)
-    return aug_err_set(err, AUG_EINVAL, "engine: kv_type %d is not f16 or q8_0",
+  if (params->kv_type != ENGINE_KV_F16 && params->kv_type != ENGINE_KV_Q8_0 &&
+      params->kv_type != ENGINE_KV_Q4_0)
+    return aug_err_set(err, AUG_EINVAL, "engine: kv_type %d is not f16, q8_0 or q4_0",
                        (int)params->kv_type);
   struct engine *e = aug_calloc(1, sizeof *e);
   if (!e) return aug_err_set(err, AUG_ENOMEM, "engine: out of memory");
@@ -315,6 +356,11 @@ int engine_create(const struct engine_params *params, struct engine **out, struc
   struct gguf_open_params gp = gguf_open_params_default();
   gp.use_mmap = params->use_mmap;
   int rc = gguf_open(params->model_path, &gp, &e->file, err);
+  if (rc == 0 && params->mlock) {
+    struct aug_err merr = {0};
+    if (gguf_lock_memory(e->file, &merr) < 0)
+      snprintf(e->mlock_note, sizeof e->mlock_note, "%s", merr.msg);
+  }
   if (rc == 0) rc = model_create(e->file, &e->model, err);
   if (rc == 0) rc = tokenizer_create(e->file, &e->tok, err);
   if (rc == 0) rc = backend_find("cpu", &e->ops, err);
@@ -352,7 +398,7 @@ int engine_create(const struct engine_params *params, struct engine **out, struc
   fp.n_ctx = n_ctx;
   fp.n_batch = n_batch;
   fp.n_outputs = ENGINE_MAX_VERIFY; /* engine_push_tokens keeps every row */
-  fp.kv_type = params->kv_type == ENGINE_KV_Q8_0 ? QUANT_Q8_0 : QUANT_F16;
+  fp.kv_type = engine_kv_quant_type(params->kv_type);
   e->fwd_params = fp;
   rc = engine_place(e, &fp, err);
   if (rc < 0) goto fail;
@@ -427,6 +473,12 @@ uint32_t engine_gpu_layers(const struct engine *e, bool *output_on_gpu) {
 }
 const char *engine_placement_note(const struct engine *e) {
   return e->placement_note;
+}
+const char *engine_mlock_note(const struct engine *e) {
+  return e->mlock_note;
+}
+bool engine_memory_locked(const struct engine *e) {
+  return gguf_memory_locked(e->file);
 }
 uint32_t engine_gpu_faults(const struct engine *e) {
   return e->n_faults;

@@ -19,7 +19,13 @@
 struct engine; /* opaque */
 struct kvcache;
 
-enum engine_kv_type { ENGINE_KV_F16 = 0, ENGINE_KV_Q8_0 = 1 };
+/* KV cache element types (engine/kvcache.h): bytes per value 2, 34/32 and 18/32. */
+enum engine_kv_type { ENGINE_KV_F16 = 0, ENGINE_KV_Q8_0 = 1, ENGINE_KV_Q4_0 = 2 };
+
+/* "f16", "q8_0" or "q4_0" (the CLI's --kv-type, the LSP's kvCacheType); AUG_EINVAL otherwise. */
+int engine_parse_kv_type(const char *text, enum engine_kv_type *out);
+/* The enum quant_type of a KV cache type (QUANT_F16, QUANT_Q8_0, QUANT_Q4_0). */
+uint32_t engine_kv_quant_type(enum engine_kv_type kv_type);
 
 /* Bandwidths measured for auto placement (engine_params.measurements); zero-initialise. */
 struct engine_measurements {
@@ -36,6 +42,10 @@ struct engine_params {
   uint32_t n_batch; /* tokens per forward call during prompt processing; 0 = 512 */
   enum engine_kv_type kv_type;
   bool use_mmap;
+  /* Pin the model file's bytes in RAM (mlock) so that the OS cannot page the weights out. Not
+   * fatal when refused (RLIMIT_MEMLOCK): the engine runs unlocked and engine_mlock_note says why
+   * and how to raise the limit. */
+  bool mlock;
   /* Shifted-chunk reuse (llama.cpp's --cache-reuse, generalised as in PIE, arXiv 2407.03157):
    * after the common prefix, runs of at least reuse_min_chunk tokens of the old resident
    * sequence that reappear in the new prompt at another position keep their K/V, K re-rotated
@@ -138,6 +148,11 @@ int engine_n_threads(const struct engine *engine);
  * the head on the CPU"; it also names blocks kept on the CPU and why). */
 uint32_t engine_gpu_layers(const struct engine *engine, bool *output_on_gpu);
 const char *engine_placement_note(const struct engine *engine);
+/* "" unless params.mlock was asked and refused: then the warning (the limit, its value, the size
+ * needed and how to raise it) for the caller to show; the engine runs with the weights unlocked. */
+const char *engine_mlock_note(const struct engine *engine);
+/* Whether the model's bytes are locked in RAM (params.mlock granted). */
+bool engine_memory_locked(const struct engine *engine);
 /* GPU faults (a lost device, device memory gone) the engine recovered from. The call that met one
  * fails with its error (AUG_EDEVICE or AUG_ENOMEM, the message naming the fault and the new
  * placement); the engine then runs on half the GPU layers, a fresh backend instance, down to the

@@ -46,7 +46,7 @@ struct forward_params {
   uint32_t n_ctx;             /* KV cells; > 0 */
   uint32_t n_batch;           /* tokens per backend pass during prompt processing; > 0 */
   uint32_t n_outputs;         /* rows of logits one forward_eval can return (1 = last token only) */
-  uint32_t kv_type;           /* QUANT_F16 or QUANT_Q8_0 */
+  uint32_t kv_type;           /* QUANT_F16, QUANT_Q8_0 or QUANT_Q4_0 */
   forward_observe_fn observe; /* NULL in normal use */
   void *observe_ctx;
 };

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -60,6 +61,7 @@ struct gguf_file {
   void *mapping; /* mmap'd region (size bytes) or NULL */
   void *buffer;  /* read() fallback, owned, or NULL */
   char *path;
+  bool locked; /* gguf_lock_memory succeeded: munlock before unmapping or freeing */
   uint32_t version;
   uint32_t alignment;
   uint64_t data_offset;
@@ -774,10 +776,53 @@ void gguf_close(struct gguf_file *file) {
   aug_free(file->names);
   aug_free(file->key_index.slots);
   aug_free(file->tensor_index.slots);
+  if (file->locked) munlock(file->base, file->size);
   if (file->mapping) munmap(file->mapping, file->size);
   aug_free(file->buffer);
   aug_free(file->path);
   aug_free(file);
+}
+
+/* RLIMIT_MEMLOCK as the shell's `ulimit -l` shows it: KiB or "unlimited". */
+static void gguf_format_memlock(rlim_t v, char *out, size_t size) {
+  if (v == RLIM_INFINITY)
+    snprintf(out, size, "unlimited");
+  else
+    snprintf(out, size, "%llu KiB", (unsigned long long)(v / 1024));
+}
+
+int gguf_lock_memory(struct gguf_file *file, struct aug_err *err) {
+  if (file->locked || file->size == 0) return 0;
+  /* mlock(2) faults every page in and pins it, so the weights are never evicted under memory
+   * pressure and the first token after an idle spell does not wait for the disk. */
+  if (mlock(file->base, file->size) == 0) {
+    file->locked = true;
+    return 0;
+  }
+  int e = errno;
+  struct rlimit rl = {0, 0};
+  char soft[32] = "unknown", hard[32] = "unknown";
+  if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0) {
+    gguf_format_memlock(rl.rlim_cur, soft, sizeof soft);
+    gguf_format_memlock(rl.rlim_max, hard, sizeof hard);
+  }
+  unsigned long long need_kib = (unsigned long long)((file->size + 1023) / 1024);
+  if (e == ENOMEM || e == EPERM || e == EAGAIN)
+    return aug_err_set(err, AUG_ENOMEM,
+                       "gguf: %s: cannot lock %llu KiB of weights in memory (mlock: %s): "
+                       "RLIMIT_MEMLOCK is %s (hard limit %s); raise it to at least %llu KiB "
+                       "with `ulimit -l unlimited` in the shell that starts augury, a `memlock` "
+                       "line in /etc/security/limits.conf, or LimitMEMLOCK=infinity for a "
+                       "systemd service; the model still runs, unlocked",
+                       file->path, need_kib, strerror(e), soft, hard, need_kib);
+  return aug_err_set(err, AUG_EIO,
+                     "gguf: %s: cannot lock %llu KiB of weights in memory (mlock: %s); the model "
+                     "still runs, unlocked",
+                     file->path, need_kib, strerror(e));
+}
+
+bool gguf_memory_locked(const struct gguf_file *file) {
+  return file->locked;
 }
 
 /* ---- accessors ------------------------------------------------------------------------------- */

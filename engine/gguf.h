@@ -60,6 +60,13 @@ int gguf_open(const char *path, const struct gguf_open_params *params, struct gg
 int gguf_open_memory(const void *buf, size_t size, const char *name, struct gguf_file **out,
                      struct aug_err *err);
 void gguf_close(struct gguf_file *file); /* NULL is a no-op */
+/* Pins the file's bytes (the mapping, or the read() copy) in RAM with mlock(2) so that the OS
+ * cannot page the weights out (--mlock, llama.cpp's flag of the same name); gguf_close unlocks.
+ * A failure is not fatal to the caller: the file stays usable, unlocked. AUG_ENOMEM when the
+ * RLIMIT_MEMLOCK limit refuses it (the message names the limit's soft and hard values, the size
+ * needed and how to raise it), AUG_EIO for another mlock error. */
+int gguf_lock_memory(struct gguf_file *file, struct aug_err *err);
+bool gguf_memory_locked(const struct gguf_file *file);
 
 uint32_t gguf_version(const struct gguf_file *file);
 uint32_t gguf_alignment(const struct gguf_file *file);

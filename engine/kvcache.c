@@ -34,11 +34,17 @@ uint64_t kvcache_bytes_per_token(const struct kvcache_params *params) {
   return 2ull * params->n_layer * params->n_head_kv * kvcache_row_size(params);
 }
 
+bool kvcache_backend_accepts(const struct backend_ops *ops, struct backend *be, uint32_t type) {
+  if (!ops->supports_op) return true;
+  return ops->supports_op(be, BACKEND_OP_ATTENTION, type) &&
+         ops->supports_op(be, BACKEND_OP_COPY, type);
+}
+
 int kvcache_create(const struct kvcache_params *params, const struct backend_ops *const *ops,
                    struct backend *const *bes, struct kvcache **out, struct aug_err *err) {
   *out = NULL;
-  if (params->type != QUANT_F16 && params->type != QUANT_Q8_0)
-    return aug_err_set(err, AUG_EUNSUPPORTED, "kvcache: type %s is not supported (f16, q8_0)",
+  if (params->type != QUANT_F16 && params->type != QUANT_Q8_0 && params->type != QUANT_Q4_0)
+    return aug_err_set(err, AUG_EUNSUPPORTED, "kvcache: type %s is not supported (f16, q8_0, q4_0)",
                        quant_type_name(params->type));
   if (params->n_layer == 0 || params->n_ctx == 0 || params->n_head_kv == 0 || params->head_dim == 0)
     return aug_err_set(err, AUG_EINVAL,
@@ -63,6 +69,14 @@ int kvcache_create(const struct kvcache_params *params, const struct backend_ops
     struct kvcache_layer *l = &c->layers[il];
     l->ops = ops[il];
     l->be = bes[il];
+    if (!kvcache_backend_accepts(l->ops, l->be, params->type)) {
+      /* the message first: l lives in c */
+      aug_err_set(err, AUG_EUNSUPPORTED,
+                  "kvcache: layer %u: backend %s refuses a %s KV cache (attention or copy)", il,
+                  l->ops->name, quant_type_name(params->type));
+      kvcache_destroy(c);
+      return AUG_EUNSUPPORTED;
+    }
     int rc = l->ops->buffer_alloc(l->be, BACKEND_BUFFER_KV, size, &l->k_buf, err);
     if (rc == 0) rc = l->ops->buffer_alloc(l->be, BACKEND_BUFFER_KV, size, &l->v_buf, err);
     if (rc < 0) {

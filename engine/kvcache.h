@@ -2,11 +2,14 @@
  * that layer's backend (hybrid placement keeps each layer's cache next to its weights). Cell i
  * holds sequence position i, so the cache is always a prefix [0, n_used) of the sequence:
  * truncating to a prefix or removing positions from the end only moves n_used (the prompt cache
- * builds on this). Element type F16 (default, as llama.cpp) or Q8_0 (half the memory).
+ * builds on this). Element type F16 (default, as llama.cpp), Q8_0 (34 bytes per 32 values, 53% of
+ * F16) or Q4_0 (18 bytes per 32 values, 28% of F16; ggml's block_q4_0, lossy: ~1/16 of a block's
+ * largest magnitude).
  * Owned by the engine thread; not thread-safe. */
 #ifndef AUGURY_ENGINE_KVCACHE_H
 #define AUGURY_ENGINE_KVCACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,15 +22,20 @@ struct kvcache_params {
   uint32_t n_layer;
   uint32_t n_ctx; /* cells (tokens) per layer */
   uint32_t n_head_kv;
-  uint32_t head_dim; /* a multiple of 32 for Q8_0 */
-  uint32_t type;     /* QUANT_F16 or QUANT_Q8_0 (enum quant_type) */
+  uint32_t head_dim; /* a multiple of 32 for Q8_0 and Q4_0 */
+  uint32_t type;     /* QUANT_F16, QUANT_Q8_0 or QUANT_Q4_0 (enum quant_type) */
 };
 
 /* Allocates the cache of layer il on the backend (ops[il], bes[il]) (borrowed: they must outlive
- * the cache). AUG_EUNSUPPORTED for another type or a head_dim Q8_0 cannot block. */
+ * the cache). AUG_EUNSUPPORTED for another type, a head_dim the type cannot block, or a
+ * backend whose supports_op refuses attention over or copies into the type. */
 int kvcache_create(const struct kvcache_params *params, const struct backend_ops *const *ops,
                    struct backend *const *bes, struct kvcache **out, struct aug_err *err);
 void kvcache_destroy(struct kvcache *cache); /* NULL is a no-op */
+/* Whether a backend can hold a cache of type: it must read it in attention and write it with
+ * copy (supports_op for both; a backend without supports_op is taken at its word). Placement
+ * keeps a layer on the CPU when its GPU backend refuses the cache type. */
+bool kvcache_backend_accepts(const struct backend_ops *ops, struct backend *be, uint32_t type);
 
 uint32_t kvcache_n_ctx(const struct kvcache *cache);
 uint32_t kvcache_type(const struct kvcache *cache);
@@ -85,7 +93,7 @@ int kvcache_reserve_shift(struct kvcache *cache, uint32_t chunk, struct aug_err 
  * and rotations compose: R(delta) R(old) = R(old + delta), so K computed at position old becomes
  * K at old + delta without the token's hidden state (llama.cpp's K-shift does the same). The
  * cells go through F32 (copy, rope with delta, copy back), so an F16 cache is rounded once more
- * and a Q8_0 one re-quantized. V carries no position and stays. rope must be the model's
+ * and a Q8_0 or Q4_0 one re-quantized. V carries no position and stays. rope must be the model's
  * parameters (n_rot, layout, freq_base, freq_scale, freq_factors). Needs kvcache_reserve_shift. */
 int kvcache_shift_k(struct kvcache *cache, uint32_t pos, uint32_t n, int32_t delta,
                     const struct backend_rope_params *rope, struct aug_err *err);

@@ -20,6 +20,7 @@ enum setting_kind {
   SETTING_STRING,
   SETTING_LANGS,
   SETTING_GPU_LAYERS,
+  SETTING_KV_TYPE,
   SETTING_JSON_ARRAY,
   SETTING_JSON_OBJECT,
 };
@@ -61,6 +62,8 @@ static const struct setting settings_table[] = {
     {"promptBudgetMs", SETTING_DOUBLE, FIELD(prompt_budget_ms), 0, 600000},
     {"gpuLayers", SETTING_GPU_LAYERS, FIELD(gpu_layers), 0, 0},
     {"gpuOptions", SETTING_STRING, FIELD(gpu_options), 0, 0},
+    {"kvCacheType", SETTING_KV_TYPE, FIELD(kv_type), 0, 0},
+    {"mlock", SETTING_BOOL, FIELD(mlock), 0, 0},
     {"speculationWaitMs", SETTING_DOUBLE, FIELD(speculation_wait_ms), 0, 600000},
     {"alternatives", SETTING_INT, FIELD(alternatives), 1, CONFIG_MAX_ALTERNATIVES},
     {"languages", SETTING_LANGS, FIELD(languages), 0, 0},
@@ -223,6 +226,18 @@ int config_apply_json(struct config *cfg, const json_t *settings, const char *so
         break;
       }
       *(int32_t *)field = json_is_integer(value) ? (int32_t)json_integer_value(value) : n;
+      break;
+    }
+    case SETTING_KV_TYPE: {
+      enum engine_kv_type kv = ENGINE_KV_F16;
+      if (!json_is_string(value) || engine_parse_kv_type(json_string_value(value), &kv) != 0) {
+        warnf(warn, user,
+              "augury: %s: setting '%s' must be \"f16\", \"q8_0\" or \"q4_0\", got %s (ignored)",
+              source, key, shown);
+        warnings++;
+        break;
+      }
+      *(int32_t *)field = (int32_t)kv;
       break;
     }
     case SETTING_STRING: {

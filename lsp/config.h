@@ -80,6 +80,9 @@ struct config {
   int64_t prompt_cache_mib; /* engine_params.prompt_cache_bytes in MiB; 0 = off */
   int32_t gpu_layers;       /* engine_params.gpu_layers (gpuLayers: N, "all", "auto"); 0 = CPU */
   char *gpu_options;        /* engine_params.gpu_options (gpuOptions: "device=1"), or NULL */
+  int32_t kv_type; /* engine_params.kv_type, an enum engine_kv_type (kvCacheType: "f16" (default),
+                      "q8_0", "q4_0") */
+  bool mlock; /* engine_params.mlock (mlock, default off): a refusal is a warning to the editor */
   /* How long a request waits for a speculation of its state that is still evaluating its prompt
    * before cancelling it and running a job of its own under promptBudgetMs (speculationWaitMs,
    * default CONFIG_DEFAULT_SPECULATION_WAIT_MS); 0 = as long as it takes. */

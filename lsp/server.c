@@ -335,6 +335,9 @@ static void load_done(struct scheduler_job *job) {
     s->load_progress = NULL;
     server_log(s, 3, "augury: loaded %s (%s) in %.0f ms", s->model_path, s->model_description,
                s->load_ms);
+    /* mlock refused (RLIMIT_MEMLOCK): the model runs, unlocked; the note says how to fix it */
+    const char *mlock_note = engine_mlock_note(generator_engine(s->generator));
+    if (mlock_note[0]) server_show(s, 2, "augury: %s", mlock_note);
     if (!s->model_has_fim)
       server_show(s, 2,
                   "augury: %s has no fill-in-the-middle tokens: completions are off, "
@@ -391,6 +394,8 @@ static void start_load(struct server *s) {
   s->load_params.reuse_min_chunk = (uint32_t)s->config.chunk_reuse;
   s->load_params.prompt_cache_bytes = (uint64_t)s->config.prompt_cache_mib << 20;
   s->load_params.gpu_layers = s->config.gpu_layers;
+  s->load_params.kv_type = (enum engine_kv_type)s->config.kv_type;
+  s->load_params.mlock = s->config.mlock;
   /* A settings change may free the config's string while the load job still reads it. */
   snprintf(s->load_gpu_options, sizeof s->load_gpu_options, "%s",
            s->config.gpu_options ? s->config.gpu_options : "");
@@ -415,6 +420,8 @@ struct engine_settings {
   int64_t threads, ctx, chunk_reuse, prompt_cache_mib;
   int32_t gpu_layers;
   char gpu_options[256];
+  int32_t kv_type;
+  bool mlock;
 };
 
 static void engine_settings_of(const struct config *c, struct engine_settings *out) {
@@ -424,6 +431,8 @@ static void engine_settings_of(const struct config *c, struct engine_settings *o
   out->chunk_reuse = c->chunk_reuse;
   out->prompt_cache_mib = c->prompt_cache_mib;
   out->gpu_layers = c->gpu_layers;
+  out->kv_type = c->kv_type;
+  out->mlock = c->mlock;
   snprintf(out->gpu_options, sizeof out->gpu_options, "%s", c->gpu_options ? c->gpu_options : "");
 }
 
@@ -431,7 +440,8 @@ static bool engine_settings_differ(const struct engine_settings *a,
                                    const struct engine_settings *b) {
   return strcmp(a->model, b->model) || a->threads != b->threads || a->ctx != b->ctx ||
          a->chunk_reuse != b->chunk_reuse || a->prompt_cache_mib != b->prompt_cache_mib ||
-         a->gpu_layers != b->gpu_layers || strcmp(a->gpu_options, b->gpu_options);
+         a->gpu_layers != b->gpu_layers || strcmp(a->gpu_options, b->gpu_options) ||
+         a->kv_type != b->kv_type || a->mlock != b->mlock;
 }
 
 /* ---- lifecycle --------------------------------------------------------------------------- */

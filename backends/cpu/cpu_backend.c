@@ -297,8 +297,7 @@ static bool cpu_supports_op(struct backend *be, enum backend_op op, uint32_t wei
   case BACKEND_OP_MATMUL:
   case BACKEND_OP_GET_ROWS: return cpu_type_readable(weight_type);
   case BACKEND_OP_ATTENTION:
-  case BACKEND_OP_COPY:
-    return weight_type == QUANT_F32 || weight_type == QUANT_F16 || weight_type == QUANT_Q8_0;
+  case BACKEND_OP_COPY: return cpu_kv_type(weight_type);
   case BACKEND_OP_RMS_NORM:
   case BACKEND_OP_ROPE:
   case BACKEND_OP_SILU_MUL:

@@ -200,6 +200,13 @@ uint32_t cpu_matmul_act_type(uint32_t weight_type);
  * cpu_block_q8_0x); 0 when k is not a multiple of the block. */
 size_t cpu_matmul_act_row_size(uint32_t act_type, int64_t k);
 
+/* The KV cache types attention reads and copy writes: F32, F16, Q8_0 and Q4_0 (quantized rows
+ * are dequantized a tile at a time, so any block type with a quantizer would do; these are the
+ * ones llama.cpp users pick). */
+static inline bool cpu_kv_type(uint32_t type) {
+  return type == QUANT_F32 || type == QUANT_F16 || type == QUANT_Q8_0 || type == QUANT_Q4_0;
+}
+
 /* Ops (cpu_matmul.c, cpu_ops.c); the vtable in cpu_backend.c forwards to them. */
 int cpu_matmul(struct backend *be, const struct backend_tensor *w, const struct backend_tensor *x,
                struct backend_tensor *y);

@@ -352,7 +352,10 @@ struct attention_task {
 };
 
 /* Cache rows [j0, j0 + nj) of KV head g for the attention kernels: F32 and F16 rows in place
- * (*f16 set for F16; *stride in elements), Q8_0 rows converted into buf [nj][hd] (stride hd). */
+ * (*f16 set for F16; *stride in elements), Q8_0 and Q4_0 rows converted into buf [nj][hd]
+ * (stride hd). Block layouts (ggml-common.h): Q8_0 = f16 d + int8 qs[32], x = d q; Q4_0 = f16 d
+ * + qs[16], element i < 16 the low nibble of qs[i], element i >= 16 the high nibble of
+ * qs[i - 16], x = d (q - 8). */
 static const void *attention_rows(const struct backend_tensor *t, int64_t g, int64_t j0, int64_t nj,
                                   int64_t hd, float *buf, size_t *stride, int *f16) {
   *f16 = t->type == QUANT_F16;
@@ -362,8 +365,19 @@ static const void *attention_rows(const struct backend_tensor *t, int64_t g, int
     return cpu_tensor_row(t, g, j0, 0);
   }
   for (int64_t j = 0; j < nj; j++) {
+    float *dst = buf + j * hd; /* [hd] */
+    if (t->type == QUANT_Q4_0) {
+      const struct block_q4_0 *b = (const void *)cpu_tensor_row(t, g, j0 + j, 0); /* [hd / 32] */
+      for (int64_t ib = 0; ib < hd / QK4_0; ib++) {
+        float d = cpu_f16_to_f32(b[ib].d);
+        for (int i = 0; i < QK4_0 / 2; i++) {
+          dst[ib * QK4_0 + i] = d * (float)((b[ib].qs[i] & 15) - 8);
+          dst[ib * QK4_0 + QK4_0 / 2 + i] = d * (float)((b[ib].qs[i] >> 4) - 8);
+        }
+      }
+      continue;
+    }
     const struct block_q8_0 *b = (const void *)cpu_tensor_row(t, g, j0 + j, 0); /* [hd / 32] */
-    float *dst = buf + j * hd;                                                  /* [hd] */
     for (int64_t ib = 0; ib < hd / QK8_0; ib++) {
       float d = cpu_f16_to_f32(b[ib].d);
       for (int i = 0; i < QK8_0; i++)
@@ -480,9 +494,7 @@ int cpu_attention(struct backend *be, const struct backend_tensor *q,
   if (q->type != QUANT_F32 || out->type != QUANT_F32 || !same_shape(q, out)) return AUG_EINVAL;
   for (int i = 0; i < 2; i++) {
     const struct backend_tensor *c = i ? v : k;
-    if (c->type != QUANT_F32 && c->type != QUANT_F16 && c->type != QUANT_Q8_0) {
-      return AUG_EUNSUPPORTED;
-    }
+    if (!cpu_kv_type(c->type)) return AUG_EUNSUPPORTED;
     if (c->ne[0] != q->ne[0] || c->ne[1] != k->ne[1] || c->ne[2] < params->n_kv) return AUG_EINVAL;
   }
   int64_t n_head = q->ne[1], n_head_kv = k->ne[1];

@@ -101,8 +101,9 @@ static int grid_bind(struct backend *be, struct vk_binding *b) {
   return vk_bind_range(be, be->iq_grids, 0, be->iq_grids->size, b);
 }
 
+/* KV cache types: attention.comp reads them, copy.comp writes (quantizes) and reads them. */
 static bool vk_kv_type(uint32_t type) {
-  return type == QUANT_F32 || type == QUANT_F16 || type == QUANT_Q8_0;
+  return type == QUANT_F32 || type == QUANT_F16 || type == QUANT_Q8_0 || type == QUANT_Q4_0;
 }
 
 /* ---- weight windows ---------------------------------------------------------------------------
@@ -500,6 +501,7 @@ static int vk_copy(struct backend *be, const struct backend_tensor *src,
   uint32_t ss[3], ds[3];
   tensor_strides(src, 1, ss);
   tensor_strides(dst, 1, ds);
+  /* units of a destination row: elements, f16 pairs, or 32-value Q8_0 / Q4_0 blocks */
   int64_t units = dst->type == QUANT_F32   ? dst->ne[0]
                   : dst->type == QUANT_F16 ? (dst->ne[0] + 1) / 2
                                            : dst->ne[0] / QK8_0;

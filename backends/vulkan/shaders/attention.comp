@@ -1,6 +1,6 @@
 #version 450
 // out = softmax(q k^T * scale + causal mask) v for one (query head, token) per workgroup, over
-// the KV cache [head_dim, n_head_kv, n_ctx] of type K_T / V_T (F32, F16 or Q8_0), query head h
+// the KV cache [head_dim, n_head_kv, n_ctx] of type K_T / V_T (F32, F16, Q8_0 or Q4_0), query head h
 // reading KV head h / (n_head / n_head_kv) (GQA). Cache rows are visited in chunks of 256 with
 // an online softmax (running max and sum, Milakov & Gimelshein 2018), so any context length
 // fits in 3.3 KiB of shared memory. head_dim <= 512: each invocation owns 8 output columns.
@@ -32,6 +32,20 @@ DEFINE_READERS(v, vq)
 
 #define CHUNK 256u
 
+// Q4_0 (ggml-common.h block_q4_0, 18 bytes): f16 d, qs[16]; element i < 16 of a block is the low
+// nibble of qs[i], element i >= 16 the high nibble of qs[i - 16]; value d (q - 8).
+float q4_0_k(uint rb, uint d) {
+  uint blk = rb + 18u * (d >> 5), i = d & 31u;
+  uint b = k_u8(blk + 2u + (i & 15u));
+  return k_f16(blk) * (float(i < 16u ? b & 15u : b >> 4) - 8.0);
+}
+
+float q4_0_v(uint rb, uint d) {
+  uint blk = rb + 18u * (d >> 5), i = d & 31u;
+  uint b = v_u8(blk + 2u + (i & 15u));
+  return v_f16(blk) * (float(i < 16u ? b & 15u : b >> 4) - 8.0);
+}
+
 shared float qs[512];
 shared float sc[CHUNK];
 shared float red[64];
@@ -39,6 +53,7 @@ shared float red[64];
 float k_elem(uint rb, uint d) {
   if (K_T == T_F32) return k_f32(rb + 4u * d);
   if (K_T == T_F16) return k_f16(rb + 2u * d);
+  if (K_T == T_Q4_0) return q4_0_k(rb, d);
   uint blk = rb + 34u * (d >> 5);
   return k_f16(blk) * float(sext8(k_u8(blk + 2u + (d & 31u))));
 }
@@ -46,6 +61,7 @@ float k_elem(uint rb, uint d) {
 float v_elem(uint rb, uint d) {
   if (V_T == T_F32) return v_f32(rb + 4u * d);
   if (V_T == T_F16) return v_f16(rb + 2u * d);
+  if (V_T == T_Q4_0) return q4_0_v(rb, d);
   uint blk = rb + 34u * (d >> 5);
   return v_f16(blk) * float(sext8(v_u8(blk + 2u + (d & 31u))));
 }

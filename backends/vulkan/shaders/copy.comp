@@ -1,10 +1,11 @@
 #version 450
-// dst = src converted, row by row (KV cache stores and reads): F32 -> F32/F16/Q8_0 and
-// F16/Q8_0 -> F32. One invocation per unit of the destination row: an element (F32), a pair of
-// elements (F16) or a 32-element block (Q8_0, quantized as the CPU does: d = amax / 127 rounded
-// to f16, q = round-half-even(x * 127 / amax)). F16/Q8_0 rows need not start on a word, so the
-// bytes of a unit are written as whole words where the unit covers them and with atomic
-// and/or on the words it shares with a neighbour.
+// dst = src converted, row by row (KV cache stores and reads): F32 -> F32/F16/Q8_0/Q4_0 and
+// F16/Q8_0/Q4_0 -> F32. One invocation per unit of the destination row: an element (F32), a pair
+// of elements (F16) or a 32-element block (Q8_0, quantized as the CPU does: d = amax / 127
+// rounded to f16, q = round-half-even(x * 127 / amax); Q4_0 as ggml's quantize_row_q4_0_ref and
+// engine/quant.c: d = (the value of largest magnitude) / -8, q = min(15, trunc(x / d + 8.5))).
+// F16/Q8_0/Q4_0 rows need not start on a word, so the bytes of a unit are written as whole words
+// where the unit covers them and with atomic and/or on the words it shares with a neighbour.
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 #include "rows.glsl"
@@ -28,6 +29,11 @@ DEFINE_READERS(s, sq)
 float src_elem(uint rb, uint e) {
   if (SRC_T == T_F32) return s_f32(rb + 4u * e);
   if (SRC_T == T_F16) return s_f16(rb + 2u * e);
+  if (SRC_T == T_Q4_0) { // f16 d, qs[16]: element i < 16 low nibble of qs[i], else high of qs[i-16]
+    uint blk = rb + 18u * (e >> 5), i = e & 31u;
+    uint b = s_u8(blk + 2u + (i & 15u));
+    return s_f16(blk) * (float(i < 16u ? b & 15u : b >> 4) - 8.0);
+  }
   uint blk = rb + 34u * (e >> 5); // Q8_0
   return s_f16(blk) * float(sext8(s_u8(blk + 2u + (e & 31u))));
 }
@@ -76,6 +82,29 @@ void main() {
       n = 4u;
     }
     put_bytes(db + 4u * u, by, n);
+  } else if (DST_T == T_Q4_0) {
+    float x[32];
+    float amax = 0.0, vmax = 0.0;
+    for (uint i = 0u; i < 32u; i++) {
+      x[i] = src_elem(sb, 32u * u + i);
+      if (amax < abs(x[i])) { // the first of equal magnitudes, as the CPU's index_of_amax
+        amax = abs(x[i]);
+        vmax = x[i];
+      }
+    }
+    float d = vmax / -8.0; // exact: a power of two
+    float id = d != 0.0 ? div_rn(1.0, d) : 0.0;
+    uint h = f32_to_f16(d);
+    by[0] = h & 0xffu;
+    by[1] = h >> 8;
+    for (uint i = 0u; i < 16u; i++) {
+      precise float lo = x[i] * id + 8.5; // precise: no FMA, the CPU rounds the product first
+      precise float hi = x[i + 16u] * id + 8.5;
+      uint ql = lo >= 15.0 ? 15u : uint(int(lo));
+      uint qh = hi >= 15.0 ? 15u : uint(int(hi));
+      by[2u + i] = ql | (qh << 4);
+    }
+    put_bytes(db + 18u * u, by, 18u);
   } else { // Q8_0
     float x[32];
     float amax = 0.0;

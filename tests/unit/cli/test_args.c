@@ -3,6 +3,7 @@
 #include "tests/unit/test_support.h"
 
 #include "cli/args.h"
+#include "engine/engine.h"
 
 struct fixture {
   const char *model;
@@ -122,11 +123,40 @@ static void test_bytes(void **state) {
   assert_int_equal(cli_args_parse_bytes("4Gx", &v), AUG_EINVAL);
 }
 
+/* --kv-type and --mlock, as generate and bench list them (CLI_LOAD_OPTIONS), land in
+ * engine_params; a bad type is a usage error naming the value. */
+static void test_load_options(void **state) {
+  (void)state;
+  struct cli_load_options lo = cli_load_options_default();
+  const struct cli_option opts[] = {CLI_LOAD_OPTIONS(&lo)};
+  const struct cli_args args = {opts, sizeof opts / sizeof opts[0], "generate [options]"};
+  struct engine_params ep = engine_params_default();
+  struct aug_err err = {0};
+  size_t n_pos = 0;
+  assert_int_equal(cli_load_options_apply(&lo, &ep, &err), 0); /* defaults: f16, no mlock */
+  assert_int_equal(ep.kv_type, ENGINE_KV_F16);
+  assert_false(ep.mlock);
+  char *argv[] = {"generate", "--kv-type", "q4_0", "--mlock"};
+  assert_int_equal(cli_args_parse(&args, 4, argv, NULL, 0, &n_pos, &err), 0);
+  assert_int_equal(cli_load_options_apply(&lo, &ep, &err), 0);
+  assert_int_equal(ep.kv_type, ENGINE_KV_Q4_0);
+  assert_true(ep.mlock);
+  char *argv8[] = {"generate", "--kv-type=q8_0"};
+  assert_int_equal(cli_args_parse(&args, 2, argv8, NULL, 0, &n_pos, &err), 0);
+  assert_int_equal(cli_load_options_apply(&lo, &ep, &err), 0);
+  assert_int_equal(ep.kv_type, ENGINE_KV_Q8_0);
+  char *bad[] = {"generate", "--kv-type", "q4_1"};
+  assert_int_equal(cli_args_parse(&args, 3, bad, NULL, 0, &n_pos, &err), 0);
+  assert_int_equal(cli_load_options_apply(&lo, &ep, &err), AUG_EINVAL);
+  assert_non_null(strstr(err.msg, "'q4_1'"));
+  assert_non_null(strstr(err.msg, "q4_0"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_all_forms), cmocka_unit_test(test_lone_dash_is_positional),
       cmocka_unit_test(test_errors),    cmocka_unit_test(test_help),
-      cmocka_unit_test(test_bytes),
+      cmocka_unit_test(test_bytes),     cmocka_unit_test(test_load_options),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,5 @@
 /* KV cache tests on the CPU backend: stored K/V read back through the buffers (F16 exact to
- * rounding, Q8_0 within its quantization step), used-cell accounting (commit, truncate,
+ * rounding, Q8_0 and Q4_0 within their quantization steps), used-cell accounting (commit, truncate,
  * remove_tail), and the refusals: holes, overflow, wrong shapes, unsupported types. Moving cells:
  * a download/upload round trip is bit-exact, and re-rotating K by delta equals RoPE at the new
  * position directly (within F16 rounding / the Q8_0 step) for both layouts. */
@@ -126,6 +126,42 @@ static void test_q8_0_store(void **state) {
   store_and_read(state, QUANT_Q8_0, 1.0 / 127.0);
 }
 
+/* Q4_0 (ggml's block_q4_0: d = the value of largest magnitude / -8, x = d (q - 8)): within one
+ * step, 1/8 of the block's largest magnitude, which is at most 1 + |want| here; half a step
+ * except where the positive end clamps at q = 15. 18 bytes per 32 values. */
+static void test_q4_0_store(void **state) {
+  store_and_read(state, QUANT_Q4_0, 1.0 / 8.0);
+  struct kvcache_params p = {LAYERS, CTX, HEADS, DIM, QUANT_Q4_0};
+  assert_int_equal(kvcache_bytes_per_token(&p), 2ull * LAYERS * HEADS * (DIM / 32) * 18);
+}
+
+static bool refuse_q4_0(struct backend *be, enum backend_op op, uint32_t type) {
+  if ((op == BACKEND_OP_ATTENTION || op == BACKEND_OP_COPY) && type == QUANT_Q4_0) return false;
+  return backend_cpu_ops()->supports_op(be, op, type);
+}
+
+/* A backend whose supports_op refuses the cache type gets no cache of that type: a clear error
+ * naming the layer, the backend and the type, not a cache its attention cannot read. */
+static void test_backend_refusing_type(void **state) {
+  struct fixture *f = *state;
+  struct backend_ops refusing = *f->ops;
+  refusing.name = "refusing";
+  refusing.supports_op = refuse_q4_0;
+  assert_false(kvcache_backend_accepts(&refusing, f->be, QUANT_Q4_0));
+  assert_true(kvcache_backend_accepts(&refusing, f->be, QUANT_Q8_0));
+  assert_true(kvcache_backend_accepts(f->ops, f->be, QUANT_Q4_0));
+  const struct backend_ops *ops[LAYERS] = {f->ops, &refusing};
+  struct backend *bes[LAYERS] = {f->be, f->be};
+  struct kvcache_params p = {LAYERS, CTX, HEADS, DIM, QUANT_Q4_0};
+  struct kvcache *c = NULL;
+  struct aug_err err = {0};
+  assert_int_equal(kvcache_create(&p, ops, bes, &c, &err), AUG_EUNSUPPORTED);
+  assert_null(c);
+  assert_non_null(strstr(err.msg, "layer 1"));
+  assert_non_null(strstr(err.msg, "refusing"));
+  assert_non_null(strstr(err.msg, "Q4_0"));
+}
+
 static void test_used_cells(void **state) {
   struct fixture *f = *state;
   int rc;
@@ -163,6 +199,8 @@ static void test_refusals(void **state) {
   assert_null(make(f, QUANT_Q4_K, DIM, &rc));
   assert_int_equal(rc, AUG_EUNSUPPORTED);
   assert_null(make(f, QUANT_Q8_0, 48, &rc)); /* 48 is not a multiple of the 32-element block */
+  assert_int_equal(rc, AUG_EUNSUPPORTED);
+  assert_null(make(f, QUANT_Q4_0, 48, &rc));
   assert_int_equal(rc, AUG_EUNSUPPORTED);
   assert_null(make(f, QUANT_F16, 0, &rc));
   assert_int_equal(rc, AUG_EINVAL);
@@ -299,16 +337,25 @@ static void test_shift_normal_partial_q8_0(void **state) {
   /* Q8_0 is re-quantized after the shift: two steps of max/127. */
   shift_matches_direct(state, QUANT_Q8_0, &rp, 2.0 / 127.0 + 1e-3);
 }
+static void test_shift_neox_q4_0(void **state) {
+  struct backend_rope_params rp = {DIM, BACKEND_ROPE_NEOX, 1000000.0f, 1.0f, NULL};
+  /* Q4_0 is re-quantized after the shift: two steps of a block's largest magnitude / 8, and a
+   * rotated pair keeps its norm, so elements stay within sqrt(2). */
+  shift_matches_direct(state, QUANT_Q4_0, &rp, 2.0 * 1.4143 / 8.0);
+}
 
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_f16_store, setup, teardown),
       cmocka_unit_test_setup_teardown(test_q8_0_store, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_q4_0_store, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_backend_refusing_type, setup, teardown),
       cmocka_unit_test_setup_teardown(test_used_cells, setup, teardown),
       cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
       cmocka_unit_test_setup_teardown(test_download_upload_round_trip, setup, teardown),
       cmocka_unit_test_setup_teardown(test_shift_neox_f16, setup, teardown),
       cmocka_unit_test_setup_teardown(test_shift_normal_partial_q8_0, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_shift_neox_q4_0, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

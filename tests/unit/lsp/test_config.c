@@ -89,6 +89,29 @@ static void test_apply_and_warn(void **state) {
     assert_int_equal(cfg.gpu_layers, 12);
     json_decref(s);
   }
+  /* kvCacheType: "f16", "q8_0", "q4_0"; mlock: a boolean. Anything else warns and keeps the
+   * value. */
+  assert_int_equal(cfg.kv_type, ENGINE_KV_F16);
+  assert_false(cfg.mlock);
+  s = json_loads("{\"kvCacheType\":\"q4_0\",\"mlock\":true}", 0, NULL);
+  assert_int_equal(config_apply_json(&cfg, s, "x", false, collect, &w), 0);
+  assert_int_equal(cfg.kv_type, ENGINE_KV_Q4_0);
+  assert_true(cfg.mlock);
+  json_decref(s);
+  s = json_loads("{\"augury\":{\"kvCacheType\":\"q8_0\"}}", 0, NULL);
+  assert_int_equal(config_apply_json(&cfg, s, "x", false, collect, &w), 0);
+  assert_int_equal(cfg.kv_type, ENGINE_KV_Q8_0);
+  json_decref(s);
+  const char *bad_kv[] = {"{\"kvCacheType\":\"q4_1\"}", "{\"kvCacheType\":4}",
+                          "{\"mlock\":\"yes\"}"};
+  for (size_t i = 0; i < sizeof bad_kv / sizeof bad_kv[0]; i++) {
+    s = json_loads(bad_kv[i], 0, NULL);
+    assert_int_equal(config_apply_json(&cfg, s, "x", false, collect, &w), 1);
+    assert_non_null(strstr(w.last, i < 2 ? "kvCacheType" : "mlock"));
+    assert_int_equal(cfg.kv_type, ENGINE_KV_Q8_0);
+    assert_true(cfg.mlock);
+    json_decref(s);
+  }
   config_free(&cfg);
 }
 
