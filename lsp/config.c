@@ -56,6 +56,8 @@ static const struct setting settings_table[] = {
     {"syntaxContext", SETTING_BOOL, FIELD(syntax_context), 0, 0},
     {"workspaceIndex", SETTING_BOOL, FIELD(workspace_index), 0, 0},
     {"workspaceIndexMiB", SETTING_INT, FIELD(workspace_index_mib), 1, 1 << 14},
+    {"ringChunks", SETTING_INT, FIELD(ring_chunks), 0, 1024},
+    {"ringChunkLines", SETTING_INT, FIELD(ring_chunk_lines), 2, 4096},
     {"chunkReuse", SETTING_INT, FIELD(chunk_reuse), 0, 4096},
     {"promptCacheMiB", SETTING_INT, FIELD(prompt_cache_mib), 0, 1 << 20},
     {"promptLookup", SETTING_INT, FIELD(prompt_lookup), 0, 15},
@@ -108,6 +110,8 @@ int config_init(struct config *cfg, struct aug_err *err) {
   cfg->syntax_context = true;
   cfg->workspace_index = true;
   cfg->workspace_index_mib = 64;
+  cfg->ring_chunks = 16;
+  cfg->ring_chunk_lines = 64;
   cfg->chunk_reuse = CONFIG_DEFAULT_CHUNK_REUSE;
   cfg->prompt_cache_mib = CONFIG_DEFAULT_PROMPT_CACHE_MIB;
   cfg->prompt_lookup = CONFIG_DEFAULT_PROMPT_LOOKUP;

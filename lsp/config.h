@@ -76,6 +76,10 @@ struct config {
    * on; workspaceIndexMiB bounds its memory (default 64) */
   bool workspace_index;
   int64_t workspace_index_mib;
+  /* The ring of recently edited and viewed chunks (plugins/context_ring.h): ringChunks chunks
+   * (default 16, 0 = off) of ringChunkLines lines (default 64) */
+  int64_t ring_chunks;
+  int64_t ring_chunk_lines;
   int64_t chunk_reuse; /* engine_params.reuse_min_chunk: shortest moved run in tokens; 0 = off */
   int64_t prompt_cache_mib; /* engine_params.prompt_cache_bytes in MiB; 0 = off */
   int32_t gpu_layers;       /* engine_params.gpu_layers (gpuLayers: N, "all", "auto"); 0 = CPU */

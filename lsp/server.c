@@ -280,8 +280,8 @@ static const char *doc_uri(const json_t *params) {
   return json_is_string(uri) ? json_string_value(uri) : NULL;
 }
 
-/* file:///a/b%20c -> /a/b c (only the file scheme has a path). */
-static char *uri_to_path(const char *uri) {
+/* Only the file scheme has a path. */
+char *server_uri_to_path(const char *uri) {
   if (strncmp(uri, "file://", 7)) return NULL;
   const char *p = uri + 7;
   size_t n = strlen(p);
@@ -474,7 +474,7 @@ static void handle_initialize(struct server *s, json_t *id, json_t *params) {
   json_t *folders = json_object_get(params, "workspaceFolders");
   if (!json_is_string(root) && json_is_array(folders))
     root = json_object_get(json_array_get(folders, 0), "uri");
-  if (json_is_string(root)) s->root_path = uri_to_path(json_string_value(root));
+  if (json_is_string(root)) s->root_path = server_uri_to_path(json_string_value(root));
   json_t *root_path = json_object_get(params, "rootPath");
   if (!s->root_path && json_is_string(root_path))
     s->root_path = aug_strndup(json_string_value(root_path), json_string_length(root_path));
@@ -574,6 +574,7 @@ static void execute_command(struct server *s, json_t *id, json_t *params) {
       json_object_set_new(st, "servedBy", s->served_by ? json_copy(s->served_by) : json_object());
       json_object_set_new(st, "plugins", server_plugins_status(s));
       json_object_set_new(st, "index", server_plugins_index_status(s));
+      json_object_set_new(st, "ring", server_plugins_ring_status(s));
       uint64_t checked =
           s->n_syntax_kept + s->n_syntax_trimmed + s->n_syntax_dropped + s->n_syntax_skipped;
       json_object_set_new(
@@ -634,8 +635,13 @@ static void handle_request(struct server *s, json_t *id, const char *method, jso
   }
   if (command)
     execute_command(s, id, params);
-  else
+  else {
+    /* Where the user asks is where they are: a place left for it goes into the ring. */
+    json_t *line = json_object_get(json_object_get(params, "position"), "line");
+    if (json_is_integer(line))
+      server_plugins_ring_visit(s, doc_uri(params), json_integer_value(line));
     completion_handle(s, id, params, inline_completion);
+  }
 }
 
 enum index_action { INDEX_TEXT, INDEX_FROM_DISK };
@@ -646,7 +652,7 @@ enum index_action { INDEX_TEXT, INDEX_FROM_DISK };
  * queues the work for its own thread. */
 static void index_document(struct server *s, const char *uri, enum index_action action) {
   if (!s->index) return;
-  char *path = uri_to_path(uri);
+  char *path = server_uri_to_path(uri);
   struct document *doc = action == INDEX_TEXT ? documents_find(s->docs, uri) : NULL;
   struct aug_err err = {0};
   int rc = 0;
@@ -672,8 +678,18 @@ static void did_open(struct server *s, json_t *params) {
                      json_is_integer(version) ? json_integer_value(version) : 0,
                      json_string_value(text), json_string_length(text), &err))
     server_log(s, 1, "augury: %s", err.msg);
-  else
+  else {
     index_document(s, json_string_value(uri), INDEX_TEXT);
+    /* Where the editor shows it is not said: its top (imports, declarations) is the guess. */
+    server_plugins_ring_visit(s, json_string_value(uri), 0);
+  }
+}
+
+static size_t count_line_breaks(const char *text, size_t len) {
+  size_t n = 0;
+  for (size_t i = 0; i < len; i++)
+    n += text[i] == '\n';
+  return n;
 }
 
 static void did_change(struct server *s, json_t *params) {
@@ -718,6 +734,15 @@ static void did_change(struct server *s, json_t *params) {
         at + last->len <= doc->text.len)
       cursor = at + last->len;
     completion_document_changed(s, uri, cursor);
+    /* The ring follows the text (its chunks below an edit move with it) and the user (the place
+     * of the last edit). A full-text change says neither. */
+    for (size_t i = 0; i < n; i++)
+      if (list[i].has_range)
+        server_plugins_ring_edit(s, uri, list[i].start.line, list[i].end.line,
+                                 count_line_breaks(list[i].text, list[i].len));
+    if (last && last->has_range)
+      server_plugins_ring_visit(
+          s, uri, last->start.line + (int64_t)count_line_breaks(last->text, last->len));
   }
   if (list != stack_changes) aug_free(list);
 }

@@ -25,6 +25,7 @@
 
 struct server;
 struct progress;
+struct context_ring;
 
 enum server_phase { PHASE_UNINITIALIZED, PHASE_RUNNING, PHASE_SHUTDOWN };
 enum model_state { MODEL_NONE, MODEL_LOADING, MODEL_READY, MODEL_FAILED };
@@ -188,6 +189,11 @@ struct server {
    * root, lent to the syntax context, destroyed after the plugin host. Its own worker thread scans
    * and re-indexes; the loop thread queues didOpen/didSave/didClose and reads its stats. */
   struct workspace_index *index;
+  /* The ring of recently edited and viewed chunks (plugins/context_ring.h): made at initialize
+   * unless ringChunks is 0, owned by the plugin host once registered (freed with it). The loop
+   * thread tells it where the user is (didOpen, didChange, completion requests); the host's
+   * worker reads it. */
+  struct context_ring *ring;
   json_t *served_by; /* provider name -> completions it served */
 
   struct active_request *active; /* doubly linked */
@@ -270,6 +276,16 @@ const char *server_plugins_provider(struct server *s);
 json_t *server_plugins_status(struct server *s); /* new reference: an array */
 /* The workspace index's stats for augury.status ({"enabled": false} without one). New reference. */
 json_t *server_plugins_index_status(struct server *s);
+/* The ring's stats for augury.status ({"enabled": false} without one). New reference. */
+json_t *server_plugins_ring_status(struct server *s);
+/* Tells the ring the user is at line `line` of the open document uri (nothing when it is not
+ * open or there is no ring). */
+void server_plugins_ring_visit(struct server *s, const char *uri, int64_t line);
+/* An edit of uri replaced lines start..end with text holding new_lines line breaks. */
+void server_plugins_ring_edit(struct server *s, const char *uri, int64_t start, int64_t end,
+                              size_t new_lines);
+/* file:///a/b%20c -> /a/b c (NULL for other schemes or out of memory; aug_free it). */
+char *server_uri_to_path(const char *uri);
 /* Appends the plugins' command names (for executeCommandProvider.commands). */
 void server_plugins_add_commands(struct server *s, json_t *commands);
 /* Runs a plugin's command and replies; false when no plugin offers name. */

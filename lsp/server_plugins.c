@@ -9,6 +9,7 @@
 
 #include "engine/alloc.h"
 #include "lsp/server_internal.h"
+#include "plugins/context_ring.h"
 #include "plugins/context_syntax.h"
 #include "plugins/provider_remote.h"
 #include "plugins/workspace_index.h"
@@ -39,6 +40,77 @@ static void register_syntax_context(struct server *s) {
     return;
   context_syntax_destroy(cs);
   server_log(s, 1, "augury: syntax context: %s", err.msg);
+}
+
+/* The ring of recently edited and viewed chunks is built in and on ("ringChunks", default 16);
+ * 0, or "contextTokens": 0, leaves it unregistered. The host owns it once registered; s->ring
+ * borrows it for the loop thread's visits until server_plugins_stop. */
+static void register_ring(struct server *s) {
+  if (s->config.context_tokens <= 0 || s->config.ring_chunks <= 0) return;
+  struct context_ring *cr = NULL;
+  struct aug_err err = {0};
+  struct context_ring_params p = context_ring_params_default();
+  p.max_chunks = (size_t)s->config.ring_chunks;
+  p.chunk_lines = (uint32_t)s->config.ring_chunk_lines;
+  if (context_ring_create(&p, &cr, &err) == 0 &&
+      plugin_host_register(s->plugins, context_ring_plugin(cr), "built-in", &err) == 0) {
+    s->ring = cr;
+    return;
+  }
+  context_ring_destroy(cr);
+  server_log(s, 1, "augury: recent context: %s", err.msg);
+}
+
+/* The name a chunk of uri gets in the prompt, as the cursor's file gets it (completion.c): its
+ * path inside the workspace root, or its file name outside one. */
+static char *ring_path(const struct server *s, const char *uri) {
+  char *path = server_uri_to_path(uri);
+  if (!path) return aug_strndup(uri, strlen(uri)); /* another scheme: the uri names it */
+  const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+  size_t root_len = s->root_path ? strlen(s->root_path) : 0;
+  while (root_len > 1 && s->root_path[root_len - 1] == '/')
+    root_len--;
+  if (root_len && !strncmp(path, s->root_path, root_len) && path[root_len] == '/')
+    name = path + root_len + 1;
+  char *out = aug_strndup(name, strlen(name));
+  aug_free(path);
+  return out;
+}
+
+void server_plugins_ring_visit(struct server *s, const char *uri, int64_t line) {
+  if (!s->ring || !uri || line < 0) return;
+  struct document *doc = documents_find(s->docs, uri);
+  if (!doc) return;
+  char *path = ring_path(s, uri);
+  if (!path) return;
+  struct context_ring_place place = {uri,
+                                     path,
+                                     doc->text.data,
+                                     doc->text.len,
+                                     doc->text.line_starts,
+                                     doc->text.n_lines,
+                                     line > UINT32_MAX ? UINT32_MAX : (uint32_t)line};
+  struct aug_err err = {0};
+  if (context_ring_visit(s->ring, &place, &err)) server_log(s, 2, "augury: %s", err.msg);
+  aug_free(path);
+}
+
+void server_plugins_ring_edit(struct server *s, const char *uri, int64_t start, int64_t end,
+                              size_t new_lines) {
+  if (!s->ring || start < 0 || end < start || end > UINT32_MAX) return;
+  context_ring_edit(s->ring, uri, (uint32_t)start, (uint32_t)end,
+                    new_lines > UINT32_MAX ? UINT32_MAX : (uint32_t)new_lines);
+}
+
+json_t *server_plugins_ring_status(struct server *s) {
+  if (!s->ring) return json_pack("{s:b}", "enabled", 0);
+  struct context_ring_stats st;
+  context_ring_stats(s->ring, &st);
+  return json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "enabled", 1, "chunks",
+                   (json_int_t)st.chunks, "bytes", (json_int_t)st.bytes, "maxChunks",
+                   (json_int_t)st.max_chunks, "chunkLines", (json_int_t)st.chunk_lines, "added",
+                   (json_int_t)st.added, "replaced", (json_int_t)st.replaced, "evicted",
+                   (json_int_t)st.evicted);
 }
 
 /* Whether two paths name the same folder, trailing '/' aside. */
@@ -133,6 +205,7 @@ void server_plugins_start(struct server *s) {
   }
   start_index(s);
   register_syntax_context(s);
+  register_ring(s);
   if (s->config.remote) {
     if (provider_remote_create(s->config.remote, getenv, &s->remote, &err) ||
         plugin_host_register(s->plugins, provider_remote_plugin(s->remote), "built-in", &err))
@@ -169,6 +242,7 @@ const char *server_plugins_provider(struct server *s) {
 void server_plugins_stop(struct server *s) {
   plugin_host_destroy(s->plugins);
   s->plugins = NULL;
+  s->ring = NULL; /* the host freed it */
   provider_remote_destroy(s->remote);
   s->remote = NULL;
   workspace_index_destroy(s->index); /* after the host: the syntax context borrowed it */
