@@ -30,32 +30,6 @@ struct info {
   uint64_t param_count;
 };
 
-/* general.file_type is llama.cpp's enum llama_ftype (llama.h): the mix the quantizer aimed at. */
-static const char *file_type_name(uint64_t ftype) {
-  switch (ftype) {
-  case 0: return "F32";
-  case 1: return "F16";
-  case 2: return "Q4_0";
-  case 3: return "Q4_1";
-  case 7: return "Q8_0";
-  case 8: return "Q5_0";
-  case 9: return "Q5_1";
-  case 10: return "Q2_K";
-  case 11: return "Q3_K_S";
-  case 12: return "Q3_K_M";
-  case 13: return "Q3_K_L";
-  case 14: return "Q4_K_S";
-  case 15: return "Q4_K_M";
-  case 16: return "Q5_K_S";
-  case 17: return "Q5_K_M";
-  case 18: return "Q6_K";
-  case 25: return "IQ4_NL";
-  case 30: return "IQ4_XS";
-  case 32: return "BF16";
-  default: return NULL;
-  }
-}
-
 static void string_key(const struct gguf_file *f, const char *key, char *buf, size_t size) {
   const char *s = NULL;
   size_t len = 0;
@@ -87,7 +61,7 @@ static void print_text(const struct info *in) {
   if (buf[0]) printf("name:           %s\n", buf);
   uint64_t ftype = 0;
   if (gguf_get_uint(f, "general.file_type", &ftype, NULL) == 0) {
-    const char *ft = file_type_name(ftype);
+    const char *ft = model_file_type_name(ftype);
     printf("file type:      %s (%" PRIu64 ")\n", ft ? ft : "unknown", ftype);
   }
   if (in->model) {
@@ -172,7 +146,7 @@ static json_t *build_json(const struct info *in) {
   if (name[0]) json_object_set_new(root, "name", json_string(name));
   uint64_t ftype = 0;
   if (gguf_get_uint(f, "general.file_type", &ftype, NULL) == 0) {
-    const char *ft = file_type_name(ftype);
+    const char *ft = model_file_type_name(ftype);
     json_object_set_new(root, "file_type", json_integer((json_int_t)ftype));
     json_object_set_new(root, "file_type_name", ft ? json_string(ft) : json_null());
   }

@@ -68,6 +68,9 @@ struct model {
 /* Looks up the architecture of an open file; AUG_EUNSUPPORTED names the architecture. */
 int model_arch_from_name(const char *name, size_t len, enum model_arch *out);
 const char *model_arch_name(enum model_arch arch);
+/* The name llama.cpp gives a general.file_type value (its enum llama_ftype, llama.h): "Q4_K_M",
+ * "IQ3_XS"; NULL for a value it does not define. */
+const char *model_file_type_name(uint64_t ftype);
 
 /* Builds a model over file (borrowed: it must outlive the model), validating hyper-parameters
  * (block_count 1..512, head counts that divide, n_embd divisible by n_head unless key_length given)

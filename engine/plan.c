@@ -165,19 +165,6 @@ static void plan_model_init(const struct model_hparams *hp, const char *quant,
       out->layers[il].type[t] = QUANT_F32;
 }
 
-/* llama.cpp's enum llama_ftype (llama.h): the label quantizers give a whole file. */
-static const char *plan_file_type_name(uint64_t ftype) {
-  static const char *const names[] = {
-      [0] = "F32",      [1] = "F16",      [2] = "Q4_0",      [3] = "Q4_1",    [7] = "Q8_0",
-      [8] = "Q5_0",     [9] = "Q5_1",     [10] = "Q2_K",     [11] = "Q3_K_S", [12] = "Q3_K_M",
-      [13] = "Q3_K_L",  [14] = "Q4_K_S",  [15] = "Q4_K_M",   [16] = "Q5_K_S", [17] = "Q5_K_M",
-      [18] = "Q6_K",    [19] = "IQ2_XXS", [20] = "IQ2_XS",   [21] = "Q2_K_S", [22] = "IQ3_XS",
-      [23] = "IQ3_XXS", [24] = "IQ1_S",   [25] = "IQ4_NL",   [26] = "IQ3_S",  [27] = "IQ3_M",
-      [28] = "IQ2_S",   [29] = "IQ2_M",   [30] = "IQ4_XS",   [31] = "IQ1_M",  [32] = "BF16",
-      [36] = "TQ1_0",   [37] = "TQ2_0",   [38] = "MXFP4_MOE"};
-  return ftype < sizeof names / sizeof names[0] ? names[ftype] : NULL;
-}
-
 int plan_model_from_model(const struct model *model, struct plan_model *out, struct aug_err *err) {
   const struct model_hparams *hp = &model->hp;
   if (hp->n_layer == 0 || hp->n_layer > PLAN_MAX_LAYERS)
@@ -185,7 +172,7 @@ int plan_model_from_model(const struct model *model, struct plan_model *out, str
   uint64_t ftype = 0;
   const char *quant = NULL;
   if (model->file && gguf_get_uint(model->file, "general.file_type", &ftype, NULL) == 0)
-    quant = plan_file_type_name(ftype);
+    quant = model_file_type_name(ftype);
   plan_model_init(hp, quant, out);
   out->token_embd_bytes = align_up(model->tok_embd->size);
   out->token_embd_type = model->tok_embd->type;
