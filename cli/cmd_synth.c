@@ -16,7 +16,7 @@ int cli_cmd_synth(int argc, char **argv) {
   const struct cli_option opts[] = {
       CLI_OPT_STRING("like", 0, &like, "NAME",
                      "qwen2.5-coder-0.5b, qwen2.5-coder-1.5b, qwen2.5-coder-7b, llama-3.2-1b"),
-      CLI_OPT_STRING("type", 't', &type_name, "TYPE", "f16, q8_0, q4_0 or q4_k_m"),
+      CLI_OPT_STRING("type", 't', &type_name, "TYPE", "f16, q8_0, q4_0, q4_k_m, q5_k_m or iq3_xs"),
       CLI_OPT_STRING("output", 'o', &out, "OUT", "file to write"),
       CLI_OPT_STRING("vocab-from", 0, &vocab_from, "GGUF",
                      "copy the tokenizer from GGUF (default: small built-in vocabulary)"),
@@ -43,7 +43,8 @@ int cli_cmd_synth(int argc, char **argv) {
     return cli_args_fail(&args, &err);
   }
   if (synth_type_from_name(type_name, &params.type) != 0) {
-    aug_err_set(&err, AUG_EINVAL, "--type: unknown type '%s' (f16, q8_0, q4_0, q4_k_m)", type_name);
+    aug_err_set(&err, AUG_EINVAL,
+                "--type: unknown type '%s' (f16, q8_0, q4_0, q4_k_m, q5_k_m, iq3_xs)", type_name);
     return cli_args_fail(&args, &err);
   }
   bool known = false;

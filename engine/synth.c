@@ -52,7 +52,8 @@ const char *synth_preset_name(size_t index) {
   return index < N_PRESETS ? presets[index].name : NULL;
 }
 
-static const char *const type_names[SYNTH_TYPE_COUNT] = {"f16", "q8_0", "q4_0", "q4_k_m"};
+static const char *const type_names[SYNTH_TYPE_COUNT] = {"f16",    "q8_0",   "q4_0",
+                                                         "q4_k_m", "q5_k_m", "iq3_xs"};
 
 const char *synth_type_name(enum synth_type type) {
   return (unsigned)type < SYNTH_TYPE_COUNT ? type_names[type] : "unknown";
@@ -125,31 +126,56 @@ static bool use_more_bits(int32_t i, int32_t n) {
   return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
 }
 
+/* IQ3_XS (llama.cpp's default type IQ3_S): attn_q and attn_k drop to IQ3_XXS, so do ffn_gate
+ * and ffn_up outside the first and last eighth of the blocks; attn_v rises to Q4_K when at least
+ * 4 query heads share a KV head (n_gqa >= 4, true of every preset); the rest (attn_output,
+ * ffn_down, an untied token_embd) stay IQ3_S. (llama_tensor_get_type, without an imatrix.) */
+static uint32_t iq3_xs_type(const struct model_hparams *hp, const struct model_tensor_spec *spec) {
+  int32_t n = (int32_t)hp->n_layer;
+  bool middle = spec->layer >= n / 8 && spec->layer < 7 * n / 8;
+  switch (spec->role) {
+  case MODEL_TENSOR_ATTN_Q:
+  case MODEL_TENSOR_ATTN_K: return QUANT_IQ3_XXS;
+  case MODEL_TENSOR_ATTN_V:
+    return hp->n_head_kv && hp->n_head / hp->n_head_kv >= 4 ? QUANT_Q4_K : QUANT_IQ3_S;
+  case MODEL_TENSOR_FFN_GATE:
+  case MODEL_TENSOR_FFN_UP: return middle ? QUANT_IQ3_XXS : QUANT_IQ3_S;
+  default: return QUANT_IQ3_S;
+  }
+}
+
 uint32_t synth_tensor_type(enum synth_type type, const struct model_hparams *hp,
                            const struct model_tensor_spec *spec) {
   if (spec->is_norm_or_bias || spec->n_dims < 2) return QUANT_F32;
   /* llama.cpp treats the token embedding of a tied model as the output head. */
   bool is_output = spec->role == MODEL_TENSOR_OUTPUT ||
                    (spec->role == MODEL_TENSOR_TOKEN_EMBD && hp->tied_output);
+  bool more_bits = (spec->role == MODEL_TENSOR_ATTN_V || spec->role == MODEL_TENSOR_FFN_DOWN) &&
+                   use_more_bits(spec->layer, (int32_t)hp->n_layer);
   uint32_t t;
   switch (type) {
   case SYNTH_TYPE_F16: return QUANT_F16;
   case SYNTH_TYPE_Q8_0: return QUANT_Q8_0;
   case SYNTH_TYPE_Q4_0: t = is_output ? QUANT_Q6_K : QUANT_Q4_0; break;
-  case SYNTH_TYPE_Q4_K_M:
-    t = QUANT_Q4_K;
-    if (is_output)
-      t = QUANT_Q6_K;
-    else if ((spec->role == MODEL_TENSOR_ATTN_V || spec->role == MODEL_TENSOR_FFN_DOWN) &&
-             use_more_bits(spec->layer, (int32_t)hp->n_layer))
-      t = QUANT_Q6_K;
-    break;
+  /* Q4_K_M and Q5_K_M: the output head and the use_more_bits half of attn_v and ffn_down get
+   * Q6_K, the rest the file's k-quant. */
+  case SYNTH_TYPE_Q4_K_M: t = is_output || more_bits ? QUANT_Q6_K : QUANT_Q4_K; break;
+  case SYNTH_TYPE_Q5_K_M: t = is_output || more_bits ? QUANT_Q6_K : QUANT_Q5_K; break;
+  /* IQ3_XS's head is Q6_K too: only the IQ2/IQ1/IQ3_XXS file types lower it to Q5_K. */
+  case SYNTH_TYPE_IQ3_XS: t = is_output ? QUANT_Q6_K : iq3_xs_type(hp, spec); break;
   default: return QUANT_F16;
   }
-  /* Rows that are not a multiple of the 256-element super-block fall back to 32-element types. */
+  /* Rows that are not a multiple of the 256-element super-block fall back to a 32-element type
+   * (llama.cpp's convert_incompatible_tensor): the 0.5B's n_embd of 896 is one. */
   if (spec->ne[0] % QK_K != 0) {
-    if (t == QUANT_Q4_K) t = QUANT_Q5_0;
-    if (t == QUANT_Q6_K) t = QUANT_Q8_0;
+    switch (t) {
+    case QUANT_Q4_K: return QUANT_Q5_0;
+    case QUANT_Q5_K: return QUANT_Q5_1;
+    case QUANT_Q6_K: return QUANT_Q8_0;
+    case QUANT_IQ3_XXS:
+    case QUANT_IQ3_S: return QUANT_IQ4_NL;
+    default: break;
+    }
   }
   return t;
 }
@@ -161,6 +187,8 @@ static uint32_t file_type_id(enum synth_type type) {
   case SYNTH_TYPE_Q8_0: return 7;
   case SYNTH_TYPE_Q4_0: return 2;
   case SYNTH_TYPE_Q4_K_M: return 15;
+  case SYNTH_TYPE_Q5_K_M: return 17;
+  case SYNTH_TYPE_IQ3_XS: return 22;
   default: return 0;
   }
 }
@@ -249,6 +277,25 @@ static void pack_k4_scales(uint8_t q[K_SCALE_SIZE], const uint8_t sc[8], const u
   }
 }
 
+/* Root mean square of a table of signed levels (IQ4_NL). */
+static float levels_rms_i8(const int8_t *levels, size_t n) {
+  double sq = 0.0;
+  for (size_t i = 0; i < n; i++)
+    sq += (double)levels[i] * levels[i];
+  return (float)sqrt(sq / (double)n);
+}
+
+/* Root mean square of the values of an IQ3 grid (entries pack 4 unsigned byte values). */
+static float grid_rms(const uint32_t *grid, size_t n) {
+  double sq = 0.0;
+  for (size_t i = 0; i < n; i++)
+    for (int j = 0; j < 4; j++) {
+      double v = (double)((grid[i] >> (8 * j)) & 0xFF);
+      sq += v * v;
+    }
+  return (float)sqrt(sq / (double)(4 * n));
+}
+
 /* Fills n_blocks blocks of type at dst. role decides the f32 contents (norm, bias, weight). */
 static void fill_blocks(uint32_t type, enum model_tensor_role role, struct rng *r, uint8_t *dst,
                         size_t n_blocks) {
@@ -292,6 +339,26 @@ static void fill_blocks(uint32_t type, enum model_tensor_role role, struct rng *
       b[i].d = scale_f16(r, WEIGHT_STD / 9.23f);
     return;
   }
+  case QUANT_Q5_1: {
+    /* y = d * q + m with q in 0..31 (mean 15.5, std 9.23); m = -15.5 d centres the block. */
+    struct block_q5_1 *b = (struct block_q5_1 *)dst;
+    rng_bytes(r, dst, n_blocks * sizeof *b);
+    for (size_t i = 0; i < n_blocks; i++) {
+      float d = WEIGHT_STD / 9.23f * (0.75f + 0.5f * rng_uniform(r));
+      b[i].d = quant_f32_to_f16(d);
+      b[i].m = quant_f32_to_f16(-15.5f * d);
+    }
+    return;
+  }
+  case QUANT_IQ4_NL: {
+    /* y = d * level[nibble]: any nibble names one of the 16 levels. */
+    struct block_iq4_nl *b = (struct block_iq4_nl *)dst;
+    rng_bytes(r, dst, n_blocks * sizeof *b);
+    float rms = levels_rms_i8(quant_iq4nl_values, 16);
+    for (size_t i = 0; i < n_blocks; i++)
+      b[i].d = scale_f16(r, WEIGHT_STD / rms);
+    return;
+  }
   case QUANT_Q4_K: {
     /* y = d * sc * q - dmin * m with q in 0..15 (mean 7.5, std 4.61). dmin = 8 d and
      * m ~ 7.5 sc / 8 keep each sub-block centred; sc uniform in 1..63 has rms 36.8. */
@@ -311,6 +378,25 @@ static void fill_blocks(uint32_t type, enum model_tensor_role role, struct rng *
     }
     return;
   }
+  case QUANT_Q5_K: {
+    /* Q4_K with a fifth bit: q in 0..31 (mean 15.5, std 9.23); dmin = 16 d and m ~ 15.5 sc / 16
+     * centre each sub-block (m stays under 63 since sc does); sc uniform in 1..63 (rms 36.8). */
+    struct block_q5_k *b = (struct block_q5_k *)dst;
+    rng_bytes(r, dst, n_blocks * sizeof *b);
+    for (size_t i = 0; i < n_blocks; i++) {
+      uint8_t sc[8], m[8];
+      for (int j = 0; j < 8; j++) {
+        sc[j] = (uint8_t)(1 + rng_next(r) % 63);
+        int mm = (int)lroundf(15.5f * sc[j] / 16.0f) + (int)(rng_next(r) % 3) - 1;
+        m[j] = (uint8_t)(mm < 0 ? 0 : mm > 63 ? 63 : mm);
+      }
+      pack_k4_scales(b[i].scales, sc, m);
+      float d = WEIGHT_STD / (36.8f * 9.23f) * (0.75f + 0.5f * rng_uniform(r));
+      b[i].d = quant_f32_to_f16(d);
+      b[i].dmin = quant_f32_to_f16(16.0f * d);
+    }
+    return;
+  }
   case QUANT_Q6_K: {
     /* y = d * scale * (q - 32) with q in 0..63 (std 18.5); scales uniform in 2..31 (rms 18.5). */
     struct block_q6_k *b = (struct block_q6_k *)dst;
@@ -320,6 +406,29 @@ static void fill_blocks(uint32_t type, enum model_tensor_role role, struct rng *
         b[i].scales[j] = (int8_t)(2 + rng_next(r) % 30);
       b[i].d = scale_f16(r, WEIGHT_STD / (18.5f * 18.5f));
     }
+    return;
+  }
+  case QUANT_IQ3_XXS: {
+    /* y = d * (0.5 + s) / 2 * grid[index] * sign. Every field is a full bit field with no
+     * invalid value (8-bit indices into a 256-entry grid, 7 sign bits whose 8th is parity, a
+     * 4-bit scale), so random bytes make valid blocks; only d is set. (0.5 + s) / 2 for s
+     * uniform in 0..15 has rms 4.62. */
+    struct block_iq3_xxs *b = (struct block_iq3_xxs *)dst;
+    rng_bytes(r, dst, n_blocks * sizeof *b);
+    float rms = 4.62f * grid_rms(quant_iq3xxs_grid, 256);
+    for (size_t i = 0; i < n_blocks; i++)
+      b[i].d = scale_f16(r, WEIGHT_STD / rms);
+    return;
+  }
+  case QUANT_IQ3_S: {
+    /* y = d * (1 + 2 s) * grid[index] * sign: 9-bit indices (8 in qs, 1 in qh) into a 512-entry
+     * grid, explicit sign bits, 4-bit scales: random bytes are valid. (1 + 2 s) for s uniform in
+     * 0..15 has rms 18.47. */
+    struct block_iq3_s *b = (struct block_iq3_s *)dst;
+    rng_bytes(r, dst, n_blocks * sizeof *b);
+    float rms = 18.47f * grid_rms(quant_iq3s_grid, 512);
+    for (size_t i = 0; i < n_blocks; i++)
+      b[i].d = scale_f16(r, WEIGHT_STD / rms);
     return;
   }
   default:

@@ -1,10 +1,10 @@
 /* Synthetic models: GGUF files with the exact shapes and hyper-parameters of real models
- * (Qwen2.5-Coder 0.5B/1.5B/7B, Llama 3.2 1B) and random weights, in f16, q8_0, q4_0 or a
- * llama.cpp-like Q4_K_M mix. Quantized tensors are random *valid blocks* (bounded f16 scales,
- * random nibbles/bytes) written straight to disk in chunks, so a 4.7 GB 7B file needs only a few
- * MiB of memory. Weights have sane magnitudes (~0.02 spread, norms ~1, small biases) so a forward
- * pass stays finite. The tokenizer section is copied from another GGUF or is a small built-in
- * byte-level BPE vocabulary, padded to the model's vocabulary size. */
+ * (Qwen2.5-Coder 0.5B/1.5B/7B, Llama 3.2 1B) and random weights, in f16, q8_0, q4_0 or the
+ * llama.cpp mixes Q4_K_M, Q5_K_M and IQ3_XS. Quantized tensors are random *valid blocks* (bounded
+ * f16 scales, random nibbles/bytes) written straight to disk in chunks, so a 4.7 GB 7B file needs
+ * only a few MiB of memory. Weights have sane magnitudes (~0.02 spread, norms ~1, small biases) so
+ * a forward pass stays finite. The tokenizer section is copied from another GGUF or is a small
+ * built-in byte-level BPE vocabulary, padded to the model's vocabulary size. */
 #ifndef AUGURY_ENGINE_SYNTH_H
 #define AUGURY_ENGINE_SYNTH_H
 
@@ -20,6 +20,8 @@ enum synth_type {
   SYNTH_TYPE_Q8_0,
   SYNTH_TYPE_Q4_0,
   SYNTH_TYPE_Q4_K_M,
+  SYNTH_TYPE_Q5_K_M,
+  SYNTH_TYPE_IQ3_XS,
   SYNTH_TYPE_COUNT
 };
 
@@ -37,7 +39,8 @@ struct synth_params synth_params_default(void);
 /* Preset names, for usage messages: index 0..synth_preset_count()-1. */
 size_t synth_preset_count(void);
 const char *synth_preset_name(size_t index);
-/* "f16", "q8_0", "q4_0", "q4_k_m" <-> enum; parse returns AUG_EINVAL for an unknown name. */
+/* "f16", "q8_0", "q4_0", "q4_k_m", "q5_k_m", "iq3_xs" <-> enum; parse returns AUG_EINVAL for an
+ * unknown name. */
 const char *synth_type_name(enum synth_type type);
 int synth_type_from_name(const char *name, enum synth_type *out);
 
@@ -47,7 +50,7 @@ int synth_hparams(const struct synth_params *params, struct model_hparams *hp, s
 
 /* The tensor type synth writes for spec under type: llama.cpp's choice for that file type
  * (llama-quant.cpp llama_tensor_get_type), including its fallbacks for rows that are not a
- * multiple of 256 (Q4_K -> Q5_0, Q6_K -> Q8_0). */
+ * multiple of 256 (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, IQ3_XXS/IQ3_S -> IQ4_NL). */
 uint32_t synth_tensor_type(enum synth_type type, const struct model_hparams *hp,
                            const struct model_tensor_spec *spec);
 

@@ -17,23 +17,25 @@
 #define ABSENT UINT32_MAX
 
 struct expected_types {
-  uint32_t token_embd, output, attn_q, attn_v0, attn_v1, ffn_down0, ffn_down1, attn_output;
+  uint32_t token_embd, output, attn_q, attn_v0, attn_v1, ffn_down0, ffn_down1, attn_output,
+      ffn_gate0, ffn_up1;
 };
 
 /* What llama.cpp's quantizer picks for the 2-block reductions (use_more_bits(i, 2) is true only
- * for block 1), written out by hand from llama-quant.cpp. output is ABSENT when tied. */
+ * for block 1; IQ3_XS's "middle" blocks [n/8, 7n/8) are block 0 only), written out by hand from
+ * llama-quant.cpp. output is ABSENT when tied. */
 static inline struct expected_types synth_expected(const char *like, enum synth_type type) {
   bool small = !strcmp(like, "qwen2.5-coder-0.5b"); /* n_embd 896: not a multiple of 256 */
   bool untied = !strcmp(like, "qwen2.5-coder-7b");
   struct expected_types e;
   switch (type) {
   case SYNTH_TYPE_F16:
-    e = (struct expected_types){QUANT_F16, QUANT_F16, QUANT_F16, QUANT_F16,
-                                QUANT_F16, QUANT_F16, QUANT_F16, QUANT_F16};
+    e = (struct expected_types){QUANT_F16, QUANT_F16, QUANT_F16, QUANT_F16, QUANT_F16,
+                                QUANT_F16, QUANT_F16, QUANT_F16, QUANT_F16, QUANT_F16};
     break;
   case SYNTH_TYPE_Q8_0:
-    e = (struct expected_types){QUANT_Q8_0, QUANT_Q8_0, QUANT_Q8_0, QUANT_Q8_0,
-                                QUANT_Q8_0, QUANT_Q8_0, QUANT_Q8_0, QUANT_Q8_0};
+    e = (struct expected_types){QUANT_Q8_0, QUANT_Q8_0, QUANT_Q8_0, QUANT_Q8_0, QUANT_Q8_0,
+                                QUANT_Q8_0, QUANT_Q8_0, QUANT_Q8_0, QUANT_Q8_0, QUANT_Q8_0};
     break;
   case SYNTH_TYPE_Q4_0: {
     uint32_t head = small ? QUANT_Q8_0 : QUANT_Q6_K;
@@ -44,13 +46,32 @@ static inline struct expected_types synth_expected(const char *like, enum synth_
                                 QUANT_Q4_0,
                                 QUANT_Q4_0,
                                 QUANT_Q4_0,
+                                QUANT_Q4_0,
+                                QUANT_Q4_0,
                                 QUANT_Q4_0};
     break;
   }
-  default: {
+  case SYNTH_TYPE_Q4_K_M: {
     uint32_t k4 = small ? QUANT_Q5_0 : QUANT_Q4_K, k6 = small ? QUANT_Q8_0 : QUANT_Q6_K;
     /* ffn_down rows are n_ff long: 4864 = 19 * 256, so even the 0.5B keeps k-quants there. */
-    e = (struct expected_types){untied ? k4 : k6, k6, k4, k4, k6, QUANT_Q4_K, QUANT_Q6_K, k4};
+    e = (struct expected_types){untied ? k4 : k6, k6,         k4, k4, k6,
+                                QUANT_Q4_K,       QUANT_Q6_K, k4, k4, k4};
+    break;
+  }
+  case SYNTH_TYPE_Q5_K_M: {
+    /* As Q4_K_M with Q5_K, whose fallback is Q5_1. */
+    uint32_t k5 = small ? QUANT_Q5_1 : QUANT_Q5_K, k6 = small ? QUANT_Q8_0 : QUANT_Q6_K;
+    e = (struct expected_types){untied ? k5 : k6, k6,         k5, k5, k6,
+                                QUANT_Q5_K,       QUANT_Q6_K, k5, k5, k5};
+    break;
+  }
+  default: {
+    /* IQ3_XS: attn_q and the middle blocks' ffn_gate/ffn_up IQ3_XXS, attn_v Q4_K (every preset
+     * has n_head / n_head_kv >= 4), the rest IQ3_S; both IQ3 fall back to IQ4_NL. */
+    uint32_t s3 = small ? QUANT_IQ4_NL : QUANT_IQ3_S, xxs = small ? QUANT_IQ4_NL : QUANT_IQ3_XXS;
+    uint32_t k4 = small ? QUANT_Q5_0 : QUANT_Q4_K, k6 = small ? QUANT_Q8_0 : QUANT_Q6_K;
+    e = (struct expected_types){untied ? s3 : k6, k6,          xxs, k4,  k4,
+                                QUANT_IQ3_S,      QUANT_IQ3_S, s3,  xxs, s3};
     break;
   }
   }
@@ -118,11 +139,15 @@ static inline void check_file(const char *path, const struct synth_params *p) {
   check_type(m->file, "blk.0.ffn_down.weight", e.ffn_down0);
   check_type(m->file, "blk.1.ffn_down.weight", e.ffn_down1);
   check_type(m->file, "blk.1.attn_output.weight", e.attn_output);
+  check_type(m->file, "blk.0.ffn_gate.weight", e.ffn_gate0);
+  check_type(m->file, "blk.1.ffn_up.weight", e.ffn_up1);
   check_type(m->file, "blk.1.ffn_norm.weight", QUANT_F32);
 
   /* Weights ~0.02 spread (+-50%: jittered scales, finite row), norms ~1, biases small. */
-  const struct gguf_tensor *weights[] = {m->tok_embd,     m->output,       m->layers[1].wq,
-                                         m->layers[0].wv, m->layers[1].wv, m->layers[1].ffn_down};
+  const struct gguf_tensor *weights[] = {m->tok_embd,           m->output,
+                                         m->layers[1].wq,       m->layers[0].wv,
+                                         m->layers[1].wv,       m->layers[1].ffn_down,
+                                         m->layers[0].ffn_gate, m->layers[1].ffn_up};
   for (size_t i = 0; i < sizeof weights / sizeof weights[0]; i++)
     check_values(weights[i], 0.01f, 0.03f, 0.0f);
   check_values(m->layers[0].attn_norm, 0.005f, 0.04f, 1.0f);

@@ -41,6 +41,14 @@ static void test_small_every_type(void **state) {
     synth_check_one(tmpdir, "qwen2.5-coder-0.5b", (enum synth_type)t);
 }
 
+/* The 0.5B's rows fall back from IQ3 and Q5_K; the 1.5B's (1536 = 6 * 256) keep them, so its
+ * IQ3_XXS, IQ3_S and Q5_K blocks are written and dequantized here. */
+static void test_iq3_xs_and_q5_k_m_blocks(void **state) {
+  (void)state;
+  synth_check_one(tmpdir, "qwen2.5-coder-1.5b", SYNTH_TYPE_IQ3_XS);
+  synth_check_one(tmpdir, "qwen2.5-coder-1.5b", SYNTH_TYPE_Q5_K_M);
+}
+
 static void read_file(const char *path, char **data, size_t *size) {
   FILE *f = fopen(path, "rb");
   assert_non_null(f);
@@ -225,6 +233,98 @@ static void test_q4_k_m_mix(void **state) {
   assert_int_equal(c.q4_other, 28 * 7 - 28);
 }
 
+struct type_count {
+  enum synth_type type;
+  const struct model_hparams *hp;
+  int by_type[QUANT_TYPE_COUNT];
+  int ffn_gate_xxs, ffn_up_xxs, total_2d;
+  uint64_t bytes;
+};
+
+static int count_types(const struct model_tensor_spec *spec, void *user) {
+  struct type_count *c = user;
+  uint32_t t = synth_tensor_type(c->type, c->hp, spec);
+  assert_true(t < QUANT_TYPE_COUNT);
+  if (spec->n_dims < 2) {
+    assert_int_equal(t, QUANT_F32);
+    return 0;
+  }
+  c->total_2d++;
+  c->by_type[t]++;
+  c->bytes += quant_row_size(t, spec->ne[0]) * spec->ne[1] * spec->ne[2] * spec->ne[3];
+  if (spec->role == MODEL_TENSOR_FFN_GATE && t == QUANT_IQ3_XXS) {
+    c->ffn_gate_xxs++;
+    /* the middle blocks [28/8, 7*28/8) = 3..23 */
+    assert_true(spec->layer >= 3 && spec->layer < 24);
+  }
+  if (spec->role == MODEL_TENSOR_FFN_UP && t == QUANT_IQ3_XXS) c->ffn_up_xxs++;
+  return 0;
+}
+
+/* Q5_K_M over the full 1.5B: the same 14 + 14 Q6_K tensors as Q4_K_M, the head Q6_K, the
+ * rest Q5_K. */
+static void test_q5_k_m_mix(void **state) {
+  (void)state;
+  struct synth_params p = synth_params_default();
+  p.like = "qwen2.5-coder-1.5b";
+  struct model_hparams hp;
+  assert_int_equal(synth_hparams(&p, &hp, NULL), 0);
+  struct type_count c = {.type = SYNTH_TYPE_Q5_K_M, .hp = &hp};
+  assert_int_equal(model_for_each_tensor_spec(&hp, count_types, &c), 0);
+  assert_int_equal(c.total_2d, 1 + 28 * 7);
+  assert_int_equal(c.by_type[QUANT_Q6_K], 1 + 14 + 14);
+  assert_int_equal(c.by_type[QUANT_Q5_K], 28 * 7 - 28);
+}
+
+/* IQ3_XS over the full 1.5B (llama_tensor_get_type): attn_q and attn_k IQ3_XXS (28 + 28),
+ * ffn_gate and ffn_up IQ3_XXS in blocks 3..23 (21 + 21) and IQ3_S in the 7 others; attn_v Q4_K
+ * (12 query heads on 2 KV heads: n_gqa 6 >= 4); attn_output and ffn_down IQ3_S; the tied head
+ * Q6_K. */
+static void test_iq3_xs_mix(void **state) {
+  (void)state;
+  struct synth_params p = synth_params_default();
+  p.like = "qwen2.5-coder-1.5b";
+  struct model_hparams hp;
+  assert_int_equal(synth_hparams(&p, &hp, NULL), 0);
+  struct type_count c = {.type = SYNTH_TYPE_IQ3_XS, .hp = &hp};
+  assert_int_equal(model_for_each_tensor_spec(&hp, count_types, &c), 0);
+  assert_int_equal(c.total_2d, 1 + 28 * 7);
+  assert_int_equal(c.ffn_gate_xxs, 21);
+  assert_int_equal(c.ffn_up_xxs, 21);
+  assert_int_equal(c.by_type[QUANT_IQ3_XXS], 28 + 28 + 21 + 21);
+  assert_int_equal(c.by_type[QUANT_IQ3_S], 28 + 28 + 7 + 7);
+  assert_int_equal(c.by_type[QUANT_Q4_K], 28);
+  assert_int_equal(c.by_type[QUANT_Q6_K], 1);
+
+  /* The 0.5B's 896-wide rows fall back: IQ3_* to IQ4_NL, Q4_K to Q5_0, Q6_K to Q8_0; the
+   * 4864-wide ffn_down rows keep IQ3_S. */
+  p.like = "qwen2.5-coder-0.5b";
+  assert_int_equal(synth_hparams(&p, &hp, NULL), 0);
+  struct type_count s = {.type = SYNTH_TYPE_IQ3_XS, .hp = &hp};
+  assert_int_equal(model_for_each_tensor_spec(&hp, count_types, &s), 0);
+  assert_int_equal(s.total_2d, 1 + 24 * 7);
+  assert_int_equal(s.by_type[QUANT_IQ3_S], 24);
+  assert_int_equal(s.by_type[QUANT_IQ3_XXS], 0);
+  assert_int_equal(s.by_type[QUANT_IQ4_NL], 24 * 5);
+  assert_int_equal(s.by_type[QUANT_Q5_0], 24);
+  assert_int_equal(s.by_type[QUANT_Q8_0], 1);
+
+  /* The 7B (untied: token_embd IQ3_S, output Q6_K) comes to about 3.34 GB of tensor data, 0.71x
+   * its Q4_K_M (4.68 GB, the size of the published Q4_K_M file). */
+  p.like = "qwen2.5-coder-7b";
+  assert_int_equal(synth_hparams(&p, &hp, NULL), 0);
+  struct type_count b = {.type = SYNTH_TYPE_IQ3_XS, .hp = &hp};
+  struct type_count q4 = {.type = SYNTH_TYPE_Q4_K_M, .hp = &hp};
+  assert_int_equal(model_for_each_tensor_spec(&hp, count_types, &b), 0);
+  assert_int_equal(model_for_each_tensor_spec(&hp, count_types, &q4), 0);
+  print_message("7B: IQ3_XS %.3f GB, Q4_K_M %.3f GB\n", (double)b.bytes / 1e9,
+                (double)q4.bytes / 1e9);
+  assert_int_equal(b.by_type[QUANT_IQ3_S], 1 + 28 + 28 + 7 + 7);
+  assert_true(q4.bytes > 4.6e9 && q4.bytes < 4.7e9);
+  assert_true(b.bytes > 3.2e9 && b.bytes < 3.45e9);
+  assert_int_equal(b.by_type[QUANT_Q6_K], 1);
+}
+
 struct spec_copy {
   char name[64];
   struct model_tensor_spec spec;
@@ -314,16 +414,23 @@ static void test_bad_params(void **state) {
   assert_int_equal(synth_type_from_name("q4_k_m", &t), 0);
   assert_int_equal(t, SYNTH_TYPE_Q4_K_M);
   assert_int_equal(synth_type_from_name("q5_k", &t), AUG_EINVAL);
+  assert_int_equal(synth_type_from_name("iq3_xs", &t), 0);
+  assert_int_equal(t, SYNTH_TYPE_IQ3_XS);
+  assert_int_equal(synth_type_from_name("q5_k_m", &t), 0);
+  assert_int_equal(t, SYNTH_TYPE_Q5_K_M);
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_presets_q4_k_m),
       cmocka_unit_test(test_small_every_type),
+      cmocka_unit_test(test_iq3_xs_and_q5_k_m_blocks),
       cmocka_unit_test(test_seed_reproducible),
       cmocka_unit_test(test_builtin_vocab),
       cmocka_unit_test(test_vocab_from_real_model),
       cmocka_unit_test(test_q4_k_m_mix),
+      cmocka_unit_test(test_q5_k_m_mix),
+      cmocka_unit_test(test_iq3_xs_mix),
       cmocka_unit_test(test_q4_k_m_matches_real_default),
       cmocka_unit_test(test_q4_k_m_matches_real_small),
       cmocka_unit_test(test_bad_params),
