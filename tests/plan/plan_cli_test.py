@@ -114,6 +114,31 @@ def case_hf_cache():
         expect(out["alternatives"] == [], "no cache, no alternatives")
 
 
+def case_iq3_xs():
+    # The choice: partial offload of a Q4_K_M against full offload of an IQ3_XS beside it.
+    # The 1.5B shape (rows of 1536, a multiple of 256, so the IQ3 types are really there), 4
+    # blocks: Q4_K_M 109 MiB of weights, IQ3_XS 74 MiB. With 48 MiB of scratch and the 256 MiB
+    # margin, 400M holds 3 of the Q4_K_M's 5 layers and all of the IQ3_XS's.
+    with tempfile.TemporaryDirectory() as d, tempfile.TemporaryDirectory() as hub:
+        a, b = os.path.join(d, "m-q4_k_m.gguf"), os.path.join(d, "m-iq3_xs.gguf")
+        synth(a, "qwen2.5-coder-1.5b", "q4_k_m", 4)
+        synth(b, "qwen2.5-coder-1.5b", "iq3_xs", 4)
+        args = ("-m", a, "--vram", "400M", "--gpu-bandwidth", "300", "--ctx", "512")
+        out = json.loads(run(*args, "--json", env={"HF_HUB_CACHE": hub}).stdout)
+        expect(out["quant"] == "Q4_K_M", "model quant")
+        check_plan(out, 4, 400 << 20)
+        expect(0 < out["plan"]["n_gpu_layers"] < 5, f"Q4_K_M partial: {out['plan']}")
+        alts = out["alternatives"]
+        expect(len(alts) == 1 and alts[0]["quant"] == "IQ3_XS", f"alternatives {alts}")
+        expect(alts[0]["plan"]["n_gpu_layers"] == 5, f"IQ3_XS full: {alts[0]['plan']}")
+        expect(alts[0]["weight_bytes"] < 0.75 * out["weight_bytes"], "IQ3_XS is smaller")
+        text = alts[0]["text"]
+        expect(text.startswith("all 5 layers fit at IQ3_XS: expect ~") and
+               f"the tokens/s of Q4_K_M with {out['plan']['n_gpu_layers']} layers" in text, text)
+        p = run(*args, env={"HF_HUB_CACHE": hub})
+        expect("other quant: all 5 layers fit at IQ3_XS" in p.stdout, p.stdout)
+
+
 def case_default_model():
     path = os.environ.get("AUGURY_TEST_MODEL")
     if not path:
@@ -130,5 +155,5 @@ def case_default_model():
 
 
 {"usage": case_usage, "siblings": case_siblings, "hf_cache": case_hf_cache,
- "default_model": case_default_model}[CASE]()
+ "iq3_xs": case_iq3_xs, "default_model": case_default_model}[CASE]()
 print("ok")

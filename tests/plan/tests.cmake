@@ -1,10 +1,11 @@
 # `augury plan` end to end (tests/plan/plan_cli_test.py, Python standard library only): usage
 # errors, the memory table and JSON schema on small synth models, other quants found beside the
-# model and in a Hugging Face cache layout and compared, and the default model at --vram 4G / 1G
-# (AUGURY_TEST_MODEL; skipped (77) without it unless AUGURY_REQUIRE_MODELS=1).
+# model and in a Hugging Face cache layout and compared (iq3_xs: an IQ3_XS that fits whole beside a
+# Q4_K_M that does not), and the default model at --vram 4G / 1G (AUGURY_TEST_MODEL; skipped (77)
+# without it unless AUGURY_REQUIRE_MODELS=1).
 find_package(Python3 COMPONENTS Interpreter)
 if(Python3_Interpreter_FOUND)
-  foreach(case usage siblings hf_cache default_model)
+  foreach(case usage siblings hf_cache iq3_xs default_model)
     add_test(NAME plan/${case}
       COMMAND ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tests/plan/plan_cli_test.py
               ${CMAKE_BINARY_DIR}/augury ${case})
