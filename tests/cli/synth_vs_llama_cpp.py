@@ -14,7 +14,7 @@ import numpy as np
 from llama_cpp import Llama
 
 PRESETS = ["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b", "qwen2.5-coder-7b", "llama-3.2-1b"]
-TYPES = ["f16", "q8_0", "q4_0", "q4_k_m"]
+TYPES = ["f16", "q8_0", "q4_0", "q4_k_m", "q5_k_m", "iq3_xs"]
 
 
 def main():
