@@ -591,7 +591,8 @@ static int child_try_hello(struct plugin_entry *e, bool first, struct aug_err *e
       if (!strcmp(cap, "completion")) e->caps[AUGURY_CAP_COMPLETION] = true;
       if (!strcmp(cap, "commands")) e->caps[AUGURY_CAP_COMMAND] = true;
     }
-    if (e->caps[AUGURY_CAP_COMMAND]) rc = child_hello_commands(e, json_object_get(hello, "commands"), err);
+    if (e->caps[AUGURY_CAP_COMMAND])
+      rc = child_hello_commands(e, json_object_get(hello, "commands"), err);
   } else if (rc == 0) {
     pthread_mutex_lock(&e->host->state_mu);
     snprintf(e->version, sizeof e->version, "%s", version ? version : "");
@@ -1373,9 +1374,8 @@ static int child_command(void *self, const char *name, const char *arguments_jso
   pthread_mutex_unlock(&e->host->state_mu);
   json_error_t jerr;
   json_t *args = arguments_json ? json_loads(arguments_json, JSON_DECODE_ANY, &jerr) : NULL;
-  json_t *msg =
-      json_pack("{s:s,s:s,s:o}", "method", "command", "command", name, "arguments",
-                args ? args : json_array());
+  json_t *msg = json_pack("{s:s,s:s,s:o}", "method", "command", "command", name, "arguments",
+                          args ? args : json_array());
   json_t *reply = NULL;
   bool overrun = false;
   char why[256] = "";

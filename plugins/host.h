@@ -38,7 +38,7 @@ struct plugin_host_params {
   /* How long a child may take to answer a command, and a completion whose request has no time
    * budget of its own (a completion's budget is its time_budget_ms); > 0. */
   double call_budget_ms;
-  plugin_host_log_fn log;   /* (optional) */
+  plugin_host_log_fn log; /* (optional) */
   void *log_user;
 };
 

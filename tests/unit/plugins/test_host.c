@@ -447,8 +447,8 @@ static int never_cancelled(void *data) {
 static int child_complete_at(const struct augury_plugin *p, const char *text, double budget_ms,
                              atomic_bool *cancel, size_t n_context, char *out, size_t cap,
                              struct augury_completion_result *res) {
-  struct augury_cursor c = {"file:///w/b.py", "b.py", "python", text, strlen(text), strlen(text),
-                            0};
+  struct augury_cursor c = {"file:///w/b.py", "b.py",       "python", text,
+                            strlen(text),     strlen(text), 0};
   static const struct augury_context_piece pieces[2] = {
       {"x.py", "X = 1\n", 6, AUGURY_STABLE_PROJECT}, {NULL, "y = 2\n", 6, AUGURY_STABLE_RECENT}};
   struct augury_completion_request req = {
@@ -558,8 +558,7 @@ static void test_child_completion_budget_and_cancel(void **state) {
   char out[64];
   struct augury_completion_result res;
   double t0 = aug_now_ms();
-  assert_int_equal(child_complete_at(p, "x = ", 100, NULL, 0, out, sizeof out, &res),
-                   AUG_ETIMEOUT);
+  assert_int_equal(child_complete_at(p, "x = ", 100, NULL, 0, out, sizeof out, &res), AUG_ETIMEOUT);
   double ms = aug_now_ms() - t0;
   print_message("2 s child completion under a 100 ms budget: %.1f ms\n", ms);
   assert_true(ms < 100 + 40);
