@@ -750,10 +750,18 @@ static void did_change(struct server *s, json_t *params) {
 static void did_change_configuration(struct server *s, json_t *params) {
   struct engine_settings before, after;
   engine_settings_of(&s->config, &before);
+  /* The plugin settings as they were (a shallow copy: config_apply_json replaces the "plugins"
+   * and "remote" values, so the old ones are held for the comparison). */
+  struct config plugins_before = s->config;
+  json_incref(plugins_before.plugins);
+  json_incref(plugins_before.remote);
   config_apply_json(&s->config, json_object_get(params, "settings"), "didChangeConfiguration",
                     false, warn_cb, s);
   engine_settings_of(&s->config, &after);
   if (engine_settings_differ(&before, &after)) start_load(s);
+  if (server_plugins_settings_differ(&plugins_before, &s->config)) server_plugins_reload(s);
+  json_decref(plugins_before.plugins);
+  json_decref(plugins_before.remote);
 }
 
 static void handle_notification(struct server *s, const char *method, json_t *params) {
@@ -1028,6 +1036,7 @@ cleanup:
   completion_cache_destroy(s->completions);
   completion_forget_alternatives(s, NULL);
   syntax_filter_destroy(s->syntax); /* the engine thread has stopped: nothing uses it now */
+  json_decref(s->provider_names);
   json_decref(s->served_by);
   config_free(&s->config);
   aug_free(s->root_path);

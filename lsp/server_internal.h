@@ -180,7 +180,10 @@ struct server {
   bool model_has_fim;
 
   pthread_t loop_thread;
-  struct plugin_host *plugins; /* made at initialize; used by the engine thread in jobs */
+  /* Made at initialize; used by the engine thread in jobs. A settings change makes it again
+   * (server_plugins_reload) while the engine thread is parked in a job, so a job never sees it
+   * change under it. */
+  struct plugin_host *plugins;
   /* The syntax check's document trees (plugins/syntax_filter.h): made with the server, used only
    * by the engine thread inside completion jobs, destroyed after that thread stopped. */
   struct syntax_filter *syntax;
@@ -195,6 +198,10 @@ struct server {
    * worker reads it. */
   struct context_ring *ring;
   json_t *served_by; /* provider name -> completions it served */
+  /* The provider names server_plugins_provider has returned (keys; values null): a request keeps
+   * its provider's name past a reload that frees the plugin that named it. */
+  json_t *provider_names;
+  int plugin_reloads; /* server_plugins_reload jobs not done yet */
 
   struct active_request *active; /* doubly linked */
   struct outgoing_request *outgoing;
@@ -270,6 +277,11 @@ void completion_forget_alternatives(struct server *s, const char *uri);
 /* server_plugins.c */
 void server_plugins_start(struct server *s); /* at initialize, after the settings */
 void server_plugins_stop(struct server *s);  /* after the engine thread stopped */
+/* The plugin settings changed (workspace/didChangeConfiguration): the host, the remote provider
+ * and the ring are made again from them once the engine thread is parked between jobs. */
+void server_plugins_reload(struct server *s);
+/* Whether the settings the host is made from differ between a and b. */
+bool server_plugins_settings_differ(const struct config *a, const struct config *b);
 /* The provider completions go to: the "provider" setting when it is registered, else "local"
  * (a string of the host's that lives as long as it does). */
 const char *server_plugins_provider(struct server *s);

@@ -1,7 +1,7 @@
 /* The server's side of the plugin host: the host is made at initialize from the settings (the
- * built-in providers, the plugin folder, the "plugins" list, the remote provider when configured),
- * its plugins appear in augury.status, their commands go through workspace/executeCommand, and it
- * is destroyed after the engine thread stopped. Loop thread. */
+ * built-in providers, the plugin folder, the "plugins" list, the remote provider when configured)
+ * and made again when they change, its plugins appear in augury.status, their commands go through
+ * workspace/executeCommand, and it is destroyed after the engine thread stopped. Loop thread. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,14 +29,14 @@ static void plugin_log(void *user, int level, const char *message) {
  * unregistered, so that it takes no share of the budget and, when it is the only context
  * provider, a completion does not wait for the host to gather context at all. The host owns it
  * once registered (its destroy slot frees it). */
-static void register_syntax_context(struct server *s) {
+static void register_syntax_context(struct server *s, struct plugin_host *host) {
   if (s->config.context_tokens <= 0 || !s->config.syntax_context) return;
   struct context_syntax *cs = NULL;
   struct aug_err err = {0};
   struct context_syntax_params p = context_syntax_params_default();
   p.index = s->index;
   if (context_syntax_create(&p, &cs, &err) == 0 &&
-      plugin_host_register(s->plugins, context_syntax_plugin(cs), "built-in", &err) == 0)
+      plugin_host_register(host, context_syntax_plugin(cs), "built-in", &err) == 0)
     return;
   context_syntax_destroy(cs);
   server_log(s, 1, "augury: syntax context: %s", err.msg);
@@ -45,20 +45,19 @@ static void register_syntax_context(struct server *s) {
 /* The ring of recently edited and viewed chunks is built in and on ("ringChunks", default 16);
  * 0, or "contextTokens": 0, leaves it unregistered. The host owns it once registered; s->ring
  * borrows it for the loop thread's visits until server_plugins_stop. */
-static void register_ring(struct server *s) {
-  if (s->config.context_tokens <= 0 || s->config.ring_chunks <= 0) return;
+static struct context_ring *register_ring(struct server *s, struct plugin_host *host) {
+  if (s->config.context_tokens <= 0 || s->config.ring_chunks <= 0) return NULL;
   struct context_ring *cr = NULL;
   struct aug_err err = {0};
   struct context_ring_params p = context_ring_params_default();
   p.max_chunks = (size_t)s->config.ring_chunks;
   p.chunk_lines = (uint32_t)s->config.ring_chunk_lines;
   if (context_ring_create(&p, &cr, &err) == 0 &&
-      plugin_host_register(s->plugins, context_ring_plugin(cr), "built-in", &err) == 0) {
-    s->ring = cr;
-    return;
-  }
+      plugin_host_register(host, context_ring_plugin(cr), "built-in", &err) == 0)
+    return cr;
   context_ring_destroy(cr);
   server_log(s, 1, "augury: recent context: %s", err.msg);
+  return NULL;
 }
 
 /* The name a chunk of uri gets in the prompt, as the cursor's file gets it (completion.c): its
@@ -163,14 +162,14 @@ json_t *server_plugins_index_status(struct server *s) {
       "noGrammar", (json_int_t)st.skipped_no_grammar);
 }
 
-static void load_listed(struct server *s, const json_t *list) {
+static void load_listed(struct server *s, struct plugin_host *host, const json_t *list) {
   size_t i;
   json_t *v;
   json_array_foreach(list, i, v) {
     struct aug_err err = {0};
     int rc = 0;
     if (json_is_string(v)) {
-      rc = plugin_host_load_library(s->plugins, json_string_value(v), &err);
+      rc = plugin_host_load_library(host, json_string_value(v), &err);
     } else if (json_is_array(json_object_get(v, "command"))) {
       json_t *cmd = json_object_get(v, "command");
       const char *argv[17] = {NULL};
@@ -180,7 +179,7 @@ static void load_listed(struct server *s, const json_t *list) {
       bool ok = n > 0;
       for (size_t j = 0; j < n; j++)
         ok = ok && argv[j];
-      rc = ok ? plugin_host_spawn(s->plugins, argv, &err)
+      rc = ok ? plugin_host_spawn(host, argv, &err)
               : aug_err_set(&err, AUG_EINVAL, "plugins[%zu]: command must be strings", i);
     } else {
       rc = aug_err_set(&err, AUG_EINVAL,
@@ -190,7 +189,17 @@ static void load_listed(struct server *s, const json_t *list) {
   }
 }
 
-void server_plugins_start(struct server *s) {
+/* What the settings make: the host and the two built-ins the server also talks to. */
+struct plugins_made {
+  struct plugin_host *host;
+  struct provider_remote *remote;
+  struct context_ring *ring; /* owned by host */
+};
+
+/* Makes the host from the settings; the workspace index (s->index) is lent to the syntax context.
+ * A part that fails is logged and left out; no host at all when the host itself fails. */
+static struct plugins_made plugins_make(struct server *s) {
+  struct plugins_made m = {0};
   struct plugin_host_params p = plugin_host_params_default();
   p.context_budget_ms = s->config.plugin_budget_ms;
   p.context_tokens = (size_t)s->config.context_tokens;
@@ -198,27 +207,137 @@ void server_plugins_start(struct server *s) {
   p.log = plugin_log;
   p.log_user = s;
   struct aug_err err = {0};
-  if (plugin_host_create(&p, &s->plugins, &err) ||
-      plugin_host_register(s->plugins, provider_local_plugin(), "built-in", &err)) {
+  if (plugin_host_create(&p, &m.host, &err) ||
+      plugin_host_register(m.host, provider_local_plugin(), "built-in", &err)) {
     server_log(s, 1, "augury: plugins: %s", err.msg);
-    return;
+    plugin_host_destroy(m.host);
+    m.host = NULL;
+    return m;
   }
-  start_index(s);
-  register_syntax_context(s);
-  register_ring(s);
+  register_syntax_context(s, m.host);
+  m.ring = register_ring(s, m.host);
   if (s->config.remote) {
-    if (provider_remote_create(s->config.remote, getenv, &s->remote, &err) ||
-        plugin_host_register(s->plugins, provider_remote_plugin(s->remote), "built-in", &err))
+    if (provider_remote_create(s->config.remote, getenv, &m.remote, &err) ||
+        plugin_host_register(m.host, provider_remote_plugin(m.remote), "built-in", &err))
       server_log(s, 1, "augury: remote provider: %s", err.msg);
   }
-  const char *provider = s->config.provider ? s->config.provider : PIPELINE_LOCAL_PROVIDER;
-  if (!plugin_host_completion(s->plugins, provider))
-    server_log(s, 1, "augury: provider '%s' is not available: completions use the local model",
-               provider);
   char dir[4096];
   if (plugin_host_default_dir(getenv("XDG_DATA_HOME"), s->env.home, dir, sizeof dir))
-    plugin_host_load_dir(s->plugins, dir);
-  if (s->config.plugins) load_listed(s, s->config.plugins);
+    plugin_host_load_dir(m.host, dir);
+  if (s->config.plugins) load_listed(s, m.host, s->config.plugins);
+  const char *provider = s->config.provider ? s->config.provider : PIPELINE_LOCAL_PROVIDER;
+  if (!plugin_host_completion(m.host, provider))
+    server_log(s, 1, "augury: provider '%s' is not available: completions use the local model",
+               provider);
+  return m;
+}
+
+void server_plugins_start(struct server *s) {
+  start_index(s);
+  struct plugins_made m = plugins_make(s);
+  s->plugins = m.host;
+  s->remote = m.remote;
+  s->ring = m.ring;
+}
+
+static bool same_json(const json_t *a, const json_t *b) {
+  return (!a && !b) || (a && b && json_equal((json_t *)a, (json_t *)b));
+}
+
+bool server_plugins_settings_differ(const struct config *a, const struct config *b) {
+  return !same_json(a->plugins, b->plugins) || !same_json(a->remote, b->remote) ||
+         a->plugin_budget_ms != b->plugin_budget_ms || a->context_tokens != b->context_tokens ||
+         a->plugin_failure_limit != b->plugin_failure_limit ||
+         a->syntax_context != b->syntax_context || a->ring_chunks != b->ring_chunks ||
+         a->ring_chunk_lines != b->ring_chunk_lines;
+}
+
+/* A reload waits for the engine thread between jobs: a job parks it (run), and the loop thread
+ * swaps the host while it is parked, so no job sees the host change. It takes two progress
+ * notes: the scheduler delivers a batch's progress before its finished jobs, and the jobs that
+ * ran before the reload may still hold strings of the old host (the name of who served them)
+ * for their done callbacks; the second note comes in a later batch, after those. */
+struct plugins_reload {
+  struct scheduler_job job;
+  struct server *server;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int stage; /* 0: parked, first note sent; 1: second note sent; 2: swapped (or given up) */
+};
+
+/* Engine thread: waits for stage to pass `from`, or for the job's cancel (the server stops). */
+static bool reload_wait(struct plugins_reload *r, int from) {
+  while (r->stage == from) {
+    if (atomic_load(&r->job.cancel)) return false;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += 10 * 1000000L;
+    if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+    pthread_cond_timedwait(&r->cv, &r->mu, &until);
+  }
+  return true;
+}
+
+static void reload_run(struct scheduler_job *job) {
+  struct plugins_reload *r = job->data;
+  pthread_mutex_lock(&r->mu);
+  scheduler_job_progress(job);
+  if (reload_wait(r, 0)) {
+    scheduler_job_progress(job);
+    reload_wait(r, 1);
+  }
+  pthread_mutex_unlock(&r->mu);
+}
+
+/* Loop thread: the old host goes first (a library in both lists is one table: its init may not
+ * run twice), then the new one is made from the current settings. */
+static void reload_swap(struct server *s) {
+  plugin_host_destroy(s->plugins);
+  s->plugins = NULL;
+  s->ring = NULL; /* the host freed it */
+  provider_remote_destroy(s->remote);
+  s->remote = NULL;
+  struct plugins_made m = plugins_make(s);
+  s->plugins = m.host;
+  s->remote = m.remote;
+  s->ring = m.ring;
+  server_log(s, 3, "augury: plugins reloaded for the new settings (%zu registered)",
+             plugin_host_count(s->plugins));
+}
+
+static void reload_progress(struct scheduler_job *job) {
+  struct plugins_reload *r = job->data;
+  pthread_mutex_lock(&r->mu);
+  int stage = r->stage;
+  pthread_mutex_unlock(&r->mu);
+  if (stage == 1 && !r->server->stopping) reload_swap(r->server);
+  pthread_mutex_lock(&r->mu);
+  r->stage = stage + 1;
+  pthread_cond_broadcast(&r->cv);
+  pthread_mutex_unlock(&r->mu);
+}
+
+static void reload_done(struct scheduler_job *job) {
+  struct plugins_reload *r = job->data;
+  r->server->plugin_reloads--;
+  pthread_mutex_destroy(&r->mu);
+  pthread_cond_destroy(&r->cv);
+  aug_free(r);
+}
+
+void server_plugins_reload(struct server *s) {
+  struct plugins_reload *r = aug_calloc(1, sizeof *r);
+  if (!r) {
+    server_log(s, 1, "augury: plugins: out of memory: the new plugin settings are not applied");
+    return;
+  }
+  r->server = s;
+  pthread_mutex_init(&r->mu, NULL);
+  pthread_cond_init(&r->cv, NULL);
+  scheduler_job_init(&r->job, reload_run, reload_done, r);
+  r->job.progress = reload_progress;
+  s->plugin_reloads++;
+  scheduler_submit(s->scheduler, &r->job);
 }
 
 void server_plugins_add_commands(struct server *s, json_t *commands) {
@@ -235,8 +354,17 @@ void server_plugins_add_commands(struct server *s, json_t *commands) {
 const char *server_plugins_provider(struct server *s) {
   const char *want = s->config.provider ? s->config.provider : PIPELINE_LOCAL_PROVIDER;
   const struct augury_plugin *p = s->plugins ? plugin_host_completion(s->plugins, want) : NULL;
-  /* The table's name, not the setting's string: a request keeps it while settings change. */
-  return p ? p->name : PIPELINE_LOCAL_PROVIDER;
+  /* While a reload is queued, the request runs after it (the engine's queue is in order): the
+   * setting's name is looked up in the host made for it then. */
+  const char *name = s->plugin_reloads > 0 ? want : p ? p->name : NULL;
+  if (!name) return PIPELINE_LOCAL_PROVIDER;
+  /* Not the setting's string, nor the table's (a reload may free either while a request keeps
+   * it): the server's copy, one per name. */
+  if (!s->provider_names && !(s->provider_names = json_object())) return PIPELINE_LOCAL_PROVIDER;
+  if (!json_object_get(s->provider_names, name) &&
+      json_object_set_new(s->provider_names, name, json_null()))
+    return PIPELINE_LOCAL_PROVIDER;
+  return json_object_iter_key(json_object_iter_at(s->provider_names, name));
 }
 
 void server_plugins_stop(struct server *s) {

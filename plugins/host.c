@@ -5,7 +5,9 @@
  * dropped by id at the next request. A child that exits is counted as a failure and started again
  * at the next request, until the failure limit disables it; its hello is read at the requests
  * after that (up to start_timeout_ms), never waited for inside one, so a restart costs no
- * completion its budget. */
+ * completion its budget. A child that is the completion provider (or runs a command) is the
+ * answer itself, so a call to it does wait for a restarted child's hello, within its own budget.
+ * One exchange at a time per child (io_mu): the engine thread's and the loop thread's. */
 #include "plugins/host.h"
 
 #include <dirent.h>
@@ -94,7 +96,14 @@ struct plugin_entry {
    * worker; the engine thread's for a child. */
   int count_rc;
 
-  /* Child (MODE_CHILD). */
+  /* Child (MODE_CHILD). The pipe, the read buffer, the ids, a restart and failures_in_row are
+   * under io_mu: context and completion calls come from the engine thread, commands from the
+   * loop thread, and one exchange (request line, reply line) must not interleave with another. */
+  pthread_mutex_t io_mu;
+  /* The table the host lends the rest of the server for a child: its slots speak the protocol
+   * (self is this entry), so the pipeline and the commands call a child as they call a library. */
+  struct augury_plugin child_table;
+  char **command_names; /* NULL-terminated, from the first hello (owned); NULL for none */
   char *argv[HOST_MAX_ARGS + 1];
   pid_t pid;
   int to_child, from_child;
@@ -142,6 +151,7 @@ struct plugin_host_params plugin_host_params_default(void) {
       .context_tokens = 512,
       .failure_limit = 3,
       .start_timeout_ms = 2000,
+      .call_budget_ms = 1000,
   };
   return p;
 }
@@ -149,10 +159,11 @@ struct plugin_host_params plugin_host_params_default(void) {
 int plugin_host_create(const struct plugin_host_params *params, struct plugin_host **out,
                        struct aug_err *err) {
   *out = NULL;
-  if (params->context_budget_ms <= 0 || params->failure_limit <= 0)
+  if (params->context_budget_ms <= 0 || params->failure_limit <= 0 || params->call_budget_ms <= 0)
     return aug_err_set(err, AUG_EINVAL,
-                       "plugins: context budget %g ms and failure limit %d must be positive",
-                       params->context_budget_ms, params->failure_limit);
+                       "plugins: context budget %g ms, call budget %g ms and failure limit %d "
+                       "must be positive",
+                       params->context_budget_ms, params->call_budget_ms, params->failure_limit);
   struct plugin_host *host = aug_calloc(1, sizeof *host);
   if (!host) return aug_err_set(err, AUG_ENOMEM, "plugins: out of memory");
   host->params = *params;
@@ -293,6 +304,7 @@ static struct plugin_entry *entry_new(struct plugin_host *host, enum plugin_mode
   snprintf(e->origin, sizeof e->origin, "%s", origin);
   pthread_mutex_init(&e->mu, NULL);
   pthread_cond_init(&e->cv, NULL);
+  pthread_mutex_init(&e->io_mu, NULL);
   e->api.abi_version = AUGURY_PLUGIN_ABI_VERSION;
   e->api.struct_size = sizeof e->api;
   e->api.host_data = e;
@@ -310,8 +322,12 @@ static bool name_taken(const struct plugin_host *host, const char *name) {
 static void entry_free(struct plugin_entry *e) {
   pthread_mutex_destroy(&e->mu);
   pthread_cond_destroy(&e->cv);
+  pthread_mutex_destroy(&e->io_mu);
   for (int i = 0; i < HOST_MAX_ARGS && e->argv[i]; i++)
     aug_free(e->argv[i]);
+  for (size_t i = 0; e->command_names && e->command_names[i]; i++)
+    aug_free(e->command_names[i]);
+  aug_free(e->command_names);
   aug_free(e->rbuf);
   aug_free(e);
 }
@@ -510,6 +526,26 @@ static void child_consume(struct plugin_entry *e, size_t consumed) {
   e->rlen -= consumed;
 }
 
+/* The command names a child's hello lists (its "commands" capability): kept for its lifetime,
+ * as a library's static list is; a restarted child keeps the first hello's. */
+static int child_hello_commands(struct plugin_entry *e, const json_t *names, struct aug_err *err) {
+  size_t n = json_array_size(names);
+  if (n == 0 || n > 256)
+    return aug_err_set(err, AUG_EFORMAT,
+                       "plugin %s: a \"commands\" capability needs 1 to 256 names in \"commands\"",
+                       e->origin);
+  e->command_names = aug_calloc(n + 1, sizeof *e->command_names);
+  if (!e->command_names) return aug_err_set(err, AUG_ENOMEM, "plugins: out of memory");
+  for (size_t i = 0; i < n; i++) {
+    const json_t *v = json_array_get(names, i);
+    if (!json_is_string(v) || json_string_length(v) == 0)
+      return aug_err_set(err, AUG_EFORMAT, "plugin %s: commands[%zu] is not a name", e->origin, i);
+    if (!(e->command_names[i] = aug_strndup(json_string_value(v), json_string_length(v))))
+      return aug_err_set(err, AUG_ENOMEM, "plugins: out of memory");
+  }
+  return 0;
+}
+
 /* Reads the child's hello when its line is there: 0 when it was and is valid, 1 when it has not
  * come yet, negative (err set) for a bad hello or a child that exited first. first: at
  * plugin_host_spawn, before the entry is registered (the hello names it); else a restart, whose
@@ -550,9 +586,13 @@ static int child_try_hello(struct plugin_entry *e, bool first, struct aug_err *e
     size_t i;
     json_t *c;
     json_array_foreach(caps, i, c) {
-      if (json_is_string(c) && !strcmp(json_string_value(c), "context"))
-        e->caps[AUGURY_CAP_CONTEXT] = true;
+      const char *cap = json_is_string(c) ? json_string_value(c) : "";
+      if (!strcmp(cap, "context")) e->caps[AUGURY_CAP_CONTEXT] = true;
+      if (!strcmp(cap, "completion")) e->caps[AUGURY_CAP_COMPLETION] = true;
+      if (!strcmp(cap, "commands")) e->caps[AUGURY_CAP_COMMAND] = true;
     }
+    if (e->caps[AUGURY_CAP_COMMAND])
+      rc = child_hello_commands(e, json_object_get(hello, "commands"), err);
   } else if (rc == 0) {
     pthread_mutex_lock(&e->host->state_mu);
     snprintf(e->version, sizeof e->version, "%s", version ? version : "");
@@ -561,6 +601,8 @@ static int child_try_hello(struct plugin_entry *e, bool first, struct aug_err *e
   json_decref(hello);
   return rc;
 }
+
+static void child_table_init(struct plugin_entry *e);
 
 /* Waits up to start_timeout_ms for the first hello (plugin_host_spawn: the loop thread, while
  * the server starts, not inside a request). */
@@ -601,6 +643,7 @@ int plugin_host_spawn(struct plugin_host *host, const char *const *argv, struct 
     entry_free(e);
     return rc;
   }
+  child_table_init(e);
   host->entries[host->n_entries++] = e;
   return 0;
 }
@@ -705,8 +748,10 @@ static void note_count_failure(const struct plugin_entry *e, struct plugin_conte
          aug_strerror(e->count_rc));
 }
 
-/* A call failed or overran: counted, reported, and the plugin disabled at the limit. */
-static void entry_failed(struct plugin_entry *e, struct plugin_context *ctx, bool overrun,
+/* A call failed or overran: counted, reported (in ctx's notes for context; the caller's error
+ * for a completion or a command, ctx NULL), and the plugin disabled at the limit. Returns whether
+ * this failure disabled it. For a child, under io_mu. */
+static bool entry_failed(struct plugin_entry *e, struct plugin_context *ctx, bool overrun,
                          const char *why) {
   pthread_mutex_lock(&e->host->state_mu);
   e->failures++;
@@ -715,12 +760,16 @@ static void entry_failed(struct plugin_entry *e, struct plugin_context *ctx, boo
   pthread_mutex_unlock(&e->host->state_mu);
   e->failures_in_row++;
   /* The caller reports the notes (the engine thread cannot write to the editor itself). */
-  note(ctx, "%s: %s (skipped)", e->name, why);
-  if (e->failures_in_row >= e->host->params.failure_limit) {
-    atomic_store(&e->disabled, true);
+  if (ctx) note(ctx, "%s: %s (skipped)", e->name, why);
+  if (e->failures_in_row < e->host->params.failure_limit) return false;
+  atomic_store(&e->disabled, true);
+  if (ctx)
     note(ctx, "%s: disabled after %d failures in a row", e->name, e->failures_in_row);
-    if (e->mode == MODE_CHILD) child_stop(e);
-  }
+  else
+    host_log(e->host, 1, "augury: plugin %s: disabled after %d failures in a row (%s)", e->name,
+             e->failures_in_row, why);
+  if (e->mode == MODE_CHILD) child_stop(e);
+  return true;
 }
 
 static bool worker_dispatch(struct plugin_entry *e, const struct augury_cursor *cursor,
@@ -770,11 +819,10 @@ static bool worker_dispatch(struct plugin_entry *e, const struct augury_cursor *
   return true;
 }
 
-/* Sends the request to a child: 1 when sent, 0 when the child is starting again and has not
- * said hello yet (skipped, not a failure), negative (err set) when it failed. */
-static int child_dispatch(struct plugin_entry *e, const struct augury_cursor *cursor,
-                          size_t window_start, size_t window_end, size_t budget,
-                          double time_budget_ms, struct aug_err *err) {
+/* Sends msg (stolen) to a child with the next id: 1 when sent, 0 when the child is starting again
+ * and has not said hello yet (skipped, not a failure), negative (err set) when it failed. Under
+ * io_mu. */
+static int child_send(struct plugin_entry *e, json_t *msg, struct aug_err *err) {
   if (e->pid < 0) {
     /* It exited after an earlier request (counted as a failure then): start it again, but read
      * its hello at the next requests rather than wait for it here, inside a completion's budget
@@ -782,6 +830,7 @@ static int child_dispatch(struct plugin_entry *e, const struct augury_cursor *cu
     int rc = child_start(e, err);
     if (rc) {
       child_stop(e);
+      json_decref(msg);
       return rc;
     }
     e->child_starting = true;
@@ -789,7 +838,10 @@ static int child_dispatch(struct plugin_entry *e, const struct augury_cursor *cu
   }
   if (e->child_starting) {
     int rc = child_try_hello(e, false, err);
-    if (rc == 1 && aug_now_ms() < e->child_start_deadline) return 0;
+    if (rc == 1 && aug_now_ms() < e->child_start_deadline) {
+      json_decref(msg);
+      return 0;
+    }
     if (rc == 1)
       rc = aug_err_set(err, AUG_ETIMEOUT,
                        "plugin %s: no hello line within the start timeout of %.0f ms after a "
@@ -797,6 +849,7 @@ static int child_dispatch(struct plugin_entry *e, const struct augury_cursor *cu
                        e->origin, e->host->params.start_timeout_ms);
     if (rc) {
       child_stop(e);
+      json_decref(msg);
       return rc;
     }
     e->child_starting = false;
@@ -804,14 +857,9 @@ static int child_dispatch(struct plugin_entry *e, const struct augury_cursor *cu
   e->waiting_id = ++e->next_id;
   e->child_done = false;
   e->count_rc = 0;
-  json_t *msg = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s%,s:I,s:I,s:I,s:I,s:I,s:f}", "id",
-                          (json_int_t)e->waiting_id, "method", "context", "uri", cursor->uri,
-                          "path", cursor->path, "languageId", cursor->language_id, "text",
-                          cursor->text, cursor->text_len, "offset", (json_int_t)cursor->offset,
-                          "line", (json_int_t)cursor->line, "windowStart", (json_int_t)window_start,
-                          "windowEnd", (json_int_t)window_end, "tokenBudget", (json_int_t)budget,
-                          "timeBudgetMs", time_budget_ms);
-  char *line = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+  char *line = NULL;
+  if (msg && json_object_set_new(msg, "id", json_integer((json_int_t)e->waiting_id)) == 0)
+    line = json_dumps(msg, JSON_COMPACT);
   json_decref(msg);
   if (!line) return aug_err_set(err, AUG_ENOMEM, "out of memory for the request");
   size_t len = strlen(line), off = 0;
@@ -835,51 +883,109 @@ static int child_dispatch(struct plugin_entry *e, const struct augury_cursor *cu
   return 1;
 }
 
-/* Parses a reply line; fills e->child_list. Returns 1 when it answered the current request, 0 for
- * a stale line, negative with why on a bad reply or an error the plugin reported. */
-static int child_reply(struct plugin_entry *e, const char *line, size_t budget,
-                       plugin_host_count_fn count, void *count_user, char *why, size_t why_cap) {
-  json_error_t jerr;
-  json_t *msg = json_loads(line, 0, &jerr);
-  if (!msg) {
-    snprintf(why, why_cap, "a reply that is not JSON: %s", jerr.text);
+/* The fields every request about a cursor carries. NULL when out of memory. */
+static json_t *cursor_message(const char *method, const struct augury_cursor *cursor,
+                              size_t window_start, size_t window_end, double time_budget_ms) {
+  return json_pack("{s:s,s:s,s:s,s:s,s:s%,s:I,s:I,s:I,s:I,s:f}", "method", method, "uri",
+                   cursor->uri, "path", cursor->path, "languageId", cursor->language_id, "text",
+                   cursor->text, cursor->text_len, "offset", (json_int_t)cursor->offset, "line",
+                   (json_int_t)cursor->line, "windowStart", (json_int_t)window_start, "windowEnd",
+                   (json_int_t)window_end, "timeBudgetMs", time_budget_ms);
+}
+
+/* Sends a context request to a child (child_send's returns). */
+static int child_dispatch(struct plugin_entry *e, const struct augury_cursor *cursor,
+                          size_t window_start, size_t window_end, size_t budget,
+                          double time_budget_ms, struct aug_err *err) {
+  json_t *msg = cursor_message("context", cursor, window_start, window_end, time_budget_ms);
+  if (msg) json_object_set_new(msg, "tokenBudget", json_integer((json_int_t)budget));
+  return child_send(e, msg, err);
+}
+
+/* The reply to the current request, when its line came: 1 with *reply (a new reference), 0 when
+ * it has not come yet (stale lines, answers to requests given up on, are read and dropped),
+ * negative with why when the child exited (it is stopped) or sent a line that is not JSON. Under
+ * io_mu. */
+static int child_next_reply(struct plugin_entry *e, json_t **reply, char *why, size_t why_cap) {
+  *reply = NULL;
+  for (;;) {
+    bool eof;
+    size_t used = 0;
+    char *line = child_line(e, &eof, &used);
+    if (!line) {
+      if (!eof) return 0;
+      child_stop(e);
+      snprintf(why, why_cap, "exited (or closed its output) during the request");
+      return AUG_EIO;
+    }
+    json_error_t jerr;
+    json_t *msg = json_loads(line, 0, &jerr);
+    child_consume(e, used);
+    if (!msg) {
+      snprintf(why, why_cap, "a reply that is not JSON: %s", jerr.text);
+      return AUG_EFORMAT;
+    }
+    json_t *id = json_object_get(msg, "id");
+    if (json_is_integer(id) && (uint64_t)json_integer_value(id) == e->waiting_id) {
+      *reply = msg;
+      return 1;
+    }
+    json_decref(msg);
+  }
+}
+
+/* Waits for the reply to the current request until deadline (aug_now_ms time), polling cancelled
+ * (optional) every 10 ms: child_next_reply's returns, or AUG_ETIMEOUT, AUG_ECANCELED (the late
+ * answer is dropped by id at the next request). Under io_mu. */
+static int child_await(struct plugin_entry *e, double deadline, int (*cancelled)(void *),
+                       void *cancel_data, json_t **reply, char *why, size_t why_cap) {
+  for (;;) {
+    int rc = child_next_reply(e, reply, why, why_cap);
+    if (rc) return rc;
+    if (cancelled && cancelled(cancel_data)) {
+      snprintf(why, why_cap, "cancelled");
+      return AUG_ECANCELED;
+    }
+    double left = deadline - aug_now_ms();
+    if (left <= 0) return AUG_ETIMEOUT;
+    struct pollfd pfd = {e->from_child, POLLIN, 0};
+    int wait = cancelled && left > 10 ? 10 : (int)left + 1;
+    poll(&pfd, 1, wait);
+  }
+}
+
+/* A context reply's pieces, counted against budget, into e->child_list: 0, or negative with why
+ * for an error the plugin reported or a reply without pieces. */
+static int child_pieces(struct plugin_entry *e, const json_t *msg, size_t budget,
+                        plugin_host_count_fn count, void *count_user, char *why, size_t why_cap) {
+  if (json_is_string(json_object_get(msg, "error"))) {
+    snprintf(why, why_cap, "failed: %s", json_string_value(json_object_get(msg, "error")));
+    return AUG_EIO;
+  }
+  json_t *pieces = json_object_get(msg, "pieces");
+  if (!json_is_array(pieces)) {
+    snprintf(why, why_cap, "a reply without \"pieces\"");
     return AUG_EFORMAT;
   }
-  int rc = 1;
-  json_t *id = json_object_get(msg, "id");
-  if (!json_is_integer(id) || (uint64_t)json_integer_value(id) != e->waiting_id) {
-    rc = 0;
-  } else if (json_is_string(json_object_get(msg, "error"))) {
-    snprintf(why, why_cap, "failed: %s", json_string_value(json_object_get(msg, "error")));
-    rc = AUG_EIO;
-  } else {
-    json_t *pieces = json_object_get(msg, "pieces");
-    size_t i;
-    json_t *p;
-    e->child_list.budget = budget;
-    json_array_foreach(pieces, i, p) {
-      json_t *text = json_object_get(p, "text");
-      if (!json_is_string(text)) continue;
-      const char *t = json_string_value(text);
-      size_t len = json_string_length(text);
-      size_t tokens =
-          count ? count_or_bound(count, count_user, t, len, &e->count_rc) : estimate_tokens(len);
-      if (e->child_list.tokens + tokens > budget) break; /* over its budget: the rest is dropped */
-      const char *name = json_string_value(json_object_get(p, "name"));
-      json_int_t st = json_integer_value(json_object_get(p, "stability"));
-      if (!list_add(&e->child_list, e->name, name, t, len, tokens, (uint32_t)(st < 0 ? 0 : st))) {
-        snprintf(why, why_cap, "out of memory for its pieces");
-        rc = AUG_ENOMEM;
-        break;
-      }
-    }
-    if (rc == 1 && !json_is_array(pieces)) {
-      snprintf(why, why_cap, "a reply without \"pieces\"");
-      rc = AUG_EFORMAT;
+  size_t i;
+  json_t *p;
+  e->child_list.budget = budget;
+  json_array_foreach(pieces, i, p) {
+    json_t *text = json_object_get(p, "text");
+    if (!json_is_string(text)) continue;
+    const char *t = json_string_value(text);
+    size_t len = json_string_length(text);
+    size_t tokens =
+        count ? count_or_bound(count, count_user, t, len, &e->count_rc) : estimate_tokens(len);
+    if (e->child_list.tokens + tokens > budget) break; /* over its budget: the rest is dropped */
+    const char *name = json_string_value(json_object_get(p, "name"));
+    json_int_t st = json_integer_value(json_object_get(p, "stability"));
+    if (!list_add(&e->child_list, e->name, name, t, len, tokens, (uint32_t)(st < 0 ? 0 : st))) {
+      snprintf(why, why_cap, "out of memory for its pieces");
+      return AUG_ENOMEM;
     }
   }
-  json_decref(msg);
-  return rc;
+  return 0;
 }
 
 /* Moves l's pieces into ctx, keeping ctx ordered by stability (stable insertion). */
@@ -913,30 +1019,23 @@ static void take_pieces(struct plugin_context *ctx, struct piece_list *l) {
  * an exit) ends the wait. Returns whether the child is still to be waited for. */
 static bool collect_child(struct plugin_entry *e, struct plugin_context *ctx, size_t tokens,
                           plugin_host_count_fn count, void *count_user) {
-  for (;;) {
-    bool eof;
-    size_t used = 0;
-    char *line = child_line(e, &eof, &used);
-    if (!line) {
-      if (!eof) return true;
-      child_stop(e);
-      entry_failed(e, ctx, false, "exited (or closed its output) during the request");
-      return false;
-    }
-    char why[256] = "";
-    int rc = child_reply(e, line, tokens, count, count_user, why, sizeof why);
-    child_consume(e, used);
-    if (rc == 0) continue;
+  json_t *reply = NULL;
+  char why[256] = "";
+  int rc = child_next_reply(e, &reply, why, sizeof why);
+  if (rc == 0) return true;
+  if (rc > 0) {
+    rc = child_pieces(e, reply, tokens, count, count_user, why, sizeof why);
+    json_decref(reply);
     note_count_failure(e, ctx);
-    if (rc < 0) {
-      list_free(&e->child_list);
-      entry_failed(e, ctx, false, why);
-    } else {
-      e->failures_in_row = 0;
-      take_pieces(ctx, &e->child_list);
-    }
-    return false;
   }
+  if (rc < 0) {
+    list_free(&e->child_list);
+    entry_failed(e, ctx, false, why);
+  } else {
+    e->failures_in_row = 0;
+    take_pieces(ctx, &e->child_list);
+  }
+  return false;
 }
 
 /* Takes an in-process worker's pieces once it is done. Returns whether it is still working. */
@@ -1015,11 +1114,21 @@ void plugin_host_gather_context(struct plugin_host *host, const struct augury_cu
       n_providers++;
   if (n_providers == 0) return;
   size_t tokens = host->params.context_tokens / n_providers;
-  /* Dispatch to all, then wait for all until the deadline. */
-  bool waiting[HOST_MAX_PLUGINS] = {false};
+  /* Dispatch to all, then wait for all until the deadline. A child's pipe is held (io_mu) from
+   * its request to the end of the gathering. */
+  bool waiting[HOST_MAX_PLUGINS] = {false}, locked[HOST_MAX_PLUGINS] = {false};
   for (size_t i = 0; i < host->n_entries; i++) {
     struct plugin_entry *e = host->entries[i];
     if (!e->caps[AUGURY_CAP_CONTEXT] || atomic_load(&e->disabled)) continue;
+    if (e->mode == MODE_CHILD) {
+      /* A command (loop thread) is talking to it: this request goes on without it, as it would
+       * past its budget, but the plugin did nothing wrong. */
+      if (pthread_mutex_trylock(&e->io_mu)) {
+        note(ctx, "%s: busy with a command (skipped)", e->name);
+        continue;
+      }
+      locked[i] = true;
+    }
     pthread_mutex_lock(&host->state_mu);
     e->calls++;
     pthread_mutex_unlock(&host->state_mu);
@@ -1081,7 +1190,233 @@ void plugin_host_gather_context(struct plugin_host *host, const struct augury_cu
     snprintf(why, sizeof why, "no answer within its %.0f ms budget", budget_ms);
     entry_failed(e, ctx, true, why);
   }
+  for (size_t i = 0; i < host->n_entries; i++)
+    if (locked[i]) pthread_mutex_unlock(&host->entries[i]->io_mu);
   ctx->ms = aug_now_ms() - t0;
+}
+
+/* --- A child's table: completions and commands over the protocol --- */
+
+static int child_supports(void *self, uint32_t capability) {
+  const struct plugin_entry *e = self;
+  return capability < 4 && e->caps[capability];
+}
+
+static const char *const *child_command_names(void *self) {
+  const struct plugin_entry *e = self;
+  return (const char *const *)e->command_names;
+}
+
+static void child_free_json(void *self, char *json) {
+  (void)self;
+  free(json); /* json_dumps' (jansson allocates with malloc) */
+}
+
+/* Takes a child's pipe for a completion or a command, waiting until deadline (aug_now_ms time)
+ * while the other thread's exchange ends. */
+static bool child_lock(struct plugin_entry *e, double deadline) {
+  double left = deadline - aug_now_ms();
+  if (left < 0) left = 0;
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until); /* pthread_mutex_timedlock's clock */
+  long long ns = (long long)until.tv_nsec + (long long)(left * 1e6);
+  until.tv_sec += (time_t)(ns / 1000000000LL);
+  until.tv_nsec = (long)(ns % 1000000000LL);
+  return pthread_mutex_timedlock(&e->io_mu, &until) == 0;
+}
+
+/* One request and its reply, for a completion or a command, under io_mu: a child starting again
+ * after an exit is waited for (its hello) within the call's own deadline, since without it there
+ * is no answer at all. msg is borrowed. Returns 1 with *reply, or negative with why; *overrun
+ * tells a timeout. */
+static int child_call(struct plugin_entry *e, json_t *msg, double deadline,
+                      int (*cancelled)(void *), void *cancel_data, json_t **reply, bool *overrun,
+                      char *why, size_t why_cap) {
+  *reply = NULL;
+  *overrun = false;
+  int rc;
+  for (;;) {
+    struct aug_err err = {0};
+    rc = child_send(e, json_incref(msg), &err); /* it takes a reference */
+    if (rc < 0) {
+      snprintf(why, why_cap, "%.255s", err.msg[0] ? err.msg : "could not be started");
+      return rc;
+    }
+    if (rc > 0) break;
+    if (cancelled && cancelled(cancel_data)) {
+      snprintf(why, why_cap, "cancelled");
+      return AUG_ECANCELED;
+    }
+    if (aug_now_ms() >= deadline) {
+      snprintf(why, why_cap, "starting again after it exited: no hello within the budget");
+      *overrun = true;
+      return AUG_ETIMEOUT;
+    }
+    struct pollfd pfd = {e->from_child, POLLIN, 0};
+    poll(&pfd, 1, 10);
+  }
+  rc = child_await(e, deadline, cancelled, cancel_data, reply, why, why_cap);
+  if (rc == AUG_ETIMEOUT) *overrun = true;
+  if (rc > 0 && json_is_string(json_object_get(*reply, "error"))) {
+    snprintf(why, why_cap, "failed: %s", json_string_value(json_object_get(*reply, "error")));
+    json_decref(*reply);
+    *reply = NULL;
+    rc = AUG_EIO;
+  }
+  return rc;
+}
+
+/* A failed call of a child's completion or command: counted like a context call's (cancelled
+ * ones are not failures), and why written to error with the disabling when it caused it. */
+static void child_call_failed(struct plugin_entry *e, int rc, bool overrun, const char *why,
+                              char *error, size_t cap) {
+  if (rc == AUG_ECANCELED) {
+    snprintf(error, cap, "%s", why);
+    return;
+  }
+  if (entry_failed(e, NULL, overrun, why))
+    snprintf(error, cap, "%s (disabled after %d failures in a row)", why,
+             e->host->params.failure_limit);
+  else
+    snprintf(error, cap, "%s", why);
+}
+
+/* AUGURY_CAP_COMPLETION for a child: {"method": "complete", the cursor's fields, "context":
+ * [pieces], "maxTokens", "timeBudgetMs"}, answered by {"text": "..."}. Its budget is the
+ * request's time budget (else call_budget_ms); past it, or when the child exits, the request gets
+ * an error and the server goes on. Engine thread. */
+static int child_complete(void *self, const struct augury_completion_request *req,
+                          struct augury_completion_result *result) {
+  struct plugin_entry *e = self;
+  result->served_by = e->name;
+  double budget = req->time_budget_ms > 0 ? req->time_budget_ms : e->host->params.call_budget_ms;
+  double deadline = aug_now_ms() + budget;
+  if (atomic_load(&e->disabled)) {
+    snprintf(result->error, sizeof result->error, "disabled after %d failures in a row",
+             e->host->params.failure_limit);
+    return AUGURY_PLUGIN_EUNSUPPORTED;
+  }
+  if (!child_lock(e, deadline)) {
+    snprintf(result->error, sizeof result->error, "busy with a command past the budget");
+    return AUGURY_PLUGIN_ETIMEOUT;
+  }
+  pthread_mutex_lock(&e->host->state_mu);
+  e->calls++;
+  pthread_mutex_unlock(&e->host->state_mu);
+  json_t *msg = cursor_message("complete", req->cursor, req->window_start, req->window_end, budget);
+  json_t *pieces = json_array();
+  for (size_t i = 0; pieces && i < req->n_context; i++) {
+    const struct augury_context_piece *p = &req->context[i];
+    json_array_append_new(pieces, json_pack("{s:s?,s:s%,s:i}", "name", p->name, "text",
+                                            p->text ? p->text : "", p->text_len, "stability",
+                                            (int)p->stability));
+  }
+  json_object_set_new(msg, "context", pieces);
+  json_object_set_new(msg, "maxTokens", json_integer(req->max_tokens));
+  json_t *reply = NULL;
+  bool overrun = false;
+  char why[256] = "";
+  int rc = msg ? child_call(e, msg, deadline, req->cancelled, req->cancel_data, &reply, &overrun,
+                            why, sizeof why)
+               : (snprintf(why, sizeof why, "out of memory for the request"), AUG_ENOMEM);
+  json_decref(msg);
+  if (rc > 0) {
+    json_t *text = json_object_get(reply, "text");
+    if (json_is_string(text)) {
+      size_t n = json_string_length(text);
+      if (n >= result->cap) {
+        n = result->cap - 1;
+        while (n > 0 && (json_string_value(text)[n] & 0xC0) == 0x80)
+          n--; /* not inside a UTF-8 sequence */
+      }
+      memcpy(result->text, json_string_value(text), n);
+      result->text[n] = '\0';
+      result->len = n;
+      json_int_t g = json_integer_value(json_object_get(reply, "tokensGenerated"));
+      result->tokens_generated = g > 0 ? (uint64_t)g : 0;
+      rc = 0;
+    } else {
+      snprintf(why, sizeof why, "a reply without \"text\"");
+      rc = AUG_EFORMAT;
+    }
+    json_decref(reply);
+  }
+  if (rc) {
+    if (rc == AUG_ETIMEOUT && !why[0])
+      snprintf(why, sizeof why, "no answer within its %.0f ms budget", budget);
+    child_call_failed(e, rc, overrun, why, result->error, sizeof result->error);
+  } else {
+    e->failures_in_row = 0;
+  }
+  pthread_mutex_unlock(&e->io_mu);
+  return rc;
+}
+
+/* AUGURY_CAP_COMMAND for a child: {"method": "command", "command": name, "arguments": [...]},
+ * answered by {"result": any JSON}, within call_budget_ms. Loop thread (it waits for the child,
+ * as it waits for a library's command). */
+static int child_command(void *self, const char *name, const char *arguments_json,
+                         struct augury_command_result *result) {
+  struct plugin_entry *e = self;
+  double budget = e->host->params.call_budget_ms;
+  double deadline = aug_now_ms() + budget;
+  if (atomic_load(&e->disabled)) {
+    snprintf(result->error, sizeof result->error, "disabled after %d failures in a row",
+             e->host->params.failure_limit);
+    return AUGURY_PLUGIN_EUNSUPPORTED;
+  }
+  if (!child_lock(e, deadline)) {
+    snprintf(result->error, sizeof result->error, "busy past the %.0f ms budget", budget);
+    return AUGURY_PLUGIN_ETIMEOUT;
+  }
+  pthread_mutex_lock(&e->host->state_mu);
+  e->calls++;
+  pthread_mutex_unlock(&e->host->state_mu);
+  json_error_t jerr;
+  json_t *args = arguments_json ? json_loads(arguments_json, JSON_DECODE_ANY, &jerr) : NULL;
+  json_t *msg = json_pack("{s:s,s:s,s:o}", "method", "command", "command", name, "arguments",
+                          args ? args : json_array());
+  json_t *reply = NULL;
+  bool overrun = false;
+  char why[256] = "";
+  int rc = msg ? child_call(e, msg, deadline, NULL, NULL, &reply, &overrun, why, sizeof why)
+               : (snprintf(why, sizeof why, "out of memory for the request"), AUG_ENOMEM);
+  json_decref(msg);
+  if (rc > 0) {
+    json_t *res = json_object_get(reply, "result");
+    rc = 0;
+    if (res && !json_is_null(res) &&
+        !(result->json = json_dumps(res, JSON_COMPACT | JSON_ENCODE_ANY))) {
+      snprintf(why, sizeof why, "out of memory for its result");
+      rc = AUG_ENOMEM;
+    }
+    json_decref(reply);
+  }
+  if (rc) {
+    if (rc == AUG_ETIMEOUT && !why[0])
+      snprintf(why, sizeof why, "no answer within its %.0f ms budget", budget);
+    child_call_failed(e, rc, overrun, why, result->error, sizeof result->error);
+  } else {
+    e->failures_in_row = 0;
+  }
+  pthread_mutex_unlock(&e->io_mu);
+  return rc;
+}
+
+static void child_table_init(struct plugin_entry *e) {
+  e->child_table = (struct augury_plugin){
+      .abi_version = AUGURY_PLUGIN_ABI_VERSION,
+      .struct_size = sizeof e->child_table,
+      .name = e->name,
+      .version = "", /* plugin_host_info reports the child's, which a restart may change */
+      .self = e,
+      .supports = child_supports,
+      .complete = child_complete,
+      .command_names = child_command_names,
+      .command_execute = child_command,
+      .free_json = child_free_json,
+  };
+  e->table = &e->child_table;
 }
 
 /* --- Lookups and status --- */

@@ -35,11 +35,15 @@ struct plugin_host_params {
   size_t context_tokens;    /* all their pieces together */
   int failure_limit;        /* failures in a row that disable a plugin; > 0 */
   double start_timeout_ms;  /* how long a child may take to say hello */
-  plugin_host_log_fn log;   /* (optional) */
+  /* How long a child may take to answer a command, and a completion whose request has no time
+   * budget of its own (a completion's budget is its time_budget_ms); > 0. */
+  double call_budget_ms;
+  plugin_host_log_fn log; /* (optional) */
   void *log_user;
 };
 
-struct plugin_host_params plugin_host_params_default(void); /* 50 ms, 512 tokens, 3, 2000 ms */
+/* 50 ms, 512 tokens, 3 failures, a 2000 ms start timeout, a 1000 ms call budget. */
+struct plugin_host_params plugin_host_params_default(void);
 
 int plugin_host_create(const struct plugin_host_params *params, struct plugin_host **out,
                        struct aug_err *err);
@@ -57,7 +61,11 @@ int plugin_host_register(struct plugin_host *host, const struct augury_plugin *t
 int plugin_host_load_library(struct plugin_host *host, const char *path, struct aug_err *err);
 
 /* Starts argv[0] with argv (NULL-terminated) as an out-of-process plugin and waits for its hello
- * line (start_timeout_ms); refuses another ABI version. */
+ * line (start_timeout_ms); refuses another ABI version. A child that offers completion or commands
+ * gets a table (plugin_host_completion, plugin_host_command) whose slots speak the protocol, with
+ * the failure counting, restarts and disabling of its context calls: complete runs on the engine
+ * thread under the request's time budget (call_budget_ms when it has none) and polls cancelled,
+ * command_execute under call_budget_ms. */
 int plugin_host_spawn(struct plugin_host *host, const char *const *argv, struct aug_err *err);
 
 /* Loads every *.so in dir (in name order) with plugin_host_load_library; a library that fails is

@@ -3,7 +3,8 @@
  * (example_child.py): loading, the ABI refusal with both versions, context pieces under the token
  * budget, a slow provider skipped at its time budget (measured), failures reported and a plugin
  * disabled after the limit, a crashing child restarted then disabled, commands, the plugin
- * folder. */
+ * folder; a child as a completion provider and a command (its crash an error for the request,
+ * then disabled; its budget and cancellation). */
 #include "../test_support.h"
 
 #include <pthread.h>
@@ -438,6 +439,146 @@ static void test_child_restart_outside_the_budget(void **state) {
   rmdir(dir);
 }
 
+/* A completion request at the end of text, with n_context pieces and a time budget. */
+static int never_cancelled(void *data) {
+  return data && atomic_load((atomic_bool *)data);
+}
+
+static int child_complete_at(const struct augury_plugin *p, const char *text, double budget_ms,
+                             atomic_bool *cancel, size_t n_context, char *out, size_t cap,
+                             struct augury_completion_result *res) {
+  struct augury_cursor c = {"file:///w/b.py", "b.py",       "python", text,
+                            strlen(text),     strlen(text), 0};
+  static const struct augury_context_piece pieces[2] = {
+      {"x.py", "X = 1\n", 6, AUGURY_STABLE_PROJECT}, {NULL, "y = 2\n", 6, AUGURY_STABLE_RECENT}};
+  struct augury_completion_request req = {
+      .struct_size = sizeof req,
+      .cursor = &c,
+      .window_start = 0,
+      .window_end = c.text_len,
+      .context = pieces,
+      .n_context = n_context,
+      .max_tokens = 16,
+      .time_budget_ms = budget_ms,
+      .cancelled = never_cancelled,
+      .cancel_data = cancel,
+  };
+  memset(res, 0, sizeof *res);
+  res->text = out;
+  res->cap = cap;
+  return p->complete(p->self, &req, res);
+}
+
+/* An out-of-process completion provider with a command: the hello's capabilities and commands,
+ * a completion through the same table a library gives (with the context pieces), a command with
+ * its arguments and result. */
+static void test_child_completion_and_command(void **state) {
+  (void)state;
+  struct plugin_host *host = new_host(2000, 512);
+  struct aug_err err = {0};
+  const char *argv[] = {"python3", CHILD, "complete", NULL};
+  assert_int_equal(plugin_host_spawn(host, argv, &err), 0);
+  struct plugin_info info;
+  plugin_host_info(host, 0, &info);
+  assert_string_equal(info.mode, "out-of-process");
+  assert_true(info.completion && info.command && !info.context);
+  assert_false(plugin_host_has_context(host));
+  const struct augury_plugin *p = plugin_host_completion(host, "example-child-complete");
+  assert_non_null(p);
+  char out[64];
+  struct augury_completion_result res;
+  assert_int_equal(child_complete_at(p, "import os\nx = os.", 2000, NULL, 2, out, sizeof out, &res),
+                   0);
+  assert_string_equal(out, "getcwd()");
+  assert_int_equal(res.len, 8);
+  assert_int_equal(res.tokens_generated, 3);
+  assert_string_equal(res.served_by, "example-child-complete");
+  /* A text longer than the buffer is cut, not overrun. */
+  char small[4];
+  assert_int_equal(child_complete_at(p, "y = ", 2000, NULL, 0, small, sizeof small, &res), 0);
+  assert_string_equal(small, "pas");
+  /* Its command, listed by the hello. */
+  assert_ptr_equal(plugin_host_command(host, "example-child.echo"), p);
+  assert_string_equal(p->command_names(p->self)[0], "example-child.echo");
+  assert_null(p->command_names(p->self)[1]);
+  struct augury_command_result cres = {0};
+  assert_int_equal(p->command_execute(p->self, "example-child.echo", "[1,\"a\"]", &cres), 0);
+  assert_string_equal(cres.json, "{\"echo\":[1,\"a\"],\"command\":\"example-child.echo\","
+                                 "\"contextPieces\":0}");
+  p->free_json(p->self, cres.json);
+  plugin_host_info(host, 0, &info);
+  assert_int_equal(info.calls, 3);
+  assert_int_equal(info.failures, 0);
+  plugin_host_destroy(host);
+}
+
+/* A child completion provider that crashes during each request: every request gets an error (the
+ * host goes on), the child is started again for the next one, and after the failure limit it is
+ * disabled with the reason in the request's error; the requests after get "disabled" at once. */
+static void test_child_completion_crash_disabled(void **state) {
+  (void)state;
+  struct plugin_host *host = new_host(50, 512);
+  struct aug_err err = {0};
+  const char *argv[] = {"python3", CHILD, "completecrash", NULL};
+  assert_int_equal(plugin_host_spawn(host, argv, &err), 0);
+  const struct augury_plugin *p = plugin_host_completion(host, "example-child-completecrash");
+  assert_non_null(p);
+  char out[64];
+  struct augury_completion_result res;
+  for (int i = 1; i <= 3; i++) {
+    double t0 = aug_now_ms();
+    int rc = child_complete_at(p, "x = ", 5000, NULL, 0, out, sizeof out, &res);
+    print_message("crashing child, request %d: %d after %.1f ms: %s\n", i, rc, aug_now_ms() - t0,
+                  res.error);
+    assert_int_equal(rc, AUG_EIO);
+    assert_non_null(strstr(res.error, "exited (or closed its output) during the request"));
+    assert_true((strstr(res.error, "disabled after 3 failures in a row") != NULL) == (i == 3));
+  }
+  struct plugin_info info;
+  plugin_host_info(host, 0, &info);
+  assert_true(info.disabled);
+  assert_int_equal(info.failures, 3);
+  assert_int_equal(child_complete_at(p, "x = ", 5000, NULL, 0, out, sizeof out, &res),
+                   AUG_EUNSUPPORTED);
+  assert_non_null(strstr(res.error, "disabled"));
+  plugin_host_info(host, 0, &info);
+  assert_int_equal(info.calls, 3); /* a disabled plugin is not called */
+  plugin_host_destroy(host);
+}
+
+/* A slow child completion provider: the request ends at its budget (an overrun, counted), a
+ * cancelled request ends at once (not counted), and the late answers are dropped by id. */
+static void test_child_completion_budget_and_cancel(void **state) {
+  (void)state;
+  struct plugin_host *host = new_host(50, 512);
+  struct aug_err err = {0};
+  const char *argv[] = {"python3", CHILD, "completeslow", NULL};
+  assert_int_equal(plugin_host_spawn(host, argv, &err), 0);
+  const struct augury_plugin *p = plugin_host_completion(host, "example-child-completeslow");
+  char out[64];
+  struct augury_completion_result res;
+  double t0 = aug_now_ms();
+  assert_int_equal(child_complete_at(p, "x = ", 100, NULL, 0, out, sizeof out, &res), AUG_ETIMEOUT);
+  double ms = aug_now_ms() - t0;
+  print_message("2 s child completion under a 100 ms budget: %.1f ms\n", ms);
+  assert_true(ms < 100 + 40);
+  assert_non_null(strstr(res.error, "no answer within its 100 ms budget"));
+  atomic_bool cancel = true;
+  t0 = aug_now_ms();
+  assert_int_equal(child_complete_at(p, "x = ", 5000, &cancel, 0, out, sizeof out, &res),
+                   AUG_ECANCELED);
+  assert_true(aug_now_ms() - t0 < 40);
+  struct plugin_info info;
+  plugin_host_info(host, 0, &info);
+  assert_int_equal(info.failures, 1);
+  assert_int_equal(info.overruns, 1);
+  assert_false(info.disabled);
+  /* Both late answers come within ~4 s; the next request gets its own. */
+  assert_int_equal(child_complete_at(p, "y = os.", 8000, NULL, 0, out, sizeof out, &res), 0);
+  assert_string_equal(out, "getcwd()");
+  plugin_host_destroy(host);
+}
+
 static void test_plugin_dir(void **state) {
   (void)state;
   char dir[4096];
@@ -478,6 +619,9 @@ int main(void) {
       cmocka_unit_test(test_child_context),
       cmocka_unit_test(test_child_slow_and_crash),
       cmocka_unit_test(test_child_restart_outside_the_budget),
+      cmocka_unit_test(test_child_completion_and_command),
+      cmocka_unit_test(test_child_completion_crash_disabled),
+      cmocka_unit_test(test_child_completion_budget_and_cancel),
       cmocka_unit_test(test_plugin_dir),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
