@@ -301,6 +301,10 @@ static void reload_swap(struct server *s) {
   s->plugins = m.host;
   s->remote = m.remote;
   s->ring = m.ring;
+  /* Answers of the old provider, or made with the old context, are not what the new settings
+   * would answer: a cache hit would show them and name the new provider as their author. */
+  if (s->completions) completion_cache_forget(s->completions, NULL);
+  completion_forget_alternatives(s, NULL);
   server_log(s, 3, "augury: plugins reloaded for the new settings (%zu registered)",
              plugin_host_count(s->plugins));
 }

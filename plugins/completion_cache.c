@@ -165,7 +165,7 @@ void completion_cache_forget(struct completion_cache *c, const char *uri) {
   struct cache_entry *e = c->head;
   while (e) {
     struct cache_entry *next = e->next;
-    if (!strcmp(e->uri, uri)) free_entry(c, e);
+    if (!uri || !strcmp(e->uri, uri)) free_entry(c, e);
     e = next;
   }
 }

@@ -55,7 +55,8 @@ long completion_state_typed(const char *before, size_t before_len, const char *a
                             bool guide_may_be_short, size_t max_typed, const char *text, size_t len,
                             size_t cursor);
 
-/* Drops every entry of uri (the document closed). */
+/* Drops every entry of uri (the document closed); uri NULL drops them all (the settings that
+ * made them changed). */
 void completion_cache_forget(struct completion_cache *cache, const char *uri);
 size_t completion_cache_count(const struct completion_cache *cache);
 size_t completion_cache_bytes(const struct completion_cache *cache);

@@ -108,7 +108,11 @@ static void test_replace_and_evict(void **state) {
   assert_false(lookup(c, URI, doc_of("b = ", "", "\n"), &hit));
   assert_true(lookup(c, URI, doc_of("a = ", "", "\n"), &hit));
   assert_true(lookup(c, URI, doc_of("d = ", "", "\n"), &hit));
+  put(c, "file:///other.py", "e = ", "\n", "6");
   completion_cache_forget(c, URI);
+  assert_int_equal(completion_cache_count(c), 1); /* the other document's entry stays */
+  assert_true(lookup(c, "file:///other.py", doc_of("e = ", "", "\n"), &hit));
+  completion_cache_forget(c, NULL); /* every document */
   assert_int_equal(completion_cache_count(c), 0);
   assert_int_equal(completion_cache_bytes(c), 0);
   completion_cache_destroy(c);
