@@ -348,8 +348,7 @@ void server_plugins_add_commands(struct server *s, json_t *commands) {
   for (size_t i = 0; i < plugin_host_count(s->plugins); i++) {
     struct plugin_info in;
     plugin_host_info(s->plugins, i, &in);
-    const struct augury_plugin *p = in.command ? plugin_host_command_table(s->plugins, i) : NULL;
-    const char *const *names = p ? p->command_names(p->self) : NULL;
+    const char *const *names = in.command ? plugin_host_command_names(s->plugins, i) : NULL;
     for (size_t j = 0; names && names[j]; j++)
       json_array_append_new(commands, json_string(names[j]));
   }

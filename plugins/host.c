@@ -332,6 +332,57 @@ static void entry_free(struct plugin_entry *e) {
   aug_free(e);
 }
 
+/* A table's command names, copied: the host keeps the ones it accepted (refuse_duplicate_commands)
+ * and answers lookups from its copy, as it does for a child's hello. */
+static int copy_command_names(struct plugin_entry *e, const char *const *names,
+                              struct aug_err *err) {
+  size_t n = 0;
+  while (names && names[n])
+    n++;
+  e->command_names = aug_calloc(n + 1, sizeof *e->command_names);
+  if (!e->command_names) return aug_err_set(err, AUG_ENOMEM, "plugins: out of memory");
+  for (size_t i = 0; i < n; i++)
+    if (!(e->command_names[i] = aug_strndup(names[i], strlen(names[i]))))
+      return aug_err_set(err, AUG_ENOMEM, "plugins: out of memory");
+  return 0;
+}
+
+/* The registered plugin whose accepted commands include name, or NULL. */
+static const struct plugin_entry *command_owner(const struct plugin_host *host, const char *name) {
+  for (size_t i = 0; i < host->n_entries; i++) {
+    const struct plugin_entry *e = host->entries[i];
+    for (size_t j = 0; e->command_names && e->command_names[j]; j++)
+      if (!strcmp(e->command_names[j], name)) return e;
+  }
+  return NULL;
+}
+
+/* Drops from e's commands (e not registered yet) the names another plugin already offers: the
+ * first plugin keeps a name, so that what the editor is told and what runs stay the same plugin.
+ * e still loads for the rest; each refusal is logged with both plugins. No command left: e offers
+ * none. */
+static void refuse_duplicate_commands(struct plugin_host *host, struct plugin_entry *e) {
+  size_t kept = 0;
+  for (size_t i = 0; e->command_names && e->command_names[i]; i++) {
+    char *name = e->command_names[i];
+    const struct plugin_entry *owner = command_owner(host, name);
+    bool repeated = false;
+    for (size_t j = 0; j < kept; j++)
+      repeated = repeated || !strcmp(e->command_names[j], name);
+    if (owner)
+      host_log(host, 2,
+               "augury: plugin %s (%s): command '%s' is already offered by plugin %s: refused "
+               "(the plugin loads without it)",
+               e->name, e->origin, name, owner->name);
+    if (owner || repeated)
+      aug_free(name);
+    else
+      e->command_names[kept++] = name;
+  }
+  if (e->command_names) e->command_names[kept] = NULL;
+  if (kept == 0) e->caps[AUGURY_CAP_COMMAND] = false;
+}
+
 static int register_table(struct plugin_host *host, const struct augury_plugin *t,
                           enum plugin_mode mode, const char *origin, void *library,
                           struct aug_err *err) {
@@ -363,6 +414,13 @@ static int register_table(struct plugin_host *host, const struct augury_plugin *
   memcpy(e->caps, caps, sizeof caps);
   snprintf(e->name, sizeof e->name, "%s", t->name);
   snprintf(e->version, sizeof e->version, "%s", t->version ? t->version : "");
+  if (e->caps[AUGURY_CAP_COMMAND]) {
+    int rc = copy_command_names(e, t->command_names(t->self), err);
+    if (rc) {
+      entry_free(e);
+      return rc;
+    }
+  }
   if (t->init) {
     char msg[256] = "";
     int rc = t->init(t->self, &e->api, msg);
@@ -373,6 +431,7 @@ static int register_table(struct plugin_host *host, const struct augury_plugin *
                          msg[0] ? msg : "no reason given");
     }
   }
+  refuse_duplicate_commands(host, e);
   host->entries[host->n_entries++] = e;
   return 0;
 }
@@ -643,6 +702,7 @@ int plugin_host_spawn(struct plugin_host *host, const char *const *argv, struct 
     entry_free(e);
     return rc;
   }
+  refuse_duplicate_commands(host, e);
   child_table_init(e);
   host->entries[host->n_entries++] = e;
   return 0;
@@ -1419,6 +1479,63 @@ static void child_table_init(struct plugin_entry *e) {
   e->table = &e->child_table;
 }
 
+/* --- Calling a completion provider --- */
+
+static struct plugin_entry *entry_of_table(const struct plugin_host *host,
+                                           const struct augury_plugin *table) {
+  for (size_t i = 0; host && i < host->n_entries; i++)
+    if (host->entries[i]->table == table) return host->entries[i];
+  return NULL;
+}
+
+/* A library's completion runs on the engine thread and cannot be stopped at its budget: the host
+ * measures it afterwards. A failure or an overrun is counted by entry_failed, as a context call's
+ * or a child's; an overrun's answer came late but is complete, so it is kept (and reported). */
+int plugin_host_complete(struct plugin_host *host, const struct augury_plugin *provider,
+                         const struct augury_completion_request *req,
+                         struct augury_completion_result *result) {
+  struct plugin_entry *e = entry_of_table(host, provider);
+  /* Built in (local, remote): a remote server's error is that request's, never the provider's
+   * fault to be disabled for. A child's table counts its own failures (child_complete). */
+  if (!e || e->mode != MODE_IN_PROCESS) return provider->complete(provider->self, req, result);
+  if (atomic_load(&e->disabled)) {
+    result->served_by = e->name;
+    snprintf(result->error, sizeof result->error, "disabled after %d failures in a row",
+             host->params.failure_limit);
+    return AUGURY_PLUGIN_EUNSUPPORTED;
+  }
+  pthread_mutex_lock(&host->state_mu);
+  e->calls++;
+  pthread_mutex_unlock(&host->state_mu);
+  double budget = req->time_budget_ms > 0 ? req->time_budget_ms : host->params.call_budget_ms;
+  double t0 = aug_now_ms();
+  int rc = provider->complete(provider->self, req, result);
+  double ms = aug_now_ms() - t0;
+  result->error[sizeof result->error - 1] = '\0';
+  if (rc == AUGURY_PLUGIN_ECANCELED || (rc && req->cancelled && req->cancelled(req->cancel_data)))
+    return rc; /* cancelled: not a failure */
+  bool overrun = ms > budget;
+  if (rc == 0 && !overrun) {
+    e->failures_in_row = 0;
+    return 0;
+  }
+  char why[256];
+  if (rc)
+    snprintf(why, sizeof why, "failed: %.200s",
+             result->error[0] ? result->error : aug_strerror(rc));
+  else
+    snprintf(why, sizeof why, "answered after %.0f ms, over its %.0f ms budget", ms, budget);
+  bool disabled = entry_failed(e, NULL, overrun, why);
+  if (rc && disabled)
+    snprintf(result->error, sizeof result->error, "%.200s (disabled after %d failures in a row)",
+             why, host->params.failure_limit);
+  else if (rc)
+    snprintf(result->error, sizeof result->error, "%s", why);
+  else if (!disabled)
+    host_log(host, 2, "augury: plugin %s: %s (counted as a failure)", e->name, why);
+  return rc;
+}
+
 /* --- Lookups and status --- */
 
 const struct augury_plugin *plugin_host_completion(const struct plugin_host *host,
@@ -1431,14 +1548,14 @@ const struct augury_plugin *plugin_host_completion(const struct plugin_host *hos
 }
 
 const struct augury_plugin *plugin_host_command(const struct plugin_host *host, const char *name) {
-  for (size_t i = 0; i < host->n_entries; i++) {
-    const struct plugin_entry *e = host->entries[i];
-    if (!e->table || !e->caps[AUGURY_CAP_COMMAND] || atomic_load(&e->disabled)) continue;
-    const char *const *names = e->table->command_names(e->table->self);
-    for (size_t j = 0; names && names[j]; j++)
-      if (!strcmp(names[j], name)) return e->table;
-  }
-  return NULL;
+  const struct plugin_entry *e = command_owner(host, name);
+  return e && e->table && e->caps[AUGURY_CAP_COMMAND] && !atomic_load(&e->disabled) ? e->table
+                                                                                    : NULL;
+}
+
+const char *const *plugin_host_command_names(const struct plugin_host *host, size_t i) {
+  return plugin_host_command_table(host, i) ? (const char *const *)host->entries[i]->command_names
+                                            : NULL;
 }
 
 const struct augury_plugin *plugin_host_command_table(const struct plugin_host *host, size_t i) {

@@ -110,11 +110,28 @@ void plugin_host_gather_context(struct plugin_host *host, const struct augury_cu
 const struct augury_plugin *plugin_host_completion(const struct plugin_host *host,
                                                    const char *name);
 
-/* The plugin that offers command name, or NULL. */
+/* Calls provider's complete slot (a table from plugin_host_completion, or one host does not
+ * hold, such as the local engine's when host is NULL). For an in-process library the host times
+ * the call under the request's time budget (call_budget_ms when it has none): an error return or
+ * an overrun is counted as a failure (last_error, overruns) and, after failure_limit in a row,
+ * disables the plugin with a log line; a disabled one is not called and its request gets an
+ * error ("disabled after N failures in a row", served_by its name). The call cannot be stopped,
+ * so an overrun's answer is kept and the overrun logged. A cancelled call is not a failure. The
+ * built-in providers are called as they are (their errors are the request's), a child's table
+ * counts its own. Returns the slot's code with result->error filled. Engine thread. */
+int plugin_host_complete(struct plugin_host *host, const struct augury_plugin *provider,
+                         const struct augury_completion_request *req,
+                         struct augury_completion_result *result);
+
+/* The plugin that offers command name, or NULL. A command name belongs to the first plugin
+ * registered with it: a later plugin listing it loads without it (logged, naming both). */
 const struct augury_plugin *plugin_host_command(const struct plugin_host *host, const char *name);
 
 /* The i-th plugin's table when it offers commands and is enabled, else NULL. */
 const struct augury_plugin *plugin_host_command_table(const struct plugin_host *host, size_t i);
+/* The command names the host accepted from the i-th plugin (NULL-terminated, owned by the host,
+ * fixed once registered) when it offers commands and is enabled, else NULL. */
+const char *const *plugin_host_command_names(const struct plugin_host *host, size_t i);
 
 struct plugin_info {
   const char *name, *origin; /* borrowed from the host: fixed once registered */

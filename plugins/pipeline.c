@@ -140,7 +140,7 @@ int pipeline_complete(struct plugin_host *host, struct generator *g,
       .host_internal = &call,
   };
   struct augury_completion_result result = {.text = out, .cap = cap};
-  int rc = provider->complete(provider->self, &acr, &result);
+  int rc = plugin_host_complete(host, provider, &acr, &result);
   res->served_by = result.served_by ? result.served_by : provider->name;
   if (provider == provider_local_plugin()) {
     /* The engine filled the stats and applied the clean-up rules while decoding. */

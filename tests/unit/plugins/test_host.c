@@ -4,7 +4,9 @@
  * budget, a slow provider skipped at its time budget (measured), failures reported and a plugin
  * disabled after the limit, a crashing child restarted then disabled, commands, the plugin
  * folder; a child as a completion provider and a command (its crash an error for the request,
- * then disabled; its budget and cancellation). */
+ * then disabled; its budget and cancellation); an in-process completion provider's failures and
+ * overruns counted and the plugin disabled, a built-in one never; a command name offered twice
+ * refused for the later plugin. */
 #include "../test_support.h"
 
 #include <pthread.h>
@@ -444,9 +446,10 @@ static int never_cancelled(void *data) {
   return data && atomic_load((atomic_bool *)data);
 }
 
-static int child_complete_at(const struct augury_plugin *p, const char *text, double budget_ms,
-                             atomic_bool *cancel, size_t n_context, char *out, size_t cap,
-                             struct augury_completion_result *res) {
+/* Through plugin_host_complete (host NULL: the slot as it is, as a child's table is called). */
+static int complete_at(struct plugin_host *host, const struct augury_plugin *p, const char *text,
+                       double budget_ms, atomic_bool *cancel, size_t n_context, char *out,
+                       size_t cap, struct augury_completion_result *res) {
   struct augury_cursor c = {"file:///w/b.py", "b.py",       "python", text,
                             strlen(text),     strlen(text), 0};
   static const struct augury_context_piece pieces[2] = {
@@ -466,7 +469,13 @@ static int child_complete_at(const struct augury_plugin *p, const char *text, do
   memset(res, 0, sizeof *res);
   res->text = out;
   res->cap = cap;
-  return p->complete(p->self, &req, res);
+  return plugin_host_complete(host, p, &req, res);
+}
+
+static int child_complete_at(const struct augury_plugin *p, const char *text, double budget_ms,
+                             atomic_bool *cancel, size_t n_context, char *out, size_t cap,
+                             struct augury_completion_result *res) {
+  return complete_at(NULL, p, text, budget_ms, cancel, n_context, out, cap, res);
 }
 
 /* An out-of-process completion provider with a command: the hello's capabilities and commands,
@@ -579,6 +588,226 @@ static void test_child_completion_budget_and_cancel(void **state) {
   plugin_host_destroy(host);
 }
 
+/* The host's log lines, one after another (the tests call it from their own thread). */
+struct log_capture {
+  char text[8192];
+};
+
+static void capture_log(void *user, int level, const char *message) {
+  struct log_capture *c = user;
+  size_t n = strlen(c->text);
+  snprintf(c->text + n, sizeof c->text - n, "%d %s\n", level, message);
+}
+
+static struct plugin_host *new_logged_host(struct log_capture *log) {
+  struct plugin_host_params p = plugin_host_params_default();
+  memset(log, 0, sizeof *log);
+  p.log = capture_log;
+  p.log_user = log;
+  struct plugin_host *host = NULL;
+  struct aug_err err = {0};
+  assert_int_equal(plugin_host_create(&p, &host, &err), 0);
+  return host;
+}
+
+/* An in-process completion provider that always fails: each request gets its error, counted;
+ * a cancelled one is not counted; the third failure in a row disables it (in the request's error
+ * and the log) and the requests after get "disabled" without calling it. */
+static void test_inproc_completion_failures_disabled(void **state) {
+  (void)state;
+  struct log_capture log;
+  struct plugin_host *host = new_logged_host(&log);
+  struct aug_err err = {0};
+  assert_int_equal(plugin_host_load_library(host, PLUGIN_DIR "/example_complete_fail.so", &err), 0);
+  const struct augury_plugin *p = plugin_host_completion(host, "example-complete-fail");
+  assert_non_null(p);
+  char out[64];
+  struct augury_completion_result res;
+  atomic_bool cancel = true;
+  assert_int_equal(complete_at(host, p, "x = ", 2000, &cancel, 0, out, sizeof out, &res), AUG_EIO);
+  struct plugin_info info;
+  plugin_host_info(host, 0, &info);
+  assert_string_equal(info.mode, "in-process");
+  assert_int_equal(info.calls, 1);
+  assert_int_equal(info.failures, 0); /* cancelled: not the plugin's failure */
+  for (unsigned i = 2; i <= 4; i++) {
+    assert_int_equal(complete_at(host, p, "x = ", 2000, NULL, 0, out, sizeof out, &res), AUG_EIO);
+    char want[64];
+    snprintf(want, sizeof want, "failed: example failure %u", i);
+    assert_non_null(strstr(res.error, want));
+    assert_true((strstr(res.error, "(disabled after 3 failures in a row)") != NULL) == (i == 4));
+  }
+  plugin_host_info(host, 0, &info);
+  assert_true(info.disabled);
+  assert_int_equal(info.calls, 4);
+  assert_int_equal(info.failures, 3);
+  assert_int_equal(info.overruns, 0);
+  assert_string_equal(info.last_error, "failed: example failure 4");
+  assert_non_null(strstr(log.text, "1 augury: plugin example-complete-fail: disabled after 3 "
+                                   "failures in a row (failed: example failure 4)"));
+  assert_int_equal(complete_at(host, p, "x = ", 2000, NULL, 0, out, sizeof out, &res),
+                   AUG_EUNSUPPORTED);
+  assert_string_equal(res.error, "disabled after 3 failures in a row");
+  assert_string_equal(res.served_by, "example-complete-fail");
+  plugin_host_info(host, 0, &info);
+  assert_int_equal(info.calls, 4); /* a disabled plugin is not called */
+  plugin_host_destroy(host);
+}
+
+/* An in-process provider that takes 150 ms: under a 50 ms budget its answer is kept (the call
+ * could not be stopped) but the overrun is counted and logged; an answer in time resets the
+ * failures in a row, and three overruns in a row disable it. */
+static void test_inproc_completion_overrun(void **state) {
+  (void)state;
+  struct log_capture log;
+  struct plugin_host *host = new_logged_host(&log);
+  struct aug_err err = {0};
+  assert_int_equal(plugin_host_load_library(host, PLUGIN_DIR "/example_complete_slow.so", &err), 0);
+  const struct augury_plugin *p = plugin_host_completion(host, "example-complete-slow");
+  char out[64];
+  struct augury_completion_result res;
+  const double budgets[] = {50, 50, 2000, 50, 50};
+  for (size_t i = 0; i < 5; i++) {
+    assert_int_equal(complete_at(host, p, "x = os.", budgets[i], NULL, 0, out, sizeof out, &res),
+                     0);
+    assert_string_equal(out, "getcwd()");
+  }
+  struct plugin_info info;
+  plugin_host_info(host, 0, &info);
+  assert_false(info.disabled); /* never 3 in a row */
+  assert_int_equal(info.calls, 5);
+  assert_int_equal(info.failures, 4);
+  assert_int_equal(info.overruns, 4);
+  assert_non_null(strstr(info.last_error, "over its 50 ms budget"));
+  assert_non_null(strstr(log.text, "2 augury: plugin example-complete-slow: answered after "));
+  assert_int_equal(complete_at(host, p, "x = os.", 50, NULL, 0, out, sizeof out, &res), 0);
+  plugin_host_info(host, 0, &info);
+  assert_true(info.disabled);
+  assert_non_null(strstr(log.text, "plugin example-complete-slow: disabled after 3 failures"));
+  assert_int_equal(complete_at(host, p, "x = os.", 50, NULL, 0, out, sizeof out, &res),
+                   AUG_EUNSUPPORTED);
+  plugin_host_destroy(host);
+}
+
+/* A built-in completion provider (registered as the local and remote ones are) is called as it
+ * is: its errors are the request's and it is never disabled. The answering example works
+ * through the host as a library. */
+static int builtin_fail_complete(void *self, const struct augury_completion_request *req,
+                                 struct augury_completion_result *result) {
+  (void)self;
+  (void)req;
+  snprintf(result->error, sizeof result->error, "server said 500");
+  return AUGURY_PLUGIN_EIO;
+}
+
+static int builtin_supports(void *self, uint32_t capability) {
+  (void)self;
+  return capability == AUGURY_CAP_COMPLETION;
+}
+
+static void test_builtin_completion_never_disabled(void **state) {
+  (void)state;
+  static const struct augury_plugin builtin = {
+      .abi_version = AUGURY_PLUGIN_ABI_VERSION,
+      .struct_size = sizeof builtin,
+      .name = "builtin-fail",
+      .supports = builtin_supports,
+      .complete = builtin_fail_complete,
+  };
+  struct log_capture log;
+  struct plugin_host *host = new_logged_host(&log);
+  struct aug_err err = {0};
+  assert_int_equal(plugin_host_register(host, &builtin, "built-in", &err), 0);
+  assert_int_equal(plugin_host_load_library(host, PLUGIN_DIR "/example_complete.so", &err), 0);
+  char out[64];
+  struct augury_completion_result res;
+  for (int i = 0; i < 5; i++) {
+    assert_int_equal(complete_at(host, &builtin, "x = ", 2000, NULL, 0, out, sizeof out, &res),
+                     AUG_EIO);
+    assert_string_equal(res.error, "server said 500");
+  }
+  struct plugin_info info;
+  plugin_host_info(host, 0, &info);
+  assert_false(info.disabled);
+  assert_int_equal(info.failures, 0);
+  assert_string_equal(log.text, "");
+  const struct augury_plugin *p = plugin_host_completion(host, "example-complete");
+  assert_int_equal(complete_at(host, p, "x = os.", 2000, NULL, 0, out, sizeof out, &res), 0);
+  assert_string_equal(out, "getcwd()");
+  assert_string_equal(res.served_by, "example-complete");
+  plugin_host_info(host, 1, &info);
+  assert_int_equal(info.calls, 1);
+  assert_int_equal(info.failures, 0);
+  plugin_host_destroy(host);
+}
+
+/* Two plugins listing one command: the first keeps it; the second loads without it (for its
+ * other capabilities, and its other commands), with a log line naming both and the command. */
+static const char *const dup_commands[] = {"example.hello", "dup.other", "dup.other", NULL};
+
+static const char *const *dup_command_names(void *self) {
+  (void)self;
+  return dup_commands;
+}
+
+static int dup_supports(void *self, uint32_t capability) {
+  (void)self;
+  return capability == AUGURY_CAP_COMMAND;
+}
+
+static int dup_execute(void *self, const char *name, const char *arguments_json,
+                       struct augury_command_result *result) {
+  (void)self;
+  (void)name;
+  (void)arguments_json;
+  (void)result;
+  return 0;
+}
+
+static void test_duplicate_command_refused(void **state) {
+  (void)state;
+  static const struct augury_plugin dup = {
+      .abi_version = AUGURY_PLUGIN_ABI_VERSION,
+      .struct_size = sizeof dup,
+      .name = "dup",
+      .supports = dup_supports,
+      .command_names = dup_command_names,
+      .command_execute = dup_execute,
+  };
+  struct log_capture log;
+  struct plugin_host *host = new_logged_host(&log);
+  struct aug_err err = {0};
+  assert_int_equal(plugin_host_load_library(host, PLUGIN_DIR "/example_context.so", &err), 0);
+  assert_int_equal(plugin_host_load_library(host, PLUGIN_DIR "/example_complete.so", &err), 0);
+  assert_int_equal(plugin_host_register(host, &dup, "test", &err), 0);
+  assert_non_null(strstr(log.text, "2 augury: plugin example-complete (" PLUGIN_DIR
+                                   "/example_complete.so): command 'example.hello' is already "
+                                   "offered by plugin example-context: refused"));
+  assert_non_null(strstr(log.text, "2 augury: plugin dup (test): command 'example.hello' is "
+                                   "already offered by plugin example-context: refused"));
+  const struct augury_plugin *first = plugin_host_command_table(host, 0);
+  assert_non_null(first);
+  assert_ptr_equal(plugin_host_command(host, "example.hello"), first);
+  /* The second still offers completion, and no command. */
+  struct plugin_info info;
+  plugin_host_info(host, 1, &info);
+  assert_true(info.completion);
+  assert_false(info.command);
+  assert_null(plugin_host_command_names(host, 1));
+  assert_non_null(plugin_host_completion(host, "example-complete"));
+  /* The third keeps its other command, once. */
+  plugin_host_info(host, 2, &info);
+  assert_true(info.command);
+  const char *const *names = plugin_host_command_names(host, 2);
+  assert_string_equal(names[0], "dup.other");
+  assert_null(names[1]);
+  assert_ptr_equal(plugin_host_command(host, "dup.other"), &dup);
+  names = plugin_host_command_names(host, 0);
+  assert_string_equal(names[0], "example.hello");
+  assert_null(names[1]);
+  plugin_host_destroy(host);
+}
+
 static void test_plugin_dir(void **state) {
   (void)state;
   char dir[4096];
@@ -622,6 +851,10 @@ int main(void) {
       cmocka_unit_test(test_child_completion_and_command),
       cmocka_unit_test(test_child_completion_crash_disabled),
       cmocka_unit_test(test_child_completion_budget_and_cancel),
+      cmocka_unit_test(test_inproc_completion_failures_disabled),
+      cmocka_unit_test(test_inproc_completion_overrun),
+      cmocka_unit_test(test_builtin_completion_never_disabled),
+      cmocka_unit_test(test_duplicate_command_refused),
       cmocka_unit_test(test_plugin_dir),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
