@@ -277,6 +277,89 @@ static void scalar_dot_q6_k_tiled(int64_t k, const void *w, const void *act, siz
   scalar_q6_k_order(k, w, act, act_stride, nr, out, out_stride, true);
 }
 
+/* IQ3_XXS and IQ3_S against Q8_K, in llama.cpp's AVX2 vec_dot order: per 256-block, lane l of 8
+ * sums elements 4l..4l+3 of every 32 times that 32's odd scale 2s + 1, each lane gets one FMA
+ * per block with d_w * d_x, then hsum8. g holds the block's signed grid values in element order,
+ * ls the scale of each 32. */
+static void iq3_block_lanes(const int g[QK_K], const int ls[QK_K / 32], const int8_t *a /* [256] */,
+                            float d, float acc[8]) {
+  int lane[8] = {0};
+  for (int e = 0; e < QK_K; e++)
+    lane[(e % 32) / 4] += ls[e / 32] * g[e] * a[e];
+  for (int l = 0; l < 8; l++)
+    acc[l] = fmaf(d, (float)lane[l], acc[l]);
+}
+
+/* Grid entry i packs its 4 values, value j in byte j (engine/quant_grids.c). */
+static int iq3_grid_value(uint32_t entry, int j) {
+  return (int)((entry >> (8 * j)) & 0xff);
+}
+
+/* IQ3_XXS: per 32, 8 grid indices in qs, then (after all QK_K / 4 of them) a little-endian u32
+ * of four 7-bit sign groups (group l: elements 8l..8l+7, the eighth sign making the count of
+ * negatives even) and the scale s in bits 28..31. value = d * (2s + 1) / 4 * grid * sign; the
+ * 1/4 is applied to the final sum, as llama.cpp does. */
+static void scalar_dot_iq3_xxs(int64_t k, const void *w, const void *act, size_t act_stride, int nr,
+                               float *out, size_t out_stride) {
+  const struct block_iq3_xxs *wb = w; /* [k / 256] */
+  for (int r = 0; r < nr; r++) {
+    const struct block_q8_k *xb = (const struct block_q8_k *)((const char *)act + r * act_stride);
+    float acc[8] = {0};
+    for (int64_t ib = 0; ib < k / QK_K; ib++) {
+      const uint8_t *q = wb[ib].qs, *scales_signs = wb[ib].qs + QK_K / 4;
+      int g[QK_K], ls[QK_K / 32];
+      for (int j = 0; j < QK_K / 32; j++) {
+        const uint8_t *ss = scales_signs + 4 * j;
+        uint32_t aux = ss[0] | (uint32_t)ss[1] << 8 | (uint32_t)ss[2] << 16 | (uint32_t)ss[3] << 24;
+        ls[j] = 2 * (int)(aux >> 28) + 1;
+        for (int l = 0; l < 4; l++) {
+          uint32_t signs = (aux >> (7 * l)) & 127;
+          int parity = 0;
+          for (int t = 0; t < 7; t++)
+            parity ^= (signs >> t) & 1;
+          signs |= (uint32_t)parity << 7;
+          for (int e = 0; e < 8; e++) {
+            uint32_t entry = quant_iq3xxs_grid[q[8 * j + 2 * l + e / 4]];
+            int v = iq3_grid_value(entry, e % 4);
+            g[32 * j + 8 * l + e] = (signs >> e) & 1 ? -v : v;
+          }
+        }
+      }
+      iq3_block_lanes(g, ls, xb[ib].qs, cpu_f16_to_f32(wb[ib].d) * xb[ib].d, acc);
+    }
+    out[(size_t)r * out_stride] = 0.25f * hsum8(acc);
+  }
+}
+
+/* IQ3_S: per 32 (j), 8 grid indices of 9 bits (low 8 in qs, bit t of qh[j] the ninth of index
+ * t), 4 sign bytes (bit e of signs[4j + l]: element 32j + 8l + e negative) and a 4-bit scale s
+ * (nibble j % 2 of scales[j / 2]). value = d * (2s + 1) * grid * sign. */
+static void scalar_dot_iq3_s(int64_t k, const void *w, const void *act, size_t act_stride, int nr,
+                             float *out, size_t out_stride) {
+  const struct block_iq3_s *wb = w; /* [k / 256] */
+  for (int r = 0; r < nr; r++) {
+    const struct block_q8_k *xb = (const struct block_q8_k *)((const char *)act + r * act_stride);
+    float acc[8] = {0};
+    for (int64_t ib = 0; ib < k / QK_K; ib++) {
+      const struct block_iq3_s *b = &wb[ib];
+      int g[QK_K], ls[QK_K / 32];
+      for (int j = 0; j < QK_K / 32; j++) {
+        ls[j] = 2 * ((b->scales[j / 2] >> (4 * (j % 2))) & 0x0f) + 1;
+        for (int t = 0; t < 8; t++) {
+          int index = b->qs[8 * j + t] | ((b->qh[j] >> t) & 1) << 8;
+          for (int v = 0; v < 4; v++) {
+            int e = 32 * j + 4 * t + v; /* element */
+            int value = iq3_grid_value(quant_iq3s_grid[index], v);
+            g[e] = (b->signs[e / 8] >> (e % 8)) & 1 ? -value : value;
+          }
+        }
+      }
+      iq3_block_lanes(g, ls, xb[ib].qs, cpu_f16_to_f32(b->d) * xb[ib].d, acc);
+    }
+    out[(size_t)r * out_stride] = hsum8(acc);
+  }
+}
+
 static float scalar_vec_dot_f32(const float *a, const float *b, int64_t n) {
   float sum = 0.0f;
   for (int64_t i = 0; i < n; i++)
@@ -356,6 +439,8 @@ static const struct cpu_kernels scalar_kernels = {
             [QUANT_Q8_0] = scalar_dot_q8_0,
             [QUANT_Q4_K] = scalar_dot_q4_k,
             [QUANT_Q6_K] = scalar_dot_q6_k,
+            [QUANT_IQ3_XXS] = scalar_dot_iq3_xxs,
+            [QUANT_IQ3_S] = scalar_dot_iq3_s,
         },
     .dot_gemm = {[QUANT_Q4_K] = scalar_dot_q4_k_gemm, [QUANT_Q6_K] = scalar_dot_q6_k_tiled},
     .quantize_q8_0 = scalar_quantize_q8_0,

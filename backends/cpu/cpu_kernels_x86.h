@@ -609,6 +609,128 @@ INLINE void q6_k_impl_order(int64_t k, const void *vw, const void *act, size_t s
 DEFINE_DOT_ORDER(avx2_dot_q6_k, q6_k_impl_order, 0)
 DEFINE_DOT_ORDER(avx2_dot_q6_k_tiled, q6_k_impl_order, 1)
 
+/* ---- IQ3_XXS / IQ3_S weights x Q8_K activations ---------------------------------------------- */
+
+/* Both types hold, per 32 elements, eight indices into a grid of 4 unsigned values (engine/
+ * quant_grids.c), 32 sign bits and a 4-bit scale s (ggml-common.h). Each 32 is decoded to one
+ * register of grid bytes and one of +-1 signs; the signs move onto the activations, so that
+ * maddubs sees the unsigned grid bytes (at most 62 * 127 * 2 per int16: no saturation) and
+ * X86_MADD_ACC multiplies by the odd scale 2s + 1 into int32 lane l (elements 4l..4l+3 of each
+ * 32), as llama.cpp's AVX2 kernels do; one FMA per lane and block, then the horizontal sum, so
+ * the float result is the scalar table's (cpu_kernels_scalar.c) bit for bit. */
+
+/* 32 sign bits (bit j set: element j negative) -> 32 bytes of -1 / +1 for _mm256_sign_epi8:
+ * byte j takes byte j / 8 of the bits, then tests bit j % 8. */
+INLINE __m256i iq3_signs(uint32_t bits) {
+  const __m256i spread = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+                                           0x0101010101010101, 0x0000000000000000);
+  const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+  __m256i b = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), spread);
+  __m256i neg = _mm256_cmpeq_epi8(_mm256_and_si256(b, bit), bit);
+  return _mm256_or_si256(neg, _mm256_set1_epi8(1));
+}
+
+/* IQ3_XXS's four 7-bit sign groups (bits 7l..7l+6 of aux) as 4 sign bytes: bit 7 of each makes
+ * its number of set bits even (ksigns_iq2xs), the parity folded in all 4 bytes at once. */
+INLINE uint32_t iq3_xxs_sign_bits(uint32_t aux) {
+  uint32_t x = (aux & 0x7f) | ((aux >> 7) & 0x7f) << 8 | ((aux >> 14) & 0x7f) << 16 |
+               ((aux >> 21) & 0x7f) << 24;
+  uint32_t p = x ^ (x >> 4);
+  p ^= p >> 2;
+  p ^= p >> 1;
+  return x | (p & 0x01010101u) << 7;
+}
+
+/* The grid values of 8 indices, entry t in int32 lane t (elements 4t..4t+3). */
+INLINE __m256i iq3_grid8(const uint32_t *grid, const int idx[8]) {
+  return _mm256_set_epi32((int)grid[idx[7]], (int)grid[idx[6]], (int)grid[idx[5]],
+                          (int)grid[idx[4]], (int)grid[idx[3]], (int)grid[idx[2]],
+                          (int)grid[idx[1]], (int)grid[idx[0]]);
+}
+
+/* One 32 of grid bytes g with signs s and scale ls (int16 lanes) into the tokens' int32 sums. */
+INLINE void iq3_group_acc(__m256i g, __m256i s, __m256i ls, const void *act, size_t st,
+                          const int nr, int64_t ib, int j, __m256i isum[4]) {
+  for (int r = 0; r < nr; r++) {
+    const int8_t *a = ACT_ROW(struct block_q8_k, act, st, r)[ib].qs + 32 * j; /* [32] */
+    __m256i xs = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)a), s);
+    isum[r] = X86_MADD_ACC(isum[r], _mm256_maddubs_epi16(g, xs), ls);
+  }
+}
+
+/* acc[r] += d_w * d_x * isum[r] per lane (llama.cpp's float order). */
+INLINE void iq3_block_fma(float dw, const __m256i isum[4], const void *act, size_t st, const int nr,
+                          int64_t ib, __m256 acc[4]) {
+  for (int r = 0; r < nr; r++) {
+    const struct block_q8_k *y = ACT_ROW(struct block_q8_k, act, st, r) + ib;
+    acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dw * y->d), _mm256_cvtepi32_ps(isum[r]), acc[r]);
+  }
+}
+
+/* IQ3_XXS: per 32, 8 grid bytes in qs, then (after all QK_K / 4 of them) a u32 of four 7-bit sign
+ * groups and the scale in bits 28..31; value d * (2s + 1) / 4 * grid * sign, the 1/4 applied
+ * once at the end. */
+INLINE void iq3_xxs_impl(int64_t k, const void *vw, const void *act, size_t st, const int nr,
+                         float *out, size_t os) {
+  const struct block_iq3_xxs *w = vw; /* [k / 256] */
+  __m256 acc[4];
+  for (int r = 0; r < nr; r++)
+    acc[r] = _mm256_setzero_ps();
+  for (int64_t ib = 0; ib < k / QK_K; ib++) {
+    const uint8_t *q = w[ib].qs, *scales_signs = w[ib].qs + QK_K / 4;
+    __m256i isum[4];
+    for (int r = 0; r < nr; r++)
+      isum[r] = _mm256_setzero_si256();
+    for (int j = 0; j < QK_K / 32; j++, q += 8) {
+      uint32_t aux;
+      memcpy(&aux, scales_signs + 4 * j, sizeof aux);
+      const int idx[8] = {q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7]};
+      __m256i g = iq3_grid8(quant_iq3xxs_grid, idx);
+      __m256i s = iq3_signs(iq3_xxs_sign_bits(aux));
+      __m256i ls = _mm256_set1_epi16((short)(2 * (aux >> 28) + 1));
+      iq3_group_acc(g, s, ls, act, st, nr, ib, j, isum);
+    }
+    iq3_block_fma(f16(w[ib].d), isum, act, st, nr, ib, acc);
+  }
+  for (int r = 0; r < nr; r++)
+    out[(size_t)r * os] = 0.25f * hsum_ps(acc[r]);
+}
+DEFINE_DOT(avx2_dot_iq3_xxs, iq3_xxs_impl)
+
+/* IQ3_S: per 32, 8 grid bytes in qs with a ninth index bit each in qh[j] (bit t for index t),
+ * 4 explicit sign bytes, and a 4-bit scale (low nibble of scales[j / 2] for even j); value
+ * d * (2s + 1) * grid * sign. */
+INLINE void iq3_s_impl(int64_t k, const void *vw, const void *act, size_t st, const int nr,
+                       float *out, size_t os) {
+  const struct block_iq3_s *w = vw; /* [k / 256] */
+  __m256 acc[4];
+  for (int r = 0; r < nr; r++)
+    acc[r] = _mm256_setzero_ps();
+  for (int64_t ib = 0; ib < k / QK_K; ib++) {
+    const struct block_iq3_s *b = w + ib;
+    __m256i isum[4];
+    for (int r = 0; r < nr; r++)
+      isum[r] = _mm256_setzero_si256();
+    for (int j = 0; j < QK_K / 32; j++) {
+      const uint8_t *q = b->qs + 8 * j; /* [8] */
+      int h = b->qh[j];
+      int idx[8];
+      for (int t = 0; t < 8; t++)
+        idx[t] = q[t] | ((h >> t) & 1) << 8;
+      uint32_t sign_bits;
+      memcpy(&sign_bits, b->signs + 4 * j, sizeof sign_bits);
+      __m256i g = iq3_grid8(quant_iq3s_grid, idx);
+      __m256i s = iq3_signs(sign_bits);
+      __m256i ls = _mm256_set1_epi16((short)(2 * ((b->scales[j / 2] >> (4 * (j % 2))) & 0x0f) + 1));
+      iq3_group_acc(g, s, ls, act, st, nr, ib, j, isum);
+    }
+    iq3_block_fma(f16(b->d), isum, act, st, nr, ib, acc);
+  }
+  for (int r = 0; r < nr; r++)
+    out[(size_t)r * os] = hsum_ps(acc[r]);
+}
+DEFINE_DOT(avx2_dot_iq3_s, iq3_s_impl)
+
 /* ---- F16 / F32 weights x F32 activations ----------------------------------------------------- */
 
 INLINE void f16_impl(int64_t k, const void *vw, const void *act, size_t st, const int nr,
@@ -1101,6 +1223,8 @@ static void avx2_dot8_packed_q6_k(int64_t k, const void *packed, const void *act
               [QUANT_Q8_0] = avx2_dot_q8_0,                                                        \
               [QUANT_Q4_K] = avx2_dot_q4_k,                                                        \
               [QUANT_Q6_K] = avx2_dot_q6_k,                                                        \
+              [QUANT_IQ3_XXS] = avx2_dot_iq3_xxs,                                                  \
+              [QUANT_IQ3_S] = avx2_dot_iq3_s,                                                      \
           },                                                                                       \
       .dot_gemm = {[QUANT_Q4_K] = avx2_dot_q4_k_gemm, [QUANT_Q6_K] = avx2_dot_q6_k_tiled},         \
       .dot8 = {[QUANT_Q4_K] = avx2_dot8_q4_k},                                                     \

@@ -20,7 +20,9 @@ uint32_t cpu_matmul_act_type(uint32_t weight_type) {
   case QUANT_Q5_0:
   case QUANT_Q8_0: return QUANT_Q8_0;
   case QUANT_Q4_K:
-  case QUANT_Q6_K: return QUANT_Q8_K;
+  case QUANT_Q6_K:
+  case QUANT_IQ3_XXS:
+  case QUANT_IQ3_S: return QUANT_Q8_K;
   default: return QUANT_F32;
   }
 }

@@ -149,8 +149,9 @@ static void activation_bound(const struct problem *p, double *bound) {
   free(wr);
 }
 
-static const uint32_t direct_types[] = {QUANT_Q4_K, QUANT_Q6_K, QUANT_Q5_0, QUANT_Q8_0,
-                                        QUANT_F16,  QUANT_F32,  QUANT_Q4_0};
+static const uint32_t direct_types[] = {QUANT_Q4_K, QUANT_Q6_K,    QUANT_Q5_0,
+                                        QUANT_Q8_0, QUANT_F16,     QUANT_F32,
+                                        QUANT_Q4_0, QUANT_IQ3_XXS, QUANT_IQ3_S};
 
 /* K of several blocks of the type's (and its activation type's) block size. */
 static int64_t problem_k(uint32_t type, int variant) {

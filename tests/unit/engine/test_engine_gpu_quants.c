@@ -166,7 +166,7 @@ static void compare(const float *gpu, const float *cpu, struct tally *t, const c
              argmax(gpu, N_VOCAB), argmax(cpu, N_VOCAB), margin, noise);
 }
 
-static void check_type(enum synth_type type) {
+static void check_type(enum synth_type type, double max_nmse) {
   if (!have_vulkan()) skip();
   char path[64];
   synth_to_temp(type, path);
@@ -190,21 +190,25 @@ static void check_type(enum synth_type type) {
   print_message("  greedy (decode): top-1 %d of %d (near ties %d), NMSE mean %.3g worst %.3g\n",
                 greedy.agree, greedy.n, greedy.near_ties, greedy.sum_nmse / greedy.n,
                 greedy.worst_nmse);
-  /* the op harness's bound for matmul */
-  assert_true(forced.worst_nmse <= 5e-4);
-  assert_true(greedy.worst_nmse <= 5e-4);
+  assert_true(forced.worst_nmse <= max_nmse);
+  assert_true(greedy.worst_nmse <= max_nmse);
   free(cpu);
   free(gpu);
 }
 
 static void test_iq3_xs_gpu_matches_cpu(void **state) {
   (void)state;
-  check_type(SYNTH_TYPE_IQ3_XS);
+  /* The CPU quantizes the activations of its Q4_K, Q6_K, IQ3_XXS and IQ3_S matmuls to Q8_K (as
+   * llama.cpp's CPU backend does; the GPU reads them in f32). Each such matmul stays within the
+   * op harness's 5e-4 (test_vulkan_ops: ~2e-5), but in IQ3_XS nearly every matmul takes that
+   * path and the two blocks' differences add up in the logits (worst ~1.1e-3 here), hence 2e-3. */
+  check_type(SYNTH_TYPE_IQ3_XS, 2e-3);
 }
 
 static void test_q5_k_m_gpu_matches_cpu(void **state) {
   (void)state;
-  check_type(SYNTH_TYPE_Q5_K_M);
+  /* the op harness's bound for matmul: only the few Q6_K matmuls quantize activations here */
+  check_type(SYNTH_TYPE_Q5_K_M, 5e-4);
 }
 
 int main(void) {
