@@ -49,7 +49,8 @@ struct config {
                             done */
   /* The same for typing-triggered (Automatic) requests: short, as llama.vim's 250 ms, so ghost
    * text comes with its first line; the lines after it come from the speculation on the state
-   * after accepting it (and explicit invocations and speculations keep time_budget_ms). */
+   * after accepting it (and explicit invocations and speculations keep time_budget_ms, but a
+   * speculation that such a request adopts gets this budget, counted from the request). */
   double typing_time_budget_ms;
   int64_t debounce_ms;  /* delay before serving a typing-triggered (Automatic) request */
   int64_t load_wait_ms; /* how long a completion asked during the model load waits for it */
