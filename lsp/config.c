@@ -110,7 +110,7 @@ int config_init(struct config *cfg, struct aug_err *err) {
   cfg->syntax_context = true;
   cfg->workspace_index = true;
   cfg->workspace_index_mib = 64;
-  cfg->ring_chunks = 16;
+  cfg->ring_chunks = 0; /* off: see plugins/README.md, the ring's cost on the latency bench */
   cfg->ring_chunk_lines = 64;
   cfg->chunk_reuse = CONFIG_DEFAULT_CHUNK_REUSE;
   cfg->prompt_cache_mib = CONFIG_DEFAULT_PROMPT_CACHE_MIB;

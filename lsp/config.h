@@ -78,7 +78,7 @@ struct config {
   bool workspace_index;
   int64_t workspace_index_mib;
   /* The ring of recently edited and viewed chunks (plugins/context_ring.h): ringChunks chunks
-   * (default 16, 0 = off) of ringChunkLines lines (default 64) */
+   * (default 0 = off, 16 turns it on) of ringChunkLines lines (default 64) */
   int64_t ring_chunks;
   int64_t ring_chunk_lines;
   int64_t chunk_reuse; /* engine_params.reuse_min_chunk: shortest moved run in tokens; 0 = off */

@@ -42,8 +42,8 @@ static void register_syntax_context(struct server *s, struct plugin_host *host) 
   server_log(s, 1, "augury: syntax context: %s", err.msg);
 }
 
-/* The ring of recently edited and viewed chunks is built in and on ("ringChunks", default 16);
- * 0, or "contextTokens": 0, leaves it unregistered. The host owns it once registered; s->ring
+/* The ring of recently edited and viewed chunks is built in, off by default ("ringChunks" 0: its
+ * latency cost, plugins/README.md); 0, or "contextTokens": 0, leaves it unregistered. The host owns it once registered; s->ring
  * borrows it for the loop thread's visits until server_plugins_stop. */
 static struct context_ring *register_ring(struct server *s, struct plugin_host *host) {
   if (s->config.context_tokens <= 0 || s->config.ring_chunks <= 0) return NULL;

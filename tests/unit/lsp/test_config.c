@@ -181,25 +181,25 @@ static void test_workspace_index_settings(void **state) {
   config_free(&cfg);
 }
 
-/* ringChunks: 16 by default, 0 (off) allowed, at most 1024; ringChunkLines: 64 by default,
+/* ringChunks: 0 (off) by default, 16 allowed, at most 1024; ringChunkLines: 64 by default,
  * 2..4096; a value out of range is warned about and leaves the setting as it was. */
 static void test_ring_settings(void **state) {
   (void)state;
   struct config cfg;
   struct aug_err err = {0};
   assert_int_equal(config_init(&cfg, &err), 0);
-  assert_int_equal(cfg.ring_chunks, 16);
+  assert_int_equal(cfg.ring_chunks, 0);
   assert_int_equal(cfg.ring_chunk_lines, 64);
   struct warnings w = {0};
-  json_t *s = json_loads("{\"ringChunks\":0,\"ringChunkLines\":32}", 0, NULL);
+  json_t *s = json_loads("{\"ringChunks\":16,\"ringChunkLines\":32}", 0, NULL);
   assert_int_equal(config_apply_json(&cfg, s, "initializationOptions", false, collect, &w), 0);
-  assert_int_equal(cfg.ring_chunks, 0);
+  assert_int_equal(cfg.ring_chunks, 16);
   assert_int_equal(cfg.ring_chunk_lines, 32);
   json_decref(s);
   s = json_loads("{\"ringChunks\":1025,\"ringChunkLines\":1}", 0, NULL);
   assert_int_equal(config_apply_json(&cfg, s, "initializationOptions", false, collect, &w), 2);
   assert_non_null(strstr(w.last, "ringChunk"));
-  assert_int_equal(cfg.ring_chunks, 0);
+  assert_int_equal(cfg.ring_chunks, 16);
   assert_int_equal(cfg.ring_chunk_lines, 32);
   json_decref(s);
   config_free(&cfg);
