@@ -1341,6 +1341,22 @@ static void child_call_failed(struct plugin_entry *e, int rc, bool overrun, cons
     snprintf(error, cap, "%s", why);
 }
 
+/* The end of a child's completion or command call, io_mu held: a failure is counted and
+ * explained in error (a timeout without a reason of its own is the budget's), a success resets
+ * the failures in a row; then io_mu is released. Returns rc. */
+static int child_call_finish(struct plugin_entry *e, int rc, bool overrun, double budget, char *why,
+                             size_t why_cap, char *error, size_t cap) {
+  if (rc) {
+    if (rc == AUG_ETIMEOUT && !why[0])
+      snprintf(why, why_cap, "no answer within its %.0f ms budget", budget);
+    child_call_failed(e, rc, overrun, why, error, cap);
+  } else {
+    e->failures_in_row = 0;
+  }
+  pthread_mutex_unlock(&e->io_mu);
+  return rc;
+}
+
 /* AUGURY_CAP_COMPLETION for a child: {"method": "complete", the cursor's fields, "context":
  * [pieces], "maxTokens", "timeBudgetMs"}, answered by {"text": "..."}. Its budget is the
  * request's time budget (else call_budget_ms); past it, or when the child exits, the request gets
@@ -1401,15 +1417,8 @@ static int child_complete(void *self, const struct augury_completion_request *re
     }
     json_decref(reply);
   }
-  if (rc) {
-    if (rc == AUG_ETIMEOUT && !why[0])
-      snprintf(why, sizeof why, "no answer within its %.0f ms budget", budget);
-    child_call_failed(e, rc, overrun, why, result->error, sizeof result->error);
-  } else {
-    e->failures_in_row = 0;
-  }
-  pthread_mutex_unlock(&e->io_mu);
-  return rc;
+  return child_call_finish(e, rc, overrun, budget, why, sizeof why, result->error,
+                           sizeof result->error);
 }
 
 /* AUGURY_CAP_COMMAND for a child: {"method": "command", "command": name, "arguments": [...]},
@@ -1452,15 +1461,8 @@ static int child_command(void *self, const char *name, const char *arguments_jso
     }
     json_decref(reply);
   }
-  if (rc) {
-    if (rc == AUG_ETIMEOUT && !why[0])
-      snprintf(why, sizeof why, "no answer within its %.0f ms budget", budget);
-    child_call_failed(e, rc, overrun, why, result->error, sizeof result->error);
-  } else {
-    e->failures_in_row = 0;
-  }
-  pthread_mutex_unlock(&e->io_mu);
-  return rc;
+  return child_call_finish(e, rc, overrun, budget, why, sizeof why, result->error,
+                           sizeof result->error);
 }
 
 static void child_table_init(struct plugin_entry *e) {

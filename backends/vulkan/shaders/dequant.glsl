@@ -26,6 +26,19 @@ void iq3_group8(uint l, float db, uint g1, uint g2, uint signs, inout float v[32
   }
 }
 
+// The 6-bit scale and min of sub-block j (0..7) in the 12 scale bytes at s of a Q4_K or Q5_K
+// block (ggml's get_scale_min_k4): j < 4 in the low 6 bits of bytes j and j+4, else split between
+// a nibble of byte j+4 and the top 2 bits of bytes j-4 and j.
+void k4_scale_min(uint s, uint j, out uint sc, out uint mn) {
+  if (j < 4u) {
+    sc = w_u8(s + j) & 63u;
+    mn = w_u8(s + j + 4u) & 63u;
+  } else {
+    sc = (w_u8(s + j + 4u) & 15u) | ((w_u8(s + j - 4u) >> 6) << 4);
+    mn = (w_u8(s + j + 4u) >> 4) | ((w_u8(s + j) >> 6) << 4);
+  }
+}
+
 void dequant32(uint rb, uint c, uint K, out float v[32]) {
   if (TYPE == T_F32 || TYPE == T_F16) {
     for (uint i = 0u; i < 32u; i++) {
@@ -74,13 +87,7 @@ void dequant32(uint rb, uint c, uint K, out float v[32]) {
     float d = w_f16(blk), dmin = w_f16(blk + 2u);
     uint s = blk + 4u;
     uint sc, mn;
-    if (j < 4u) {
-      sc = w_u8(s + j) & 63u;
-      mn = w_u8(s + j + 4u) & 63u;
-    } else {
-      sc = (w_u8(s + j + 4u) & 15u) | ((w_u8(s + j - 4u) >> 6) << 4);
-      mn = (w_u8(s + j + 4u) >> 4) | ((w_u8(s + j) >> 6) << 4);
-    }
+    k4_scale_min(s, j, sc, mn);
     float ds = d * float(sc), dm = dmin * float(mn);
     uint qb = blk + 16u + 32u * (j >> 1);
     uint shift = 4u * (j & 1u);
@@ -97,13 +104,7 @@ void dequant32(uint rb, uint c, uint K, out float v[32]) {
     float d = w_f16(blk), dmin = w_f16(blk + 2u);
     uint s = blk + 4u;
     uint sc, mn;
-    if (j < 4u) {
-      sc = w_u8(s + j) & 63u;
-      mn = w_u8(s + j + 4u) & 63u;
-    } else {
-      sc = (w_u8(s + j + 4u) & 15u) | ((w_u8(s + j - 4u) >> 6) << 4);
-      mn = (w_u8(s + j + 4u) >> 4) | ((w_u8(s + j) >> 6) << 4);
-    }
+    k4_scale_min(s, j, sc, mn);
     float ds = d * float(sc), dm = dmin * float(mn);
     uint hb = blk + 16u;
     uint qb = blk + 48u + 32u * (j >> 1);
