@@ -107,6 +107,21 @@ static void publish_partial(void *user, const char *text, size_t len) {
   pthread_mutex_unlock(&r->lock);
 }
 
+/* Engine thread: a speculation's answer by the budget of the request that adopted it; it goes on
+ * writing. The loop thread takes it in speculation_answered. */
+static void publish_answer(void *user, const char *text, size_t len,
+                           const struct generation_stats *so_far) {
+  struct active_request *r = user;
+  if (len > r->out_cap) len = r->out_cap;
+  pthread_mutex_lock(&r->lock);
+  memcpy(r->answer, text, len);
+  r->answer_len = len;
+  r->answer_stats = *so_far;
+  r->answer_ready = true;
+  pthread_mutex_unlock(&r->lock);
+  scheduler_job_progress(&r->job);
+}
+
 static void completion_run(struct scheduler_job *job) {
   struct active_request *r = job->data;
   struct server *s = r->server;
@@ -140,6 +155,8 @@ static void completion_run(struct scheduler_job *job) {
                               : r->settings.prompt_budget_ms,
       .on_partial = r->kind == REQUEST_SPECULATIVE ? publish_partial : NULL,
       .partial_user = r,
+      .on_answer = r->kind == REQUEST_SPECULATIVE ? publish_answer : NULL,
+      .answer_user = r,
       .avoid = (const char *const *)r->avoid,
       .avoid_len = r->avoid_len,
       .n_avoid = r->n_avoid,
@@ -230,6 +247,7 @@ static void count_syntax(struct server *s, const struct active_request *r) {
 static void speculate(struct server *s, const char *uri, const struct document *doc, size_t cursor,
                       const char *insert, size_t insert_len);
 static void speculation_done(struct server *s, struct active_request *spec);
+static void speculation_answered(struct scheduler_job *job);
 static bool alternatives_start(struct server *s, const struct active_request *r);
 static void alternative_done(struct server *s, struct active_request *a);
 
@@ -423,11 +441,11 @@ void completion_model_settled(struct server *s) {
   server_arm_debounce(s);
 }
 
-/* The reply data of an answer from the cache; from_speculation when a speculation the request
- * waited for put it there. */
+/* The reply data of an answer from the cache; spec when a speculation the request waited for put
+ * it there, with st its stats (at its end, or at its early answer). */
 static json_t *cached_data(const struct completion_cache_hit *hit, double lookup_ms,
-                           const struct active_request *spec, const char *provider) {
-  const struct generation_stats *st = spec ? &spec->stats : NULL;
+                           const struct active_request *spec, const struct generation_stats *st,
+                           const char *provider) {
   if (spec && spec->result.served_by) provider = spec->result.served_by;
   return json_pack("{s:{s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:b,s:b,s:I},s:s,s:s}", "stats", "reused",
                    (json_int_t)(st ? st->n_reused : 0), "shifted",
@@ -444,14 +462,16 @@ static json_t *cached_data(const struct completion_cache_hit *hit, double lookup
  * result (NULL on a miss). */
 static json_t *lookup_cached(struct server *s, const char *uri, const struct document *doc,
                              size_t cursor, struct lsp_position pos, bool inline_format,
-                             const struct active_request *spec, struct completion_cache_hit *hit) {
+                             const struct active_request *spec,
+                             const struct generation_stats *spec_stats,
+                             struct completion_cache_hit *hit) {
   /* uv_hrtime, not the loop's cached time: this measures the lookup itself. */
   uint64_t t0 = uv_hrtime();
   if (!completion_cache_lookup(s->completions, uri, doc->text.data, doc->text.len, cursor, hit))
     return NULL;
   double ms = (double)(uv_hrtime() - t0) / 1e6;
   return result_json(inline_format, pos, hit->rest, hit->rest_len,
-                     cached_data(hit, ms, spec, server_plugins_provider(s)));
+                     cached_data(hit, ms, spec, spec_stats, server_plugins_provider(s)));
 }
 
 /* The running speculation on uri whose state the user has typed along from, if any; every other
@@ -578,7 +598,8 @@ static void speculate(struct server *s, const char *uri, const struct document *
   }
   struct active_request *r = server_request_new(s, REQUEST_SPECULATIVE, NULL);
   bool ok = r && fill_request(s, r, uri, text, len, cursor) &&
-            (r->partial = aug_malloc(r->out_cap)) != NULL;
+            (r->partial = aug_malloc(r->out_cap)) != NULL &&
+            (r->answer = aug_malloc(r->out_cap)) != NULL;
   aug_free(joined);
   if (!ok) {
     server_request_free(r);
@@ -586,13 +607,101 @@ static void speculate(struct server *s, const char *uri, const struct document *
   }
   s->n_speculative++;
   snprintf(r->id_text, sizeof r->id_text, "\"spec-%llu\"", (unsigned long long)s->n_speculative);
+  r->job.progress = speculation_answered;
   r->submitted = true;
   scheduler_submit(s->scheduler, &r->job);
 }
 
+/* Answers the requests waiting for spec from the cache, where spec's answer (answer_len bytes, st
+ * its stats) has just gone. A request for spec's very state gets an empty answer when that is
+ * empty. At spec's end (final) a request the answer does not cover starts its own job; before it,
+ * it goes on waiting. The first answer given, as the state after accepting it, goes to *next
+ * (owned by the caller) unless one is there already. */
+struct next_state {
+  char *accepted; /* the suggestion; NULL: none */
+  size_t accepted_len, cursor;
+};
+
+static void serve_adopters(struct server *s, struct active_request *spec,
+                           const struct generation_stats *st, bool ok, size_t answer_len,
+                           bool final, struct next_state *next) {
+  struct active_request *r = s->active;
+  while (r) {
+    struct active_request *following = r->next;
+    if (r->adopted == spec) {
+      struct document *doc = documents_find(s->docs, r->uri);
+      struct completion_cache_hit hit;
+      json_t *result = ok && doc ? lookup_cached(s, r->uri, doc, r->cursor, r->position,
+                                                 r->kind == REQUEST_INLINE_COMPLETION, spec, st, &hit)
+                                 : NULL;
+      if (result) {
+        r->adopted = NULL;
+        s->n_adopted++;
+        s->n_completions++;
+        s->last_total_ms = st->total_ms;
+        log_served(s, r->id_text, spec->id_text);
+        if (!next->accepted && (next->accepted = aug_strndup(hit.rest, hit.rest_len)) != NULL) {
+          next->accepted_len = hit.rest_len;
+          next->cursor = r->cursor;
+        }
+        server_request_finish(r, result);
+      } else if (ok && doc && answer_len == 0 && r->cursor == spec->cursor) {
+        /* The speculation ran for exactly this state and had nothing to suggest. */
+        r->adopted = NULL;
+        s->n_adopted++;
+        s->n_completions++;
+        server_request_finish(r, empty_result(r->kind == REQUEST_INLINE_COMPLETION));
+      } else if (final) {
+        r->adopted = NULL;
+        r->submitted = true;
+        scheduler_submit(s->scheduler, &r->job);
+      }
+    }
+    r = following;
+  }
+}
+
+/* Loop thread: a speculation answered by the budget of the request that adopted it and goes on
+ * writing (completion_request.on_answer). The answer goes to the cache, for the waiting requests
+ * now; the speculation's final text replaces it there when it ends. */
+static void speculation_answered(struct scheduler_job *job) {
+  struct active_request *spec = job->data;
+  struct server *s = spec->server;
+  pthread_mutex_lock(&spec->lock);
+  bool ready = spec->answer_ready && !spec->reply_code && !s->stopping;
+  spec->answer_ready = false;
+  struct generation_stats st = spec->answer_stats;
+  size_t len = spec->answer_len;
+  struct aug_err err = {0};
+  int rc = 0;
+  if (ready && len > 0)
+    rc = completion_cache_put(s->completions, spec->uri, spec->text, spec->prefix_len,
+                              spec->text + spec->prefix_len, spec->suffix_len, spec->answer, len,
+                              &err);
+  pthread_mutex_unlock(&spec->lock);
+  if (rc) server_log(s, 2, "augury: %s", err.msg);
+  if (!ready || rc) return;
+  spec->answered_early = len > 0;
+  struct next_state next = {0};
+  serve_adopters(s, spec, &st, true, len, false, &next);
+  aug_free(next.accepted); /* the speculation itself is writing what comes after it */
+}
+
+/* How many bytes of spec's answer were typed into the document since spec's state; -1 when the
+ * document is elsewhere. */
+static long typed_into_answer(const struct active_request *spec, const struct document *doc) {
+  size_t most = spec->out_len < SPECULATION_MAX_TYPED ? spec->out_len : SPECULATION_MAX_TYPED;
+  for (size_t k = 0; k < most; k++)
+    if (completion_state_typed(spec->text, spec->prefix_len, spec->text + spec->prefix_len,
+                               spec->suffix_len, spec->out, spec->out_len, false, k,
+                               doc->text.data, doc->text.len, spec->cursor + k) == (long)k)
+      return (long)k;
+  return -1;
+}
+
 /* A speculation ended: its answer goes to the cache, and the requests that waited for it are
  * answered from there (typed-through included) or, when it has nothing for them, start their own
- * job now. */
+ * job now. Then the state after accepting what was shown is speculated on. */
 static void speculation_done(struct server *s, struct active_request *spec) {
   bool ok = spec->rc == 0 && !spec->reply_code;
   if (ok) {
@@ -602,48 +711,21 @@ static void speculation_done(struct server *s, struct active_request *spec) {
     s->tokens_generated += spec->stats.n_generated;
     if (spec->out_len > 0) remember(s, spec);
   }
-  /* The state after accepting what an adopter was shown: the next speculation (one at most). */
-  const char *uri_next = NULL;
-  size_t cursor_next = 0;
-  char *accepted = NULL;
-  size_t accepted_len = 0;
-  struct active_request *r = s->active;
-  while (r) {
-    struct active_request *next = r->next;
-    if (r->adopted == spec) {
-      r->adopted = NULL;
-      struct document *doc = documents_find(s->docs, r->uri);
-      struct completion_cache_hit hit;
-      json_t *result = ok && doc ? lookup_cached(s, r->uri, doc, r->cursor, r->position,
-                                                 r->kind == REQUEST_INLINE_COMPLETION, spec, &hit)
-                                 : NULL;
-      if (result) {
-        s->n_adopted++;
-        s->n_completions++;
-        s->last_total_ms = spec->stats.total_ms;
-        log_served(s, r->id_text, spec->id_text);
-        if (!accepted && (accepted = aug_strndup(hit.rest, hit.rest_len)) != NULL) {
-          accepted_len = hit.rest_len;
-          cursor_next = r->cursor;
-          uri_next = spec->uri;
-        }
-        server_request_finish(r, result);
-      } else if (ok && doc && spec->out_len == 0 && r->cursor == spec->cursor) {
-        /* The speculation ran for exactly this state and had nothing to suggest. */
-        s->n_adopted++;
-        s->n_completions++;
-        server_request_finish(r, empty_result(r->kind == REQUEST_INLINE_COMPLETION));
-      } else {
-        r->submitted = true;
-        scheduler_submit(s->scheduler, &r->job);
-      }
+  struct next_state next = {0};
+  serve_adopters(s, spec, &spec->stats, ok, spec->out_len, true, &next);
+  struct document *doc = documents_find(s->docs, spec->uri);
+  if (!next.accepted && ok && spec->answered_early && spec->out_len > 0 && doc) {
+    /* Its adopters were answered early: what follows is the state after accepting all of it,
+     * from where the user is in it. */
+    long k = typed_into_answer(spec, doc);
+    if (k >= 0 && (next.accepted = aug_strndup(spec->out + k, spec->out_len - (size_t)k))) {
+      next.accepted_len = spec->out_len - (size_t)k;
+      next.cursor = spec->cursor + (size_t)k;
     }
-    r = next;
   }
-  struct document *doc = accepted ? documents_find(s->docs, uri_next) : NULL;
   spec->reply_code = JSONRPC_CONTENT_MODIFIED; /* ended: the next speculation must not abort it */
-  if (doc) speculate(s, uri_next, doc, cursor_next, accepted, accepted_len);
-  aug_free(accepted);
+  if (doc && next.accepted) speculate(s, spec->uri, doc, next.cursor, next.accepted, next.accepted_len);
+  aug_free(next.accepted);
   server_request_free(spec);
 }
 
@@ -838,7 +920,8 @@ void completion_handle(struct server *s, json_t *id, json_t *params, bool inline
   bool enabled = s->config.enable && config_language_enabled(&s->config, doc->language_id);
   struct completion_cache_hit hit;
   json_t *cached = enabled && s->config.completion_cache
-                       ? lookup_cached(s, uri_text, doc, cursor, pos, inline_format, NULL, &hit)
+                       ? lookup_cached(s, uri_text, doc, cursor, pos, inline_format, NULL, NULL,
+                                       &hit)
                        : NULL;
   if (cached && !automatic && hit.typed == 0) {
     cached = with_alternatives(s, uri_text, doc, cursor, pos, inline_format, cached);

@@ -190,6 +190,7 @@ void server_request_free(struct active_request *r) {
   aug_free(r->language);
   aug_free(r->out);
   aug_free(r->partial);
+  aug_free(r->answer);
   aug_free(r->doc_text);
   for (size_t i = 0; i < r->n_avoid; i++)
     aug_free(r->avoid[i]);

@@ -112,6 +112,14 @@ struct active_request {
   /* Speculative: the time budget of the request that adopted it last, as a time on aug_now_ms's
    * clock (0 = none yet); written by the loop thread, read per token by the engine thread. */
   _Atomic double budget_until_ms;
+  /* Speculative: its answer at that budget (completion_request.on_answer), from the engine thread
+   * to the loop thread's speculation_answered under lock, while it goes on writing; answered_early
+   * (loop thread) once one reached the cache. */
+  char *answer;
+  size_t answer_len;
+  bool answer_ready;
+  struct generation_stats answer_stats;
+  bool answered_early;
   bool invoked; /* completion: an explicit invocation (triggerKind 1 or none), not typing */
   /* Alternative: the suggestions it must differ from (owned copies, completion_request.avoid). */
   char *avoid[CONFIG_MAX_ALTERNATIVES];

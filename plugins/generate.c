@@ -307,6 +307,25 @@ static double effective_time_budget(const struct completion_request *req, double
   return budget <= 0 || left < budget ? left : budget;
 }
 
+/* completion_request.on_answer: when the deadline set since (a value not answered yet) has passed
+ * at a point where the decode would stop for it, the text so far, cleaned up as at the end. The
+ * check under the request's own budget has just said to go on, so a stop here is the deadline's. */
+static void answer_at_deadline(const struct completion_request *req,
+                               const struct postprocess_context *pp, double t0, double elapsed,
+                               const char *text, size_t len, const struct generation_stats *stats,
+                               double *answered_until) {
+  double until = req->time_budget_until_ms ? atomic_load(req->time_budget_until_ms) : 0;
+  if (until <= 0 || until == *answered_until) return;
+  struct postprocess_context at = *pp;
+  at.time_budget_ms = until - t0 > 0 ? until - t0 : 1e-3;
+  size_t keep = len;
+  if (postprocess_check(&at, text, len, elapsed, &keep) != POSTPROCESS_STOP) return;
+  *answered_until = until;
+  struct generation_stats so_far = *stats;
+  so_far.stop = "time";
+  req->on_answer(req->answer_user, text, postprocess_finish(&at, text, keep), &so_far);
+}
+
 int generator_complete(struct generator *g, const struct completion_request *req,
                        const atomic_bool *cancel, char *out, size_t cap, size_t *len,
                        struct generation_stats *stats, struct aug_err *err) {
@@ -419,6 +438,7 @@ int generator_complete(struct generator *g, const struct completion_request *req
   if (rc) return rc;
   stats->first_token = queue[0];
   stats->stop = "max_tokens";
+  double answered_until = 0; /* the deadline on_answer was last called for */
   for (int i = 0; i < max_tokens; i++) {
     if (cancel && atomic_load(cancel)) {
       rc = aug_err_set(err, AUG_ECANCELED, "generate: cancelled after %d tokens", i);
@@ -447,11 +467,16 @@ int generator_complete(struct generator *g, const struct completion_request *req
     if (req->on_partial) req->on_partial(req->partial_user, out + skip, n - skip);
     size_t keep = n;
     double elapsed = aug_now_ms() - t0;
-    pp.time_budget_ms = effective_time_budget(req, t0);
+    pp.time_budget_ms = req->on_answer ? req->time_budget_ms : effective_time_budget(req, t0);
     if (postprocess_check(&pp, out + skip, n - skip, elapsed, &keep) == POSTPROCESS_STOP) {
       n = skip + keep;
       stats->stop = pp.time_budget_ms > 0 && elapsed > pp.time_budget_ms ? "time" : "rule";
       break;
+    }
+    if (req->on_answer) {
+      stats->total_ms = elapsed;
+      stats->generate_ms = elapsed - stats->prompt_ms;
+      answer_at_deadline(req, &pp, t0, elapsed, out + skip, n - skip, stats, &answered_until);
     }
     if (i + 1 == max_tokens) break; /* the last token's successor is not needed */
     g->ids[n_hist++] = t;

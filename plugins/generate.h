@@ -30,6 +30,8 @@ bool generator_has_fim(const struct generator *g);
 /* The prompt of the last completion or explain (valid until the next call). */
 const int32_t *generator_last_prompt(const struct generator *g, size_t *n);
 
+struct generation_stats;
+
 struct completion_request {
   const char *prefix; /* document text before the cursor, from the window start (borrowed) */
   size_t prefix_len;
@@ -54,6 +56,16 @@ struct completion_request {
    * len 0 when the prompt is evaluated and decoding starts. */
   void (*on_partial)(void *user, const char *text, size_t len);
   void *partial_user;
+  /* (optional) Answer early, keep writing: with this set, a deadline in time_budget_until_ms does
+   * not stop the decode. Where it would have (the first complete line after it), the text so far,
+   * cleaned up as a final answer would be, goes to on_answer with the stats so far (stop "time"),
+   * and the decode goes on under time_budget_ms alone, once per deadline value: a later deadline
+   * answers again. The server gives the waiting request its answer by the request's budget while
+   * the speculation writes the following lines into the completion cache (typed-through hits after
+   * Enter). Engine thread. */
+  void (*on_answer)(void *user, const char *text, size_t len,
+                    const struct generation_stats *so_far);
+  void *answer_user;
   /* Prompt-lookup decoding: up to this many tokens drafted from n-grams of the prompt and the
    * text generated so far, verified in one forward pass (exact: the output is what plain greedy
    * decode writes); 0 = off. Capped at ENGINE_MAX_VERIFY - 1. */

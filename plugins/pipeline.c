@@ -87,6 +87,26 @@ static void check_syntax(const struct pipeline_request *req, const struct augury
   out[*len] = '\0';
 }
 
+/* An early answer of the local engine (completion_request.on_answer), cut as check_syntax cuts
+ * the final one, on its way to the caller's on_answer. */
+struct checked_answer {
+  const struct pipeline_request *req;
+  const struct augury_cursor *cursor;
+};
+
+static void answer_checked(void *user, const char *text, size_t len,
+                           const struct generation_stats *so_far) {
+  const struct checked_answer *ca = user;
+  const struct pipeline_request *req = ca->req;
+  const struct augury_cursor *c = ca->cursor;
+  struct syntax_filter_result sr;
+  struct aug_err err = {0};
+  if (syntax_filter_check(req->syntax, c->uri, c->language_id, c->path, c->text, c->text_len,
+                          c->offset, text, len, &sr, &err) == 0)
+    len = sr.keep;
+  req->completion.on_answer(req->completion.answer_user, text, len, so_far);
+}
+
 int pipeline_complete(struct plugin_host *host, struct generator *g,
                       const struct pipeline_request *req, const atomic_bool *cancel, char *out,
                       size_t cap, size_t *len, struct pipeline_result *res, struct aug_err *err) {
@@ -125,7 +145,14 @@ int pipeline_complete(struct plugin_host *host, struct generator *g,
     return aug_err_set(err, AUG_ENOTFOUND, "pipeline: no completion provider '%s' is registered",
                        name);
   memset(&res->stats, 0, sizeof res->stats);
-  struct pipeline_call call = {req, g, cancel, &res->stats, err};
+  /* Early answers get the final answer's syntax check. */
+  struct pipeline_request checked = *req;
+  struct checked_answer ca = {req, &cursor};
+  if (req->syntax && req->completion.on_answer) {
+    checked.completion.on_answer = answer_checked;
+    checked.completion.answer_user = &ca;
+  }
+  struct pipeline_call call = {&checked, g, cancel, &res->stats, err};
   struct augury_completion_request acr = {
       .struct_size = sizeof acr,
       .cursor = &cursor,

@@ -324,6 +324,60 @@ static void test_deadline_set_during_decode(void **state) {
   assert_memory_equal(out, whole, len);
 }
 
+struct early_answers {
+  char first[4096];
+  size_t first_len;
+  int calls;
+  const char *stop;
+};
+
+static void keep_answer(void *user, const char *text, size_t len,
+                        const struct generation_stats *so_far) {
+  struct early_answers *a = user;
+  if (a->calls++ == 0) {
+    memcpy(a->first, text, len);
+    a->first_len = len;
+    a->stop = so_far->stop;
+  }
+}
+
+/* With on_answer, the same deadline answers instead of stopping: on_answer gets, once, the text
+ * the deadline would have stopped at, and the decode goes on to the text written without one. */
+static void test_deadline_answers_early(void **state) {
+  struct generator *g = need(state);
+  const char *pre = "def fibonacci(n):\n    ";
+  const char *suf = "\n\n\nprint(fibonacci(10))\n";
+  struct completion_request req = request(pre, suf, 48);
+  char whole[4096], cut[4096], out[4096];
+  size_t whole_len = 0, cut_len = 0, len = 0;
+  struct generation_stats st;
+  struct aug_err err = {0};
+  assert_int_equal(generator_complete(g, &req, NULL, whole, sizeof whole, &whole_len, &st, &err),
+                   0);
+  struct deadline_setter d = {.set = false};
+  atomic_init(&d.until, 0);
+  req.time_budget_until_ms = &d.until;
+  req.on_partial = set_deadline_at_first_text;
+  req.partial_user = &d;
+  assert_int_equal(generator_complete(g, &req, NULL, cut, sizeof cut, &cut_len, &st, &err), 0);
+  assert_string_equal(st.stop, "time");
+
+  struct early_answers a = {.calls = 0};
+  atomic_store(&d.until, 0);
+  d.set = false;
+  req.on_answer = keep_answer;
+  req.answer_user = &a;
+  assert_int_equal(generator_complete(g, &req, NULL, out, sizeof out, &len, &st, &err), 0);
+  assert_true(d.set);
+  assert_int_equal(a.calls, 1); /* once per deadline value */
+  assert_string_equal(a.stop, "time");
+  assert_int_equal(a.first_len, cut_len);
+  assert_memory_equal(a.first, cut, cut_len);
+  assert_string_not_equal(st.stop, "time");
+  assert_int_equal(len, whole_len);
+  assert_memory_equal(out, whole, len);
+}
+
 static void test_cancel(void **state) {
   struct generator *g = need(state);
   atomic_bool cancel;
@@ -382,6 +436,7 @@ int main(void) {
       cmocka_unit_test(test_avoid_earlier_suggestion),
       cmocka_unit_test(test_single_line_and_budget),
       cmocka_unit_test(test_deadline_set_during_decode),
+      cmocka_unit_test(test_deadline_answers_early),
       cmocka_unit_test(test_cancel),
       cmocka_unit_test(test_explain_streams),
   };
