@@ -147,6 +147,7 @@ static void completion_run(struct scheduler_job *job) {
       .max_tokens = (int)r->settings.max_tokens,
       .time_budget_ms = r->settings.time_budget_ms,
       .time_budget_until_ms = r->kind == REQUEST_SPECULATIVE ? &r->budget_until_ms : NULL,
+      .prompt_ready_at_ms = r->kind == REQUEST_SPECULATIVE ? &r->prompt_ready_at_ms : NULL,
       .cursor_line_in_middle = r->settings.cursor_line_in_middle,
       .draft_max = (size_t)r->settings.prompt_lookup,
       /* Speculation works in idle time on the full window; an editor's request is waited for. */
@@ -972,6 +973,13 @@ void completion_handle(struct server *s, json_t *id, json_t *params, bool inline
     if (r->settings.time_budget_ms > 0)
       atomic_store(&spec->budget_until_ms, aug_now_ms() + r->settings.time_budget_ms);
     if (s->config.speculation_wait_ms > 0) {
+      /* One expected to be still evaluating when the wait ends is left now rather than then: the
+       * request's own job starts sooner, on what the speculation has evaluated. */
+      double ready_at = atomic_load(&spec->prompt_ready_at_ms);
+      if (ready_at > aug_now_ms() + s->config.speculation_wait_ms) {
+        abandon_if_still_evaluating(s, r);
+        if (!r->adopted) return;
+      }
       r->due_ms =
           server_now_ms(s) + s->config.speculation_wait_ms; /* abandon_if_still_evaluating */
       server_arm_debounce(s);

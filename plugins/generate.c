@@ -405,6 +405,10 @@ int generator_complete(struct generator *g, const struct completion_request *req
       break;
     }
   stats->n_prompt = n_ids;
+  if (req->prompt_ready_at_ms && g->ms_per_token > 0)
+    atomic_store(req->prompt_ready_at_ms,
+                 aug_now_ms() + (double)engine_prompt_cost(g->engine, g->ids, n_ids) *
+                                    g->ms_per_token);
   rc = evaluate_prompt(g, n_ids, stable, cancel, stats, err);
   double t1 = aug_now_ms();
   if (rc == 0) note_prompt_cost(g, stats->n_evaluated, t1 - t0);

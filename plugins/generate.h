@@ -46,6 +46,11 @@ struct completion_request {
    * sets it when a typing-triggered request adopts a speculation, so that the speculation stops
    * within the request's budget, counted from the request, as the request's own job would. */
   const _Atomic double *time_budget_until_ms;
+  /* (optional) Set before the prompt is evaluated: when it is expected to be resident, a time on
+   * the aug_now_ms clock from the tokens it costs and the measured cost per token (left alone
+   * before any was measured). The server reads it to stop waiting at once for a speculation that
+   * will still be evaluating when its wait would end. */
+  _Atomic double *prompt_ready_at_ms;
   /* The cursor's line up to the cursor goes after <|fim_middle|> (prompt.h), so the prompt before
    * it survives typing inside a line; false puts it at the end of the prefix (the classic FIM
    * layout, as llama.cpp's /infill builds it). */

@@ -10,6 +10,7 @@
 #include "backends/backend.h"
 #include "engine/engine.h"
 #include "engine/synth.h"
+#include "tests/unit/engine/greedy_common.h"
 
 #define N_LAYERS 4
 #define N_PROMPT 24
@@ -62,13 +63,6 @@ static struct engine_params params(const struct fixture *f, int32_t gpu_layers,
   ep.gpu_layers = gpu_layers;
   ep.gpu_options = gpu_options;
   return ep;
-}
-
-static int32_t argmax(const float *l, size_t n) {
-  size_t best = 0;
-  for (size_t i = 1; i < n; i++)
-    if (l[i] > l[best]) best = i;
-  return (int32_t)best;
 }
 
 /* Greedy continuation of a fixed prompt, teacher-forced with force[] when given (random weights

@@ -27,6 +27,7 @@
 #include "engine/engine.h"
 #include "engine/quant.h"
 #include "engine/synth.h"
+#include "tests/unit/engine/greedy_common.h"
 
 #define N_LAYERS 2
 #define N_VOCAB 1024
@@ -61,13 +62,6 @@ struct run_result {
   float greedy_logits[N_GREEDY][N_VOCAB];
   float forced_logits[N_FORCED][N_VOCAB];
 };
-
-static int32_t argmax(const float *l, size_t n) {
-  size_t best = 0;
-  for (size_t i = 1; i < n; i++)
-    if (l[i] > l[best]) best = i;
-  return (int32_t)best;
-}
 
 static void tokens_from(uint32_t seed, int32_t *out, size_t n) {
   for (size_t i = 0; i < n; i++) {

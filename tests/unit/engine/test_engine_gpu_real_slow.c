@@ -8,6 +8,7 @@
 #include "backends/backend.h"
 #include "engine/engine.h"
 #include "engine/tokenizer.h"
+#include "tests/unit/engine/greedy_common.h"
 
 #define N_GEN 8
 
@@ -16,35 +17,6 @@ static const char *const prompts[] = {
     "#include <stdio.h>\n\nint main(void) {\n    printf(",
 };
 #define N_PROMPTS (sizeof prompts / sizeof prompts[0])
-
-static int32_t argmax(const float *l, size_t n) {
-  size_t best = 0;
-  for (size_t i = 1; i < n; i++)
-    if (l[i] > l[best]) best = i;
-  return (int32_t)best;
-}
-
-/* Greedy N_GEN tokens after prompt into out; with force, teacher-forced on it (top-1 per step
- * still written to out). */
-static void continue_prompt(struct engine *e, const char *prompt, const int32_t *force,
-                            int32_t out[N_GEN]) {
-  int32_t ids[256];
-  size_t n = 0;
-  struct aug_err err = {0};
-  struct tokenize_options opts = {0};
-  if (tokenizer_encode(engine_tokenizer(e), prompt, strlen(prompt), opts, ids, 256, &n, &err))
-    fail_msg("tokenize: %s", err.msg);
-  struct engine_eval_stats st;
-  if (engine_set_prompt(e, ids, n, NULL, &st, &err)) fail_msg("prompt: %s", err.msg);
-  size_t nv = engine_model(e)->hp.n_vocab;
-  for (int i = 0; i < N_GEN; i++) {
-    const float *l = engine_logits(e);
-    assert_non_null(l);
-    out[i] = argmax(l, nv);
-    if (i + 1 < N_GEN && engine_push(e, force ? force[i] : out[i], NULL, &err))
-      fail_msg("push: %s", err.msg);
-  }
-}
 
 static struct engine *open_engine(const char *path, int32_t gpu_layers) {
   struct engine_params ep = engine_params_default();
@@ -71,7 +43,7 @@ static void test_half_and_all_layers_agree_with_the_cpu(void **state) {
   struct engine *cpu = open_engine(path, 0);
   uint32_t n_layer = engine_model(cpu)->hp.n_layer;
   for (size_t p = 0; p < N_PROMPTS; p++)
-    continue_prompt(cpu, prompts[p], NULL, ref[p]);
+    continue_prompt(cpu, prompts[p], NULL, N_GEN, ref[p]);
   engine_destroy(cpu);
   const int32_t placements[] = {(int32_t)(n_layer / 2), ENGINE_GPU_LAYERS_ALL};
   for (size_t k = 0; k < 2; k++) {
@@ -81,11 +53,11 @@ static void test_half_and_all_layers_agree_with_the_cpu(void **state) {
     unsigned same_greedy = 0, top1 = 0, total = 0;
     for (size_t p = 0; p < N_PROMPTS; p++) {
       int32_t got[N_GEN], forced[N_GEN];
-      continue_prompt(e, prompts[p], NULL, got);
+      continue_prompt(e, prompts[p], NULL, N_GEN, got);
       bool same = !memcmp(got, ref[p], sizeof got);
       same_greedy += same;
       /* identical greedy runs agree at every position; otherwise teacher-force to count */
-      if (!same) continue_prompt(e, prompts[p], ref[p], forced);
+      if (!same) continue_prompt(e, prompts[p], ref[p], N_GEN, forced);
       for (int i = 0; i < N_GEN; i++)
         top1 += (same ? got[i] : forced[i]) == ref[p][i];
       total += N_GEN;

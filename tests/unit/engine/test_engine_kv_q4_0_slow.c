@@ -13,6 +13,7 @@
 #include "engine/kvcache.h"
 #include "engine/plan.h"
 #include "engine/tokenizer.h"
+#include "tests/unit/engine/greedy_common.h"
 
 #define N_GEN 32
 /* q8_0: the first tokens of every greedy continuation must match the f16 run (measured: 4/4, and
@@ -31,35 +32,6 @@ static const char *const prompts[] = {
     "function debounce(fn, ms) {\n  let timer;\n  return function (...args) {\n",
 };
 #define N_PROMPTS (sizeof prompts / sizeof prompts[0])
-
-static int32_t argmax(const float *l, size_t n) {
-  size_t best = 0;
-  for (size_t i = 1; i < n; i++)
-    if (l[i] > l[best]) best = i;
-  return (int32_t)best;
-}
-
-/* n_gen greedy tokens after prompt into out; with force, teacher-forced on it (the top-1 of each
- * step is still written to out). */
-static void continue_prompt(struct engine *e, const char *prompt, const int32_t *force, int n_gen,
-                            int32_t *out) {
-  int32_t ids[256];
-  size_t n = 0;
-  struct aug_err err = {0};
-  struct tokenize_options opts = {0};
-  if (tokenizer_encode(engine_tokenizer(e), prompt, strlen(prompt), opts, ids, 256, &n, &err))
-    fail_msg("tokenize: %s", err.msg);
-  struct engine_eval_stats st;
-  if (engine_set_prompt(e, ids, n, NULL, &st, &err)) fail_msg("prompt: %s", err.msg);
-  size_t nv = engine_model(e)->hp.n_vocab;
-  for (int i = 0; i < n_gen; i++) {
-    const float *l = engine_logits(e);
-    assert_non_null(l);
-    out[i] = argmax(l, nv);
-    if (i + 1 < n_gen && engine_push(e, force ? force[i] : out[i], NULL, &err))
-      fail_msg("push: %s", err.msg);
-  }
-}
 
 static struct engine *open_engine(const char *path, enum engine_kv_type kv, int32_t gpu_layers) {
   struct engine_params ep = engine_params_default();

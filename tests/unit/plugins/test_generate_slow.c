@@ -378,6 +378,31 @@ static void test_deadline_answers_early(void **state) {
   assert_memory_equal(out, whole, len);
 }
 
+/* The expected time the prompt is resident is published before it is evaluated (after a first
+ * completion measured the cost per token): later than the call's start for a prompt with new
+ * tokens, and the same clock, so not far past the call's end either. */
+static void test_prompt_ready_estimate(void **state) {
+  struct generator *g = need(state);
+  struct completion_request req = request("import sys\n\nfor line in sys.stdin:\n    ", "\n", 4);
+  char out[4096];
+  size_t len = 0;
+  struct generation_stats st;
+  struct aug_err err = {0};
+  assert_int_equal(generator_complete(g, &req, NULL, out, sizeof out, &len, &st, &err), 0);
+  _Atomic double ready_at;
+  atomic_init(&ready_at, 0);
+  req = request("class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push",
+                "\n", 4);
+  req.prompt_ready_at_ms = &ready_at;
+  double before = aug_now_ms();
+  assert_int_equal(generator_complete(g, &req, NULL, out, sizeof out, &len, &st, &err), 0);
+  double after = aug_now_ms();
+  assert_true(st.n_evaluated > 0);
+  double at = atomic_load(&ready_at);
+  assert_true(at > before);
+  assert_true(at < after + 10 * (after - before));
+}
+
 static void test_cancel(void **state) {
   struct generator *g = need(state);
   atomic_bool cancel;
@@ -437,6 +462,7 @@ int main(void) {
       cmocka_unit_test(test_single_line_and_budget),
       cmocka_unit_test(test_deadline_set_during_decode),
       cmocka_unit_test(test_deadline_answers_early),
+      cmocka_unit_test(test_prompt_ready_estimate),
       cmocka_unit_test(test_cancel),
       cmocka_unit_test(test_explain_streams),
   };
