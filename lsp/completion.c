@@ -108,7 +108,7 @@ static void publish_partial(void *user, const char *text, size_t len) {
 }
 
 /* Engine thread: a speculation's answer by the budget of the request that adopted it; it goes on
- * writing. The loop thread takes it in speculation_answered. */
+ * writing. The loop thread takes it in speculation_progress. */
 static void publish_answer(void *user, const char *text, size_t len,
                            const struct generation_stats *so_far) {
   struct active_request *r = user;
@@ -119,6 +119,15 @@ static void publish_answer(void *user, const char *text, size_t len,
   r->answer_stats = *so_far;
   r->answer_ready = true;
   pthread_mutex_unlock(&r->lock);
+  scheduler_job_progress(&r->job);
+}
+
+/* Engine thread: a speculation's prompt plan (completion_request.on_prompt_plan), for the requests
+ * that wait for it (speculation_progress). */
+static void publish_prompt_plan(void *user, double ready_at_ms, double own_ms) {
+  struct active_request *r = user;
+  atomic_store(&r->own_prompt_ms, own_ms);
+  atomic_store(&r->prompt_ready_at_ms, ready_at_ms);
   scheduler_job_progress(&r->job);
 }
 
@@ -147,7 +156,8 @@ static void completion_run(struct scheduler_job *job) {
       .max_tokens = (int)r->settings.max_tokens,
       .time_budget_ms = r->settings.time_budget_ms,
       .time_budget_until_ms = r->kind == REQUEST_SPECULATIVE ? &r->budget_until_ms : NULL,
-      .prompt_ready_at_ms = r->kind == REQUEST_SPECULATIVE ? &r->prompt_ready_at_ms : NULL,
+      .on_prompt_plan = r->kind == REQUEST_SPECULATIVE ? publish_prompt_plan : NULL,
+      .request_prompt_budget_ms = r->settings.prompt_budget_ms,
       .cursor_line_in_middle = r->settings.cursor_line_in_middle,
       .draft_max = (size_t)r->settings.prompt_lookup,
       /* Speculation works in idle time on the full window; an editor's request is waited for. */
@@ -248,7 +258,7 @@ static void count_syntax(struct server *s, const struct active_request *r) {
 static void speculate(struct server *s, const char *uri, const struct document *doc, size_t cursor,
                       const char *insert, size_t insert_len);
 static void speculation_done(struct server *s, struct active_request *spec);
-static void speculation_answered(struct scheduler_job *job);
+static void speculation_progress(struct scheduler_job *job);
 static bool alternatives_start(struct server *s, const struct active_request *r);
 static void alternative_done(struct server *s, struct active_request *a);
 
@@ -380,18 +390,35 @@ static void repo_and_path(struct server *s, const char *uri, struct active_reque
   r->path = aug_strndup(rel, strlen(rel));
 }
 
-/* A request waiting for a speculation that after speculationWaitMs is still evaluating its prompt
- * (it has none: it works in idle time, and after a jump its prompt is the whole window, 24 s on 2
- * cores) stops waiting: the speculation is cancelled, keeping what it evaluated
+/* Whether a request waiting for spec, still evaluating its prompt, gets its answer sooner from its
+ * own job: the speculation's prompt is expected to be resident later than the request's own would
+ * be, cut to its prompt budget, after the speculation stops at its next chunk. -1: not known yet
+ * (no cost per token measured, or the speculation has not built its prompt). */
+static int own_job_sooner(struct active_request *spec) {
+  double ready_at = atomic_load(&spec->prompt_ready_at_ms);
+  if (ready_at <= 0) return -1;
+  return ready_at - aug_now_ms() > atomic_load(&spec->own_prompt_ms);
+}
+
+/* A request waiting for a speculation that is still evaluating its prompt (it has none to spare:
+ * it works in idle time, and after a jump its prompt is the whole window, 24 s on 2 cores) stops
+ * waiting when its own job is expected to answer sooner (own_job_sooner), or, when that is not
+ * known, after speculationWaitMs (waited): the speculation is cancelled, keeping what it evaluated
  * (engine_set_prompt_stable), and the request's own job does the rest under the budget. One that
- * is writing goes on: its time budget bounds it. */
-static void abandon_if_still_evaluating(struct server *s, struct active_request *r) {
+ * is writing goes on: its time budget bounds it. Leaving one that evaluates the very prompt the
+ * request would cost the chunk it is in and gains nothing: on the latency bench that was ~850 ms
+ * at the pause after Enter. speculationWaitMs 0 waits however long it takes. */
+static void leave_speculation_if_sooner(struct server *s, struct active_request *r, bool waited) {
   struct active_request *spec = r->adopted;
+  if (s->config.speculation_wait_ms <= 0) return;
   pthread_mutex_lock(&spec->lock);
   bool writing = spec->writing;
   pthread_mutex_unlock(&spec->lock);
   if (writing) return;
+  int sooner = own_job_sooner(spec);
+  if (sooner == 0 || (sooner < 0 && !waited)) return;
   r->adopted = NULL;
+  r->due_ms = 0;
   s->n_abandoned++;
   server_request_abort(spec, JSONRPC_CONTENT_MODIFIED);
   r->submitted = true;
@@ -412,7 +439,7 @@ void completion_submit_due(struct server *s) {
     } else if (!r->submitted && r->due_ms > 0 && r->due_ms <= now + 0.5) {
       r->due_ms = 0;
       if (r->adopted) {
-        abandon_if_still_evaluating(s, r);
+        leave_speculation_if_sooner(s, r, true);
       } else {
         r->submitted = true;
         scheduler_submit(s->scheduler, &r->job);
@@ -608,7 +635,7 @@ static void speculate(struct server *s, const char *uri, const struct document *
   }
   s->n_speculative++;
   snprintf(r->id_text, sizeof r->id_text, "\"spec-%llu\"", (unsigned long long)s->n_speculative);
-  r->job.progress = speculation_answered;
+  r->job.progress = speculation_progress;
   r->submitted = true;
   scheduler_submit(s->scheduler, &r->job);
 }
@@ -662,12 +689,19 @@ static void serve_adopters(struct server *s, struct active_request *spec,
   }
 }
 
-/* Loop thread: a speculation answered by the budget of the request that adopted it and goes on
- * writing (completion_request.on_answer). The answer goes to the cache, for the waiting requests
- * now; the speculation's final text replaces it there when it ends. */
-static void speculation_answered(struct scheduler_job *job) {
+/* Loop thread: a speculation planned its prompt (completion_request.on_prompt_plan), or answered by
+ * the budget of the request that adopted it and goes on writing (completion_request.on_answer).
+ * The requests waiting for it leave it if their own jobs are now expected to be sooner. The answer
+ * goes to the cache, for the waiting requests now; the speculation's final text replaces it there
+ * when it ends. */
+static void speculation_progress(struct scheduler_job *job) {
   struct active_request *spec = job->data;
   struct server *s = spec->server;
+  if (spec->reply_code || s->stopping) return;
+  for (struct active_request *r = s->active, *next; r; r = next) {
+    next = r->next;
+    if (r->adopted == spec) leave_speculation_if_sooner(s, r, false);
+  }
   pthread_mutex_lock(&spec->lock);
   bool ready = spec->answer_ready && !spec->reply_code && !s->stopping;
   spec->answer_ready = false;
@@ -972,16 +1006,10 @@ void completion_handle(struct server *s, json_t *id, json_t *params, bool inline
     r->adopted = spec;
     if (r->settings.time_budget_ms > 0)
       atomic_store(&spec->budget_until_ms, aug_now_ms() + r->settings.time_budget_ms);
-    if (s->config.speculation_wait_ms > 0) {
-      /* One expected to be still evaluating when the wait ends is left now rather than then: the
-       * request's own job starts sooner, on what the speculation has evaluated. */
-      double ready_at = atomic_load(&spec->prompt_ready_at_ms);
-      if (ready_at > aug_now_ms() + s->config.speculation_wait_ms) {
-        abandon_if_still_evaluating(s, r);
-        if (!r->adopted) return;
-      }
-      r->due_ms =
-          server_now_ms(s) + s->config.speculation_wait_ms; /* abandon_if_still_evaluating */
+    leave_speculation_if_sooner(s, r, false);
+    if (r->adopted && s->config.speculation_wait_ms > 0) {
+      /* The fallback while the speculation's costs are not known. */
+      r->due_ms = server_now_ms(s) + s->config.speculation_wait_ms;
       server_arm_debounce(s);
     }
     return;

@@ -168,6 +168,7 @@ struct active_request *server_request_new(struct server *s, enum request_kind ki
   pthread_mutex_init(&r->lock, NULL);
   atomic_init(&r->budget_until_ms, 0);
   atomic_init(&r->prompt_ready_at_ms, 0);
+  atomic_init(&r->own_prompt_ms, 0);
   r->next = s->active;
   if (s->active) s->active->prev = r;
   s->active = r;

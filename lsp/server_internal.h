@@ -112,9 +112,10 @@ struct active_request {
   /* Speculative: the time budget of the request that adopted it last, as a time on aug_now_ms's
    * clock (0 = none yet); written by the loop thread, read per token by the engine thread. */
   _Atomic double budget_until_ms;
-  /* Speculative: when its prompt is expected to be resident (completion_request
-   * .prompt_ready_at_ms; 0 = not known yet), on aug_now_ms's clock; written by the engine thread. */
-  _Atomic double prompt_ready_at_ms;
+  /* Speculative: when its prompt is expected to be resident (0 = not known yet), on aug_now_ms's
+   * clock, and how long a waiting request's own job would take instead (completion_request
+   * .on_prompt_plan); written by the engine thread. */
+  _Atomic double prompt_ready_at_ms, own_prompt_ms;
   /* Speculative: its answer at that budget (completion_request.on_answer), from the engine thread
    * to the loop thread's speculation_answered under lock, while it goes on writing; answered_early
    * (loop thread) once one reached the cache. */

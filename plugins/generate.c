@@ -21,6 +21,7 @@ struct generator {
   enum chat_format chat;
   int32_t *ids;      /* n_ctx prompt tokens */
   int32_t *best_ids; /* n_ctx: the cheapest prompt while the prompt budget compares cuts */
+  int32_t *plan_ids; /* n_ctx: the prompt, kept while plan_prompt tries the cut of a request */
   float *masked;     /* n_vocab logits with avoided first tokens masked (allocated on use) */
   size_t n_ctx;
   size_t n_last_prompt;
@@ -79,7 +80,8 @@ int generator_create(const struct engine_params *params, struct generator **out,
   g->n_ctx = engine_n_ctx(g->engine);
   g->ids = aug_malloc(g->n_ctx * sizeof *g->ids);
   g->best_ids = aug_malloc(g->n_ctx * sizeof *g->best_ids);
-  if (!g->ids || !g->best_ids) {
+  g->plan_ids = aug_malloc(g->n_ctx * sizeof *g->plan_ids);
+  if (!g->ids || !g->best_ids || !g->plan_ids) {
     generator_destroy(g);
     return aug_err_set(err, AUG_ENOMEM, "generate: out of memory for %zu prompt tokens", g->n_ctx);
   }
@@ -121,6 +123,7 @@ void generator_destroy(struct generator *g) {
   heal_vocab_destroy(g->heal);
   aug_free(g->ids);
   aug_free(g->best_ids);
+  aug_free(g->plan_ids);
   aug_free(g->masked);
   aug_free(g);
 }
@@ -296,6 +299,30 @@ static int fit_prompt_budget(struct generator *g, const struct completion_reques
   return 0;
 }
 
+/* completion_request.on_prompt_plan for the prompt g->ids[0..n_ids): its own cost, and that of
+ * the prompt an editor's request would cut it to (fit_prompt_budget on a copy; g->ids is restored). */
+static int plan_prompt(struct generator *g, const struct completion_request *req,
+                       const struct fim_input *in, bool last_token_healed, int max_tokens,
+                       size_t n_ids, struct aug_err *err) {
+  double now = aug_now_ms();
+  size_t cost = engine_prompt_cost(g->engine, g->ids, n_ids), own_cost = cost;
+  if (req->request_prompt_budget_ms > 0) {
+    memcpy(g->plan_ids, g->ids, n_ids * sizeof *g->ids);
+    struct completion_request cut = *req;
+    cut.prompt_budget_ms = req->request_prompt_budget_ms;
+    struct fim_input cut_in = *in;
+    struct generation_stats unused = {0};
+    size_t n = n_ids;
+    int rc = fit_prompt_budget(g, &cut, &cut_in, last_token_healed, max_tokens, &n, &unused, err);
+    if (rc) return rc;
+    own_cost = engine_prompt_cost(g->engine, g->ids, n);
+    memcpy(g->ids, g->plan_ids, n_ids * sizeof *g->ids);
+  }
+  req->on_prompt_plan(req->partial_user, now + (double)cost * g->ms_per_token,
+                      (double)(own_cost + ENGINE_STABLE_CHUNK) * g->ms_per_token);
+  return 0;
+}
+
 /* The time budget in ms from t0 as it stands now: the request's own, or less when a deadline was
  * set since (completion_request.time_budget_until_ms); <= 0 means none. A deadline already past
  * gives the smallest positive budget, so the decode stops at the next complete line. */
@@ -405,10 +432,10 @@ int generator_complete(struct generator *g, const struct completion_request *req
       break;
     }
   stats->n_prompt = n_ids;
-  if (req->prompt_ready_at_ms && g->ms_per_token > 0)
-    atomic_store(req->prompt_ready_at_ms,
-                 aug_now_ms() + (double)engine_prompt_cost(g->engine, g->ids, n_ids) *
-                                    g->ms_per_token);
+  if (req->on_prompt_plan && g->ms_per_token > 0) {
+    rc = plan_prompt(g, req, &in, token_healing && heal > 0, max_tokens, n_ids, err);
+    if (rc) return rc;
+  }
   rc = evaluate_prompt(g, n_ids, stable, cancel, stats, err);
   double t1 = aug_now_ms();
   if (rc == 0) note_prompt_cost(g, stats->n_evaluated, t1 - t0);

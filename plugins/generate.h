@@ -46,11 +46,15 @@ struct completion_request {
    * sets it when a typing-triggered request adopts a speculation, so that the speculation stops
    * within the request's budget, counted from the request, as the request's own job would. */
   const _Atomic double *time_budget_until_ms;
-  /* (optional) Set before the prompt is evaluated: when it is expected to be resident, a time on
-   * the aug_now_ms clock from the tokens it costs and the measured cost per token (left alone
-   * before any was measured). The server reads it to stop waiting at once for a speculation that
-   * will still be evaluating when its wait would end. */
-  _Atomic double *prompt_ready_at_ms;
+  /* (optional) Called before the prompt is evaluated, once a cost per token was measured (never
+   * before): when the prompt is expected to be resident (ready_at_ms, on the aug_now_ms clock), and
+   * how long an editor's request for the same state would take to get its own prompt resident if
+   * this decode were cancelled now (own_ms: its prompt cut to request_prompt_budget_ms and costed
+   * against the cache, after this decode stops at its next ENGINE_STABLE_CHUNK). The server leaves
+   * a speculation only when its waiting request's own job would be sooner. Engine thread; user is
+   * partial_user. */
+  void (*on_prompt_plan)(void *user, double ready_at_ms, double own_ms);
+  double request_prompt_budget_ms;
   /* The cursor's line up to the cursor goes after <|fim_middle|> (prompt.h), so the prompt before
    * it survives typing inside a line; false puts it at the end of the prefix (the classic FIM
    * layout, as llama.cpp's /infill builds it). */

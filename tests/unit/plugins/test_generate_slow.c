@@ -378,10 +378,24 @@ static void test_deadline_answers_early(void **state) {
   assert_memory_equal(out, whole, len);
 }
 
-/* The expected time the prompt is resident is published before it is evaluated (after a first
- * completion measured the cost per token): later than the call's start for a prompt with new
- * tokens, and the same clock, so not far past the call's end either. */
-static void test_prompt_ready_estimate(void **state) {
+struct prompt_plan {
+  int calls;
+  double ready_at_ms, own_ms;
+};
+
+static void keep_plan(void *user, double ready_at_ms, double own_ms) {
+  struct prompt_plan *p = user;
+  p->calls++;
+  p->ready_at_ms = ready_at_ms;
+  p->own_ms = own_ms;
+}
+
+/* The prompt plan is published before the prompt is evaluated (after a first completion measured
+ * the cost per token): its expected end later than the call's start for a prompt with new tokens
+ * and on the same clock, so not far past the call's end either; a request's own job for it costs
+ * at least the chunk the decode must finish first, and no more than the whole prompt and that
+ * chunk. */
+static void test_prompt_plan(void **state) {
   struct generator *g = need(state);
   struct completion_request req = request("import sys\n\nfor line in sys.stdin:\n    ", "\n", 4);
   char out[4096];
@@ -389,18 +403,22 @@ static void test_prompt_ready_estimate(void **state) {
   struct generation_stats st;
   struct aug_err err = {0};
   assert_int_equal(generator_complete(g, &req, NULL, out, sizeof out, &len, &st, &err), 0);
-  _Atomic double ready_at;
-  atomic_init(&ready_at, 0);
+  struct prompt_plan plan = {0};
   req = request("class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push",
                 "\n", 4);
-  req.prompt_ready_at_ms = &ready_at;
+  req.on_prompt_plan = keep_plan;
+  req.partial_user = &plan;
+  req.request_prompt_budget_ms = 750;
   double before = aug_now_ms();
   assert_int_equal(generator_complete(g, &req, NULL, out, sizeof out, &len, &st, &err), 0);
   double after = aug_now_ms();
+  assert_int_equal(plan.calls, 1);
   assert_true(st.n_evaluated > 0);
-  double at = atomic_load(&ready_at);
-  assert_true(at > before);
-  assert_true(at < after + 10 * (after - before));
+  assert_true(plan.ready_at_ms > before);
+  assert_true(plan.ready_at_ms < after + 10 * (after - before));
+  double per_token = (plan.ready_at_ms - before) / (double)st.n_evaluated;
+  assert_true(plan.own_ms > 0);
+  assert_true(plan.own_ms <= (plan.ready_at_ms - before) + (ENGINE_STABLE_CHUNK + 1) * per_token * 2);
 }
 
 static void test_cancel(void **state) {
@@ -462,7 +480,7 @@ int main(void) {
       cmocka_unit_test(test_single_line_and_budget),
       cmocka_unit_test(test_deadline_set_during_decode),
       cmocka_unit_test(test_deadline_answers_early),
-      cmocka_unit_test(test_prompt_ready_estimate),
+      cmocka_unit_test(test_prompt_plan),
       cmocka_unit_test(test_cancel),
       cmocka_unit_test(test_explain_streams),
   };
