@@ -998,13 +998,16 @@ void completion_handle(struct server *s, json_t *id, json_t *params, bool inline
   }
   if (automatic) r->settings.time_budget_ms = s->config.typing_time_budget_ms;
   if (spec) {
-    /* Started at the edit (or after the last answer) and still writing what the user typed. Its
-     * budget becomes this request's, counted from now: a speculation runs on the long budget
-     * (more lines for the cache), and a typing-triggered request waiting for all of it waited
-     * ~1.5 s where its own job would have stopped at the first line after 250 ms. The newest
-     * adopter sets it, so typing along (a request per keystroke) keeps the speculation going. */
+    /* Started at the edit (or after the last answer) and still writing what the user typed. It
+     * answers this request by the request's budget, counted from now, and goes on writing on its
+     * own long budget (on_answer): a typing-triggered request waiting for all of it waited ~1.5
+     * s. That request takes the first complete line at once: it loses nothing, since the lines
+     * after it still reach the cache for typed-through requests (latency bench, 74 pauses: p50
+     * 178 against 265 ms at the request's 250 ms, same hits). The newest adopter sets it. */
     r->adopted = spec;
-    if (r->settings.time_budget_ms > 0)
+    if (automatic)
+      atomic_store(&spec->budget_until_ms, aug_now_ms());
+    else if (r->settings.time_budget_ms > 0)
       atomic_store(&spec->budget_until_ms, aug_now_ms() + r->settings.time_budget_ms);
     leave_speculation_if_sooner(s, r, false);
     if (r->adopted && s->config.speculation_wait_ms > 0) {

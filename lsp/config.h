@@ -27,12 +27,13 @@
  * 1 of 40: tests/bench/latency/results/2026-12-02-lookup.txt). Where batches are nearly free (a
  * GPU), 8 is the setting to try. */
 #define CONFIG_DEFAULT_PROMPT_LOOKUP 0
-/* speculationWaitMs. On the latency bench (both sessions, 74 pauses, 1.5B, 2 threads, quiet
- * machine, 2026-12-04, tests/bench/latency/results): 750 against 0 (wait as long as it takes),
- * p95 3463 against 6056 ms and hits 20 against 17, p50 954 against 786 ms; the tail it cuts is the
- * pause after a jump, spent waiting for a speculation evaluating a whole new window (13.6 s -> 3.7
- * s). Before the prompt budget costed its cuts against the cache (issue 8's note of 2026-12-03)
- * the request's shrunk prompt threw that work away and 750 lost on every figure. */
+/* speculationWaitMs: how long a request waits for a speculation still evaluating its prompt while
+ * the speculation's prompt plan is not known (completion_request.on_prompt_plan: no cost per token
+ * measured yet); once it is, the request leaves exactly when its own job is expected to be sooner.
+ * 0 waits however long it takes. On the latency bench (both sessions, 74 pauses, 1.5B, 2 threads,
+ * quiet machine, 2026-12-04, tests/bench/latency/results): 750 against 0, p95 3463 against 6056
+ * ms and hits 20 against 17, p50 954 against 786 ms; the tail it cuts is the pause after a jump,
+ * spent waiting for a speculation evaluating a whole new window (13.6 s -> 3.7 s). */
 #define CONFIG_DEFAULT_SPECULATION_WAIT_MS 750
 /* Suggestions an explicit invocation (triggerKind 1) is answered with at most (alternatives). */
 #define CONFIG_MAX_ALTERNATIVES 3
@@ -49,8 +50,8 @@ struct config {
                             done */
   /* The same for typing-triggered (Automatic) requests: short, as llama.vim's 250 ms, so ghost
    * text comes with its first line; the lines after it come from the speculation on the state
-   * after accepting it (and explicit invocations and speculations keep time_budget_ms, but a
-   * speculation that such a request adopts gets this budget, counted from the request). */
+   * after accepting it (explicit invocations and speculations keep time_budget_ms; a speculation
+   * that such a request adopts answers it at its first complete line and goes on writing). */
   double typing_time_budget_ms;
   int64_t debounce_ms;  /* delay before serving a typing-triggered (Automatic) request */
   int64_t load_wait_ms; /* how long a completion asked during the model load waits for it */
