@@ -41,6 +41,8 @@ int cli_cmd_complete(int argc, char **argv) {
   bool classic_layout = false;
   int64_t draft = -1;
   bool no_token_healing = false;
+  struct cli_load_options load = cli_load_options_default();
+  load.kv_type = NULL; /* unset: the config file's kvCacheType */
   const struct cli_option opts[] = {
       CLI_OPT_STRING("model", 'm', &model, "PATH", "GGUF model (default: the server's lookup)"),
       CLI_OPT_INT("max-tokens", 'n', &max_tokens, "N", "token budget (default 128)", 1, 4096),
@@ -55,6 +57,7 @@ int cli_cmd_complete(int argc, char **argv) {
                    "heal only trailing blanks at the cursor, not the last token"),
       CLI_OPT_INT("repeat", 'r', &repeat, "R", "complete R times on the resident model", 1, 100),
       CLI_OPT_INT("draft", 0, &draft, "N", "prompt-lookup draft tokens (default 0 = off)", 0, 15),
+      CLI_LOAD_OPTIONS(&load),
   };
   const struct cli_args args = {opts, sizeof opts / sizeof opts[0],
                                 "complete -m MODEL [options] FILE:LINE:COL"};
@@ -69,6 +72,9 @@ int cli_cmd_complete(int argc, char **argv) {
   if (rc < 0) return cli_args_fail(&args, &err);
   int32_t n_gpu_layers = 0;
   if (gpu_layers && cli_args_parse_gpu_layers(gpu_layers, &n_gpu_layers, &err))
+    return cli_args_fail(&args, &err);
+  struct engine_params loaded = engine_params_default();
+  if (load.kv_type && cli_load_options_apply(&load, &loaded, &err))
     return cli_args_fail(&args, &err);
   if (n_pos != 1) {
     aug_err_set(&err, AUG_EINVAL, "FILE:LINE:COL is required");
@@ -118,10 +124,13 @@ int cli_cmd_complete(int argc, char **argv) {
   ep.n_threads = (int)cfg.n_threads;
   ep.n_ctx = (uint32_t)cfg.n_ctx;
   ep.gpu_layers = n_gpu_layers;
+  ep.kv_type = load.kv_type ? loaded.kv_type : (enum engine_kv_type)cfg.kv_type;
+  ep.mlock = load.mlock || cfg.mlock;
   if (generator_create(&ep, &g, &err)) {
     fprintf(stderr, "augury complete: loading %s: %s\n", model_path, err.msg);
     goto done;
   }
+  cli_load_options_report("complete", generator_engine(g), stderr);
   size_t prefix_start, suffix_end;
   const char *text = doc.data;
   prompt_window(text, doc.len, cursor, (size_t)cfg.prefix_lines, (size_t)cfg.suffix_lines,

@@ -22,6 +22,7 @@ int cli_cmd_explain(int argc, char **argv) {
   const char *model = NULL, *gpu_layers = NULL;
   int64_t max_tokens = 384, threads = 0, ctx = 0, seed = 0;
   double temp = 0.2;
+  struct cli_load_options load = cli_load_options_default();
   const struct cli_option opts[] = {
       CLI_OPT_STRING("model", 'm', &model, "PATH", "GGUF model (default: the server's lookup)"),
       CLI_OPT_INT("max-tokens", 'n', &max_tokens, "N", "token budget (default 384)", 1, 8192),
@@ -30,6 +31,7 @@ int cli_cmd_explain(int argc, char **argv) {
       CLI_OPT_INT("threads", 't', &threads, "N", "compute threads", 0, 1024),
       CLI_OPT_INT("ctx", 'c', &ctx, "N", "context length", 0, 1 << 20),
       CLI_OPT_STRING("gpu-layers", 0, &gpu_layers, "N|all|auto", CLI_GPU_LAYERS_HELP),
+      CLI_LOAD_OPTIONS(&load),
   };
   const struct cli_args args = {opts, sizeof opts / sizeof opts[0],
                                 "explain -m MODEL [options] FILE:L1-L2"};
@@ -45,6 +47,8 @@ int cli_cmd_explain(int argc, char **argv) {
   int32_t n_gpu_layers = 0;
   if (gpu_layers && cli_args_parse_gpu_layers(gpu_layers, &n_gpu_layers, &err))
     return cli_args_fail(&args, &err);
+  struct engine_params ep = engine_params_default();
+  if (cli_load_options_apply(&load, &ep, &err)) return cli_args_fail(&args, &err);
   char target[4096];
   long l1 = 0, l2 = 0;
   char *colon = NULL;
@@ -90,7 +94,6 @@ int cli_cmd_explain(int argc, char **argv) {
                      &last_start, &last_end);
   const char *sel = doc.data + first_start;
   size_t n = last_end - first_start;
-  struct engine_params ep = engine_params_default();
   ep.model_path = model_path;
   ep.n_threads = (int)threads;
   ep.n_ctx = (uint32_t)ctx;
@@ -99,6 +102,7 @@ int cli_cmd_explain(int argc, char **argv) {
     fprintf(stderr, "augury explain: loading %s: %s\n", model_path, err.msg);
     goto done;
   }
+  cli_load_options_report("explain", generator_engine(g), stderr);
   size_t out_cap = 65536, out_len = 0;
   out = malloc(out_cap);
   if (!out) goto done;

@@ -77,6 +77,8 @@ def case_usage():
             ["synth", "--like", "qwen2.5-coder-0.5b", "--type", "f16", "-o", out, "--layers", "0"],
             ["synth", "--like", "qwen2.5-coder-0.5b", "--type", "f16", "-o", out, "--seed", "x"],
             ["synth", "--like", "llama-3.2-1b", "--type", "f16", "-o", out, "--layers", "17"],
+            ["complete", "-m", "a.gguf", "--kv-type", "q4_1", "a.py:1:1"],
+            ["explain", "-m", "a.gguf", "--kv-type", "f32", "a.py:1-2"],
         ]
         _, stdout, stderr = run([], expect=2)  # no command: main prints the command list
         check("usage: augury" in stdout + stderr, "augury without a command: no usage")

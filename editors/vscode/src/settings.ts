@@ -9,6 +9,8 @@ export interface ServerSettings {
   model: string;
   threads: number;
   gpuLayers: number | string;
+  kvCacheType: string;
+  mlock: boolean;
   enable: boolean;
   languages: Record<string, boolean>;
   debounceMs: number;
@@ -29,6 +31,8 @@ export function serverSettings(cfg: vscode.WorkspaceConfiguration): ServerSettin
     model,
     threads: cfg.get<number>('threads', 0),
     gpuLayers: gpu === null || gpu === '' ? 0 : gpu,
+    kvCacheType: cfg.get<string>('kvCacheType', 'f16'),
+    mlock: cfg.get<boolean>('mlock', false),
     enable: cfg.get<boolean>('enable', true),
     languages,
     debounceMs: cfg.get<number>('debounceMs', 40),
