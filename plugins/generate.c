@@ -241,14 +241,6 @@ static int first_token(struct generator *g, const struct completion_request *req
   return 0;
 }
 
-/* Prompt budget: a prompt whose new tokens would take longer than the budget to evaluate (a jump
- * to a region nothing is cached for) loses far prefix lines until it fits; the editor gets a
- * suggestion now, and the next prompts (speculation in idle time) bring the full window back.
- * Dropping lines moves everything after them, so what a cut saves is not the tokens it drops:
- * when the far prefix is what is resident (a speculation evaluated it) and the new tokens are
- * near the cursor, a cut saves nothing and throws that work away. So each candidate cut is costed
- * against the cache (engine_prompt_cost) and the full prompt stays unless a cut is clearly
- * cheaper. g->ids[0..*n_ids) holds the full prompt on entry and the chosen one on return. */
 /* Tokens between <|fim_prefix|> and <|fim_suffix|> in g->ids[0..n): the prefix as built, which is
  * often shorter than its bound (the window ran out of lines first). n when the markers are not
  * found. */
@@ -264,6 +256,18 @@ static size_t built_prefix_tokens(const struct generator *g, size_t n) {
   return end < n ? end - start - 1 : n;
 }
 
+/* Prompt budget: a prompt whose new tokens would take longer than the budget to evaluate (a jump
+ * to a region nothing is cached for) loses far context until it fits: the context pieces first,
+ * then far prefix lines; the editor gets a suggestion now, and the next prompts (speculation in
+ * idle time) bring the full window back. Dropping text moves everything after it, so what a cut
+ * saves is not the tokens it drops: when what it drops is resident (a speculation evaluated it)
+ * and the new tokens are near the cursor, a cut saves nothing and throws that work away. So each
+ * candidate is costed against the cache (engine_prompt_cost): the first that fits the budget is
+ * taken, else the cheapest, and the full prompt stays unless a cut is clearly cheaper.
+ * Candidates, in order: without the pieces, the prefix whole and then cut by over, 2x, 4x (over
+ * = the tokens the full prompt is over its budget); then with the pieces and the same cuts (for
+ * resident pieces, which cost nothing to keep). g->ids[0..*n_ids) and *in hold the full prompt
+ * on entry and the chosen one on return. */
 static int fit_prompt_budget(struct generator *g, const struct completion_request *req,
                              struct fim_input *in, bool last_token_healed, int max_tokens,
                              size_t *n_ids, struct generation_stats *stats, struct aug_err *err) {
@@ -272,26 +276,39 @@ static int fit_prompt_budget(struct generator *g, const struct completion_reques
   size_t budget = (size_t)(req->prompt_budget_ms / g->ms_per_token);
   size_t prefix_tokens = built_prefix_tokens(g, full);
   if (req->prefix_tokens && req->prefix_tokens < prefix_tokens) prefix_tokens = req->prefix_tokens;
-  if (cost <= budget || prefix_tokens <= GENERATE_MIN_PREFIX_TOKENS) return 0;
+  bool can_cut_prefix = prefix_tokens > GENERATE_MIN_PREFIX_TOKENS;
+  if (cost <= budget || (!can_cut_prefix && in->n_context == 0)) return 0;
   memcpy(g->best_ids, g->ids, full * sizeof *g->ids);
+  const struct fim_input whole = *in;
   size_t best_n = full, best_cost = cost, over = cost - budget;
-  for (size_t cut = over, tries = 1;; cut *= 2, tries++) {
-    size_t want = prefix_tokens > cut + GENERATE_MIN_PREFIX_TOKENS ? prefix_tokens - cut
-                                                                   : GENERATE_MIN_PREFIX_TOKENS;
-    size_t n = 0, dropped = 0;
-    in->prefix_tokens = want;
-    int rc = prompt_build_fim(g->tok, &g->fim, in, g->ids, g->n_ctx - (size_t)max_tokens, &n,
-                              &dropped, err);
-    if (rc) return rc;
-    if (last_token_healed && n > 1) n--; /* the same last token, healed as before */
-    size_t c = engine_prompt_cost(g->engine, g->ids, n);
-    if (c + GENERATE_SHRINK_MIN_SAVING <= best_cost) {
-      best_cost = c;
-      best_n = n;
-      memcpy(g->best_ids, g->ids, n * sizeof *g->ids);
+  bool fits = false;
+  for (int with_pieces = whole.n_context == 0; with_pieces <= 1 && !fits; with_pieces++) {
+    /* tries 0 keeps the prefix whole: only a candidate without the pieces differs from full. */
+    for (size_t tries = with_pieces ? 1 : 0; tries <= GENERATE_SHRINK_MAX_TRIES && !fits; tries++) {
+      size_t cut = tries ? over << (tries - 1) : 0;
+      size_t want = prefix_tokens;
+      if (cut)
+        want = prefix_tokens > cut + GENERATE_MIN_PREFIX_TOKENS ? prefix_tokens - cut
+                                                                : GENERATE_MIN_PREFIX_TOKENS;
+      if (cut && !can_cut_prefix) break;
+      struct fim_input cand = whole;
+      cand.prefix_tokens = want;
+      if (!with_pieces) cand.n_context = 0;
+      size_t n = 0, dropped = 0;
+      int rc = prompt_build_fim(g->tok, &g->fim, &cand, g->ids, g->n_ctx - (size_t)max_tokens, &n,
+                                &dropped, err);
+      if (rc) return rc;
+      if (last_token_healed && n > 1) n--; /* the same last token, healed as before */
+      size_t c = engine_prompt_cost(g->engine, g->ids, n);
+      if (c + GENERATE_SHRINK_MIN_SAVING <= best_cost) {
+        best_cost = c;
+        best_n = n;
+        *in = cand;
+        memcpy(g->best_ids, g->ids, n * sizeof *g->ids);
+        fits = c <= budget;
+      }
+      if (want == GENERATE_MIN_PREFIX_TOKENS) break; /* further cuts build the same prompt */
     }
-    if (c <= budget || want == GENERATE_MIN_PREFIX_TOKENS || tries == GENERATE_SHRINK_MAX_TRIES)
-      break;
   }
   memcpy(g->ids, g->best_ids, best_n * sizeof *g->ids);
   *n_ids = best_n;
@@ -300,7 +317,8 @@ static int fit_prompt_budget(struct generator *g, const struct completion_reques
 }
 
 /* completion_request.on_prompt_plan for the prompt g->ids[0..n_ids): its own cost, and that of
- * the prompt an editor's request would cut it to (fit_prompt_budget on a copy; g->ids is restored). */
+ * the prompt an editor's request would cut it to (fit_prompt_budget on a copy; g->ids is restored).
+ */
 static int plan_prompt(struct generator *g, const struct completion_request *req,
                        const struct fim_input *in, bool last_token_healed, int max_tokens,
                        size_t n_ids, struct aug_err *err) {

@@ -1,8 +1,9 @@
 /* Tests for plugins/generate.c with the small real model: stats add up and a repeated prompt is
  * reused, single-line mode keeps one line, prompt-lookup decoding is exact, token healing completes
- * a word cut by the cursor, a prompt budget drops far context only when that is cheaper, a raised
- * cancel flag stops the work, the token budget holds, a deadline set during the decode stops it at
- * the end of a line, and explain streams exactly the text it returns. Slow (real forward passes): label "slow". */
+ * a word cut by the cursor, a prompt budget drops far context (pieces first) only when that is
+ * cheaper, a raised cancel flag stops the work, the token budget holds, a deadline set during the
+ * decode stops it at the end of a line, and explain streams exactly the text it returns. Slow
+ * (real forward passes): label "slow". */
 #include "../test_support.h"
 
 #include "engine/clock.h"
@@ -222,6 +223,69 @@ static void test_prompt_budget_shrinks_far_context(void **state) {
   free(pre);
 }
 
+/* Whether the last prompt holds token id (a context piece comes as <|file_sep|>name). */
+static bool last_prompt_has(const struct generator *g, int32_t id) {
+  size_t n = 0;
+  const int32_t *ids = generator_last_prompt(g, &n);
+  for (size_t i = 0; i < n; i++)
+    if (ids[i] == id) return true;
+  return false;
+}
+
+/* Over its budget, a cold prompt drops its context pieces before its prefix is cut; once they are
+ * resident they stay for a keystroke over the budget (dropping them would move the whole window).
+ */
+static void test_prompt_budget_drops_pieces_first(void **state) {
+  struct generator *g = need(state);
+  int32_t file_sep = tokenizer_find(engine_tokenizer(generator_engine(g)), "<|file_sep|>");
+  assert_true(file_sep >= 0);
+  char *pre = malloc(64 * 1024);
+  size_t k = 0;
+  for (int i = 0; i < 150; i++)
+    k += (size_t)sprintf(pre + k, "def measure_%d(sample):\n    return sample.width * %d - %d\n\n",
+                         i, i, i * 5 % 11);
+  k += (size_t)sprintf(pre + k, "def report(sample):\n    area = scaled_area(");
+  const char *lib = "class Sample:\n    def __init__(self, width, height):\n"
+                    "        self.width = width\n        self.height = height\n\n\n"
+                    "def scaled_area(sample, factor):\n"
+                    "    \"\"\"The sample's area times factor, rounded to 2 places.\"\"\"\n"
+                    "    return round(sample.width * sample.height * factor, 2)\n";
+  struct augury_context_piece piece = {"geometry/sample.py", lib, strlen(lib),
+                                       AUGURY_STABLE_PROJECT};
+  struct completion_request req = middle_request(pre, ")\n    print(area)\n", 4);
+  req.prefix_tokens = 900;
+  req.snap_lines = 3;
+  req.context = &piece;
+  req.n_context = 1;
+  char out[4096];
+  size_t len = 0;
+  struct generation_stats st;
+  struct aug_err err = {0};
+  req.prompt_budget_ms = 1; /* nothing fits in 1 ms */
+  assert_int_equal(generator_complete(g, &req, NULL, out, sizeof out, &len, &st, &err), 0);
+  assert_true(st.n_shrunk > 0);
+  assert_false(last_prompt_has(g, file_sep));
+  size_t cold_prompt = st.n_prompt;
+  /* Without a budget the piece is in. */
+  req.prompt_budget_ms = 0;
+  assert_int_equal(generator_complete(g, &req, NULL, out, sizeof out, &len, &st, &err), 0);
+  assert_int_equal(st.n_shrunk, 0);
+  assert_true(last_prompt_has(g, file_sep));
+  assert_true(st.n_prompt > cold_prompt + 200);
+  /* Resident now: a keystroke over the budget keeps the piece and the window. */
+  sprintf(pre + k, "s");
+  req.prefix_len = k + 1;
+  req.prompt_budget_ms = 1;
+  assert_int_equal(generator_complete(g, &req, NULL, out, sizeof out, &len, &st, &err), 0);
+  print_message("keystroke over budget with a resident piece: %zu prompt tokens, %zu evaluated, "
+                "%zu shrunk\n",
+                st.n_prompt, st.n_evaluated, st.n_shrunk);
+  assert_int_equal(st.n_shrunk, 0);
+  assert_true(last_prompt_has(g, file_sep));
+  assert_true(st.n_evaluated < 32);
+  free(pre);
+}
+
 /* An alternative: told to avoid the first answer, the first token writes something else (not a
  * start of it, though a token that is a piece of it would write it again under greedy decoding)
  * and the prompt is all resident; avoiding nothing gives the first answer again. */
@@ -273,7 +337,8 @@ static void test_single_line_and_budget(void **state) {
 }
 
 /* Sets the deadline of the decode it watches to now, at the first text written: another thread
- * (the server's loop, when a typing-triggered request adopts a speculation) does that mid-decode. */
+ * (the server's loop, when a typing-triggered request adopts a speculation) does that mid-decode.
+ */
 struct deadline_setter {
   _Atomic double until;
   bool set;
@@ -418,7 +483,8 @@ static void test_prompt_plan(void **state) {
   assert_true(plan.ready_at_ms < after + 10 * (after - before));
   double per_token = (plan.ready_at_ms - before) / (double)st.n_evaluated;
   assert_true(plan.own_ms > 0);
-  assert_true(plan.own_ms <= (plan.ready_at_ms - before) + (ENGINE_STABLE_CHUNK + 1) * per_token * 2);
+  assert_true(plan.own_ms <=
+              (plan.ready_at_ms - before) + (ENGINE_STABLE_CHUNK + 1) * per_token * 2);
 }
 
 static void test_cancel(void **state) {
@@ -476,6 +542,7 @@ int main(void) {
       cmocka_unit_test(test_prompt_lookup_is_exact),
       cmocka_unit_test(test_token_healing_mid_word),
       cmocka_unit_test(test_prompt_budget_shrinks_far_context),
+      cmocka_unit_test(test_prompt_budget_drops_pieces_first),
       cmocka_unit_test(test_avoid_earlier_suggestion),
       cmocka_unit_test(test_single_line_and_budget),
       cmocka_unit_test(test_deadline_set_during_decode),
