@@ -536,6 +536,25 @@ static int child_call_finish(struct plugin_entry *e, int rc, bool overrun, doubl
   return rc;
 }
 
+/* The start both child calls share: refused while the plugin is disabled or busy (another call
+ * holds it past the deadline; busy says with what, after "busy "), else counted in its calls and
+ * holding it. 0 or the refusal's AUGURY_PLUGIN_ code, with error[0..cap) saying why. */
+static int child_call_begin(struct plugin_entry *e, double deadline, const char *busy, char *error,
+                            size_t cap) {
+  if (atomic_load(&e->disabled)) {
+    snprintf(error, cap, "disabled after %d failures in a row", e->host->params.failure_limit);
+    return AUGURY_PLUGIN_EUNSUPPORTED;
+  }
+  if (!child_lock(e, deadline)) {
+    snprintf(error, cap, "busy %s", busy);
+    return AUGURY_PLUGIN_ETIMEOUT;
+  }
+  pthread_mutex_lock(&e->host->state_mu);
+  e->calls++;
+  pthread_mutex_unlock(&e->host->state_mu);
+  return 0;
+}
+
 /* AUGURY_CAP_COMPLETION for a child: {"method": "complete", the cursor's fields, "context":
  * [pieces], "maxTokens", "timeBudgetMs"}, answered by {"text": "..."}. Its budget is the
  * request's time budget (else call_budget_ms); past it, or when the child exits, the request gets
@@ -546,18 +565,9 @@ static int child_complete(void *self, const struct augury_completion_request *re
   result->served_by = e->name;
   double budget = req->time_budget_ms > 0 ? req->time_budget_ms : e->host->params.call_budget_ms;
   double deadline = aug_now_ms() + budget;
-  if (atomic_load(&e->disabled)) {
-    snprintf(result->error, sizeof result->error, "disabled after %d failures in a row",
-             e->host->params.failure_limit);
-    return AUGURY_PLUGIN_EUNSUPPORTED;
-  }
-  if (!child_lock(e, deadline)) {
-    snprintf(result->error, sizeof result->error, "busy with a command past the budget");
-    return AUGURY_PLUGIN_ETIMEOUT;
-  }
-  pthread_mutex_lock(&e->host->state_mu);
-  e->calls++;
-  pthread_mutex_unlock(&e->host->state_mu);
+  int begun = child_call_begin(e, deadline, "with a command past the budget", result->error,
+                               sizeof result->error);
+  if (begun) return begun;
   json_t *msg = cursor_message("complete", req->cursor, req->window_start, req->window_end, budget);
   json_t *pieces = json_array();
   for (size_t i = 0; pieces && i < req->n_context; i++) {
@@ -608,18 +618,10 @@ static int child_command(void *self, const char *name, const char *arguments_jso
   struct plugin_entry *e = self;
   double budget = e->host->params.call_budget_ms;
   double deadline = aug_now_ms() + budget;
-  if (atomic_load(&e->disabled)) {
-    snprintf(result->error, sizeof result->error, "disabled after %d failures in a row",
-             e->host->params.failure_limit);
-    return AUGURY_PLUGIN_EUNSUPPORTED;
-  }
-  if (!child_lock(e, deadline)) {
-    snprintf(result->error, sizeof result->error, "busy past the %.0f ms budget", budget);
-    return AUGURY_PLUGIN_ETIMEOUT;
-  }
-  pthread_mutex_lock(&e->host->state_mu);
-  e->calls++;
-  pthread_mutex_unlock(&e->host->state_mu);
+  char busy[64];
+  snprintf(busy, sizeof busy, "past the %.0f ms budget", budget);
+  int begun = child_call_begin(e, deadline, busy, result->error, sizeof result->error);
+  if (begun) return begun;
   json_error_t jerr;
   json_t *args = arguments_json ? json_loads(arguments_json, JSON_DECODE_ANY, &jerr) : NULL;
   json_t *msg = json_pack("{s:s,s:s,s:o}", "method", "command", "command", name, "arguments",

@@ -178,19 +178,29 @@ static void test_token_healing_mid_word(void **state) {
   assert_true(len > 0 && out[0] != ' ');
 }
 
+/* A request at the end of a long file, pre[0..*k): 150 small functions named name_0.. (about
+ * 4000 tokens), then tail at the cursor; the prefix is bounded at 900 tokens, cut 3 lines at a
+ * time. pre holds 64 KiB. */
+static struct completion_request long_file_request(char *pre, size_t *k, const char *name,
+                                                   const char *tail, const char *suffix) {
+  for (int i = 0; i < 150; i++)
+    *k += (size_t)sprintf(pre + *k, "def %s_%d(value):\n    return value * %d + %d\n\n", name, i, i,
+                          i * 7 % 13);
+  *k += (size_t)sprintf(pre + *k, "%s", tail);
+  struct completion_request req = middle_request(pre, suffix, 4);
+  req.prefix_tokens = 900;
+  req.snap_lines = 3;
+  return req;
+}
+
 /* A prompt budget the evaluation cannot meet drops far prefix lines (reported in n_shrunk), never
  * below 256 prefix tokens; with what is then resident, the same request fits the budget again. */
 static void test_prompt_budget_shrinks_far_context(void **state) {
   struct generator *g = need(state);
   char *pre = malloc(64 * 1024);
   size_t k = 0;
-  for (int i = 0; i < 150; i++)
-    k += (size_t)sprintf(pre + k, "def helper_%d(value):\n    return value * %d + %d\n\n", i, i,
-                         i * 7 % 13);
-  k += (size_t)sprintf(pre + k, "def main():\n    total = helper_3(");
-  struct completion_request req = middle_request(pre, ")\n    print(total)\n", 4);
-  req.prefix_tokens = 900;
-  req.snap_lines = 3;
+  struct completion_request req = long_file_request(
+      pre, &k, "helper", "def main():\n    total = helper_3(", ")\n    print(total)\n");
   char out[4096];
   size_t len = 0;
   struct generation_stats st;
@@ -241,10 +251,8 @@ static void test_prompt_budget_drops_pieces_first(void **state) {
   assert_true(file_sep >= 0);
   char *pre = malloc(64 * 1024);
   size_t k = 0;
-  for (int i = 0; i < 150; i++)
-    k += (size_t)sprintf(pre + k, "def measure_%d(sample):\n    return sample.width * %d - %d\n\n",
-                         i, i, i * 5 % 11);
-  k += (size_t)sprintf(pre + k, "def report(sample):\n    area = scaled_area(");
+  struct completion_request req = long_file_request(
+      pre, &k, "measure", "def report(sample):\n    area = scaled_area(", ")\n    print(area)\n");
   const char *lib = "class Sample:\n    def __init__(self, width, height):\n"
                     "        self.width = width\n        self.height = height\n\n\n"
                     "def scaled_area(sample, factor):\n"
@@ -252,9 +260,6 @@ static void test_prompt_budget_drops_pieces_first(void **state) {
                     "    return round(sample.width * sample.height * factor, 2)\n";
   struct augury_context_piece piece = {"geometry/sample.py", lib, strlen(lib),
                                        AUGURY_STABLE_PROJECT};
-  struct completion_request req = middle_request(pre, ")\n    print(area)\n", 4);
-  req.prefix_tokens = 900;
-  req.snap_lines = 3;
   req.context = &piece;
   req.n_context = 1;
   char out[4096];
