@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Completion-quality cases (issue 11) cut from real code on this machine that this project did not
-write: Python's standard library, Neovim's runtime Lua, and the C, C++, JavaScript and TypeScript
-sources of the npm packages that scripts/fetch-grammars caches (the tree-sitter runtime and Node
-binding, the grammars' grammar.js). Rust and Go have no such sources here; pass --root NAME=DIR
-(e.g. an unpacked crate or Go module) to add them.
+write: Python's standard library, Go's (the installed toolchain's GOROOT/src), Neovim's runtime
+Lua, the C, C++, JavaScript and TypeScript sources of the npm packages that scripts/fetch-grammars
+caches (the tree-sitter runtime and Node binding, the grammars' grammar.js), and the Rust crates
+that fetch_rust_sources unpacks (memchr, regex-syntax, smallvec). --root NAME=DIR adds more.
 
 Kinds, per language (a case is a file, a byte position and the text removed there, which is the
 expected completion):
@@ -16,8 +16,11 @@ expected completion):
          folder); expected: the rest of the line; `open` lists the defining file, which the session
          opens first
 Every case records the sha256 of its file: a runner refuses a file that changed (another Python
-release). Seeded: the same roots and seed give the same cases.
+release). Seeded: the same roots and seed give the same cases, and the languages are drawn (and
+numbered) in the order they were added to the bench, so adding one leaves the others' cases as
+they were.
 
+  tests/bench/quality/fetch_rust_sources     (once: the pinned crates, checked by sha256)
   tests/bench/quality/make_cases.py [--seed 11] [--per-kind 8] [--out tests/bench/quality/cases.jsonl]
       [--root NAME=DIR ...]
   tests/bench/quality/make_cases.py --resolve cases.jsonl   the cases as TSV for C tools (absolute
@@ -30,6 +33,7 @@ import json
 import os
 import random
 import re
+import subprocess
 import sys
 
 LANGUAGES = {
@@ -40,6 +44,13 @@ LANGUAGES = {
 COMMENT = {"python": ("#",), "lua": ("--",), "c": ("//", "/*", "*"), "cpp": ("//", "/*", "*"),
            "javascript": ("//", "/*", "*"), "typescript": ("//", "/*", "*"), "tsx": ("//", "/*", "*"),
            "go": ("//", "/*", "*"), "rust": ("//", "/*", "*")}
+# The order languages were added to the bench in: pools are drawn and cases numbered in it.
+LANGUAGE_ORDER = ["c", "cpp", "javascript", "lua", "python", "tsx", "typescript", "go", "rust"]
+# Go's standard library: packages of everyday code (not runtime or assembly-heavy internals).
+GO_PACKAGES = ["bufio", "bytes", "strings", "sort", "strconv", "path/filepath", "net/url",
+               "encoding/csv", "encoding/json", "text/tabwriter", "text/template", "go/scanner",
+               "go/token", "container/list", "container/heap", "flag", "html/template"]
+RUST_CRATES = ["memchr-2.7.4", "regex-syntax-0.8.5", "smallvec-1.13.2"]
 MAX_BODY_LINES = 12
 MIN_FILE, MAX_FILE = 2000, 300000
 
@@ -65,12 +76,30 @@ def default_roots():
     for d in sorted(glob.glob(os.path.join(cache, "tree-sitter-0.*"))):
         roots["npm-tree-sitter"] = (d, ["vendor/tree-sitter/lib/src/*.[ch]", "src/*.cc",
                                         "index.js", "tree-sitter.d.ts"])
+    goroot = go_root()
+    if goroot:
+        roots["go-stdlib"] = (os.path.join(goroot, "src"), [p + "/*.go" for p in GO_PACKAGES])
+    cargo = os.environ.get("CARGO_HOME") or os.path.expanduser("~/.cargo")
+    for crate in RUST_CRATES:
+        found = sorted(glob.glob(os.path.join(cargo, "registry", "src", "*", crate)))
+        if found:
+            roots["crate-" + crate] = (found[0], ["src/*.rs", "src/*/*.rs"])
     grammar_js = [d for d in sorted(glob.glob(os.path.join(cache, "*")))
                   if os.path.isfile(os.path.join(d, "grammar.js"))]
     for d in grammar_js:
         name = "npm-" + os.path.basename(d)
         roots[name] = (d, ["grammar.js", "common/*.js"])
     return roots
+
+
+def go_root():
+    """The installed Go toolchain's GOROOT, or None."""
+    try:
+        out = subprocess.run(["go", "env", "GOROOT"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    root = out.stdout.strip()
+    return root if out.returncode == 0 and os.path.isdir(os.path.join(root, "src")) else None
 
 
 def language_of(path):
@@ -84,7 +113,8 @@ def source_files(roots):
         for pattern in patterns:
             for path in sorted(glob.glob(os.path.join(folder, pattern))):
                 rel = os.path.relpath(path, folder)
-                if rel in seen or "/test" in "/" + rel or "/tests/" in rel:
+                if (rel in seen or "/test" in "/" + rel or "/tests/" in rel
+                        or rel.endswith("_test.go")):
                     continue
                 if not language_of(path) or not MIN_FILE < os.path.getsize(path) < MAX_FILE:
                     continue
@@ -230,6 +260,10 @@ DEFINITION = {
     "cpp": re.compile(r"^[A-Za-z_][\w\s\*:<>&]*?\b([A-Za-z_]\w{4,})\s*\([^;]*$"),
     "javascript": re.compile(r"^(?:export\s+)?function\s+([A-Za-z_]\w{4,})\s*\("),
     "typescript": re.compile(r"^(?:export\s+)?(?:declare\s+)?function\s+([A-Za-z_]\w{4,})\s*\("),
+    # Package-level functions (a method is reached through its receiver, not by name).
+    "go": re.compile(r"^func\s+([A-Za-z_]\w{4,})\s*[\[(]"),
+    # Module-level functions.
+    "rust": re.compile(r"^(?:pub(?:\([^)]*\))?\s+)?(?:(?:const|unsafe|async)\s+)*fn\s+([A-Za-z_]\w{4,})\s*[<(]"),
 }
 
 
@@ -275,8 +309,14 @@ def cross_cases(src, index):
             qualified = line[:m.start()].endswith((".", ":"))
             if src.language == "lua" and not qualified:
                 continue
+            # Go: a function of the same package is called by its bare name (pkg.Name is another
+            # package's). Rust: a sibling module's function as module::name.
+            if src.language == "go" and qualified:
+                continue
             other = next(iter(defined_in))
             module = os.path.splitext(os.path.basename(other))[0]
+            if src.language == "rust" and not line[:m.start()].endswith(module + "::"):
+                continue
             if src.language == "python":
                 qualifier = re.search(r"(\w+)\.$", line[:m.start()])
                 if qualified and not (qualifier and qualifier.group(1) == module):
@@ -342,7 +382,8 @@ def main():
                             ("multi", multi_cases(src)), ("cross", cross_cases(src, index))):
             pools.setdefault((src.language, kind), []).extend(cases)
     chosen = []
-    for key in sorted(pools):
+    order = {lang: n for n, lang in enumerate(LANGUAGE_ORDER)}
+    for key in sorted(pools, key=lambda k: (order.get(k[0], len(order)), k)):
         pool = pools[key]
         # One case per file first, so that a few big files do not take all the cases.
         rng.shuffle(pool)
@@ -352,7 +393,8 @@ def main():
         firsts = [v[0] for v in by_file.values()]
         rng.shuffle(firsts)
         chosen.extend((firsts + rest)[:args.per_kind])
-    chosen.sort(key=lambda c: (c["language"], c["kind"], c["root"], c["path"], c["line"]))
+    chosen.sort(key=lambda c: (order.get(c["language"], len(order)), c["language"], c["kind"],
+                               c["root"], c["path"], c["line"]))
     with open(args.out, "w") as f:
         for n, c in enumerate(chosen):
             c = dict(id="%s-%s-%03d" % (c["language"], c["kind"], n), **c)

@@ -22,7 +22,8 @@ Figures per language and kind, and overall:
 
   cmake --build build --target quality_parse_check
   tests/bench/quality/run_quality.py --augury build/augury --model M [--threads 2] \
-      [--systems augury,augury-nocontext,llama-vim] [--per-kind N] [--out r.json]
+      [--systems augury,augury-nocontext,llama-vim] [--per-kind N] [--prompt-budget-ms MS] \
+      [--out r.json]
 """
 import argparse
 import difflib
@@ -39,7 +40,7 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "bench", "latency"))
 import make_cases  # noqa: E402
-from bench_latency import Client, LlamaServer  # noqa: E402
+from bench_latency import Client, LlamaServer, augury_options  # noqa: E402
 
 LANGUAGE_IDS = {"tsx": "typescriptreact"}
 AUGURY_SYSTEMS = {
@@ -110,7 +111,8 @@ def run_augury(args, name, cases):
             "initializationOptions": {"model": args.model, "threads": args.threads,
                                       "contextSize": args.ctx, "maxTokens": args.max_tokens,
                                       "timeBudgetMs": args.time_budget_ms,
-                                      **AUGURY_SYSTEMS[name]}})
+                                      "promptBudgetMs": args.prompt_budget_ms,
+                                      **augury_options(args), **AUGURY_SYSTEMS[name]}})
         client.wait(lambda m: m.get("id") == 1, 30)
         client.notify("initialized", {})
         while True:
@@ -293,6 +295,10 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--time-budget-ms", type=float, default=60000,
                     help="augury's timeBudgetMs: generous, quality is measured, not latency")
+    ap.add_argument("--prompt-budget-ms", type=float, default=0,
+                    help="augury's promptBudgetMs (default 0: the whole window is evaluated, as "
+                    "once it is resident and as llama-vim's; the server's 750 ms cuts the far "
+                    "prefix of a cold window, a latency choice: set it to measure that cut)")
     ap.add_argument("--cases", default=os.path.join(HERE, "cases.jsonl"))
     ap.add_argument("--per-kind", type=int, default=0, help="at most N cases per language and kind")
     ap.add_argument("--kinds", help="only these kinds (comma-separated: line,mid,multi,cross)")
@@ -300,6 +306,8 @@ def main():
     ap.add_argument("--llama-server", help="llama-server binary (default: scripts/llama-server)")
     ap.add_argument("--parse-check", default=os.path.join(ROOT, "build", "quality_parse_check"))
     ap.add_argument("--reply-timeout", type=float, default=300)
+    ap.add_argument("--augury-option", action="append", metavar="KEY=VALUE",
+                    help="an extra setting for every augury system, e.g. suffixLines=64 (repeatable)")
     ap.add_argument("--out", help="write cases, suggestions and figures as JSON")
     args = ap.parse_args()
 
@@ -327,11 +335,14 @@ def main():
         parse.close()
     text, summary = table(cases, results, systems)
     model = os.path.basename(args.model)
-    print(f"{len(cases)} cases, model {model}, {args.threads} threads")
+    options = augury_options(args)
+    print(f"{len(cases)} cases, model {model}, {args.threads} threads, augury promptBudgetMs "
+          f"{args.prompt_budget_ms:g}" + "".join(f", {k} {v}" for k, v in options.items()))
     print(text)
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"model": model, "threads": args.threads, "systems": systems,
+                       "prompt_budget_ms": args.prompt_budget_ms, "augury_options": options,
                        "summary": summary, "status": statuses,
                        "results": {s: list(results[s].values()) for s in systems},
                        "cases": [{k: v for k, v in c.items() if k not in ("doc", "opened")}

@@ -1,0 +1,1 @@
+// Empty: the crates are what the quality bench reads, not a build.
