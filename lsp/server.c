@@ -683,6 +683,8 @@ static void did_open(struct server *s, json_t *params) {
     server_log(s, 1, "augury: %s", err.msg);
   else {
     index_document(s, json_string_value(uri), INDEX_TEXT);
+    server_plugins_document_opened(s, json_string_value(uri),
+                                   json_is_string(lang) ? json_string_value(lang) : NULL);
     /* Where the editor shows it is not said: its top (imports, declarations) is the guess. */
     server_plugins_ring_visit(s, json_string_value(uri), 0);
   }

@@ -26,6 +26,7 @@
 struct server;
 struct progress;
 struct context_ring;
+struct context_syntax;
 
 enum server_phase { PHASE_UNINITIALIZED, PHASE_RUNNING, PHASE_SHUTDOWN };
 enum model_state { MODEL_NONE, MODEL_LOADING, MODEL_READY, MODEL_FAILED };
@@ -209,6 +210,9 @@ struct server {
    * thread tells it where the user is (didOpen, didChange, completion requests); the host's
    * worker reads it. */
   struct context_ring *ring;
+  /* The built-in syntax context, borrowed like the ring (owned by the plugin host): the loop
+   * thread has it compile a language's queries when a document of it is opened. */
+  struct context_syntax *syntax_context;
   json_t *served_by; /* provider name -> completions it served */
   /* The provider names server_plugins_provider has returned (keys; values null): a request keeps
    * its provider's name past a reload that frees the plugin that named it. */
@@ -305,6 +309,9 @@ json_t *server_plugins_ring_status(struct server *s);
 /* Tells the ring the user is at line `line` of the open document uri (nothing when it is not
  * open or there is no ring). */
 void server_plugins_ring_visit(struct server *s, const char *uri, int64_t line);
+/* A document was opened: the syntax context compiles its language's queries now (off the loop
+ * thread), so that its first completion has context. */
+void server_plugins_document_opened(struct server *s, const char *uri, const char *language_id);
 /* An edit of uri replaced lines start..end with text holding new_lines line breaks. */
 void server_plugins_ring_edit(struct server *s, const char *uri, int64_t start, int64_t end,
                               size_t new_lines);

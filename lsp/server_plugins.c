@@ -29,22 +29,23 @@ static void plugin_log(void *user, int level, const char *message) {
  * unregistered, so that it takes no share of the budget and, when it is the only context
  * provider, a completion does not wait for the host to gather context at all. The host owns it
  * once registered (its destroy slot frees it). */
-static void register_syntax_context(struct server *s, struct plugin_host *host) {
-  if (s->config.context_tokens <= 0 || !s->config.syntax_context) return;
+static struct context_syntax *register_syntax_context(struct server *s, struct plugin_host *host) {
+  if (s->config.context_tokens <= 0 || !s->config.syntax_context) return NULL;
   struct context_syntax *cs = NULL;
   struct aug_err err = {0};
   struct context_syntax_params p = context_syntax_params_default();
   p.index = s->index;
   if (context_syntax_create(&p, &cs, &err) == 0 &&
       plugin_host_register(host, context_syntax_plugin(cs), "built-in", &err) == 0)
-    return;
+    return cs;
   context_syntax_destroy(cs);
   server_log(s, 1, "augury: syntax context: %s", err.msg);
+  return NULL;
 }
 
 /* The ring of recently edited and viewed chunks is built in, off by default ("ringChunks" 0: its
- * latency cost, plugins/README.md); 0, or "contextTokens": 0, leaves it unregistered. The host owns it once registered; s->ring
- * borrows it for the loop thread's visits until server_plugins_stop. */
+ * latency cost, plugins/README.md); 0, or "contextTokens": 0, leaves it unregistered. The host owns
+ * it once registered; s->ring borrows it for the loop thread's visits until server_plugins_stop. */
 static struct context_ring *register_ring(struct server *s, struct plugin_host *host) {
   if (s->config.context_tokens <= 0 || s->config.ring_chunks <= 0) return NULL;
   struct context_ring *cr = NULL;
@@ -74,6 +75,10 @@ static char *ring_path(const struct server *s, const char *uri) {
   char *out = aug_strndup(name, strlen(name));
   aug_free(path);
   return out;
+}
+
+void server_plugins_document_opened(struct server *s, const char *uri, const char *language_id) {
+  context_syntax_prepare(s->syntax_context, language_id, uri);
 }
 
 void server_plugins_ring_visit(struct server *s, const char *uri, int64_t line) {
@@ -193,7 +198,8 @@ static void load_listed(struct server *s, struct plugin_host *host, const json_t
 struct plugins_made {
   struct plugin_host *host;
   struct provider_remote *remote;
-  struct context_ring *ring; /* owned by host */
+  struct context_ring *ring;             /* owned by host */
+  struct context_syntax *syntax_context; /* owned by host */
 };
 
 /* Makes the host from the settings; the workspace index (s->index) is lent to the syntax context.
@@ -214,7 +220,7 @@ static struct plugins_made plugins_make(struct server *s) {
     m.host = NULL;
     return m;
   }
-  register_syntax_context(s, m.host);
+  m.syntax_context = register_syntax_context(s, m.host);
   m.ring = register_ring(s, m.host);
   if (s->config.remote) {
     if (provider_remote_create(s->config.remote, getenv, &m.remote, &err) ||
@@ -238,6 +244,7 @@ void server_plugins_start(struct server *s) {
   s->plugins = m.host;
   s->remote = m.remote;
   s->ring = m.ring;
+  s->syntax_context = m.syntax_context;
 }
 
 static bool same_json(const json_t *a, const json_t *b) {
@@ -295,12 +302,14 @@ static void reload_swap(struct server *s) {
   plugin_host_destroy(s->plugins);
   s->plugins = NULL;
   s->ring = NULL; /* the host freed it */
+  s->syntax_context = NULL;
   provider_remote_destroy(s->remote);
   s->remote = NULL;
   struct plugins_made m = plugins_make(s);
   s->plugins = m.host;
   s->remote = m.remote;
   s->ring = m.ring;
+  s->syntax_context = m.syntax_context;
   /* Answers of the old provider, or made with the old context, are not what the new settings
    * would answer: a cache hit would show them and name the new provider as their author. */
   if (s->completions) completion_cache_forget(s->completions, NULL);
@@ -374,6 +383,7 @@ void server_plugins_stop(struct server *s) {
   plugin_host_destroy(s->plugins);
   s->plugins = NULL;
   s->ring = NULL; /* the host freed it */
+  s->syntax_context = NULL;
   provider_remote_destroy(s->remote);
   s->remote = NULL;
   workspace_index_destroy(s->index); /* after the host: the syntax context borrowed it */

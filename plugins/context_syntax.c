@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "engine/alloc.h"
 #include "grammars/grammars.h"
@@ -50,6 +51,9 @@
  * "main" or "run" says little about which one the cursor means). */
 #define CONTEXT_FOREIGN_PER_NAME 2
 #define CONTEXT_MAX_FOREIGN 12
+/* Signatures of the module a qualifier before the cursor names ("util." -> util.lua), looked at
+ * at most. */
+#define CONTEXT_MAX_SIGNATURES 256
 
 struct cached_doc {
   char *uri;
@@ -95,6 +99,13 @@ struct foreign_def {
   size_t tokens;
 };
 
+/* A signature of the qualified module: offsets into context_syntax.module_buf. */
+struct signature {
+  size_t path, line_at, line_len; /* path and line NUL-terminated */
+  uint32_t line;
+  bool related; /* its name shares a word with a name near the cursor */
+};
+
 struct context_syntax {
   struct augury_plugin table;
   struct context_syntax_params params;
@@ -111,6 +122,10 @@ struct context_syntax {
   size_t n_foreign;
   struct strbuf foreign_buf;  /* the foreign definitions' paths and texts */
   struct strbuf foreign_text; /* the rendered pieces, one after another */
+  struct signature signatures[CONTEXT_MAX_SIGNATURES];
+  size_t n_signatures;
+  struct strbuf module_buf;  /* the signatures' paths and lines */
+  struct strbuf module_text; /* the rendered module piece */
 };
 
 struct context_syntax_params context_syntax_params_default(void) {
@@ -709,6 +724,162 @@ static size_t render_foreign(struct context_syntax *cs, const struct foreign_def
   return pieces;
 }
 
+/* --- the module a qualifier names --- */
+
+static bool is_word(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/* The qualifier before the cursor: text[*q..*q_end) is "util" in "util.", "util:" or "util::",
+ * followed by the start of a name being typed, text[*partial..offset) (maybe empty). */
+static bool find_qualifier(const char *text, size_t offset, size_t *q, size_t *q_end,
+                           size_t *partial) {
+  size_t p = offset;
+  while (p > 0 && is_word(text[p - 1]))
+    p--;
+  size_t sep = p;
+  if (sep >= 2 && text[sep - 1] == ':' && text[sep - 2] == ':')
+    sep -= 2;
+  else if (sep >= 1 && (text[sep - 1] == '.' || text[sep - 1] == ':'))
+    sep -= 1;
+  else
+    return false;
+  size_t start = sep;
+  while (start > 0 && is_word(text[start - 1]))
+    start--;
+  if (start == sep || (text[start] >= '0' && text[start] <= '9')) return false;
+  *q = start;
+  *q_end = sep;
+  *partial = p;
+  return true;
+}
+
+/* The next word of an identifier from *at: a run of letters and digits ended by '_', a case
+ * change to upper (fooBar) or the end; [*from, *to), false when none is left. */
+static bool next_subword(const char *s, size_t n, size_t *at, size_t *from, size_t *to) {
+  size_t i = *at;
+  while (i < n && s[i] == '_')
+    i++;
+  if (i >= n) return false;
+  size_t j = i + 1;
+  while (j < n && s[j] != '_' &&
+         !(s[j] >= 'A' && s[j] <= 'Z' && s[j - 1] >= 'a' && s[j - 1] <= 'z'))
+    j++;
+  *from = i;
+  *to = j;
+  *at = j;
+  return true;
+}
+
+/* Whether identifiers a and b share a word of 3 or more letters, ignoring case
+ * (make_position_params and params do; fooBar and bar_baz do). */
+static bool share_subword(const char *a, size_t an, const char *b, size_t bn) {
+  size_t ia = 0, fa, ta;
+  while (next_subword(a, an, &ia, &fa, &ta)) {
+    if (ta - fa < 3) continue;
+    size_t ib = 0, fb, tb;
+    while (next_subword(b, bn, &ib, &fb, &tb))
+      if (tb - fb == ta - fa && !strncasecmp(a + fa, b + fb, ta - fa)) return true;
+  }
+  return false;
+}
+
+struct module_lookup {
+  struct context_syntax *cs;
+  const char *text;    /* the document, for the names near the cursor */
+  const char *partial; /* the start of the name being typed */
+  size_t partial_len;
+  bool nomem;
+};
+
+/* Copies one definition's first line out of the index (called with it locked) when its name
+ * starts with what is typed. */
+static int take_signature(void *data, const struct workspace_index_definition *d) {
+  struct module_lookup *l = data;
+  struct context_syntax *cs = l->cs;
+  if (cs->n_signatures == CONTEXT_MAX_SIGNATURES) return 1;
+  size_t name_len = strlen(d->name);
+  if (name_len < l->partial_len || memcmp(d->name, l->partial, l->partial_len)) return 0;
+  const char *nl = memchr(d->text, '\n', d->text_len);
+  size_t line_len = nl ? (size_t)(nl - d->text) + 1 : d->text_len;
+  struct signature *sig = &cs->signatures[cs->n_signatures];
+  const struct signature *prev = cs->n_signatures ? sig - 1 : NULL;
+  if (prev && !strcmp(cs->module_buf.p + prev->path, d->path)) {
+    sig->path = prev->path;
+  } else {
+    sig->path = cs->module_buf.n;
+    if (!buf_put(&cs->module_buf, d->path, strlen(d->path) + 1)) goto nomem;
+  }
+  sig->line_at = cs->module_buf.n;
+  if (!buf_put(&cs->module_buf, d->text, line_len) || !buf_put(&cs->module_buf, "", 1)) goto nomem;
+  sig->line_len = line_len;
+  sig->line = d->line;
+  sig->related = false;
+  for (size_t i = 0; i < cs->names.n && !sig->related; i++) {
+    const struct name_ref *r = &cs->names.v[i];
+    sig->related = share_subword(d->name, name_len, l->text + r->start, r->end - r->start);
+  }
+  cs->n_signatures++;
+  return 0;
+nomem:
+  l->nomem = true;
+  return 1;
+}
+
+/* cs->module_text: when a qualifier before the cursor names a module of the workspace (a file
+ * "util.lua" for "util."), the signatures (first lines) of its definitions whose names start with
+ * what is typed after it, in line order, as many as fit in budget tokens: first those sharing a
+ * word with a name near the cursor, then the others by line. The file in the cursor's folder is
+ * preferred, else the first by path. *path receives the module's path (in module_buf). */
+static bool render_module(struct context_syntax *cs, const char *text, size_t offset,
+                          const char *own_path, size_t budget, const char **path) {
+  cs->module_text.n = 0;
+  cs->module_buf.n = 0;
+  cs->n_signatures = 0;
+  *path = NULL;
+  size_t q, q_end, partial;
+  if (!find_qualifier(text, offset, &q, &q_end, &partial)) return true;
+  struct module_lookup l = {cs, text, text + partial, offset - partial, false};
+  workspace_index_module(cs->params.index, text + q, q_end - q, own_path, take_signature, &l);
+  if (l.nomem) return false;
+  if (!cs->n_signatures) return true;
+  /* One file: the one in the cursor's folder, else the first. */
+  size_t own_dir =
+      own_path && strrchr(own_path, '/') ? (size_t)(strrchr(own_path, '/') - own_path) : 0;
+  size_t chosen = cs->signatures[0].path;
+  for (size_t i = 0; i < cs->n_signatures; i++) {
+    const char *p = cs->module_buf.p + cs->signatures[i].path;
+    const char *slash = strrchr(p, '/');
+    size_t dir = slash ? (size_t)(slash - p) : 0;
+    if (dir == own_dir && (!dir || !strncmp(p, own_path, dir))) {
+      chosen = cs->signatures[i].path;
+      break;
+    }
+  }
+  /* Related ones first, then by line, while they fit; then shown in line order. */
+  bool take[CONTEXT_MAX_SIGNATURES] = {false};
+  size_t used = 0;
+  for (int pass = 0; pass < 2; pass++)
+    for (size_t i = 0; i < cs->n_signatures; i++) {
+      const struct signature *sig = &cs->signatures[i];
+      if (sig->path != chosen || sig->related != (pass == 0)) continue;
+      size_t t = count_tokens(cs, cs->module_buf.p + sig->line_at, sig->line_len);
+      if (used + t > budget) continue;
+      used += t;
+      take[i] = true;
+    }
+  for (size_t i = 0; i < cs->n_signatures; i++) {
+    const struct signature *sig = &cs->signatures[i];
+    if (take[i] && !buf_put(&cs->module_text, cs->module_buf.p + sig->line_at, sig->line_len))
+      return false;
+  }
+  if (cs->module_text.n && cs->module_text.p[cs->module_text.n - 1] != '\n' &&
+      !buf_put(&cs->module_text, "\n", 1))
+    return false;
+  *path = cs->module_buf.p + chosen;
+  return true;
+}
+
 /* --- the plugin --- */
 
 static int syntax_supports(void *self, uint32_t capability) {
@@ -732,6 +903,18 @@ static const struct grammar *grammar_of(const struct augury_cursor *c) {
   if (!g && c->path && *c->path) g = grammars_find_path(c->path);
   if (!g && c->uri && *c->uri) g = grammars_find_path(c->uri);
   return g;
+}
+
+void context_syntax_prepare(struct context_syntax *cs, const char *language_id, const char *path) {
+  if (!cs) return;
+  struct augury_cursor c = {.language_id = language_id, .path = path};
+  const struct grammar *g = grammar_of(&c);
+  if (!g) return;
+  const TSQuery *q[CONTEXT_QUERY_COUNT] = {NULL};
+  bool ready = false;
+  struct aug_err err = {0};
+  /* A query that does not compile says so at the completion that asks for it. */
+  (void)context_queries_get(cs->queries, g, false, q, &ready, &err);
 }
 
 static int nomem(char *error) {
@@ -837,6 +1020,15 @@ static int syntax_provide(void *self, const struct augury_context_request *req,
   struct foreign_piece foreign_pieces[CONTEXT_MAX_FOREIGN];
   size_t n_foreign_pieces = 0;
   size_t used = scope_tokens + import_tokens + definition_tokens;
+  /* The module a qualifier at the cursor names: what can follow "util." comes first among the
+   * other files (the name about to be written is not near the cursor yet). */
+  const char *module_path = NULL;
+  if (cs->params.index && used < budget) {
+    /* Two thirds of what is left: the definitions of the names near the cursor get the rest. */
+    if (!render_module(cs, text, c->offset, own_path, (budget - used) * 2 / 3, &module_path))
+      return nomem(error);
+    if (cs->module_text.n) used += count_tokens(cs, cs->module_text.p, cs->module_text.n);
+  }
   if (cs->params.index && cs->names.n && used < budget) {
     if (!find_foreign(cs, text, own_path)) return nomem(error);
     const struct foreign_def *chosen[CONTEXT_MAX_FOREIGN];
@@ -852,18 +1044,19 @@ static int syntax_provide(void *self, const struct augury_context_request *req,
     if (n_foreign_pieces == SIZE_MAX) return nomem(error);
   }
   /* Most stable first (the host orders by stability anyway; this is the order within one). */
-  struct augury_context_piece pieces[3 + CONTEXT_MAX_FOREIGN] = {
+  struct augury_context_piece pieces[4 + CONTEXT_MAX_FOREIGN] = {
       {own_path, cs->imports.p, cs->imports.n, AUGURY_STABLE_PROJECT},
       {own_path, cs->scopes.p, cs->scopes.n, AUGURY_STABLE_FILE},
       /* after the scopes: the names near the cursor change more often than where it is */
       {own_path, cs->definitions.p, cs->definitions.n, AUGURY_STABLE_FILE},
+      {module_path, cs->module_text.p, cs->module_text.n, AUGURY_STABLE_FILE},
   };
   for (size_t i = 0; i < n_foreign_pieces; i++) {
     const struct foreign_piece *f = &foreign_pieces[i];
-    pieces[3 + i] = (struct augury_context_piece){
+    pieces[4 + i] = (struct augury_context_piece){
         cs->foreign_buf.p + f->path, cs->foreign_text.p + f->start, f->len, AUGURY_STABLE_FILE};
   }
-  for (size_t i = 0; i < 3 + n_foreign_pieces; i++) {
+  for (size_t i = 0; i < 4 + n_foreign_pieces; i++) {
     if (!pieces[i].text_len) continue;
     rc = sink->add(sink->sink_data, &pieces[i]);
     if (rc == AUGURY_PLUGIN_ERANGE) continue; /* the host counted more than we did: left out */
@@ -930,6 +1123,8 @@ void context_syntax_destroy(struct context_syntax *cs) {
   aug_free(cs->definitions.p);
   aug_free(cs->foreign_buf.p);
   aug_free(cs->foreign_text.p);
+  aug_free(cs->module_buf.p);
+  aug_free(cs->module_text.p);
   aug_free(cs);
 }
 

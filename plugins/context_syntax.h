@@ -55,6 +55,12 @@ int context_syntax_create(const struct context_syntax_params *params, struct con
                           struct aug_err *err);
 void context_syntax_destroy(struct context_syntax *cs); /* NULL is a no-op */
 
+/* A document of this language was opened (language_id, else the path's extension): starts
+ * compiling the language's queries on the background thread now, so that the first completion in
+ * it gets context (a call finds them not ready and gives nothing). Any thread; the queries are
+ * shared (context_queries.h). A language without a grammar: nothing. */
+void context_syntax_prepare(struct context_syntax *cs, const char *language_id, const char *path);
+
 /* The ABI table (self = cs); valid until cs is destroyed. */
 const struct augury_plugin *context_syntax_plugin(struct context_syntax *cs);
 

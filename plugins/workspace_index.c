@@ -855,10 +855,49 @@ int workspace_index_lookup(struct workspace_index *wi, const char *name, size_t 
        d = d->next_in_bucket) {
     if (d->hash != hash || d->name_len != name_len || memcmp(d->data, name, name_len)) continue;
     if (exclude_path && !strcmp(d->file->path, exclude_path)) continue;
-    struct workspace_index_definition out = {d->file->path, d->line, d->data + d->name_len + 1,
-                                             d->text_len};
+    struct workspace_index_definition out = {d->data, d->file->path, d->line,
+                                             d->data + d->name_len + 1, d->text_len};
     rc = cb(data, &out);
   }
+  pthread_mutex_unlock(&wi->mu);
+  return rc;
+}
+
+/* Whether path's last component, without its extension, is stem[0..n). */
+static bool file_stem_is(const char *path, const char *stem, size_t n) {
+  const char *base = strrchr(path, '/');
+  base = base ? base + 1 : path;
+  const char *dot = strrchr(base, '.');
+  size_t len = dot && dot > base ? (size_t)(dot - base) : strlen(base);
+  return len == n && !memcmp(base, stem, n);
+}
+
+int workspace_index_module(struct workspace_index *wi, const char *stem, size_t stem_len,
+                           const char *exclude_path, workspace_index_definition_cb cb, void *data) {
+  if (!wi || !stem || !stem_len) return 0;
+  struct file *found[WORKSPACE_INDEX_MODULE_FILES];
+  size_t n = 0;
+  int rc = 0;
+  pthread_mutex_lock(&wi->mu);
+  for (size_t b = 0; b < wi->n_file_buckets; b++)
+    for (struct file *f = wi->file_buckets[b]; f; f = f->next_in_bucket) {
+      if (!file_stem_is(f->path, stem, stem_len)) continue;
+      if (exclude_path && !strcmp(f->path, exclude_path)) continue;
+      /* Insertion into path order, keeping the first WORKSPACE_INDEX_MODULE_FILES paths. */
+      size_t at = n;
+      while (at > 0 && strcmp(found[at - 1]->path, f->path) > 0)
+        at--;
+      if (at == WORKSPACE_INDEX_MODULE_FILES) continue;
+      if (n < WORKSPACE_INDEX_MODULE_FILES) n++;
+      memmove(found + at + 1, found + at, (n - 1 - at) * sizeof *found);
+      found[at] = f;
+    }
+  for (size_t i = 0; i < n && !rc; i++)
+    for (struct def *d = found[i]->defs; d && !rc; d = d->next_in_file) {
+      struct workspace_index_definition out = {d->data, d->file->path, d->line,
+                                               d->data + d->name_len + 1, d->text_len};
+      rc = cb(data, &out);
+    }
   pthread_mutex_unlock(&wi->mu);
   return rc;
 }

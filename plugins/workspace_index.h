@@ -66,6 +66,7 @@ int workspace_index_reload(struct workspace_index *wi, const char *path, struct 
 int workspace_index_remove(struct workspace_index *wi, const char *path, struct aug_err *err);
 
 struct workspace_index_definition {
+  const char *name; /* the defined name, NUL-terminated */
   const char *path; /* relative to the root */
   uint32_t line;    /* 0-based line where the definition's text starts */
   const char *text; /* ends with '\n' */
@@ -78,6 +79,14 @@ struct workspace_index_definition {
 typedef int (*workspace_index_definition_cb)(void *data,
                                              const struct workspace_index_definition *d);
 int workspace_index_lookup(struct workspace_index *wi, const char *name, size_t name_len,
+                           const char *exclude_path, workspace_index_definition_cb cb, void *data);
+
+/* Calls cb for each definition in the files whose name without its extension is stem (the
+ * module a qualifier names: util for util.lua or util.py, visitor for visitor.rs), other than
+ * exclude_path, files in path order (at most WORKSPACE_INDEX_MODULE_FILES of them), each file's
+ * definitions in line order, until cb returns non-zero (returned). Locked as in lookup. */
+#define WORKSPACE_INDEX_MODULE_FILES 8
+int workspace_index_module(struct workspace_index *wi, const char *stem, size_t stem_len,
                            const char *exclude_path, workspace_index_definition_cb cb, void *data);
 
 void workspace_index_stats(struct workspace_index *wi, struct workspace_index_stats *out);

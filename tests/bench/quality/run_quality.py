@@ -9,9 +9,11 @@ Systems, each on every case, the same model and threads:
                   pinned llama.cpp): 256 lines above the cursor line as input_prefix, the cursor
                   line up to the cursor as prompt, the rest of it and 64 lines below as
                   input_suffix, n_indent, greedy (top_k 1), n_predict 128
-For augury a case is one session: the case's `open` files are opened first (cross-file cases
-need them), then the file with the expected text cut out, and an invoked inlineCompletion at the
-cursor; everything is closed after.
+For augury the workspace root is the case's folder (its project), one server per folder, whose
+index scan is waited for (--no-workspace: no root, no index); a case is then one session: the
+case's `open` files are opened first (cross-file cases need them), then the file with the
+expected text cut out (which replaces the file's text on disk in the index), and an invoked
+inlineCompletion at the cursor; everything is closed after.
 
 Figures per language and kind, and overall:
   exact   the suggestion's first line equals the expected text's first line (trailing blanks
@@ -22,7 +24,8 @@ Figures per language and kind, and overall:
 
   cmake --build build --target quality_parse_check
   tests/bench/quality/run_quality.py --augury build/augury --model M [--threads 2] \
-      [--systems augury,augury-nocontext,llama-vim] [--per-kind N] [--prompt-budget-ms MS] \
+      [--systems augury,augury-nocontext,llama-vim] [--per-kind N] [--kinds K,..] \
+      [--languages L,..] [--prompt-budget-ms MS] [--no-workspace] \
       [--out r.json]
 """
 import argparse
@@ -50,12 +53,13 @@ AUGURY_SYSTEMS = {
 }
 
 
-def load_cases(path, roots, per_kind, kinds):
+def load_cases(path, roots, per_kind, kinds, languages=None):
     cases, skipped, taken = [], 0, {}
     for line in open(path):
         c = json.loads(line)
         key = (c["language"], c["kind"])
-        if (kinds and c["kind"] not in kinds) or (per_kind and taken.get(key, 0) >= per_kind):
+        if (kinds and c["kind"] not in kinds) or (languages and c["language"] not in languages) \
+                or (per_kind and taken.get(key, 0) >= per_kind):
             continue
         files = [c] + c.get("open", [])
         texts = []
@@ -99,14 +103,21 @@ def language_id(path):
 # --- augury ------------------------------------------------------------------------------------
 
 
-def run_augury(args, name, cases):
+def status(client):
+    rid = client.request("workspace/executeCommand", {"command": "augury.status"})
+    _, st = client.wait(lambda m: m.get("id") == rid, 60)
+    return st["result"]
+
+
+def start_augury(args, name, root):
+    """A server for one workspace root (None: no root, so no workspace index), its model loaded
+    and its index scanned, as an editor finds it once it has been open a while."""
     env = dict(os.environ)
     env.pop("AUGURY_MODEL", None)
     client = Client([args.augury, "lsp"], env)
-    out = []
     try:
         client.request("initialize", {
-            "processId": os.getpid(), "rootUri": None,
+            "processId": os.getpid(), "rootUri": "file://" + root if root else None,
             "capabilities": {"general": {"positionEncodings": ["utf-8"]}},
             "initializationOptions": {"model": args.model, "threads": args.threads,
                                       "contextSize": args.ctx, "maxTokens": args.max_tokens,
@@ -115,59 +126,97 @@ def run_augury(args, name, cases):
                                       **augury_options(args), **AUGURY_SYSTEMS[name]}})
         client.wait(lambda m: m.get("id") == 1, 30)
         client.notify("initialized", {})
+        deadline = time.monotonic() + args.index_timeout
         while True:
-            rid = client.request("workspace/executeCommand", {"command": "augury.status"})
-            _, st = client.wait(lambda m: m.get("id") == rid, 60)
-            if st["result"]["state"] == "ready":
-                break
-            if st["result"]["state"] == "failed":
-                raise RuntimeError("model load failed: " + st["result"]["error"])
+            st = status(client)
+            if st["state"] == "failed":
+                raise RuntimeError("model load failed: " + st["error"])
+            index = st.get("index") or {}
+            scanned = not index.get("enabled") or (not index.get("scanning")
+                                                   and not index.get("pending"))
+            if st["state"] == "ready" and (scanned or time.monotonic() > deadline):
+                return client, index
             time.sleep(0.2)
-        for n, c in enumerate(cases):
-            uris = []
-            for path, text in c["opened"] + [(c["abs"], c["doc"])]:
-                uri = "file://" + path
-                uris.append(uri)
-                client.notify("textDocument/didOpen", {"textDocument": {
-                    "uri": uri, "languageId": language_id(path), "version": 1,
-                    "text": text.decode("utf-8", "replace")}})
-            pos = position(c["doc"], c["offset"])
-            t0 = time.monotonic()
-            rid = client.request("textDocument/inlineCompletion", {
-                "textDocument": {"uri": uris[-1]}, "position": pos,
-                "context": {"triggerKind": 1}})
-            _, msg = client.wait(lambda m: m.get("id") == rid, args.reply_timeout)
-            ms = (time.monotonic() - t0) * 1000.0
-            items = (msg.get("result") or {}).get("items") or []
-            text, start, end = "", c["offset"], c["offset"]
-            data = {}
-            if items:
-                text = items[0]["insertText"]
-                data = items[0].get("data", {})
-                rng = items[0].get("range")
-                if rng:
-                    start, end = offset_of(c["doc"], rng["start"]), offset_of(c["doc"], rng["end"])
-                # The text is what goes at the range; the part before the cursor is typed already.
-                typed = c["doc"][start:c["offset"]].decode("utf-8", "replace")
-                if text.startswith(typed):
-                    text = text[len(typed):]
-            out.append({"id": c["id"], "text": text, "ms": ms, "replace_end": end,
-                        "syntax": data.get("syntax"),
-                        "stats": data.get("stats", {})})
-            for uri in uris:
-                client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
-            print(f"  {name} {n + 1}/{len(cases)} {c['id']}: {ms:.0f} ms {text!r:.60}",
-                  file=sys.stderr, flush=True)
-        rid = client.request("workspace/executeCommand", {"command": "augury.status"})
-        _, st = client.wait(lambda m: m.get("id") == rid, 60)
-        client.request("shutdown", None)
-        client.notify("exit", None)
-        client.proc.wait(timeout=60)
-        return out, st["result"]
+    except BaseException:
+        stop_augury(client)
+        raise
+
+
+def stop_augury(client):
+    try:
+        if client.proc.poll() is None:
+            client.request("shutdown", None)
+            client.notify("exit", None)
+            client.proc.wait(timeout=60)
     finally:
         if client.proc.poll() is None:
             client.proc.kill()
             client.proc.wait()
+
+
+def run_augury(args, name, cases):
+    """Each case in a server whose workspace root is the case's folder (its project: where the
+    cross-file cases' definitions are), one server per folder; --no-workspace: one server with
+    no root for all."""
+    groups = {}
+    for c in cases:
+        root = None if args.no_workspace else os.path.dirname(c["abs"])
+        groups.setdefault(root, []).append(c)
+    out, st, n = [], {}, 0
+    for root, group in groups.items():
+        client, index = start_augury(args, name, root)
+        if index.get("enabled"):
+            print(f"  {name}: workspace {root}: {index.get('files')} files, "
+                  f"{index.get('definitions')} definitions, {index.get('scanMs', 0):.0f} ms",
+                  file=sys.stderr, flush=True)
+        try:
+            for c in group:
+                n += 1
+                out.append(run_case(args, client, c))
+                r = out[-1]
+                print(f"  {name} {n}/{len(cases)} {c['id']}: {r['ms']:.0f} ms {r['text']!r:.60}",
+                      file=sys.stderr, flush=True)
+            st = status(client)
+        finally:
+            stop_augury(client)
+    return out, st
+
+
+def run_case(args, client, c):
+    uris = []
+    for path, text in c["opened"] + [(c["abs"], c["doc"])]:
+        uri = "file://" + path
+        uris.append(uri)
+        client.notify("textDocument/didOpen", {"textDocument": {
+            "uri": uri, "languageId": language_id(path), "version": 1,
+            "text": text.decode("utf-8", "replace")}})
+    # A user looks at a file before asking in it: the server compiles the language's queries
+    # meanwhile (from didOpen), which a request at once would not find ready.
+    time.sleep(args.open_delay)
+    pos = position(c["doc"], c["offset"])
+    t0 = time.monotonic()
+    rid = client.request("textDocument/inlineCompletion", {
+        "textDocument": {"uri": uris[-1]}, "position": pos,
+        "context": {"triggerKind": 1}})
+    _, msg = client.wait(lambda m: m.get("id") == rid, args.reply_timeout)
+    ms = (time.monotonic() - t0) * 1000.0
+    items = (msg.get("result") or {}).get("items") or []
+    text, start, end = "", c["offset"], c["offset"]
+    data = {}
+    if items:
+        text = items[0]["insertText"]
+        data = items[0].get("data", {})
+        rng = items[0].get("range")
+        if rng:
+            start, end = offset_of(c["doc"], rng["start"]), offset_of(c["doc"], rng["end"])
+        # The text is what goes at the range; the part before the cursor is typed already.
+        typed = c["doc"][start:c["offset"]].decode("utf-8", "replace")
+        if text.startswith(typed):
+            text = text[len(typed):]
+    for uri in uris:
+        client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+    return {"id": c["id"], "text": text, "ms": ms, "replace_end": end,
+            "syntax": data.get("syntax"), "stats": data.get("stats", {})}
 
 
 # --- llama.vim's prompt through llama-server ---------------------------------------------------
@@ -302,10 +351,17 @@ def main():
     ap.add_argument("--cases", default=os.path.join(HERE, "cases.jsonl"))
     ap.add_argument("--per-kind", type=int, default=0, help="at most N cases per language and kind")
     ap.add_argument("--kinds", help="only these kinds (comma-separated: line,mid,multi,cross)")
+    ap.add_argument("--languages", help="only these languages (comma-separated: go,rust)")
     ap.add_argument("--systems", default="augury,augury-nocontext,llama-vim")
     ap.add_argument("--llama-server", help="llama-server binary (default: scripts/llama-server)")
     ap.add_argument("--parse-check", default=os.path.join(ROOT, "build", "quality_parse_check"))
     ap.add_argument("--reply-timeout", type=float, default=300)
+    ap.add_argument("--no-workspace", action="store_true",
+                    help="no workspace root (so no workspace index): the open files only")
+    ap.add_argument("--open-delay", type=float, default=0.5,
+                    help="seconds between opening a case's files and the request")
+    ap.add_argument("--index-timeout", type=float, default=120,
+                    help="seconds to wait for a workspace's index scan before the cases")
     ap.add_argument("--augury-option", action="append", metavar="KEY=VALUE",
                     help="an extra setting for every augury system, e.g. suffixLines=64 (repeatable)")
     ap.add_argument("--out", help="write cases, suggestions and figures as JSON")
@@ -316,7 +372,8 @@ def main():
         if s not in AUGURY_SYSTEMS and s != "llama-vim":
             ap.error("unknown system " + s)
     cases, skipped = load_cases(args.cases, make_cases.default_roots(), args.per_kind,
-                                 args.kinds.split(",") if args.kinds else None)
+                                 args.kinds.split(",") if args.kinds else None,
+                                 args.languages.split(",") if args.languages else None)
     print(f"run_quality: {len(cases)} cases ({skipped} left out: root missing or file changed)",
           file=sys.stderr)
     parse = ParseCheck(args.parse_check) if os.path.exists(args.parse_check) else None

@@ -507,6 +507,57 @@ static void test_definitions_from_other_files(void **state) {
   workspace_index_destroy(wi);
 }
 
+/* A qualifier at the cursor that names a module of the workspace ("geometry." with
+ * lib/geometry.c and .h there) brings that module's signatures, those whose names start with what
+ * is typed after it, the one file chosen by path; a qualifier naming no file brings none. */
+static void test_module_of_the_qualifier(void **state) {
+  (void)state;
+  struct workspace_index *wi = NULL;
+  struct aug_err err = {0};
+  assert_int_equal(workspace_index_create(AUGURY_FIXTURES_DIR "/workspace", NULL, &wi, &err), 0);
+  assert_int_equal(workspace_index_start(wi, &err), 0);
+  workspace_index_wait_idle(wi);
+  struct context_syntax_params p = context_syntax_params_default();
+  p.compile_in_call = true;
+  p.index = wi;
+  struct context_syntax *cs = NULL;
+  assert_int_equal(context_syntax_create(&p, &cs, &err), 0);
+  const char *doc = "import geometry\n\n\ndef area(shape):\n    return geometry.\n";
+  size_t cursor = (size_t)(strstr(doc, ".\n") - doc) + 1;
+  struct call call = {"file:///w/app.py", "app.py", "python", doc, cursor, 0, strlen(doc), 512};
+  struct collector got;
+  provide(cs, &call, &got);
+  size_t module = got.n;
+  for (size_t i = 0; i < got.n; i++)
+    if (!strcmp(got.pieces[i].name, "lib/geometry.c")) module = i;
+  assert_true(module < got.n);
+  assert_string_equal(got.pieces[module].text, "int rect_area(const struct rect *r) {\n");
+  assert_int_equal(got.pieces[module].stability, AUGURY_STABLE_FILE);
+  /* What is typed after the qualifier filters the names. */
+  char typed[128];
+  snprintf(typed, sizeof typed, "import geometry\n\n\ndef area(shape):\n    return geometry.rect");
+  call.text = typed;
+  call.offset = call.window_end = strlen(typed);
+  provide(cs, &call, &got);
+  bool found = false;
+  for (size_t i = 0; i < got.n; i++)
+    found = found || !strcmp(got.pieces[i].name, "lib/geometry.c");
+  assert_true(found);
+  snprintf(typed, sizeof typed, "import geometry\n\n\ndef area(shape):\n    return geometry.zz");
+  call.offset = call.window_end = strlen(typed);
+  provide(cs, &call, &got);
+  for (size_t i = 0; i < got.n; i++)
+    assert_null(strstr(got.pieces[i].name, "geometry."));
+  /* A qualifier that names no file of the workspace. */
+  snprintf(typed, sizeof typed, "import os\n\n\ndef area(shape):\n    return os.");
+  call.offset = call.window_end = strlen(typed);
+  provide(cs, &call, &got);
+  for (size_t i = 0; i < got.n; i++)
+    assert_null(strstr(got.pieces[i].name, "lib/"));
+  context_syntax_destroy(cs);
+  workspace_index_destroy(wi);
+}
+
 /* By default a language's queries compile on a background thread: the first calls give nothing,
  * then the pieces come, the same bytes as a compile inside the call gives. */
 static void test_queries_compile_in_the_background(void **state) {
@@ -631,6 +682,7 @@ int main(void) {
       cmocka_unit_test(test_cache_evicts_the_least_recently_used),
       cmocka_unit_test(test_definitions_of_names_near_the_cursor),
       cmocka_unit_test(test_definitions_from_other_files),
+      cmocka_unit_test(test_module_of_the_qualifier),
       cmocka_unit_test(test_queries_compile_in_the_background),
       cmocka_unit_test(test_through_the_host),
   };

@@ -181,6 +181,38 @@ static void test_scan_finds_definitions_and_counts_skips(void **state) {
   remove_tree(&t);
 }
 
+static struct found module(struct workspace_index *wi, const char *stem, const char *exclude) {
+  struct found f;
+  memset(&f, 0, sizeof f);
+  assert_int_equal(workspace_index_module(wi, stem, strlen(stem), exclude, collect, &f), 0);
+  return f;
+}
+
+/* A module's definitions: the files named stem.* (any extension, any folder), in path order, each
+ * file's in line order; the excluded file left out; no file of that name, nothing. */
+static void test_module_definitions(void **state) {
+  (void)state;
+  struct tmp_tree t;
+  make_tree(&t);
+  struct workspace_index_params p = small_files();
+  struct workspace_index *wi = scanned(&t, &p);
+  struct found f = module(wi, "util", NULL);
+  assert_int_equal(f.n, 1);
+  assert_string_equal(f.v[0].path, "lib/util.py");
+  assert_string_equal(f.v[0].text, "def helper(x):\n    return x + 1\n");
+  f = module(wi, "math", NULL);
+  assert_true(f.n >= 2);
+  for (size_t i = 0; i < f.n; i++) {
+    assert_string_equal(f.v[i].path, "src/math.c");
+    if (i) assert_true(f.v[i].line > f.v[i - 1].line);
+  }
+  assert_int_equal(module(wi, "math", "src/math.c").n, 0);
+  assert_int_equal(module(wi, "util.py", NULL).n, 0); /* a stem, not a file name */
+  assert_int_equal(module(wi, "nothing", NULL).n, 0);
+  workspace_index_destroy(wi);
+  remove_tree(&t);
+}
+
 static void test_update_reload_remove(void **state) {
   (void)state;
   struct tmp_tree t;
@@ -306,6 +338,7 @@ static void test_destroy_during_scan_and_bad_args(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_scan_finds_definitions_and_counts_skips),
+      cmocka_unit_test(test_module_definitions),
       cmocka_unit_test(test_update_reload_remove),
       cmocka_unit_test(test_caps_count_what_they_skip),
       cmocka_unit_test(test_destroy_during_scan_and_bad_args),
