@@ -449,6 +449,20 @@ static void test_definitions_of_names_near_the_cursor(void **state) {
   context_syntax_destroy(cs);
 }
 
+/* A syntax context with the workspace index of tests/fixtures/workspace, scanned. */
+static struct context_syntax *with_fixture_workspace(struct workspace_index **wi) {
+  struct aug_err err = {0};
+  assert_int_equal(workspace_index_create(AUGURY_FIXTURES_DIR "/workspace", NULL, wi, &err), 0);
+  assert_int_equal(workspace_index_start(*wi, &err), 0);
+  workspace_index_wait_idle(*wi);
+  struct context_syntax_params p = context_syntax_params_default();
+  p.compile_in_call = true;
+  p.index = *wi;
+  struct context_syntax *cs = NULL;
+  assert_int_equal(context_syntax_create(&p, &cs, &err), 0);
+  return cs;
+}
+
 /* With a workspace index (of tests/fixtures/workspace), a name the document uses but does not
  * define brings its definitions from the other files: one piece per file, named by its path, in
  * path order, after the document's own; the same call gives the same bytes; the cursor's own file
@@ -456,15 +470,7 @@ static void test_definitions_of_names_near_the_cursor(void **state) {
 static void test_definitions_from_other_files(void **state) {
   (void)state;
   struct workspace_index *wi = NULL;
-  struct aug_err err = {0};
-  assert_int_equal(workspace_index_create(AUGURY_FIXTURES_DIR "/workspace", NULL, &wi, &err), 0);
-  assert_int_equal(workspace_index_start(wi, &err), 0);
-  workspace_index_wait_idle(wi);
-  struct context_syntax_params p = context_syntax_params_default();
-  p.compile_in_call = true;
-  p.index = wi;
-  struct context_syntax *cs = NULL;
-  assert_int_equal(context_syntax_create(&p, &cs, &err), 0);
+  struct context_syntax *cs = with_fixture_workspace(&wi);
   const char *doc = "#include \"lib/geometry.h\"\n\nstatic int unit = 1;\n\n"
                     "int twice(const struct rect *r) {\n  return 2 * unit * rect_area(r);\n}\n";
   size_t cursor = (size_t)(strstr(doc, "(r);") - doc);
@@ -513,15 +519,7 @@ static void test_definitions_from_other_files(void **state) {
 static void test_module_of_the_qualifier(void **state) {
   (void)state;
   struct workspace_index *wi = NULL;
-  struct aug_err err = {0};
-  assert_int_equal(workspace_index_create(AUGURY_FIXTURES_DIR "/workspace", NULL, &wi, &err), 0);
-  assert_int_equal(workspace_index_start(wi, &err), 0);
-  workspace_index_wait_idle(wi);
-  struct context_syntax_params p = context_syntax_params_default();
-  p.compile_in_call = true;
-  p.index = wi;
-  struct context_syntax *cs = NULL;
-  assert_int_equal(context_syntax_create(&p, &cs, &err), 0);
+  struct context_syntax *cs = with_fixture_workspace(&wi);
   const char *doc = "import geometry\n\n\ndef area(shape):\n    return geometry.\n";
   size_t cursor = (size_t)(strstr(doc, ".\n") - doc) + 1;
   struct call call = {"file:///w/app.py", "app.py", "python", doc, cursor, 0, strlen(doc), 512};
