@@ -6,7 +6,13 @@
  *   - the definitions, found in this document outside the window, of the identifiers used on the
  *     lines around the cursor: whole when short, else their header (AUGURY_STABLE_FILE, after
  *     the scopes);
- *   - with a workspace index (params.index), the definitions of those identifiers that the
+ *   - with a workspace index (params.index), when a qualifier before the cursor names a module
+ *     of the workspace ("util." -> a file util.*, "visitor::" -> visitor.*), that module's
+ *     signatures (its definitions' first lines) whose names start with what is typed after the
+ *     qualifier, those sharing a word with the names near the cursor first, in line order: one
+ *     piece named by the module's path (AUGURY_STABLE_FILE, within two thirds of the budget the
+ *     document's pieces left);
+ *   - with a workspace index, the definitions of those identifiers that the
  *     document does not define, from the other files of the workspace: one piece per file, named
  *     by its path, files in path order, definitions in line order (AUGURY_STABLE_FILE, after the
  *     document's own definitions, from what of the budget they left).
