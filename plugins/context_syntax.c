@@ -726,16 +726,12 @@ static size_t render_foreign(struct context_syntax *cs, const struct foreign_def
 
 /* --- the module a qualifier names --- */
 
-static bool is_word(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-}
-
 /* The qualifier before the cursor: text[*q..*q_end) is "util" in "util.", "util:" or "util::",
  * followed by the start of a name being typed, text[*partial..offset) (maybe empty). */
 static bool find_qualifier(const char *text, size_t offset, size_t *q, size_t *q_end,
                            size_t *partial) {
   size_t p = offset;
-  while (p > 0 && is_word(text[p - 1]))
+  while (p > 0 && text_is_word(text[p - 1]))
     p--;
   size_t sep = p;
   if (sep >= 2 && text[sep - 1] == ':' && text[sep - 2] == ':')
@@ -745,7 +741,7 @@ static bool find_qualifier(const char *text, size_t offset, size_t *q, size_t *q
   else
     return false;
   size_t start = sep;
-  while (start > 0 && is_word(text[start - 1]))
+  while (start > 0 && text_is_word(text[start - 1]))
     start--;
   if (start == sep || (text[start] >= '0' && text[start] <= '9')) return false;
   *q = start;

@@ -4,6 +4,8 @@
 
 #include <string.h>
 
+#include "plugins/text_lines.h"
+
 static bool is_space(char c) {
   return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f';
 }
@@ -179,11 +181,6 @@ enum postprocess_verdict postprocess_check(const struct postprocess_context *ctx
   return POSTPROCESS_CONTINUE;
 }
 
-static bool is_word(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-         (unsigned char)c >= 0x80;
-}
-
 size_t postprocess_finish(const struct postprocess_context *ctx, const char *text, size_t len) {
   size_t keep = len;
   if (line_rules(ctx, text, len, true, &keep)) len = keep;
@@ -200,7 +197,7 @@ size_t postprocess_finish(const struct postprocess_context *ctx, const char *tex
       if (memcmp(text + len - k, ctx->after, k)) continue;
       bool has_word = false;
       for (size_t i = 0; i < k; i++)
-        has_word |= is_word(ctx->after[i]);
+        has_word |= text_is_word(ctx->after[i]);
       if (k == rest || !has_word) {
         len -= k;
         break;
