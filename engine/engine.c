@@ -763,11 +763,18 @@ int engine_set_prompt_stable(struct engine *e, const int32_t *tokens, size_t n, 
   /* A restored snapshot replaces the resident sequence (saved first): no runs are searched. */
   if (!engine_restore_snapshot(e, tokens, n, lcp, &st)) {
     n_runs = e->params.reuse_min_chunk ? engine_find_runs(e, tokens, n, lcp) : 0;
-    size_t kept = lcp;
-    for (size_t r = 0; r < n_runs; r++)
+    size_t kept = lcp, placed = lcp;
+    bool runs_wait = false; /* a run is placed only after tokens before it are evaluated */
+    for (size_t r = 0; r < n_runs; r++) {
       kept += e->runs[r].n;
-    /* About to discard most of the resident sequence: keep a copy in host RAM first. */
-    if (kept < e->n_resident / 2) engine_save_snapshot(e, -1);
+      if (e->runs[r].new_pos > placed) runs_wait = true;
+      placed = e->runs[r].new_pos + e->runs[r].n;
+    }
+    /* About to discard most of the resident sequence: keep a copy in host RAM first. So too when
+     * the runs kept wait for an evaluation that a cancel can stop: the stash would be lost with
+     * it, and the next keystroke's prompt usually starts as the old one did (a cut window grown
+     * back to the whole one in idle time, then typing on in the cut one: plugins/generate.c). */
+    if (kept < e->n_resident / 2 || (runs_wait && cancel)) engine_save_snapshot(e, -1);
     for (size_t r = 0; r < n_runs && rc == 0; r++)
       rc = kvcache_download_cells(kv, e->runs[r].old_pos, e->runs[r].n, e->stash,
                                   e->params.reuse_max_tokens, e->runs[r].at, err);

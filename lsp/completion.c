@@ -131,6 +131,20 @@ static void publish_prompt_plan(void *user, double ready_at_ms, double own_ms) {
   scheduler_job_progress(&r->job);
 }
 
+/* The prompt budget of r's job. An editor's request has its own. A speculation works in idle time:
+ * on the whole window, except one an edit started (speculationPromptBudget), which the pause is
+ * likely to wait for. After a jump its whole window costs seconds (~1000 tokens at ~130/s on 2
+ * cores) and is evaluated from its far end, so when the user pauses the near part is not resident
+ * and the request's own job evaluates its cut window from nothing (~170 tokens, 1.3 s on the
+ * latency bench). Cut to the request's budget, the speculation evaluates what the request would,
+ * near the cursor, while the user types, and the next one finds it resident. */
+static double speculation_budget(const struct active_request *r) {
+  if (r->kind == REQUEST_ALTERNATIVE) return 0;
+  if (r->kind == REQUEST_SPECULATIVE && !(r->edit_started && r->settings.speculation_prompt_budget))
+    return 0;
+  return r->settings.prompt_budget_ms;
+}
+
 static void completion_run(struct scheduler_job *job) {
   struct active_request *r = job->data;
   struct server *s = r->server;
@@ -160,10 +174,7 @@ static void completion_run(struct scheduler_job *job) {
       .request_prompt_budget_ms = r->settings.prompt_budget_ms,
       .cursor_line_in_middle = r->settings.cursor_line_in_middle,
       .draft_max = (size_t)r->settings.prompt_lookup,
-      /* Speculation works in idle time on the full window; an editor's request is waited for. */
-      .prompt_budget_ms = r->kind == REQUEST_SPECULATIVE || r->kind == REQUEST_ALTERNATIVE
-                              ? 0
-                              : r->settings.prompt_budget_ms,
+      .prompt_budget_ms = speculation_budget(r),
       .on_partial = r->kind == REQUEST_SPECULATIVE ? publish_partial : NULL,
       .partial_user = r,
       .on_answer = r->kind == REQUEST_SPECULATIVE ? publish_answer : NULL,
@@ -475,15 +486,15 @@ static json_t *cached_data(const struct completion_cache_hit *hit, double lookup
                            const struct active_request *spec, const struct generation_stats *st,
                            const char *provider) {
   if (spec && spec->result.served_by) provider = spec->result.served_by;
-  return json_pack("{s:{s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:b,s:b,s:I},s:s,s:s}", "stats", "reused",
-                   (json_int_t)(st ? st->n_reused : 0), "shifted",
-                   (json_int_t)(st ? st->n_shifted : 0), "restored",
-                   (json_int_t)(st ? st->n_restored : 0), "evaluated",
-                   (json_int_t)(st ? st->n_evaluated : 0), "generated",
-                   (json_int_t)(st ? st->n_generated : 0), "prompt_tokens",
-                   (json_int_t)(st ? st->n_prompt : 0), "ms", st ? st->total_ms : lookup_ms,
-                   "cached", !spec, "speculative", spec != NULL, "typed", (json_int_t)hit->typed,
-                   "stop", spec ? (st->stop ? st->stop : "none") : "cache", "provider", provider);
+  return json_pack(
+      "{s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:b,s:b,s:I},s:s,s:s}", "stats", "reused",
+      (json_int_t)(st ? st->n_reused : 0), "shifted", (json_int_t)(st ? st->n_shifted : 0),
+      "shrunk", (json_int_t)(st ? st->n_shrunk : 0), "restored",
+      (json_int_t)(st ? st->n_restored : 0), "evaluated", (json_int_t)(st ? st->n_evaluated : 0),
+      "generated", (json_int_t)(st ? st->n_generated : 0), "prompt_tokens",
+      (json_int_t)(st ? st->n_prompt : 0), "ms", st ? st->total_ms : lookup_ms, "cached", !spec,
+      "speculative", spec != NULL, "typed", (json_int_t)hit->typed, "stop",
+      spec ? (st->stop ? st->stop : "none") : "cache", "provider", provider);
 }
 
 /* Looks the state (uri, doc, cursor) up in the completion cache; on a hit returns the reply's
@@ -633,6 +644,7 @@ static void speculate(struct server *s, const char *uri, const struct document *
     server_request_free(r);
     return;
   }
+  r->edit_started = insert_len == 0;
   s->n_speculative++;
   snprintf(r->id_text, sizeof r->id_text, "\"spec-%llu\"", (unsigned long long)s->n_speculative);
   r->job.progress = speculation_progress;
@@ -659,9 +671,10 @@ static void serve_adopters(struct server *s, struct active_request *spec,
     if (r->adopted == spec) {
       struct document *doc = documents_find(s->docs, r->uri);
       struct completion_cache_hit hit;
-      json_t *result = ok && doc ? lookup_cached(s, r->uri, doc, r->cursor, r->position,
-                                                 r->kind == REQUEST_INLINE_COMPLETION, spec, st, &hit)
-                                 : NULL;
+      json_t *result = ok && doc
+                           ? lookup_cached(s, r->uri, doc, r->cursor, r->position,
+                                           r->kind == REQUEST_INLINE_COMPLETION, spec, st, &hit)
+                           : NULL;
       if (result) {
         r->adopted = NULL;
         s->n_adopted++;
@@ -728,8 +741,8 @@ static long typed_into_answer(const struct active_request *spec, const struct do
   size_t most = spec->out_len < SPECULATION_MAX_TYPED ? spec->out_len : SPECULATION_MAX_TYPED;
   for (size_t k = 0; k < most; k++)
     if (completion_state_typed(spec->text, spec->prefix_len, spec->text + spec->prefix_len,
-                               spec->suffix_len, spec->out, spec->out_len, false, k,
-                               doc->text.data, doc->text.len, spec->cursor + k) == (long)k)
+                               spec->suffix_len, spec->out, spec->out_len, false, k, doc->text.data,
+                               doc->text.len, spec->cursor + k) == (long)k)
       return (long)k;
   return -1;
 }
@@ -759,7 +772,8 @@ static void speculation_done(struct server *s, struct active_request *spec) {
     }
   }
   spec->reply_code = JSONRPC_CONTENT_MODIFIED; /* ended: the next speculation must not abort it */
-  if (doc && next.accepted) speculate(s, spec->uri, doc, next.cursor, next.accepted, next.accepted_len);
+  if (doc && next.accepted)
+    speculate(s, spec->uri, doc, next.cursor, next.accepted, next.accepted_len);
   aug_free(next.accepted);
   server_request_free(spec);
 }
@@ -781,8 +795,8 @@ static bool alternatives_match(const struct server *s, const char *uri, const st
                                size_t cursor) {
   const struct alternative_set *a = &s->alternatives;
   return a->uri && !strcmp(a->uri, uri) && cursor == a->cursor &&
-         completion_state_typed(a->text, a->prefix_len, a->text + a->prefix_len, a->suffix_len,
-                                "", 0, false, 0, doc->text.data, doc->text.len, cursor) == 0;
+         completion_state_typed(a->text, a->prefix_len, a->text + a->prefix_len, a->suffix_len, "",
+                                0, false, 0, doc->text.data, doc->text.len, cursor) == 0;
 }
 
 /* An explicit invocation answered from the cache: the alternatives found so far for its state go
@@ -954,10 +968,10 @@ void completion_handle(struct server *s, json_t *id, json_t *params, bool inline
   completion_abort_for_uri(s, uri_text, JSONRPC_CONTENT_MODIFIED);
   bool enabled = s->config.enable && config_language_enabled(&s->config, doc->language_id);
   struct completion_cache_hit hit;
-  json_t *cached = enabled && s->config.completion_cache
-                       ? lookup_cached(s, uri_text, doc, cursor, pos, inline_format, NULL, NULL,
-                                       &hit)
-                       : NULL;
+  json_t *cached =
+      enabled && s->config.completion_cache
+          ? lookup_cached(s, uri_text, doc, cursor, pos, inline_format, NULL, NULL, &hit)
+          : NULL;
   if (cached && !automatic && hit.typed == 0) {
     cached = with_alternatives(s, uri_text, doc, cursor, pos, inline_format, cached);
     alternatives_start_for_hit(s, uri_text, doc, cursor, &hit);

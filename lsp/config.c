@@ -67,6 +67,7 @@ static const struct setting settings_table[] = {
     {"kvCacheType", SETTING_KV_TYPE, FIELD(kv_type), 0, 0},
     {"mlock", SETTING_BOOL, FIELD(mlock), 0, 0},
     {"speculationWaitMs", SETTING_DOUBLE, FIELD(speculation_wait_ms), 0, 600000},
+    {"speculationPromptBudget", SETTING_BOOL, FIELD(speculation_prompt_budget), 0, 0},
     {"alternatives", SETTING_INT, FIELD(alternatives), 1, CONFIG_MAX_ALTERNATIVES},
     {"languages", SETTING_LANGS, FIELD(languages), 0, 0},
     {"promptLog", SETTING_STRING, FIELD(prompt_log), 0, 0},
@@ -104,6 +105,7 @@ int config_init(struct config *cfg, struct aug_err *err) {
   cfg->cursor_line_in_middle = true;
   cfg->speculate = true;
   cfg->speculation_wait_ms = CONFIG_DEFAULT_SPECULATION_WAIT_MS;
+  cfg->speculation_prompt_budget = true;
   cfg->alternatives = CONFIG_MAX_ALTERNATIVES;
   cfg->completion_cache = true;
   cfg->syntax_check = true;

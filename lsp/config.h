@@ -93,6 +93,12 @@ struct config {
    * before cancelling it and running a job of its own under promptBudgetMs (speculationWaitMs,
    * default CONFIG_DEFAULT_SPECULATION_WAIT_MS); 0 = as long as it takes. */
   double speculation_wait_ms;
+  /* A speculation started by an edit works under promptBudgetMs as the editor's request would
+   * (speculationPromptBudget, default on): after a jump, while the user types, it evaluates the
+   * window cut to the budget, near the cursor, instead of the whole window from its far end, which
+   * the pause then waits for or leaves. The speculation on the state after an answer keeps the
+   * whole window: it grows the cut one back in idle time. */
+  bool speculation_prompt_budget;
   int64_t prompt_lookup;   /* completion_request.draft_max: prompt-lookup draft tokens; 0 = off */
   double prompt_budget_ms; /* completion_request.prompt_budget_ms for requests; 0 = none */
   char *prompt_log;        /* benchmarks: append each completion prompt as a JSON line (owned) */

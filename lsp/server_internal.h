@@ -125,7 +125,8 @@ struct active_request {
   bool answer_ready;
   struct generation_stats answer_stats;
   bool answered_early;
-  bool invoked; /* completion: an explicit invocation (triggerKind 1 or none), not typing */
+  bool edit_started; /* speculative: started by an edit, not after an answer (speculate) */
+  bool invoked;      /* completion: an explicit invocation (triggerKind 1 or none), not typing */
   /* Alternative: the suggestions it must differ from (owned copies, completion_request.avoid). */
   char *avoid[CONFIG_MAX_ALTERNATIVES];
   size_t avoid_len[CONFIG_MAX_ALTERNATIVES];

@@ -36,7 +36,8 @@ A transcript is a JSON object:
     {"kill_parent": true}
 Patterns: objects match key by key (extra keys are an error unless the pattern has "...": true),
 arrays element by element; "<any>", "<string>", "<number>", "<integer>", "<absent>" (key must be
-missing) are wildcards, "re:REGEX" matches strings, "<lt:N>" numbers below N, "<ms:N>" a time in ms
+missing) are wildcards, "re:REGEX" matches strings, "<lt:N>" numbers below N, "<gt:N>" numbers
+above N, "<ms:N>" a time in ms
 below N times --timeout-scale (timing bounds relax under valgrind as the timeouts do).
 At the end the driver checks that every request got exactly one reply and no reply came for an id
 never sent, then the exit status. Exit status: 0 pass, 1 fail, 77 skipped.
@@ -96,6 +97,10 @@ def match(pattern, actual, path="$"):
             bound = float(pattern[4:-1])
             ok = isinstance(actual, (int, float)) and not isinstance(actual, bool) and actual < bound
             return None if ok else f"{path}: expected a number below {bound:g}, got {actual!r}"
+        if pattern.startswith("<gt:") and pattern.endswith(">"):
+            bound = float(pattern[4:-1])
+            ok = isinstance(actual, (int, float)) and not isinstance(actual, bool) and actual > bound
+            return None if ok else f"{path}: expected a number above {bound:g}, got {actual!r}"
         if pattern.startswith("re:"):
             if isinstance(actual, str) and re.search(pattern[3:], actual, re.S):
                 return None

@@ -7,7 +7,8 @@
  * top-1 agreement against a full evaluation of an edited source file, and the time saved.
  * The host-RAM prompt cache (engine_params.prompt_cache_bytes): an earlier prompt comes back
  * from RAM with logits bit-identical to evaluating it with the same batches, a partial prefix is
- * restored, eviction keeps the byte bound, and a cancel after a restore leaves a valid prefix. */
+ * restored, eviction keeps the byte bound, a cancel after a restore leaves a valid prefix, and a
+ * move cancelled before it is placed loses nothing that a prompt with the old start needs. */
 #include <math.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -345,6 +346,52 @@ static void test_prompt_cache_hits(void **state) {
   engine_destroy(e);
 }
 
+/* A cut window grown back to the whole one (the near part moved right behind new far text) and
+ * cancelled before the move: the cut window was saved first, so the next keystroke's prompt,
+ * which starts as the cut one did, is restored instead of evaluated again. */
+static void test_cancelled_growth_keeps_cut(void **state) {
+  struct fixture *f = *state;
+  struct engine_params ep = engine_params_default();
+  ep.model_path = f->path;
+  ep.n_threads = 2;
+  ep.n_ctx = CTX;
+  ep.n_batch = 32;
+  ep.reuse_min_chunk = CHUNK;
+  ep.reuse_max_tokens = 100;
+  ep.prompt_cache_bytes = 1 << 20;
+  ep.prompt_cache_min_tokens = 16;
+  struct engine *e = NULL;
+  struct aug_err err = {0};
+  if (engine_create(&ep, &e, &err)) fail_msg("engine_create: %s", err.msg);
+  int32_t head[8], far[80], near[60], typed[2];
+  tokens_for(head, 8, 41);
+  tokens_for(far, 80, 42);
+  tokens_for(near, 60, 43);
+  tokens_for(typed, 2, 44);
+  int32_t cut[CTX], whole[CTX], next[CTX];
+  size_t n_cut = join(cut, head, 8, near, 60, NULL, 0, NULL, 0);
+  size_t n_whole = join(whole, head, 8, far, 80, near, 60, NULL, 0);
+  size_t n_next = join(next, head, 8, near, 60, typed, 2, NULL, 0);
+  struct engine_eval_stats st;
+  assert_int_equal(engine_set_prompt(e, cut, n_cut, NULL, &st, &err), 0);
+  atomic_bool cancel;
+  atomic_init(&cancel, true);
+  assert_int_equal(engine_set_prompt(e, whole, n_whole, &cancel, &st, &err), AUG_ECANCELED);
+  assert_int_equal(engine_n_resident(e), 8);
+  assert_int_equal(engine_prompt_cache_count(e), 1);
+  atomic_store(&cancel, false);
+  assert_int_equal(engine_set_prompt(e, next, n_next, &cancel, &st, &err), 0);
+  assert_int_equal(st.n_reused, 8);
+  assert_int_equal(st.n_restored, 60);
+  assert_int_equal(st.n_evaluated, 2);
+  assert_memory_equal(engine_resident_tokens(e), next, n_next * sizeof *next);
+  /* Not cancelled, the growth moves the near part and evaluates only the far text. */
+  assert_int_equal(engine_set_prompt(e, whole, n_whole, &cancel, &st, &err), 0);
+  assert_int_equal(st.n_shifted, 60 - 1);
+  assert_int_equal(st.n_evaluated, 80 + 1);
+  engine_destroy(e);
+}
+
 /* Snapshots of 60 tokens (~60 KB each on this model): a bound of 2.5 holds two. */
 static void test_prompt_cache_eviction(void **state) {
   struct fixture *f = *state;
@@ -484,6 +531,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
       cmocka_unit_test_setup_teardown(test_prompt_cache_hits, setup, teardown),
       cmocka_unit_test_setup_teardown(test_prompt_cache_eviction, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_cancelled_growth_keeps_cut, setup, teardown),
       cmocka_unit_test(test_small_model_edit),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
