@@ -40,6 +40,9 @@ struct generator {
 #define GENERATE_SHRINK_MIN_SAVING 32
 /* Candidate cuts costed per request (each is a tokenization of the window). */
 #define GENERATE_SHRINK_MAX_TRIES 3
+/* completion_request.grow_when_cut_resident: the cut prompt counts as resident at this cost (the
+ * tokens typed since it was evaluated, or since the snapshot it is restored from was saved). */
+#define GENERATE_GROW_RESIDENT_TOKENS 16
 
 /* Folds one evaluation into the cost estimate; short ones say little (fixed costs dominate). */
 static void note_prompt_cost(struct generator *g, size_t n_evaluated, double ms) {
@@ -433,8 +436,18 @@ int generator_complete(struct generator *g, const struct completion_request *req
     }
   }
   if (req->prompt_budget_ms > 0 && g->ms_per_token > 0) {
+    size_t whole_n = n_ids;
+    struct fim_input whole_in = in;
+    if (req->grow_when_cut_resident) memcpy(g->plan_ids, g->ids, n_ids * sizeof *g->ids);
     rc = fit_prompt_budget(g, req, &in, token_healing && heal > 0, max_tokens, &n_ids, stats, err);
     if (rc) return rc;
+    if (req->grow_when_cut_resident && n_ids < whole_n &&
+        engine_prompt_cost(g->engine, g->ids, n_ids) <= GENERATE_GROW_RESIDENT_TOKENS) {
+      memcpy(g->ids, g->plan_ids, whole_n * sizeof *g->ids);
+      n_ids = whole_n;
+      in = whole_in;
+      stats->n_shrunk = 0;
+    }
   }
   g->n_last_prompt = n_ids;
   /* The part the next keystroke's prompt shares: up to <|fim_middle|> when the cursor's line is

@@ -86,6 +86,11 @@ struct completion_request {
    * cost per token) is built again with fewer prefix tokens (never under 256) when that costs
    * clearly less against what is resident; the tokens dropped are in generation_stats.n_shrunk. */
   double prompt_budget_ms;
+  /* With prompt_budget_ms: once the cut prompt is resident (it costs at most
+   * GENERATE_GROW_RESIDENT_TOKENS), evaluate the whole one instead, growing the cut back in idle
+   * time (a speculation started by an edit: the cut comes first, so that a pause finds the near
+   * part resident, then each keystroke's speculation goes on with the far part). */
+  bool grow_when_cut_resident;
   /* (optional) Context pieces for the prompt (prompt.h fim_input.context; borrowed). */
   const struct augury_context_piece *context;
   size_t n_context;

@@ -291,6 +291,45 @@ static void test_prompt_budget_drops_pieces_first(void **state) {
   free(pre);
 }
 
+/* grow_when_cut_resident (a speculation started by an edit): a cold window over the budget is cut;
+ * the same state again, with the cut resident, evaluates the whole window; a keystroke then keeps
+ * it whole. */
+static void test_prompt_budget_grows_resident_cut(void **state) {
+  struct generator *g = need(state);
+  char *pre = malloc(64 * 1024);
+  size_t k = 0;
+  struct completion_request req =
+      long_file_request(pre, &k, "grow", "def total(values):\n    return sum(", ")\n");
+  req.prompt_budget_ms = 1;
+  req.grow_when_cut_resident = true;
+  char out[4096];
+  size_t len = 0;
+  struct generation_stats st;
+  struct aug_err err = {0};
+  assert_int_equal(generator_complete(g, &req, NULL, out, sizeof out, &len, &st, &err), 0);
+  assert_true(st.n_shrunk > 0);
+  size_t cut = st.n_prompt;
+  assert_int_equal(generator_complete(g, &req, NULL, out, sizeof out, &len, &st, &err), 0);
+  print_message("cut window %zu tokens; grown back: %zu tokens, %zu evaluated\n", cut, st.n_prompt,
+                st.n_evaluated);
+  assert_int_equal(st.n_shrunk, 0);
+  assert_true(st.n_prompt > cut + 200);
+  sprintf(pre + k, "v");
+  req.prefix_len = k + 1;
+  assert_int_equal(generator_complete(g, &req, NULL, out, sizeof out, &len, &st, &err), 0);
+  assert_int_equal(st.n_shrunk, 0);
+  assert_true(st.n_evaluated < 32);
+  /* Without the flag the same cold state stays cut, resident or not. */
+  k = 0;
+  req = long_file_request(pre, &k, "kept", "def total(values):\n    return sum(", ")\n");
+  req.prompt_budget_ms = 1;
+  assert_int_equal(generator_complete(g, &req, NULL, out, sizeof out, &len, &st, &err), 0);
+  assert_true(st.n_shrunk > 0);
+  assert_int_equal(generator_complete(g, &req, NULL, out, sizeof out, &len, &st, &err), 0);
+  assert_true(st.n_shrunk > 0);
+  free(pre);
+}
+
 /* An alternative: told to avoid the first answer, the first token writes something else (not a
  * start of it, though a token that is a piece of it would write it again under greedy decoding)
  * and the prompt is all resident; avoiding nothing gives the first answer again. */
@@ -548,6 +587,7 @@ int main(void) {
       cmocka_unit_test(test_token_healing_mid_word),
       cmocka_unit_test(test_prompt_budget_shrinks_far_context),
       cmocka_unit_test(test_prompt_budget_drops_pieces_first),
+      cmocka_unit_test(test_prompt_budget_grows_resident_cut),
       cmocka_unit_test(test_avoid_earlier_suggestion),
       cmocka_unit_test(test_single_line_and_budget),
       cmocka_unit_test(test_deadline_set_during_decode),
