@@ -139,7 +139,8 @@ static void publish_prompt_plan(void *user, double ready_at_ms, double own_ms) {
  * latency bench). Cut to the request's budget, the speculation evaluates what the request would,
  * near the cursor, first; once that is resident, the next keystrokes' speculations grow the whole
  * window back (grow_when_cut_resident; the engine keeps the cut in its prompt cache meanwhile),
- * since a cut window for good costs hits (14 against 20 of 74 pauses on the latency bench). */
+ * since a cut window for good costs hits (14 against 20 of 74 pauses on the latency bench). Off by
+ * default: growing back costs hits too (config.h). */
 static double speculation_budget(const struct active_request *r) {
   if (r->kind == REQUEST_ALTERNATIVE) return 0;
   if (r->kind == REQUEST_SPECULATIVE && !(r->edit_started && r->settings.speculation_prompt_budget))

@@ -26,11 +26,11 @@ static void test_apply_and_warn(void **state) {
   struct config cfg;
   struct aug_err err = {0};
   assert_int_equal(config_init(&cfg, &err), 0);
-  assert_true(cfg.speculation_prompt_budget);
+  assert_false(cfg.speculation_prompt_budget);
   struct warnings w = {0};
   json_t *s = json_loads("{\"augury\":{\"maxTokens\":64,\"debounceMs\":10,\"timeBudgetMs\":250.5,"
                          "\"typingTimeBudgetMs\":80,\"speculationWaitMs\":120,"
-                         "\"speculationPromptBudget\":false,\"model\":\"/"
+                         "\"speculationPromptBudget\":true,\"model\":\"/"
                          "m.gguf\",\"languages\":{\"markdown\":false,\"c\":1}}}",
                          0, NULL);
   assert_int_equal(config_apply_json(&cfg, s, "initializationOptions", false, collect, &w), 1);
@@ -40,7 +40,7 @@ static void test_apply_and_warn(void **state) {
   assert_true(cfg.time_budget_ms == 250.5);
   assert_true(cfg.typing_time_budget_ms == 80);
   assert_true(cfg.speculation_wait_ms == 120);
-  assert_false(cfg.speculation_prompt_budget);
+  assert_true(cfg.speculation_prompt_budget);
   assert_string_equal(cfg.model_path, "/m.gguf");
   assert_false(config_language_enabled(&cfg, "markdown"));
   assert_true(config_language_enabled(&cfg, "python"));
