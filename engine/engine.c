@@ -611,10 +611,9 @@ static uint32_t engine_gram_hash(const int32_t *t, uint32_t m) {
  * always evaluated), each >= reuse_min_chunk tokens, greedily left to right in the new prompt,
  * taking the longest candidate at each position, within reuse_max_tokens in all. Any order of
  * old positions is allowed (a moved block); runs may not overlap in the new prompt. */
-static size_t engine_find_runs(struct engine *e, const int32_t *tokens, size_t n, size_t lcp) {
+static size_t engine_find_runs_in(struct engine *e, const int32_t *old, size_t n_old,
+                                  const int32_t *tokens, size_t n, size_t lcp) {
   uint32_t m = e->params.reuse_min_chunk;
-  const int32_t *old = e->resident;
-  size_t n_old = e->n_resident;
   if (n_old < lcp + m || n < lcp + m + 1) return 0;
   uint32_t mask = e->gram_buckets - 1;
   memset(e->gram_head, 0xff, e->gram_buckets * sizeof *e->gram_head);
@@ -654,6 +653,10 @@ static size_t engine_find_runs(struct engine *e, const int32_t *tokens, size_t n
   return nr;
 }
 
+static size_t engine_find_runs(struct engine *e, const int32_t *tokens, size_t n, size_t lcp) {
+  return engine_find_runs_in(e, e->resident, e->n_resident, tokens, n, lcp);
+}
+
 /* Writes a stashed run back at the end of the cache, K re-rotated by new - old positions; the
  * cells count (commit) only once every layer holds them. */
 static int engine_place_run(struct engine *e, const struct engine_run *r, const int32_t *tokens,
@@ -680,29 +683,32 @@ static void engine_save_snapshot(struct engine *e, int keep) {
 }
 
 /* When a snapshot shares prompt_cache_min_tokens more prefix tokens with the prompt than the
- * resident sequence (lcp), saves the resident sequence, then makes the resident sequence the
- * snapshot's common prefix with the prompt (at most n - 1 tokens: the last one is evaluated).
- * Returns whether it restored. */
-static bool engine_restore_snapshot(struct engine *e, const int32_t *tokens, size_t n, size_t lcp,
-                                    struct engine_eval_stats *st) {
-  if (!e->prompts) return false;
+ * resident sequence (lcp), saves the resident sequence, then makes the whole snapshot the resident
+ * sequence: its common prefix with the prompt (at most n - 1 tokens: the last one is evaluated) is
+ * kept as is, and what follows stays for shifted-chunk reuse. That is what a changed context
+ * piece before the file needs: the snapshot matches up to the piece, and the file after it is
+ * moved instead of evaluated again. Returns the prompt tokens now resident in place (lcp when
+ * nothing was restored). */
+static size_t engine_restore_snapshot(struct engine *e, const int32_t *tokens, size_t n, size_t lcp,
+                                      struct engine_eval_stats *st) {
+  if (!e->prompts) return lcp;
   size_t best = 0;
   int id = promptcache_find(e->prompts, tokens, n, &best);
   if (best > n - 1) best = n - 1;
-  if (id < 0 || best < lcp + e->params.prompt_cache_min_tokens) return false;
+  if (id < 0 || best < lcp + e->params.prompt_cache_min_tokens) return lcp;
   promptcache_touch(e->prompts, id);
   engine_save_snapshot(e, id);
   engine_truncate(e, lcp);
-  st->n_reused = lcp;
+  size_t whole = promptcache_n_tokens(e->prompts, id);
   struct aug_err ignored = {0};
-  if (promptcache_restore(e->prompts, id, forward_kvcache(e->fwd), lcp, best, &ignored) < 0)
-    return true; /* resident is the prefix [0, lcp): evaluated from there */
+  if (promptcache_restore(e->prompts, id, forward_kvcache(e->fwd), lcp, whole, &ignored) < 0)
+    return lcp; /* resident is the prefix [0, lcp): evaluated from there */
   memcpy(e->resident + lcp, promptcache_tokens(e->prompts, id) + lcp,
-         (best - lcp) * sizeof *tokens);
-  e->n_resident = best;
+         (whole - lcp) * sizeof *tokens);
+  e->n_resident = whole;
   e->logits_valid = false;
   st->n_restored = best - lcp;
-  return true;
+  return best;
 }
 
 /* Evaluates tokens[n_resident..upto). Positions before n_stable go in ENGINE_STABLE_CHUNK-token
@@ -759,30 +765,29 @@ int engine_set_prompt_stable(struct engine *e, const int32_t *tokens, size_t n, 
   }
   struct kvcache *kv = forward_kvcache(e->fwd);
   int rc = 0;
-  size_t n_runs = 0;
-  /* A restored snapshot replaces the resident sequence (saved first): no runs are searched. */
-  if (!engine_restore_snapshot(e, tokens, n, lcp, &st)) {
-    n_runs = e->params.reuse_min_chunk ? engine_find_runs(e, tokens, n, lcp) : 0;
-    size_t kept = lcp, placed = lcp;
-    bool runs_wait = false; /* a run is placed only after tokens before it are evaluated */
-    for (size_t r = 0; r < n_runs; r++) {
-      kept += e->runs[r].n;
-      if (e->runs[r].new_pos > placed) runs_wait = true;
-      placed = e->runs[r].new_pos + e->runs[r].n;
-    }
-    /* About to discard most of the resident sequence: keep a copy in host RAM first. So too when
-     * the runs kept wait for an evaluation that a cancel can stop: the stash would be lost with
-     * it, and the next keystroke's prompt usually starts as the old one did (a cut window grown
-     * back to the whole one in idle time, then typing on in the cut one: plugins/generate.c). */
-    if (kept < e->n_resident / 2 || (runs_wait && cancel)) engine_save_snapshot(e, -1);
-    for (size_t r = 0; r < n_runs && rc == 0; r++)
-      rc = kvcache_download_cells(kv, e->runs[r].old_pos, e->runs[r].n, e->stash,
-                                  e->params.reuse_max_tokens, e->runs[r].at, err);
-    if (rc < 0) n_runs = 0; /* not moved: evaluated instead */
-    rc = 0;
-    engine_truncate(e, lcp);
-    st.n_reused = lcp;
+  /* A snapshot that matches more replaces the resident sequence (saved first). */
+  size_t reused = lcp;
+  lcp = engine_restore_snapshot(e, tokens, n, lcp, &st);
+  size_t n_runs = e->params.reuse_min_chunk ? engine_find_runs(e, tokens, n, lcp) : 0;
+  size_t kept = lcp, placed = lcp;
+  bool runs_wait = false; /* a run is placed only after tokens before it are evaluated */
+  for (size_t r = 0; r < n_runs; r++) {
+    kept += e->runs[r].n;
+    if (e->runs[r].new_pos > placed) runs_wait = true;
+    placed = e->runs[r].new_pos + e->runs[r].n;
   }
+  /* About to discard most of the resident sequence: keep a copy in host RAM first. So too when
+   * the runs kept wait for an evaluation that a cancel can stop: the stash would be lost with
+   * it, and the next keystroke's prompt usually starts as the old one did (a cut window grown
+   * back to the whole one in idle time, then typing on in the cut one: plugins/generate.c). */
+  if (kept < e->n_resident / 2 || (runs_wait && cancel)) engine_save_snapshot(e, -1);
+  for (size_t r = 0; r < n_runs && rc == 0; r++)
+    rc = kvcache_download_cells(kv, e->runs[r].old_pos, e->runs[r].n, e->stash,
+                                e->params.reuse_max_tokens, e->runs[r].at, err);
+  if (rc < 0) n_runs = 0; /* not moved: evaluated instead */
+  rc = 0;
+  engine_truncate(e, lcp);
+  st.n_reused = reused;
   for (size_t r = 0; r < n_runs && rc == 0; r++) {
     const struct engine_run *run = &e->runs[r];
     if (run->new_pos > e->n_resident) {
@@ -809,14 +814,22 @@ size_t engine_prompt_cost(struct engine *e, const int32_t *tokens, size_t n) {
     lcp++;
   if (lcp == n) return engine_logits(e) && n == e->n_resident ? 0 : 1;
   size_t kept = lcp;
-  if (e->prompts) {
+  const int32_t *old = e->resident;
+  size_t n_old = e->n_resident;
+  if (e->prompts) { /* as engine_restore_snapshot would */
     size_t best = 0;
-    if (promptcache_find(e->prompts, tokens, n, &best) >= 0) {
+    int id = promptcache_find(e->prompts, tokens, n, &best);
+    if (id >= 0) {
       if (best > n - 1) best = n - 1;
-      if (best >= lcp + e->params.prompt_cache_min_tokens) return n - best;
+      if (best >= lcp + e->params.prompt_cache_min_tokens) {
+        kept = lcp = best;
+        old = promptcache_tokens(e->prompts, id);
+        n_old = promptcache_n_tokens(e->prompts, id);
+      }
     }
   }
-  size_t n_runs = e->params.reuse_min_chunk ? engine_find_runs(e, tokens, n, lcp) : 0;
+  size_t n_runs =
+      e->params.reuse_min_chunk ? engine_find_runs_in(e, old, n_old, tokens, n, lcp) : 0;
   for (size_t r = 0; r < n_runs; r++)
     kept += e->runs[r].n;
   return n - kept;

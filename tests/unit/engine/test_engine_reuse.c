@@ -8,7 +8,8 @@
  * The host-RAM prompt cache (engine_params.prompt_cache_bytes): an earlier prompt comes back
  * from RAM with logits bit-identical to evaluating it with the same batches, a partial prefix is
  * restored, eviction keeps the byte bound, a cancel after a restore leaves a valid prefix, and a
- * move cancelled before it is placed loses nothing that a prompt with the old start needs. */
+ * move cancelled before it is placed loses nothing that a prompt with the old start needs, and a
+ * snapshot's tokens after the common prefix are moved like the resident sequence's. */
 #include <math.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -392,6 +393,52 @@ static void test_cancelled_growth_keeps_cut(void **state) {
   engine_destroy(e);
 }
 
+/* A context piece before the file changed, and the resident sequence is elsewhere: the snapshot
+ * matches up to the piece, and the file after it is moved out of the snapshot instead of
+ * evaluated again; engine_prompt_cost says so beforehand. */
+static void test_snapshot_runs(void **state) {
+  struct fixture *f = *state;
+  struct engine_params ep = engine_params_default();
+  ep.model_path = f->path;
+  ep.n_threads = 2;
+  ep.n_ctx = CTX;
+  ep.n_batch = 32;
+  ep.reuse_min_chunk = CHUNK;
+  ep.reuse_max_tokens = 100;
+  ep.prompt_cache_bytes = 1 << 20;
+  ep.prompt_cache_min_tokens = 16;
+  struct engine *e = NULL;
+  struct aug_err err = {0};
+  if (engine_create(&ep, &e, &err)) fail_msg("engine_create: %s", err.msg);
+  int32_t head[24], piece_a[20], piece_b[20], file[60], other[50];
+  tokens_for(head, 24, 51);
+  tokens_for(piece_a, 20, 52);
+  tokens_for(piece_b, 20, 53);
+  tokens_for(file, 60, 54);
+  tokens_for(other, 50, 55);
+  int32_t p1[CTX], p2[CTX];
+  size_t n1 = join(p1, head, 24, piece_a, 20, file, 60, NULL, 0);
+  size_t n2 = join(p2, head, 24, piece_b, 20, file, 60, NULL, 0);
+  struct engine_eval_stats st;
+  assert_int_equal(engine_set_prompt(e, p1, n1, NULL, &st, &err), 0);
+  assert_int_equal(engine_set_prompt(e, other, 50, NULL, &st, &err), 0); /* p1 saved */
+  assert_int_equal(engine_prompt_cost(e, p2, n2), 20 + 1);
+  assert_int_equal(engine_set_prompt(e, p2, n2, NULL, &st, &err), 0);
+  assert_int_equal(st.n_reused, 0);
+  assert_int_equal(st.n_restored, 24);
+  assert_int_equal(st.n_shifted, 60 - 1);
+  assert_int_equal(st.n_evaluated, 20 + 1);
+  assert_memory_equal(engine_resident_tokens(e), p2, n2 * sizeof *p2);
+  engine_truncate(f->plain, 0);
+  assert_int_equal(engine_set_prompt(f->plain, p2, n2, NULL, &st, &err), 0);
+  size_t nv = engine_model(e)->hp.n_vocab;
+  double d = max_diff(engine_logits(e), engine_logits(f->plain), nv);
+  print_message("file moved out of a snapshot: logits max |diff| %.3f against a full evaluation\n",
+                d);
+  assert_true(isfinite(d));
+  engine_destroy(e);
+}
+
 /* Snapshots of 60 tokens (~60 KB each on this model): a bound of 2.5 holds two. */
 static void test_prompt_cache_eviction(void **state) {
   struct fixture *f = *state;
@@ -532,6 +579,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_prompt_cache_hits, setup, teardown),
       cmocka_unit_test_setup_teardown(test_prompt_cache_eviction, setup, teardown),
       cmocka_unit_test_setup_teardown(test_cancelled_growth_keeps_cut, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_snapshot_runs, setup, teardown),
       cmocka_unit_test(test_small_model_edit),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
