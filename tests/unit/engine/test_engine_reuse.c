@@ -347,13 +347,10 @@ static void test_prompt_cache_hits(void **state) {
   engine_destroy(e);
 }
 
-/* A cut window grown back to the whole one (the near part moved right behind new far text) and
- * cancelled before the move: the cut window was saved first, so the next keystroke's prompt,
- * which starts as the cut one did, is restored instead of evaluated again. */
-static void test_cancelled_growth_keeps_cut(void **state) {
-  struct fixture *f = *state;
+/* Chunk reuse and a prompt cache together: a move out of a snapshot, a move cancelled. */
+static struct engine *open_reuse_cached(const char *path) {
   struct engine_params ep = engine_params_default();
-  ep.model_path = f->path;
+  ep.model_path = path;
   ep.n_threads = 2;
   ep.n_ctx = CTX;
   ep.n_batch = 32;
@@ -364,6 +361,16 @@ static void test_cancelled_growth_keeps_cut(void **state) {
   struct engine *e = NULL;
   struct aug_err err = {0};
   if (engine_create(&ep, &e, &err)) fail_msg("engine_create: %s", err.msg);
+  return e;
+}
+
+/* A cut window grown back to the whole one (the near part moved right behind new far text) and
+ * cancelled before the move: the cut window was saved first, so the next keystroke's prompt,
+ * which starts as the cut one did, is restored instead of evaluated again. */
+static void test_cancelled_growth_keeps_cut(void **state) {
+  struct fixture *f = *state;
+  struct engine *e = open_reuse_cached(f->path);
+  struct aug_err err = {0};
   int32_t head[8], far[80], near[60], typed[2];
   tokens_for(head, 8, 41);
   tokens_for(far, 80, 42);
@@ -398,18 +405,8 @@ static void test_cancelled_growth_keeps_cut(void **state) {
  * evaluated again; engine_prompt_cost says so beforehand. */
 static void test_snapshot_runs(void **state) {
   struct fixture *f = *state;
-  struct engine_params ep = engine_params_default();
-  ep.model_path = f->path;
-  ep.n_threads = 2;
-  ep.n_ctx = CTX;
-  ep.n_batch = 32;
-  ep.reuse_min_chunk = CHUNK;
-  ep.reuse_max_tokens = 100;
-  ep.prompt_cache_bytes = 1 << 20;
-  ep.prompt_cache_min_tokens = 16;
-  struct engine *e = NULL;
+  struct engine *e = open_reuse_cached(f->path);
   struct aug_err err = {0};
-  if (engine_create(&ep, &e, &err)) fail_msg("engine_create: %s", err.msg);
   int32_t head[24], piece_a[20], piece_b[20], file[60], other[50];
   tokens_for(head, 24, 51);
   tokens_for(piece_a, 20, 52);
