@@ -684,8 +684,8 @@ static void engine_save_snapshot(struct engine *e, int keep) {
 
 /* When a snapshot shares prompt_cache_min_tokens more prefix tokens with the prompt than the
  * resident sequence (lcp), saves the resident sequence, then makes the whole snapshot the resident
- * sequence: its common prefix with the prompt (at most n - 1 tokens: the last one is evaluated) is
- * kept as is, and what follows stays for shifted-chunk reuse. That is what a changed context
+ * sequence (only its common prefix with chunk reuse off): that prefix (at most n - 1 tokens: the
+ * last one is evaluated) is kept as is, and what follows stays for shifted-chunk reuse. That is what a changed context
  * piece before the file needs: the snapshot matches up to the piece, and the file after it is
  * moved instead of evaluated again. Returns the prompt tokens now resident in place (lcp when
  * nothing was restored). */
@@ -699,7 +699,8 @@ static size_t engine_restore_snapshot(struct engine *e, const int32_t *tokens, s
   promptcache_touch(e->prompts, id);
   engine_save_snapshot(e, id);
   engine_truncate(e, lcp);
-  size_t whole = promptcache_n_tokens(e->prompts, id);
+  /* Past the common prefix only chunk reuse has a use for the snapshot's cells. */
+  size_t whole = e->params.reuse_min_chunk ? promptcache_n_tokens(e->prompts, id) : best;
   struct aug_err ignored = {0};
   if (promptcache_restore(e->prompts, id, forward_kvcache(e->fwd), lcp, whole, &ignored) < 0)
     return lcp; /* resident is the prefix [0, lcp): evaluated from there */
