@@ -822,6 +822,32 @@ nomem:
   return 1;
 }
 
+/* cs->module_text: the signatures of file chosen (an offset into module_buf) that fit in budget
+ * tokens, those sharing a word with a name near the cursor first, then the others by line; shown
+ * in line order. */
+static bool render_signatures(struct context_syntax *cs, size_t chosen, size_t budget) {
+  bool take[CONTEXT_MAX_SIGNATURES] = {false};
+  size_t used = 0;
+  for (int pass = 0; pass < 2; pass++)
+    for (size_t i = 0; i < cs->n_signatures; i++) {
+      const struct signature *sig = &cs->signatures[i];
+      if (sig->path != chosen || sig->related != (pass == 0)) continue;
+      size_t t = count_tokens(cs, cs->module_buf.p + sig->line_at, sig->line_len);
+      if (used + t > budget) continue;
+      used += t;
+      take[i] = true;
+    }
+  for (size_t i = 0; i < cs->n_signatures; i++) {
+    const struct signature *sig = &cs->signatures[i];
+    if (take[i] && !buf_put(&cs->module_text, cs->module_buf.p + sig->line_at, sig->line_len))
+      return false;
+  }
+  if (cs->module_text.n && cs->module_text.p[cs->module_text.n - 1] != '\n' &&
+      !buf_put(&cs->module_text, "\n", 1))
+    return false;
+  return true;
+}
+
 /* cs->module_text: when a qualifier before the cursor names a module of the workspace (a file
  * "util.lua" for "util."), the signatures (first lines) of its definitions whose names start with
  * what is typed after it, in line order, as many as fit in budget tokens: first those sharing a
@@ -852,27 +878,68 @@ static bool render_module(struct context_syntax *cs, const char *text, size_t of
       break;
     }
   }
-  /* Related ones first, then by line, while they fit; then shown in line order. */
-  bool take[CONTEXT_MAX_SIGNATURES] = {false};
-  size_t used = 0;
-  for (int pass = 0; pass < 2; pass++)
-    for (size_t i = 0; i < cs->n_signatures; i++) {
-      const struct signature *sig = &cs->signatures[i];
-      if (sig->path != chosen || sig->related != (pass == 0)) continue;
-      size_t t = count_tokens(cs, cs->module_buf.p + sig->line_at, sig->line_len);
-      if (used + t > budget) continue;
-      used += t;
-      take[i] = true;
-    }
-  for (size_t i = 0; i < cs->n_signatures; i++) {
-    const struct signature *sig = &cs->signatures[i];
-    if (take[i] && !buf_put(&cs->module_text, cs->module_buf.p + sig->line_at, sig->line_len))
-      return false;
-  }
-  if (cs->module_text.n && cs->module_text.p[cs->module_text.n - 1] != '\n' &&
-      !buf_put(&cs->module_text, "\n", 1))
-    return false;
+  if (!render_signatures(cs, chosen, budget)) return false;
   *path = cs->module_buf.p + chosen;
+  return true;
+}
+
+/* --- the file an unqualified call likely reaches --- */
+
+/* Languages where a bare name reaches other files with no import naming it: Go (any file of the
+ * package, that is, of the folder) and C/C++ (whatever the includes declare). Elsewhere a name
+ * from another file is imported by name or qualified, and the lookups above find it. */
+enum neighbour_rule { NEIGHBOURS_NONE, NEIGHBOURS_PACKAGE, NEIGHBOURS_C_FAMILY };
+
+static enum neighbour_rule neighbour_rule_of(const struct grammar *g) {
+  if (!strcmp(g->name, "go")) return NEIGHBOURS_PACKAGE;
+  if (!strcmp(g->name, "c") || !strcmp(g->name, "cpp")) return NEIGHBOURS_C_FAMILY;
+  return NEIGHBOURS_NONE;
+}
+
+static bool ends_with(const char *s, const char *suffix) {
+  size_t n = strlen(s), m = strlen(suffix);
+  return n >= m && !memcmp(s + n - m, suffix, m);
+}
+
+struct neighbour_filter {
+  enum neighbour_rule rule;
+  const char *own_path;
+  size_t own_dir; /* own_path[0..own_dir) is its folder ("" at the root) */
+};
+
+static bool accept_neighbour(void *data, const char *path) {
+  const struct neighbour_filter *f = data;
+  if (f->rule == NEIGHBOURS_C_FAMILY) {
+    const struct grammar *g = grammars_find_path(path);
+    return g && neighbour_rule_of(g) == NEIGHBOURS_C_FAMILY;
+  }
+  const char *slash = strrchr(path, '/');
+  size_t dir = slash ? (size_t)(slash - path) : 0;
+  if (dir != f->own_dir || strncmp(path, f->own_path, dir) || !ends_with(path, ".go")) return false;
+  /* A test file may call the package's code; the package never calls its tests. */
+  return !ends_with(path, "_test.go") || ends_with(f->own_path, "_test.go");
+}
+
+/* cs->module_text, when no qualifier named a module: in Go and C/C++, the signatures of the
+ * file the editor sent last among the cursor's neighbours (its package's files; C and C++
+ * files), related ones first, as in render_module. */
+static bool render_neighbour(struct context_syntax *cs, const struct grammar *grammar,
+                             const char *text, const char *own_path, size_t budget,
+                             const char **path) {
+  enum neighbour_rule rule = neighbour_rule_of(grammar);
+  if (rule == NEIGHBOURS_NONE || !own_path) return true;
+  const char *slash = strrchr(own_path, '/');
+  struct neighbour_filter filter = {rule, own_path, slash ? (size_t)(slash - own_path) : 0};
+  cs->module_text.n = 0;
+  cs->module_buf.n = 0;
+  cs->n_signatures = 0;
+  struct module_lookup l = {cs, text, "", 0, false};
+  workspace_index_recent(cs->params.index, own_path, accept_neighbour, &filter, take_signature, &l);
+  if (l.nomem) return false;
+  if (!cs->n_signatures) return true;
+  size_t chosen = cs->signatures[0].path; /* one file */
+  if (!render_signatures(cs, chosen, budget)) return false;
+  if (cs->module_text.n) *path = cs->module_buf.p + chosen;
   return true;
 }
 
@@ -1022,6 +1089,10 @@ static int syntax_provide(void *self, const struct augury_context_request *req,
   if (cs->params.index && used < budget) {
     /* Two thirds of what is left: the definitions of the names near the cursor get the rest. */
     if (!render_module(cs, text, c->offset, own_path, (budget - used) * 2 / 3, &module_path))
+      return nomem(error);
+    /* Half of what is left: a file the user looked at is a weaker hint than a qualifier. */
+    if (!cs->module_text.n &&
+        !render_neighbour(cs, grammar, text, own_path, (budget - used) / 2, &module_path))
       return nomem(error);
     if (cs->module_text.n) used += count_tokens(cs, cs->module_text.p, cs->module_text.n);
   }

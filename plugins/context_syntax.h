@@ -12,6 +12,10 @@
  *     qualifier, those sharing a word with the names near the cursor first, in line order: one
  *     piece named by the module's path (AUGURY_STABLE_FILE, within two thirds of the budget the
  *     document's pieces left);
+ *   - else, in Go and C/C++ (where a bare name reaches other files with no import naming it),
+ *     the same signatures, related ones first, of the file the editor sent last (didOpen, didSave,
+ *     didClose) among the cursor's neighbours: its package's files in Go (its folder; tests only
+ *     for a test), C and C++ files in C/C++ (within half of what the document's pieces left);
  *   - with a workspace index, the definitions of those identifiers that the
  *     document does not define, from the other files of the workspace: one piece per file, named
  *     by its path, files in path order, definitions in line order (AUGURY_STABLE_FILE, after the

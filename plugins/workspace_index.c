@@ -57,6 +57,8 @@ struct file {
   struct file *next_in_bucket;
   struct def *defs;
   size_t n_defs, bytes; /* bytes: this struct, its path and its definitions */
+  uint64_t sent;        /* wi->sends when the editor last sent it (didOpen, didSave, didClose); 0:
+                           only the scan read it */
   uint32_t hash;
   char path[];
 };
@@ -102,6 +104,7 @@ struct workspace_index {
   struct def **name_buckets;
   size_t n_name_buckets;
   struct workspace_index_stats stats;
+  uint64_t sends; /* files the editor sent so far: the clock of file.sent */
 };
 
 struct workspace_index_params workspace_index_params_default(void) {
@@ -300,6 +303,7 @@ static void file_insert(struct workspace_index *wi, struct file *f, bool from_sc
     file_free(f);
   } else {
     if (old) file_remove(wi, old);
+    if (!from_scan) f->sent = ++wi->sends;
     if (wi->stats.files >= wi->params.max_files) {
       wi->stats.skipped_too_many++;
       file_free(f);
@@ -898,6 +902,29 @@ int workspace_index_module(struct workspace_index *wi, const char *stem, size_t 
                                                d->data + d->name_len + 1, d->text_len};
       rc = cb(data, &out);
     }
+  pthread_mutex_unlock(&wi->mu);
+  return rc;
+}
+
+int workspace_index_recent(struct workspace_index *wi, const char *exclude_path,
+                           workspace_index_path_filter accept, void *accept_data,
+                           workspace_index_definition_cb cb, void *data) {
+  if (!wi) return 0;
+  int rc = 0;
+  pthread_mutex_lock(&wi->mu);
+  struct file *last = NULL;
+  for (size_t b = 0; b < wi->n_file_buckets; b++)
+    for (struct file *f = wi->file_buckets[b]; f; f = f->next_in_bucket) {
+      if (!f->sent || (last && f->sent < last->sent)) continue;
+      if (exclude_path && !strcmp(f->path, exclude_path)) continue;
+      if (accept && !accept(accept_data, f->path)) continue;
+      last = f;
+    }
+  for (struct def *d = last ? last->defs : NULL; d && !rc; d = d->next_in_file) {
+    struct workspace_index_definition out = {d->data, d->file->path, d->line,
+                                             d->data + d->name_len + 1, d->text_len};
+    rc = cb(data, &out);
+  }
   pthread_mutex_unlock(&wi->mu);
   return rc;
 }

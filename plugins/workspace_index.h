@@ -89,6 +89,17 @@ int workspace_index_lookup(struct workspace_index *wi, const char *name, size_t 
 int workspace_index_module(struct workspace_index *wi, const char *stem, size_t stem_len,
                            const char *exclude_path, workspace_index_definition_cb cb, void *data);
 
+/* Calls cb for each definition, in line order, of the file the editor sent last (didOpen,
+ * didSave or didClose: an update or a reload; a file only the scan read is never chosen) among
+ * those other than exclude_path that accept takes (NULL: all), until cb returns non-zero
+ * (returned). Nothing when the editor sent none. This is the "neighbouring tab" of an unqualified
+ * name: the file a user looked at last is the likeliest home of what they are about to call.
+ * Locked as in lookup; accept runs locked too. */
+typedef bool (*workspace_index_path_filter)(void *data, const char *path);
+int workspace_index_recent(struct workspace_index *wi, const char *exclude_path,
+                           workspace_index_path_filter accept, void *accept_data,
+                           workspace_index_definition_cb cb, void *data);
+
 void workspace_index_stats(struct workspace_index *wi, struct workspace_index_stats *out);
 
 #endif

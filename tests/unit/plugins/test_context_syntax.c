@@ -2,10 +2,12 @@
  * documents with the cursor deep in a function whose header lies before the window, the scope
  * headers and the imports come as pieces (exact bytes); nothing when the headers are inside the
  * window; the token budget holds; an unknown language gets nothing; small edits keep the bytes of
- * unchanged pieces; the parsed-document cache evicts the least recently used uri; through the
+ * unchanged pieces; the parsed-document cache evicts the least recently used uri; a qualified or
+ * a bare call brings another file's signatures; through the
  * plugin host the pieces arrive ordered by stability and the host frees the plugin. */
 #include "../test_support.h"
 
+#include <sys/stat.h>
 #include <time.h>
 
 #include "grammars/syntax.h"
@@ -556,6 +558,123 @@ static void test_module_of_the_qualifier(void **state) {
   workspace_index_destroy(wi);
 }
 
+/* A workspace under /tmp for the neighbour tests: a Go package of three files and a test, a Go
+ * file of another package, and C sources. */
+static void put_file(const char *root, const char *rel, const char *text) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/%s", root, rel);
+  char *slash = strrchr(path, '/');
+  *slash = '\0';
+  mkdir(path, 0700);
+  *slash = '/';
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+static const char reader_go[] =
+    "package csv\n\nfunc validDelim(r rune) bool {\n\treturn r != 0\n}\n"
+    "\nfunc lengthNL(b []byte) int {\n\treturn 0\n}\n";
+static const char stack_h[] =
+    "#include <stdint.h>\n\ntypedef struct Stack Stack;\n\n"
+    "Stack *ts_stack_new(void);\nuint32_t ts_stack_state(const Stack *);\n";
+
+static void sent(struct workspace_index *wi, const char *rel, const char *text) {
+  struct aug_err err = {0};
+  assert_int_equal(workspace_index_update(wi, rel, text, strlen(text), &err), 0);
+  workspace_index_wait_idle(wi);
+}
+
+static const char *piece_named(const struct collector *c, const char *name) {
+  for (size_t i = 0; i < c->n; i++)
+    if (!strcmp(c->pieces[i].name, name)) return c->pieces[i].text;
+  return NULL;
+}
+
+/* A bare call in Go or C, where the callee's file is named nowhere: the signatures of the file
+ * the editor sent last among the cursor's neighbours (in Go the package's files, tests only for a
+ * test; in C the C and C++ files), those sharing a word with a name near the cursor first when the
+ * budget is short; none before the editor sent one, and none in Python. */
+static void test_neighbour_of_a_bare_call(void **state) {
+  (void)state;
+  char root[] = "/tmp/augury-cn-XXXXXX";
+  assert_non_null(mkdtemp(root));
+  put_file(root, "pkg/reader.go", reader_go);
+  put_file(root, "pkg/other.go", "package csv\n\nfunc unrelated() {}\n");
+  put_file(root, "pkg/reader_test.go", "package csv\n\nfunc TestRead(t *testing.T) {}\n");
+  put_file(root, "cmd/main.go", "package main\n\nfunc mainHelper() {}\n");
+  put_file(root, "src/stack.h", stack_h);
+  put_file(root, "lib/util.py", "def helper(x):\n    return x\n");
+  struct workspace_index *wi = NULL;
+  struct aug_err err = {0};
+  assert_int_equal(workspace_index_create(root, NULL, &wi, &err), 0);
+  assert_int_equal(workspace_index_start(wi, &err), 0);
+  workspace_index_wait_idle(wi);
+  struct context_syntax_params p = context_syntax_params_default();
+  p.compile_in_call = true;
+  p.index = wi;
+  struct context_syntax *cs = NULL;
+  assert_int_equal(context_syntax_create(&p, &cs, &err), 0);
+
+  const char *doc = "package csv\n\nfunc (w *Writer) Write(record []string) error {\n\tif !\n"
+                    "\t\treturn errInvalidDelim\n\t}\n\treturn nil\n}\n";
+  size_t cursor = (size_t)(strstr(doc, "!\n") - doc) + 1;
+  struct call call = {
+      "file:///w/writer.go", "pkg/writer.go", "go", doc, cursor, 0, strlen(doc), 512};
+  struct collector got;
+  provide(cs, &call, &got); /* the scan read them all; the editor sent none */
+  assert_null(piece_named(&got, "pkg/reader.go"));
+  sent(wi, "pkg/reader.go", reader_go);
+  provide(cs, &call, &got);
+  assert_string_equal(piece_named(&got, "pkg/reader.go"),
+                      "func validDelim(r rune) bool {\nfunc lengthNL(b []byte) int {\n");
+  call.budget = 30; /* half of it for the neighbour: the related signature alone fits */
+  provide(cs, &call, &got);
+  assert_string_equal(piece_named(&got, "pkg/reader.go"), "func validDelim(r rune) bool {\n");
+  call.budget = 512;
+  /* Another package's file and the package's test are not neighbours of writer.go. */
+  sent(wi, "cmd/main.go", "package main\n\nfunc mainHelper() {}\n");
+  sent(wi, "pkg/reader_test.go", "package csv\n\nfunc TestRead(t *testing.T) {}\n");
+  provide(cs, &call, &got);
+  assert_non_null(piece_named(&got, "pkg/reader.go"));
+  sent(wi, "pkg/other.go", "package csv\n\nfunc unrelated() {}\n");
+  provide(cs, &call, &got);
+  assert_null(piece_named(&got, "pkg/reader.go"));
+  assert_string_equal(piece_named(&got, "pkg/other.go"), "func unrelated() {}\n");
+  /* A test file sees the package's tests. */
+  call.path = "pkg/writer_test.go";
+  sent(wi, "pkg/reader_test.go", "package csv\n\nfunc TestRead(t *testing.T) {}\n");
+  provide(cs, &call, &got);
+  assert_string_equal(piece_named(&got, "pkg/reader_test.go"), "func TestRead(t *testing.T) {}\n");
+
+  /* C: a header the user looked at. */
+  const char *c_doc = "static bool paused(Parser *self, unsigned version) {\n"
+                      "  return self->stack && \n}\n";
+  cursor = (size_t)(strstr(c_doc, "&& ") - c_doc) + 3;
+  struct call c_call = {
+      "file:///w/parser.c", "src/parser.c", "c", c_doc, cursor, 0, strlen(c_doc), 512};
+  sent(wi, "src/stack.h", stack_h);
+  provide(cs, &c_call, &got);
+  assert_string_equal(piece_named(&got, "src/stack.h"),
+                      "typedef struct Stack Stack;\nStack *ts_stack_new(void);\n"
+                      "uint32_t ts_stack_state(const Stack *);\n");
+
+  /* Python names other files' functions through imports: no neighbour there. */
+  sent(wi, "lib/util.py", "def helper(x):\n    return x\n");
+  const char *py_doc = "def run():\n    return \n";
+  struct call py_call = {"file:///w/app.py", "app.py", "python",       py_doc,
+                         strlen(py_doc) - 1, 0,        strlen(py_doc), 512};
+  provide(cs, &py_call, &got);
+  assert_null(piece_named(&got, "lib/util.py"));
+
+  context_syntax_destroy(cs);
+  workspace_index_destroy(wi);
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+  assert_int_equal(system(cmd), 0);
+}
+
 /* By default a language's queries compile on a background thread: the first calls give nothing,
  * then the pieces come, the same bytes as a compile inside the call gives. */
 static void test_queries_compile_in_the_background(void **state) {
@@ -681,6 +800,7 @@ int main(void) {
       cmocka_unit_test(test_definitions_of_names_near_the_cursor),
       cmocka_unit_test(test_definitions_from_other_files),
       cmocka_unit_test(test_module_of_the_qualifier),
+      cmocka_unit_test(test_neighbour_of_a_bare_call),
       cmocka_unit_test(test_queries_compile_in_the_background),
       cmocka_unit_test(test_through_the_host),
   };

@@ -3,7 +3,8 @@
  * .gitignore'd, hidden, no-grammar, oversize and symlinked files are skipped and counted (a link
  * out of the root is never read); an update re-indexes a file from the given text and a reload
  * from disk, a remove forgets it; lookups come in path order and leave out the excluded file;
- * the file count cap and the byte budget skip files and count them. */
+ * the file the editor sent last is found (never one only the scan read); the file count cap and
+ * the byte budget skip files and count them. */
 #include "../test_support.h"
 
 #include <stdbool.h>
@@ -213,6 +214,61 @@ static void test_module_definitions(void **state) {
   remove_tree(&t);
 }
 
+static bool only_c(void *data, const char *path) {
+  (void)data;
+  size_t n = strlen(path);
+  return n > 2 && (!strcmp(path + n - 2, ".c") || !strcmp(path + n - 2, ".h"));
+}
+
+static struct found recent(struct workspace_index *wi, const char *exclude,
+                           workspace_index_path_filter accept) {
+  struct found f;
+  memset(&f, 0, sizeof f);
+  assert_int_equal(workspace_index_recent(wi, exclude, accept, NULL, collect, &f), 0);
+  return f;
+}
+
+/* The file the editor sent last: never one only the scan read; the newest send wins (an update
+ * or a reload, whether the text changed or not); the excluded file and those the filter refuses
+ * are passed over for the one sent before them; each file's definitions in line order. */
+static void test_recent_file(void **state) {
+  (void)state;
+  struct tmp_tree t;
+  make_tree(&t);
+  struct workspace_index_params p = small_files();
+  struct workspace_index *wi = scanned(&t, &p);
+  struct aug_err err = {0};
+  assert_int_equal(recent(wi, NULL, NULL).n, 0);
+  assert_int_equal(workspace_index_reload(wi, "src/shape.h", &err), 0);
+  const char *util = "def helper(x):\n    return x + 1\n";
+  assert_int_equal(workspace_index_update(wi, "lib/util.py", util, strlen(util), &err), 0);
+  workspace_index_wait_idle(wi);
+  struct found f = recent(wi, NULL, NULL);
+  assert_int_equal(f.n, 1);
+  assert_string_equal(f.v[0].path, "lib/util.py");
+  f = recent(wi, "lib/util.py", NULL);
+  assert_true(f.n >= 2);
+  for (size_t i = 0; i < f.n; i++) {
+    assert_string_equal(f.v[i].path, "src/shape.h");
+    if (i) assert_true(f.v[i].line > f.v[i - 1].line);
+  }
+  assert_string_equal(recent(wi, NULL, only_c).v[0].path, "src/shape.h");
+  assert_int_equal(recent(wi, "src/shape.h", only_c).n, 0); /* math.c: only the scan read it */
+  /* Sent again: newest once more. */
+  assert_int_equal(workspace_index_reload(wi, "src/math.c", &err), 0);
+  workspace_index_wait_idle(wi);
+  assert_string_equal(recent(wi, NULL, only_c).v[0].path, "src/math.c");
+  assert_int_equal(workspace_index_reload(wi, "src/shape.h", &err), 0);
+  workspace_index_wait_idle(wi);
+  assert_string_equal(recent(wi, NULL, NULL).v[0].path, "src/shape.h");
+  /* A removed file is gone from the choice. */
+  assert_int_equal(workspace_index_remove(wi, "src/shape.h", &err), 0);
+  workspace_index_wait_idle(wi);
+  assert_string_equal(recent(wi, NULL, only_c).v[0].path, "src/math.c");
+  workspace_index_destroy(wi);
+  remove_tree(&t);
+}
+
 static void test_update_reload_remove(void **state) {
   (void)state;
   struct tmp_tree t;
@@ -339,6 +395,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_scan_finds_definitions_and_counts_skips),
       cmocka_unit_test(test_module_definitions),
+      cmocka_unit_test(test_recent_file),
       cmocka_unit_test(test_update_reload_remove),
       cmocka_unit_test(test_caps_count_what_they_skip),
       cmocka_unit_test(test_destroy_during_scan_and_bad_args),
