@@ -822,6 +822,12 @@ nomem:
   return 1;
 }
 
+static void signatures_clear(struct context_syntax *cs) {
+  cs->module_text.n = 0;
+  cs->module_buf.n = 0;
+  cs->n_signatures = 0;
+}
+
 /* cs->module_text: the signatures of file chosen (an offset into module_buf) that fit in budget
  * tokens, those sharing a word with a name near the cursor first, then the others by line; shown
  * in line order. */
@@ -855,9 +861,7 @@ static bool render_signatures(struct context_syntax *cs, size_t chosen, size_t b
  * preferred, else the first by path. *path receives the module's path (in module_buf). */
 static bool render_module(struct context_syntax *cs, const char *text, size_t offset,
                           const char *own_path, size_t budget, const char **path) {
-  cs->module_text.n = 0;
-  cs->module_buf.n = 0;
-  cs->n_signatures = 0;
+  signatures_clear(cs);
   *path = NULL;
   size_t q, q_end, partial;
   if (!find_qualifier(text, offset, &q, &q_end, &partial)) return true;
@@ -930,9 +934,7 @@ static bool render_neighbour(struct context_syntax *cs, const struct grammar *gr
   if (rule == NEIGHBOURS_NONE || !own_path) return true;
   const char *slash = strrchr(own_path, '/');
   struct neighbour_filter filter = {rule, own_path, slash ? (size_t)(slash - own_path) : 0};
-  cs->module_text.n = 0;
-  cs->module_buf.n = 0;
-  cs->n_signatures = 0;
+  signatures_clear(cs);
   struct module_lookup l = {cs, text, "", 0, false};
   workspace_index_recent(cs->params.index, own_path, accept_neighbour, &filter, take_signature, &l);
   if (l.nomem) return false;

@@ -849,6 +849,13 @@ int workspace_index_remove(struct workspace_index *wi, const char *path, struct 
   return enqueue(wi, JOB_REMOVE, path, NULL, 0, err);
 }
 
+/* Hands one definition to a lookup's callback (with the index locked). */
+static int emit(const struct def *d, workspace_index_definition_cb cb, void *data) {
+  struct workspace_index_definition out = {d->data, d->file->path, d->line,
+                                           d->data + d->name_len + 1, d->text_len};
+  return cb(data, &out);
+}
+
 int workspace_index_lookup(struct workspace_index *wi, const char *name, size_t name_len,
                            const char *exclude_path, workspace_index_definition_cb cb, void *data) {
   if (!wi || !name || !name_len) return 0;
@@ -859,9 +866,7 @@ int workspace_index_lookup(struct workspace_index *wi, const char *name, size_t 
        d = d->next_in_bucket) {
     if (d->hash != hash || d->name_len != name_len || memcmp(d->data, name, name_len)) continue;
     if (exclude_path && !strcmp(d->file->path, exclude_path)) continue;
-    struct workspace_index_definition out = {d->data, d->file->path, d->line,
-                                             d->data + d->name_len + 1, d->text_len};
-    rc = cb(data, &out);
+    rc = emit(d, cb, data);
   }
   pthread_mutex_unlock(&wi->mu);
   return rc;
@@ -897,11 +902,8 @@ int workspace_index_module(struct workspace_index *wi, const char *stem, size_t 
       found[at] = f;
     }
   for (size_t i = 0; i < n && !rc; i++)
-    for (struct def *d = found[i]->defs; d && !rc; d = d->next_in_file) {
-      struct workspace_index_definition out = {d->data, d->file->path, d->line,
-                                               d->data + d->name_len + 1, d->text_len};
-      rc = cb(data, &out);
-    }
+    for (struct def *d = found[i]->defs; d && !rc; d = d->next_in_file)
+      rc = emit(d, cb, data);
   pthread_mutex_unlock(&wi->mu);
   return rc;
 }
@@ -920,11 +922,8 @@ int workspace_index_recent(struct workspace_index *wi, const char *exclude_path,
       if (accept && !accept(accept_data, f->path)) continue;
       last = f;
     }
-  for (struct def *d = last ? last->defs : NULL; d && !rc; d = d->next_in_file) {
-    struct workspace_index_definition out = {d->data, d->file->path, d->line,
-                                             d->data + d->name_len + 1, d->text_len};
-    rc = cb(data, &out);
-  }
+  for (struct def *d = last ? last->defs : NULL; d && !rc; d = d->next_in_file)
+    rc = emit(d, cb, data);
   pthread_mutex_unlock(&wi->mu);
   return rc;
 }

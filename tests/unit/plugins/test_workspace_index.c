@@ -125,12 +125,17 @@ static struct workspace_index_params small_files(void) {
   return p;
 }
 
+/* The test tree, scanned with a 4 KiB file cap. */
+static struct workspace_index *small_tree(struct tmp_tree *t) {
+  make_tree(t);
+  struct workspace_index_params p = small_files();
+  return scanned(t, &p);
+}
+
 static void test_scan_finds_definitions_and_counts_skips(void **state) {
   (void)state;
   struct tmp_tree t;
-  make_tree(&t);
-  struct workspace_index_params p = small_files();
-  struct workspace_index *wi = scanned(&t, &p);
+  struct workspace_index *wi = small_tree(&t);
   struct workspace_index_stats st;
   workspace_index_stats(wi, &st);
   /* src/math.c, src/shape.h, lib/util.py, lib/big.py, sub/top_only.py */
@@ -145,7 +150,7 @@ static void test_scan_finds_definitions_and_counts_skips(void **state) {
   assert_int_equal(st.skipped_too_large, 1);
   assert_int_equal(st.skipped_no_grammar, 1);
   assert_int_equal(st.pending, 0);
-  assert_true(st.bytes > 0 && st.bytes < p.max_bytes);
+  assert_true(st.bytes > 0 && st.bytes < small_files().max_bytes);
   assert_true(st.definitions >= 7);
 
   struct found f = lookup(wi, "add", NULL);
@@ -194,9 +199,7 @@ static struct found module(struct workspace_index *wi, const char *stem, const c
 static void test_module_definitions(void **state) {
   (void)state;
   struct tmp_tree t;
-  make_tree(&t);
-  struct workspace_index_params p = small_files();
-  struct workspace_index *wi = scanned(&t, &p);
+  struct workspace_index *wi = small_tree(&t);
   struct found f = module(wi, "util", NULL);
   assert_int_equal(f.n, 1);
   assert_string_equal(f.v[0].path, "lib/util.py");
@@ -234,9 +237,7 @@ static struct found recent(struct workspace_index *wi, const char *exclude,
 static void test_recent_file(void **state) {
   (void)state;
   struct tmp_tree t;
-  make_tree(&t);
-  struct workspace_index_params p = small_files();
-  struct workspace_index *wi = scanned(&t, &p);
+  struct workspace_index *wi = small_tree(&t);
   struct aug_err err = {0};
   assert_int_equal(recent(wi, NULL, NULL).n, 0);
   assert_int_equal(workspace_index_reload(wi, "src/shape.h", &err), 0);
@@ -272,9 +273,7 @@ static void test_recent_file(void **state) {
 static void test_update_reload_remove(void **state) {
   (void)state;
   struct tmp_tree t;
-  make_tree(&t);
-  struct workspace_index_params p = small_files();
-  struct workspace_index *wi = scanned(&t, &p);
+  struct workspace_index *wi = small_tree(&t);
   struct aug_err err = {0};
   char abs_path[512];
   snprintf(abs_path, sizeof abs_path, "%s/lib/util.py", t.root);
