@@ -95,6 +95,7 @@ struct engine_params engine_params_default(void) {
                                 .mlock = false,
                                 .reuse_min_chunk = 0,
                                 .reuse_max_tokens = 0,
+                                .reuse_fresh_suffix = ENGINE_FRESH_SUFFIX_ALL,
                                 .prompt_cache_bytes = 0,
                                 .prompt_cache_min_tokens = 0};
 }
@@ -624,15 +625,32 @@ static size_t engine_find_runs_in(struct engine *e, const int32_t *old, size_t n
     e->gram_head[h] = (int32_t)p;
   }
   size_t limit = n - 1, budget = e->params.reuse_max_tokens, nr = 0, i = lcp;
+  /* No run covers [fence, fence_end), the suffix next to a moved FIM marker (engine.h): one
+   * found before it stops there, even when the tokens just before the marker agree (a typed line
+   * ends with the newline the prefix ended with). */
+  size_t fence = SIZE_MAX, fence_end = SIZE_MAX;
+  int32_t marker = tokenizer_special(e->tok)->fim_suffix;
+  uint32_t fresh = e->params.reuse_fresh_suffix;
+  for (size_t j = lcp; marker >= 0 && fresh > 0 && j < n; j++)
+    if (tokens[j] == marker) {
+      fence = j;
+      fence_end = fresh >= n - j ? n : j + fresh;
+      break;
+    }
   uint32_t at = 0;
   while (i + m <= limit && budget >= m) {
+    if (i >= fence && i < fence_end) {
+      i = fence_end;
+      continue;
+    }
     uint32_t h = engine_gram_hash(tokens + i, m) & mask;
     size_t best = 0, best_p = 0;
     int tries = 0;
+    size_t stop = i < fence && fence < limit ? fence : limit;
     for (int32_t p = e->gram_head[h]; p >= 0 && tries < ENGINE_GRAM_TRIES;
          p = e->gram_next[p], tries++) {
       size_t len = 0;
-      while (i + len < limit && (size_t)p + len < n_old && len < budget &&
+      while (i + len < stop && (size_t)p + len < n_old && len < budget &&
              tokens[i + len] == old[p + len])
         len++;
       if (len > best) {
@@ -685,10 +703,10 @@ static void engine_save_snapshot(struct engine *e, int keep) {
 /* When a snapshot shares prompt_cache_min_tokens more prefix tokens with the prompt than the
  * resident sequence (lcp), saves the resident sequence, then makes the whole snapshot the resident
  * sequence (only its common prefix with chunk reuse off): that prefix (at most n - 1 tokens: the
- * last one is evaluated) is kept as is, and what follows stays for shifted-chunk reuse. That is what a changed context
- * piece before the file needs: the snapshot matches up to the piece, and the file after it is
- * moved instead of evaluated again. Returns the prompt tokens now resident in place (lcp when
- * nothing was restored). */
+ * last one is evaluated) is kept as is, and what follows stays for shifted-chunk reuse. That is
+ * what a changed context piece before the file needs: the snapshot matches up to the piece, and the
+ * file after it is moved instead of evaluated again. Returns the prompt tokens now resident in
+ * place (lcp when nothing was restored). */
 static size_t engine_restore_snapshot(struct engine *e, const int32_t *tokens, size_t n, size_t lcp,
                                       struct engine_eval_stats *st) {
   if (!e->prompts) return lcp;

@@ -59,6 +59,7 @@ static const struct setting settings_table[] = {
     {"ringChunks", SETTING_INT, FIELD(ring_chunks), 0, 1024},
     {"ringChunkLines", SETTING_INT, FIELD(ring_chunk_lines), 2, 4096},
     {"chunkReuse", SETTING_INT, FIELD(chunk_reuse), 0, 4096},
+    {"freshSuffixTokens", SETTING_INT, FIELD(fresh_suffix_tokens), 0, 1 << 20},
     {"promptCacheMiB", SETTING_INT, FIELD(prompt_cache_mib), 0, 1 << 20},
     {"promptLookup", SETTING_INT, FIELD(prompt_lookup), 0, 15},
     {"promptBudgetMs", SETTING_DOUBLE, FIELD(prompt_budget_ms), 0, 600000},
@@ -115,6 +116,7 @@ int config_init(struct config *cfg, struct aug_err *err) {
   cfg->ring_chunks = 0; /* off: see plugins/README.md, the ring's cost on the latency bench */
   cfg->ring_chunk_lines = 64;
   cfg->chunk_reuse = CONFIG_DEFAULT_CHUNK_REUSE;
+  cfg->fresh_suffix_tokens = CONFIG_DEFAULT_FRESH_SUFFIX_TOKENS;
   cfg->prompt_cache_mib = CONFIG_DEFAULT_PROMPT_CACHE_MIB;
   cfg->prompt_lookup = CONFIG_DEFAULT_PROMPT_LOOKUP;
   cfg->prompt_budget_ms = CONFIG_DEFAULT_PROMPT_BUDGET_MS;

@@ -19,6 +19,13 @@
 /* Moved runs of at least this many tokens keep their K/V (chunkReuse; an approximation whose
  * latency and quality figures are in tests/bench/latency/results). */
 #define CONFIG_DEFAULT_CHUNK_REUSE 32
+/* freshSuffixTokens. A suffix moved whole after Enter still describes the gap before the typed
+   line, and the model writes a line already typed: on the latency bench (74 pauses, 1.5B, 2
+   threads) the suggestions served from a moved suffix hit once in 17 pauses. Hits of the whole
+   run, one run each: moved 19, whole suffix evaluated again 23 (p50 470 against 244 ms), first
+   32 tokens 22 (361 ms), first 16 23 (352 ms); figures in
+   tests/bench/latency/results/2026-12-07f-1.5b-t2.txt. 32: the two lines below the cursor. */
+#define CONFIG_DEFAULT_FRESH_SUFFIX_TOKENS 32
 /* Host-RAM prompt cache (promptCacheMiB): ~9000 tokens of the 1.5B model's f16 KV. */
 #define CONFIG_DEFAULT_PROMPT_CACHE_MIB 256
 /* Prompt-lookup draft tokens per verification (promptLookup; exact, see generate.h). Off by
@@ -83,6 +90,10 @@ struct config {
   int64_t ring_chunks;
   int64_t ring_chunk_lines;
   int64_t chunk_reuse; /* engine_params.reuse_min_chunk: shortest moved run in tokens; 0 = off */
+  /* engine_params.reuse_fresh_suffix (freshSuffixTokens): tokens from the FIM suffix marker on
+   * that are evaluated again, not moved, when a line typed before the cursor moved them; at
+   * least the suffix's length = all of it, 0 = moved like the rest */
+  int64_t fresh_suffix_tokens;
   int64_t prompt_cache_mib; /* engine_params.prompt_cache_bytes in MiB; 0 = off */
   int32_t gpu_layers;       /* engine_params.gpu_layers (gpuLayers: N, "all", "auto"); 0 = CPU */
   char *gpu_options;        /* engine_params.gpu_options (gpuOptions: "device=1"), or NULL */

@@ -395,6 +395,7 @@ static void start_load(struct server *s) {
   s->load_params.n_threads = (int)s->config.n_threads;
   s->load_params.n_ctx = (uint32_t)s->config.n_ctx;
   s->load_params.reuse_min_chunk = (uint32_t)s->config.chunk_reuse;
+  s->load_params.reuse_fresh_suffix = (uint32_t)s->config.fresh_suffix_tokens;
   s->load_params.prompt_cache_bytes = (uint64_t)s->config.prompt_cache_mib << 20;
   s->load_params.gpu_layers = s->config.gpu_layers;
   s->load_params.kv_type = (enum engine_kv_type)s->config.kv_type;
@@ -420,7 +421,7 @@ static void start_load(struct server *s) {
 /* The settings the engine is created with: a change reloads the model. */
 struct engine_settings {
   char model[4096];
-  int64_t threads, ctx, chunk_reuse, prompt_cache_mib;
+  int64_t threads, ctx, chunk_reuse, fresh_suffix_tokens, prompt_cache_mib;
   int32_t gpu_layers;
   char gpu_options[256];
   int32_t kv_type;
@@ -432,6 +433,7 @@ static void engine_settings_of(const struct config *c, struct engine_settings *o
   out->threads = c->n_threads;
   out->ctx = c->n_ctx;
   out->chunk_reuse = c->chunk_reuse;
+  out->fresh_suffix_tokens = c->fresh_suffix_tokens;
   out->prompt_cache_mib = c->prompt_cache_mib;
   out->gpu_layers = c->gpu_layers;
   out->kv_type = c->kv_type;
@@ -442,9 +444,9 @@ static void engine_settings_of(const struct config *c, struct engine_settings *o
 static bool engine_settings_differ(const struct engine_settings *a,
                                    const struct engine_settings *b) {
   return strcmp(a->model, b->model) || a->threads != b->threads || a->ctx != b->ctx ||
-         a->chunk_reuse != b->chunk_reuse || a->prompt_cache_mib != b->prompt_cache_mib ||
-         a->gpu_layers != b->gpu_layers || strcmp(a->gpu_options, b->gpu_options) ||
-         a->kv_type != b->kv_type || a->mlock != b->mlock;
+         a->chunk_reuse != b->chunk_reuse || a->fresh_suffix_tokens != b->fresh_suffix_tokens ||
+         a->prompt_cache_mib != b->prompt_cache_mib || a->gpu_layers != b->gpu_layers ||
+         strcmp(a->gpu_options, b->gpu_options) || a->kv_type != b->kv_type || a->mlock != b->mlock;
 }
 
 /* ---- lifecycle --------------------------------------------------------------------------- */

@@ -2,7 +2,8 @@
  * Qwen2.5-Coder-0.5B-shaped model: lines deleted above (chunk moved left) and inserted above
  * (moved right) keep the chunk's cells, the stats add up, layer 0's moved K equals K evaluated at
  * the new position within F16 rounding (layer 0's K depends on the token alone, so this isolates
- * the re-rotation), logits stay close to a full evaluation, and cancellation leaves a valid
+ * the re-rotation), logits stay close to a full evaluation, a FIM suffix moved by a line typed
+ * before it is evaluated again (reuse_fresh_suffix), and cancellation leaves a valid
  * prefix with consistent cells. On the small real model (when present): the logit difference and
  * top-1 agreement against a full evaluation of an edited source file, and the time saved.
  * The host-RAM prompt cache (engine_params.prompt_cache_bytes): an earlier prompt comes back
@@ -20,6 +21,7 @@
 #include "engine/kvcache.h"
 #include "engine/quant.h"
 #include "engine/synth.h"
+#include "engine/tokenizer.h"
 #include "tests/unit/test_support.h"
 #include "engine/clock.h"
 
@@ -31,8 +33,9 @@ struct fixture {
   struct engine *plain; /* reuse off: the full evaluation to compare with */
 };
 
-static struct engine *open_engine(const char *path, uint32_t min_chunk) {
+static struct engine *open_engine_fresh(const char *path, uint32_t min_chunk, uint32_t fresh) {
   struct engine_params ep = engine_params_default();
+  ep.reuse_fresh_suffix = fresh;
   ep.model_path = path;
   ep.n_threads = 2;
   ep.n_ctx = CTX;
@@ -43,6 +46,10 @@ static struct engine *open_engine(const char *path, uint32_t min_chunk) {
   struct aug_err err = {0};
   if (engine_create(&ep, &e, &err)) fail_msg("engine_create: %s", err.msg);
   return e;
+}
+
+static struct engine *open_engine(const char *path, uint32_t min_chunk) {
+  return open_engine_fresh(path, min_chunk, ENGINE_FRESH_SUFFIX_ALL);
 }
 
 static int setup(void **state) {
@@ -204,6 +211,92 @@ static void test_moved_chunks(void **state) {
 }
 
 /* More to move than reuse_max_tokens (100): the rest is evaluated. */
+/* tokens_for without the FIM suffix marker, so that only the marker a test places is one. */
+static void tokens_without(int32_t *t, size_t n, uint32_t seed, int32_t marker) {
+  tokens_for(t, n, seed);
+  for (size_t i = 0; i < n; i++)
+    if (t[i] == marker) t[i] = (marker + 1) % VOCAB;
+}
+
+static size_t put(int32_t *out, size_t at, const int32_t *a, size_t n) {
+  memcpy(out + at, a, n * sizeof *a);
+  return at + n;
+}
+
+/* engine_params.reuse_fresh_suffix: after a line typed before the cursor, the FIM suffix marker
+ * and the suffix behind it moved, and they are evaluated again (all of them by default, or the
+ * first N tokens from the marker on), even where the typed line ends with the token the prefix
+ * ended with; after a changed context piece before the file, the file up to the marker is still
+ * moved. engine_prompt_cost agrees. */
+static void test_fresh_suffix(void **state) {
+  struct fixture *f = *state;
+  int32_t fs = tokenizer_special(engine_tokenizer(f->reuse))->fim_suffix;
+  assert_true(fs >= 0);
+  int32_t piece1[12], piece2[16], pre[40], line[6], suf[40], mid[4];
+  tokens_without(piece1, 12, 11, fs);
+  tokens_without(piece2, 16, 12, fs);
+  piece2[0] = (piece1[0] + 1) % VOCAB == fs ? (piece1[0] + 2) % VOCAB : (piece1[0] + 1) % VOCAB;
+  tokens_without(pre, 40, 13, fs);
+  tokens_without(line, 6, 14, fs);
+  line[5] = pre[39]; /* the typed line ends as the prefix did (with a newline) */
+  tokens_without(suf, 40, 15, fs);
+  tokens_without(mid, 4, 16, fs);
+  int32_t before[CTX], prompt[CTX];
+  size_t nb = put(before, 0, pre, 40);
+  nb = put(before, nb, &fs, 1);
+  nb = put(before, nb, suf, 40);
+  nb = put(before, nb, mid, 4);
+  size_t n = put(prompt, 0, pre, 40);
+  n = put(prompt, n, line, 6);
+  n = put(prompt, n, &fs, 1);
+  n = put(prompt, n, suf, 40);
+  n = put(prompt, n, mid, 4);
+  struct aug_err err = {0};
+  struct engine_eval_stats st;
+  /* Default: the whole suffix is evaluated after the typed line. */
+  assert_int_equal(engine_set_prompt(f->reuse, before, nb, NULL, &st, &err), 0);
+  assert_int_equal(engine_prompt_cost(f->reuse, prompt, n), 6 + 1 + 40 + 4);
+  assert_int_equal(engine_set_prompt(f->reuse, prompt, n, NULL, &st, &err), 0);
+  assert_int_equal(st.n_reused, 40);
+  assert_int_equal(st.n_shifted, 0);
+  assert_int_equal(st.n_evaluated, 6 + 1 + 40 + 4);
+  /* 0: moved like any run (the last token is always evaluated); 16: from the 16th token on. */
+  const uint32_t fresh[] = {0, 16};
+  const size_t shifted[] = {1 + 40 + 3, 1 + 40 + 3 - 16};
+  for (int i = 0; i < 2; i++) {
+    struct engine *e = open_engine_fresh(f->path, CHUNK, fresh[i]);
+    assert_int_equal(engine_set_prompt(e, before, nb, NULL, &st, &err), 0);
+    assert_int_equal(engine_prompt_cost(e, prompt, n), n - 40 - shifted[i]);
+    assert_int_equal(engine_set_prompt(e, prompt, n, NULL, &st, &err), 0);
+    assert_int_equal(st.n_shifted, shifted[i]);
+    assert_int_equal(st.n_reused + st.n_shifted + st.n_evaluated, n);
+    engine_destroy(e);
+  }
+  /* A context piece before the file changed: the text before the cursor moves, the suffix is
+   * evaluated again (all of it by default; after its first 16 tokens it moves too). */
+  nb = put(before, 0, piece1, 12);
+  nb = put(before, nb, pre, 40);
+  nb = put(before, nb, &fs, 1);
+  nb = put(before, nb, suf, 40);
+  nb = put(before, nb, mid, 4);
+  n = put(prompt, 0, piece2, 16);
+  n = put(prompt, n, pre, 40);
+  n = put(prompt, n, &fs, 1);
+  n = put(prompt, n, suf, 40);
+  n = put(prompt, n, mid, 4);
+  assert_int_equal(engine_set_prompt(f->reuse, before, nb, NULL, &st, &err), 0);
+  assert_int_equal(engine_set_prompt(f->reuse, prompt, n, NULL, &st, &err), 0);
+  assert_int_equal(st.n_reused, 0);
+  assert_int_equal(st.n_shifted, 40);
+  assert_int_equal(st.n_evaluated, 16 + 1 + 40 + 4);
+  struct engine *e = open_engine_fresh(f->path, CHUNK, 16);
+  assert_int_equal(engine_set_prompt(e, before, nb, NULL, &st, &err), 0);
+  assert_int_equal(engine_set_prompt(e, prompt, n, NULL, &st, &err), 0);
+  assert_int_equal(st.n_shifted, 40 + (1 + 40 + 4 - 16 - 1));
+  assert_int_equal(st.n_evaluated, 16 + 16 + 1);
+  engine_destroy(e);
+}
+
 static void test_stash_bound(void **state) {
   struct fixture *f = *state;
   int32_t a[4], big[150], z[3];
@@ -571,6 +664,7 @@ static void test_small_model_edit(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_moved_chunks, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_fresh_suffix, setup, teardown),
       cmocka_unit_test_setup_teardown(test_stash_bound, setup, teardown),
       cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
       cmocka_unit_test_setup_teardown(test_prompt_cache_hits, setup, teardown),

@@ -241,13 +241,14 @@ static void test_huge_numbers_refused(void **state) {
   struct config cfg;
   struct aug_err err = {0};
   assert_int_equal(config_init(&cfg, &err), 0);
-  const char *keys[] = {
-      "contextTokens",      "threads",           "contextSize",        "maxTokens",
-      "debounceMs",         "loadWaitMs",        "prefixLines",        "suffixLines",
-      "prefixTokens",       "suffixTokens",      "chunkReuse",         "promptCacheMiB",
-      "promptLookup",       "explainMaxTokens",  "pluginFailureLimit", "timeBudgetMs",
-      "pluginBudgetMs",     "promptBudgetMs",    "gpuLayers",          "speculationWaitMs",
-      "typingTimeBudgetMs", "explainTemperature"};
+  const char *keys[] = {"contextTokens",      "threads",           "contextSize",
+                        "maxTokens",          "debounceMs",        "loadWaitMs",
+                        "prefixLines",        "suffixLines",       "prefixTokens",
+                        "suffixTokens",       "chunkReuse",        "promptCacheMiB",
+                        "freshSuffixTokens",  "promptLookup",      "explainMaxTokens",
+                        "pluginFailureLimit", "timeBudgetMs",      "pluginBudgetMs",
+                        "promptBudgetMs",     "gpuLayers",         "speculationWaitMs",
+                        "typingTimeBudgetMs", "explainTemperature"};
   const char *values[] = {"1e30",
                           "-1e30",
                           "9223372036854775807",
