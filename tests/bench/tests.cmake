@@ -8,4 +8,9 @@ if(AUGURY_HAVE_VULKAN)
   add_executable(bench_vulkan EXCLUDE_FROM_ALL ${CMAKE_SOURCE_DIR}/tests/bench/bench_vulkan.c)
   target_link_libraries(bench_vulkan PRIVATE augury_lib)
   set_target_properties(bench_vulkan PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR})
+  #   cmake --build build --target bench_gpu_agreement && ./build/bench_gpu_agreement MODEL
+  add_executable(bench_gpu_agreement EXCLUDE_FROM_ALL
+                 ${CMAKE_SOURCE_DIR}/tests/bench/bench_gpu_agreement.c)
+  target_link_libraries(bench_gpu_agreement PRIVATE augury_lib)
+  set_target_properties(bench_gpu_agreement PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR})
 endif()
